@@ -1,0 +1,52 @@
+//! The floor row of every table: always predict the most frequent training label
+//! (fact retrieval: rank objects by training frequency).
+
+use std::collections::BTreeMap;
+
+use crate::tasks::metrics::{accuracy, retrieval};
+use crate::tasks::{Example, labels_by_frequency};
+
+/// Metrics of the majority predictor on `eval` (classification: `accuracy`; fact
+/// retrieval: `p_at_1`, `p_at_10`, `mrr`). Training-label ties break by label order.
+pub fn evaluate(train: &[Example], eval: &[Example], classification: bool) -> BTreeMap<String, f64> {
+    let ranking = labels_by_frequency(train);
+    let rank_of = |label: &str| ranking.iter().position(|l| l == label);
+    let mut metrics = BTreeMap::new();
+    if classification {
+        let ranks: Vec<usize> = eval.iter().map(|e| rank_of(&e.label).unwrap_or(usize::MAX)).collect();
+        metrics.insert("accuracy".into(), accuracy(&ranks));
+    } else {
+        let ranks: Vec<Option<usize>> = eval.iter().map(|e| rank_of(&e.label)).collect();
+        let m = retrieval(&ranks);
+        metrics.insert("p_at_1".into(), m.p_at_1);
+        metrics.insert("p_at_10".into(), m.p_at_10);
+        metrics.insert("mrr".into(), m.mrr);
+    }
+    metrics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(label: &str) -> Example {
+        Example { fields: vec![], label: label.into() }
+    }
+
+    #[test]
+    fn predicts_most_frequent_training_label() {
+        let train = [ex("1"), ex("1"), ex("0")];
+        let eval = [ex("1"), ex("0"), ex("1"), ex("1")];
+        assert_eq!(evaluate(&train, &eval, true)["accuracy"], 0.75);
+    }
+
+    #[test]
+    fn ranks_objects_for_fact_retrieval() {
+        let train = [ex("Paris"), ex("Paris"), ex("Rome")];
+        let eval = [ex("Rome"), ex("Oslo")];
+        let m = evaluate(&train, &eval, false);
+        assert_eq!(m["p_at_1"], 0.0);
+        assert_eq!(m["p_at_10"], 0.5);
+        assert_eq!(m["mrr"], 0.25);
+    }
+}

@@ -1,0 +1,187 @@
+//! Speed measurements through the project's own code path (`autoprompt bench ...`, driven
+//! by `just bench`): one search iteration (`search::trigger::propose`) on SST-2 sentences,
+//! and the encoder forward in GFLOP/s. Timed here, never asserted in tests.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::Rng;
+use serde::Serialize;
+
+use crate::lm::EncoderInput;
+use crate::prompt::{Encoded, Template, Verbalizer};
+use crate::run::RunError;
+use crate::search::candidates::{CandidateFilter, allowed_tokens};
+use crate::search::trigger::{BatchStream, SearchContext, Split, propose};
+use crate::search::{Gold, Scorer, SearchSettings, SelectBy, Target};
+use crate::tasks::{MalformedRows, sample};
+
+/// The search-iteration workload.
+#[derive(Debug, Clone)]
+pub struct SearchBench {
+    pub model: String,
+    pub data: PathBuf,
+    pub batch_size: usize,
+    pub accumulation: usize,
+    pub candidates: usize,
+    pub triggers: usize,
+    pub iters: usize,
+    pub warmup: usize,
+    pub eval_rows: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    pub implementation: String,
+    pub median_seconds: f64,
+    pub candidate_examples_per_second: f64,
+    pub peak_rss_mb: f64,
+    pub threads: usize,
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in MiB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// Times `warmup + iters` search iterations; reports the median of the last `iters`.
+pub fn search_iteration<B: AutodiffBackend>(bench: &SearchBench, name: &str, device: &B::Device) -> Result<BenchResult, RunError> {
+    let lm = crate::lm::load::<B>(&bench.model, device)?;
+    let (rows, _) = crate::tasks::sst2::read(&bench.data, MalformedRows::Error)?;
+    let rows = &rows[..rows.len().min(512)];
+    let template = Template::parse(&format!("[CLS] {{sentence}} {}[P] . [SEP]", "[T] ".repeat(bench.triggers))).expect("valid template");
+    let words = [("0".to_string(), vec!["terrible".to_string()]), ("1".to_string(), vec!["great".to_string()])].into();
+    let classes = ["0".to_string(), "1".to_string()];
+    let verbalizer = Verbalizer::from_words(&classes, &words, &lm.tokenizer).map_err(|e| RunError::Method(e.to_string()))?;
+    let mask = lm.tokenizer.special.mask.id;
+    let placeholder = vec![mask; bench.triggers];
+    let encoded: Vec<Encoded> = rows
+        .iter()
+        .map(|e| template.encode(|f| e.field(f), &lm.tokenizer, &placeholder, 128, false))
+        .collect::<Result<_, _>>()?;
+    let golds: Vec<Gold> = rows.iter().map(|e| Gold { index: classes.iter().position(|c| *c == e.label).unwrap_or(0), token: 0 }).collect();
+    let target = Target::Classes { label_ids: verbalizer.all_token_ids(), spans: verbalizer.class_spans() };
+    let scorer = Scorer::<B>::new(lm.model.clone(), target, bench.eval_rows, device.clone());
+    let settings = SearchSettings {
+        batch_size: bench.batch_size,
+        accumulation_steps: bench.accumulation,
+        num_candidates: bench.candidates,
+        eval_batch_size: bench.eval_rows,
+        ..Default::default()
+    };
+    let allowed = allowed_tokens(&lm.tokenizer, lm.model.vocab_size(), &verbalizer.all_token_ids(), CandidateFilter::default());
+    let train_classes: Vec<usize> = golds.iter().map(|g| g.index).collect();
+    let display = |id: u32| lm.tokenizer.display_token(id);
+    let ctx = SearchContext {
+        scorer: &scorer,
+        settings: &settings,
+        select_by: SelectBy::Accuracy,
+        allowed: &allowed,
+        pad_id: lm.tokenizer.special.pad.id,
+        initial_trigger: mask,
+        train_classes: &train_classes,
+        display: &display,
+    };
+    let split = Split { encoded: &encoded, golds: &golds };
+    let mut rng = sample::rng(0, "bench");
+    let mut stream = BatchStream::new(&train_classes, false);
+    let mut times = vec![];
+    let mut scored = 0usize;
+    for it in 0..bench.warmup + bench.iters {
+        let t0 = Instant::now();
+        let proposal = propose(&ctx, split, &placeholder, &mut stream, &mut rng, None);
+        let dt = t0.elapsed().as_secs_f64();
+        if it >= bench.warmup {
+            times.push(dt);
+            scored += proposal.candidates.len() * bench.batch_size.min(encoded.len());
+        }
+        tracing::info!(iteration = it, seconds = dt, "bench iteration");
+    }
+    let total: f64 = times.iter().sum();
+    Ok(BenchResult {
+        implementation: name.to_string(),
+        median_seconds: median(times),
+        candidate_examples_per_second: scored as f64 / total,
+        peak_rss_mb: peak_rss_mb(),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    })
+}
+
+/// Encoder forward throughput.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForwardResult {
+    pub implementation: String,
+    pub batch: usize,
+    pub seq: usize,
+    pub median_seconds: f64,
+    pub gflop: f64,
+    pub gflops_per_second: f64,
+    /// Plain `[n, n] × [n, n]` matmul on the same backend, GFLOP/s.
+    pub backend_sgemm_gflops_per_second: f64,
+}
+
+/// FLOPs of one encoder forward (multiply-adds × 2): projections, attention, feed-forward.
+pub fn encoder_flops(layers: usize, hidden: usize, intermediate: usize, batch: usize, seq: usize) -> f64 {
+    let tokens = (batch * seq) as f64;
+    let (h, i, s) = (hidden as f64, intermediate as f64, seq as f64);
+    layers as f64 * (tokens * (8.0 * h * h + 4.0 * h * i) + 4.0 * batch as f64 * s * s * h)
+}
+
+/// Times the encoder forward at `batch × seq` (random token ids) and a square matmul.
+pub fn encoder_forward<B: Backend>(model_source: &str, batch: usize, seq: usize, iters: usize, name: &str, device: &B::Device) -> Result<ForwardResult, RunError> {
+    let lm = crate::lm::load::<B>(model_source, device)?;
+    let mut rng = sample::rng(0, "forward");
+    let vocab = lm.model.vocab_size();
+    let ids: Vec<i64> = (0..batch * seq).map(|_| rng.random_range(1000..vocab as i64)).collect();
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, seq]), device);
+    let run = || {
+        let input = EncoderInput {
+            inputs_embeds: lm.model.embed_tokens(ids.clone()),
+            token_type_ids: Tensor::zeros([batch, seq], device),
+            attention_mask: Tensor::ones([batch, seq], device),
+        };
+        let t0 = Instant::now();
+        let out = lm.model.encode(input);
+        let _ = out.into_data();
+        t0.elapsed().as_secs_f64()
+    };
+    run();
+    let times: Vec<f64> = (0..iters).map(|_| run()).collect();
+    let c = &lm.config;
+    let gflop = encoder_flops(c.num_layers, c.hidden_size, c.intermediate_size, batch, seq) / 1e9;
+    let secs = median(times);
+    let n = 2048;
+    let a = Tensor::<B, 2>::random([n, n], burn::tensor::Distribution::Default, device);
+    let b = Tensor::<B, 2>::random([n, n], burn::tensor::Distribution::Default, device);
+    let _ = a.clone().matmul(b.clone()).into_data();
+    let mm: Vec<f64> = (0..3)
+        .map(|_| {
+            let t0 = Instant::now();
+            let _ = a.clone().matmul(b.clone()).into_data();
+            t0.elapsed().as_secs_f64()
+        })
+        .collect();
+    Ok(ForwardResult {
+        implementation: name.to_string(),
+        batch,
+        seq,
+        median_seconds: secs,
+        gflop,
+        gflops_per_second: gflop / secs,
+        backend_sgemm_gflops_per_second: 2.0 * (n as f64).powi(3) / 1e9 / median(mm),
+    })
+}

@@ -1,0 +1,299 @@
+//! Experiment files: the TOML schema, layered loading, and validation.
+//!
+//! Loading is two-staged (see ARCHITECTURE.md): figment layers — the TOML file, then
+//! `AUTOPROMPT_*` environment variables, then `--set key.path=value` overrides — produce one
+//! document; [`crate::plan`] expands its `[grid]` and deserialises every cell into typed
+//! specs ([`CellSpec`]) with `deny_unknown_fields`. Errors name the file, the key path,
+//! what was found and what was expected.
+
+mod launcher;
+mod method;
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use launcher::{LauncherKind, LauncherOptions};
+pub use method::{Labels, LabelsKeyword, MethodKind, MethodSpec};
+
+use crate::tasks::{DataPaths, TaskSpec};
+
+/// Which burn backend runs the cells. Chosen once, at the top; everything below is generic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// burn-ndarray on the CPU (default).
+    #[default]
+    Ndarray,
+    /// burn-flex on the CPU.
+    Flex,
+    /// burn-cuda (needs the `cuda` cargo feature and an NVIDIA GPU).
+    Cuda,
+}
+
+/// The model of a cell (`[model]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// A local directory, a Hugging Face hub id, or `splade-tiny` (default).
+    #[serde(default = "default_model")]
+    pub source: String,
+    /// Longest token sequence; fields are truncated to fit. Default 128 (capped by the model).
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+}
+
+fn default_model() -> String {
+    crate::lm::EMBEDDED_MODEL.to_string()
+}
+fn default_max_length() -> usize {
+    128
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self {
+            source: default_model(),
+            max_length: default_max_length(),
+        }
+    }
+}
+
+/// Everything that defines one cell's result. Its canonical JSON is hashed into the cell id,
+/// so machine-specific settings (paths, backend) are deliberately not part of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellSpec {
+    pub task: TaskSpec,
+    #[serde(default)]
+    pub model: ModelSpec,
+    pub method: MethodSpec,
+    /// Seed of sampling and search. Default 0.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// Settings of a run that do not change what a cell computes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSettings {
+    pub backend: BackendKind,
+    pub data: DataPaths,
+    pub results_dir: PathBuf,
+}
+
+/// Top-level keys of an experiment file other than the cell spec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExperimentFile {
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+    /// A paper table this experiment reproduces (key into `reports/paper/*.toml`).
+    paper_table: Option<String>,
+    data_dir: Option<PathBuf>,
+    lama_dir: Option<PathBuf>,
+    lpaqa_dir: Option<PathBuf>,
+    results_dir: Option<PathBuf>,
+    #[serde(default)]
+    backend: BackendKind,
+    // The cell spec and grid are checked per cell by the planner.
+    seed: Option<Value>,
+    task: Option<Value>,
+    model: Option<Value>,
+    method: Option<Value>,
+    #[serde(default)]
+    launcher: LauncherOptions,
+    /// A table (one cartesian product) or an array of tables (`[[grid]]`: the union of
+    /// their products).
+    grid: Option<Value>,
+}
+
+/// A loaded experiment: run settings, the base cell document, and the grid.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    pub name: String,
+    pub description: String,
+    pub paper_table: Option<String>,
+    pub file: PathBuf,
+    pub settings: RunSettings,
+    /// Where cells run (`[launcher]`).
+    pub launcher: LauncherOptions,
+    /// `{task, model, method, seed}` before grid values are applied.
+    pub base: Value,
+    /// Grid blocks; each maps key paths (sorted; `seeds` becomes `seed`) to values. The plan is
+    /// the union of every block's cartesian product.
+    pub grid: Vec<Vec<(String, Vec<Value>)>>,
+}
+
+/// A configuration error: file, key path, what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read experiment file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Syntax {
+        path: PathBuf,
+        #[source]
+        source: Box<figment::Error>,
+    },
+    #[error("{}: key `{key}`: {message}{}", file.display(), context.as_ref().map(|c| format!(" (in grid cell {c})")).unwrap_or_default())]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        message: String,
+        context: Option<String>,
+    },
+    #[error("--set {arg}: {message}")]
+    Override { arg: String, message: String },
+}
+
+/// Environment variables that may override top-level keys (`AUTOPROMPT_DATA_DIR`, ...);
+/// nested keys use `__` (`AUTOPROMPT_TASK__TRAIN_SIZE=100`).
+const ENV_KEYS: [&str; 5] = ["data_dir", "lama_dir", "lpaqa_dir", "results_dir", "backend"];
+
+/// Parses one `--set key.path=value` (value as TOML; a bare word is a string).
+pub fn parse_override(arg: &str) -> Result<(String, toml::Value), ConfigError> {
+    let err = |message: &str| ConfigError::Override {
+        arg: arg.to_string(),
+        message: message.to_string(),
+    };
+    let (key, raw) = arg.split_once('=').ok_or_else(|| err("expected key.path=value"))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(err("empty key or key segment"));
+    }
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut table) => table.remove("v").expect("parsed key"),
+        Err(_) => toml::Value::String(raw.trim().to_string()),
+    };
+    Ok((key.to_string(), value))
+}
+
+/// Loads an experiment file with its environment and `--set` layers.
+pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError> {
+    if !path.is_file() {
+        return Err(ConfigError::Read {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+    }
+    let mut figment = Figment::new().merge(Toml::file_exact(path)).merge(
+        Env::prefixed("AUTOPROMPT_")
+                        .filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                ENV_KEYS.contains(&k.as_str()) || k.contains("__")
+            })
+            .split("__"),
+    );
+    for arg in overrides {
+        let (key, value) = parse_override(arg)?;
+        figment = figment.merge((key, value));
+    }
+    let syntax = |source: figment::Error| ConfigError::Syntax {
+        path: path.to_owned(),
+        source: Box::new(source),
+    };
+    let doc: figment::value::Value = figment.extract().map_err(syntax)?;
+    let doc = serde_json::to_value(&doc).expect("figment values are JSON-serialisable");
+    let file: ExperimentFile = serde_path_to_error::deserialize(&doc).map_err(|e| ConfigError::Invalid {
+        file: path.to_owned(),
+        key: e.path().to_string(),
+        message: e.inner().to_string(),
+        context: None,
+    })?;
+    let name = file.name.unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "experiment".into())
+    });
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        return Err(ConfigError::Invalid {
+            file: path.to_owned(),
+            key: "name".into(),
+            message: format!("`{name}` must be non-empty ASCII letters, digits, `_`, `-` or `.` (it names the results directory)"),
+            context: None,
+        });
+    }
+    let invalid = |key: String, message: String| ConfigError::Invalid {
+        file: path.to_owned(),
+        key,
+        message,
+        context: None,
+    };
+    let blocks: Vec<(String, serde_json::Map<String, Value>)> = match file.grid {
+        None => vec![("grid".into(), Default::default())],
+        Some(Value::Object(table)) => vec![("grid".into(), table)],
+        Some(Value::Array(tables)) if !tables.is_empty() => tables
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| match t {
+                Value::Object(table) => Ok((format!("grid[{i}]"), table)),
+                other => Err(invalid(format!("grid[{i}]"), format!("expected a table, found {}", describe(&other)))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(invalid("grid".into(), format!("expected a table or [[grid]] tables, found {}", describe(&other)))),
+    };
+    let mut grid = vec![];
+    for (prefix, table) in blocks {
+        let mut block = vec![];
+        for (key, values) in table {
+            let key_path = if key == "seeds" { "seed".to_string() } else { key.clone() };
+            match values {
+                Value::Array(list) if !list.is_empty() => block.push((key_path, list)),
+                other => {
+                    return Err(invalid(
+                        format!("{prefix}.{key}"),
+                        format!("expected a non-empty list of values, found {}", describe(&other)),
+                    ));
+                }
+            }
+        }
+        block.sort_by(|a, b| a.0.cmp(&b.0));
+        grid.push(block);
+    }
+    let data_dir = file.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+    let settings = RunSettings {
+        backend: file.backend,
+        data: DataPaths {
+            lama_dir: file.lama_dir.unwrap_or_else(|| data_dir.join("lama")),
+            lpaqa_dir: file.lpaqa_dir.unwrap_or_else(|| data_dir.join("lpaqa")),
+            data_dir,
+        },
+        results_dir: file.results_dir.unwrap_or_else(|| PathBuf::from("results")),
+    };
+    let mut base = serde_json::Map::new();
+    for (key, value) in [("task", file.task), ("model", file.model), ("method", file.method), ("seed", file.seed)] {
+        if let Some(v) = value {
+            base.insert(key.to_string(), v);
+        }
+    }
+    Ok(Experiment {
+        name,
+        description: file.description,
+        paper_table: file.paper_table,
+        file: path.to_owned(),
+        settings,
+        launcher: file.launcher,
+        base: Value::Object(base),
+        grid,
+    })
+}
+
+/// A short description of a JSON value for error messages.
+pub fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "nothing".into(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(a) => format!("a list of {}", a.len()),
+        Value::Object(_) => "a table".into(),
+    }
+}

@@ -1,0 +1,285 @@
+//! Strict loading of Hugging Face checkpoints into [`MaskedLm`].
+//!
+//! A silently random tensor is the worst bug this project can have, so every tensor the
+//! model needs must be found with the right shape, and every tensor the checkpoint has must
+//! be either used or listed in [`IGNORED_SUFFIXES`]. All problems are collected and
+//! reported together.
+//!
+//! Name table (HF → module), `{p}` = `bert.` / `roberta.` (or nothing for bare encoders):
+//!
+//! | checkpoint name | module |
+//! |---|---|
+//! | `{p}embeddings.word_embeddings.weight` | `embeddings.word` (also the tied decoder) |
+//! | `{p}embeddings.position_embeddings.weight` | `embeddings.position` |
+//! | `{p}embeddings.token_type_embeddings.weight` | `embeddings.token_type` |
+//! | `{p}embeddings.LayerNorm.{weight,bias}` (old: `gamma`, `beta`) | `embeddings.norm` |
+//! | `{p}encoder.layer.N.attention.self.{query,key,value}.*` | `layers[N].{query,key,value}` |
+//! | `{p}encoder.layer.N.attention.output.dense.*` | `layers[N].attention_output` |
+//! | `{p}encoder.layer.N.attention.output.LayerNorm.*` | `layers[N].attention_norm` |
+//! | `{p}encoder.layer.N.intermediate.dense.*` | `layers[N].intermediate` |
+//! | `{p}encoder.layer.N.output.dense.*` | `layers[N].output` |
+//! | `{p}encoder.layer.N.output.LayerNorm.*` | `layers[N].output_norm` |
+//! | `cls.predictions.transform.dense.*` / `lm_head.dense.*` | `head.dense` |
+//! | `cls.predictions.transform.LayerNorm.*` / `lm_head.layer_norm.*` | `head.norm` |
+//! | `cls.predictions.bias` / `lm_head.bias` | `head.bias` |
+//! | `cls.predictions.decoder.weight` / `lm_head.decoder.weight` | must equal the word embeddings (tied) |
+//! | `cls.predictions.decoder.bias` / `lm_head.decoder.bias` | must equal `head.bias` |
+//!
+//! PyTorch `Linear` weights are `[out, in]`; burn's are `[in, out]`, so they are transposed here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
+
+use super::LmError;
+use super::config::{Family, MaskedLmConfig};
+use super::model::{Embeddings, EncoderLayer, MaskedLm, MlmHead};
+
+/// Checkpoint tensors known to be irrelevant to a masked LM: the pooler, the NSP head and
+/// registered buffers. Anything else left over is an error.
+pub const IGNORED_SUFFIXES: &[&str] = &[
+    "pooler.dense.weight",
+    "pooler.dense.bias",
+    "cls.seq_relationship.weight",
+    "cls.seq_relationship.bias",
+    "embeddings.position_ids",
+    "embeddings.token_type_ids",
+];
+
+/// A checkpoint tensor converted to f32.
+#[derive(Debug, Clone)]
+pub struct RawTensor {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// Reads every tensor of a `.safetensors` or `.bin` file (PyTorch zip/pickle, read without
+/// executing pickle code by burn-store's reader).
+pub fn read_checkpoint(path: &Path) -> Result<BTreeMap<String, RawTensor>, LmError> {
+    let corrupt = |message: String| LmError::Corrupt {
+        path: path.to_owned(),
+        message,
+    };
+    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
+    if is_safetensors {
+        let bytes = std::fs::read(path).map_err(|source| LmError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let mut out = BTreeMap::new();
+        for (name, view) in file.tensors() {
+            let dtype = match view.dtype() {
+                safetensors::Dtype::F32 => DType::F32,
+                safetensors::Dtype::F16 => DType::F16,
+                safetensors::Dtype::BF16 => DType::BF16,
+                safetensors::Dtype::F64 => DType::F64,
+                safetensors::Dtype::I64 => DType::I64,
+                safetensors::Dtype::I32 => DType::I32,
+                other => return Err(corrupt(format!("tensor `{name}` has unsupported dtype {other:?}"))),
+            };
+            let shape = view.shape().to_vec();
+            let data = TensorData::from_bytes_vec(view.data().to_vec(), shape.clone(), dtype);
+            out.insert(name, raw_from_data(data, shape).map_err(corrupt)?);
+        }
+        Ok(out)
+    } else {
+        let reader = burn_store::pytorch::PytorchReader::new(path).map_err(|e| corrupt(e.to_string()))?;
+        let mut out = BTreeMap::new();
+        for (name, snapshot) in reader.into_tensors() {
+            let shape: Vec<usize> = snapshot.shape.to_vec();
+            let data = snapshot
+                .to_data()
+                .map_err(|e| corrupt(format!("tensor `{name}`: {e}")))?;
+            out.insert(name, raw_from_data(data, shape).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+}
+
+fn raw_from_data(data: TensorData, shape: Vec<usize>) -> Result<RawTensor, String> {
+    let values = data
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(RawTensor { shape, values })
+}
+
+/// Takes tensors out of a checkpoint by name, recording (instead of failing on) the first
+/// problem of each tensor so that one error can list them all.
+struct Taker<'a, B: Backend> {
+    tensors: BTreeMap<String, RawTensor>,
+    device: &'a B::Device,
+    missing: Vec<String>,
+    mismatched: Vec<String>,
+    taken: Vec<String>,
+}
+
+impl<B: Backend> Taker<'_, B> {
+    /// The first of `names` that exists, as a tensor of `shape`. On a problem, records it and
+    /// returns zeros, which never reach a caller because [`load_weights`] then fails.
+    fn tensor<const D: usize>(&mut self, names: &[String], shape: [usize; D]) -> Tensor<B, D> {
+        let Some(name) = names.iter().find(|n| self.tensors.contains_key(*n)) else {
+            self.missing.push(names.join(" | "));
+            return Tensor::zeros(shape, self.device);
+        };
+        let raw = self.tensors.remove(name).expect("checked above");
+        self.taken.push(name.clone());
+        if raw.shape != shape {
+            self.mismatched
+                .push(format!("{name}: checkpoint {:?}, model expects {:?}", raw.shape, shape));
+            return Tensor::zeros(shape, self.device);
+        }
+        Tensor::from_data(TensorData::new(raw.values, shape), self.device)
+    }
+
+    fn linear(&mut self, prefix: &str, d_in: usize, d_out: usize) -> Linear<B> {
+        let weight = self.tensor([format!("{prefix}.weight")].as_slice(), [d_out, d_in]);
+        let bias = self.tensor([format!("{prefix}.bias")].as_slice(), [d_out]);
+        Linear {
+            weight: Param::from_tensor(weight.transpose()),
+            bias: Some(Param::from_tensor(bias)),
+        }
+    }
+
+    /// LayerNorm under its current (`weight`/`bias`) or old (`gamma`/`beta`) names.
+    fn layer_norm(&mut self, prefix: &str, d: usize, eps: f64) -> LayerNorm<B> {
+        let gamma = self.tensor(&[format!("{prefix}.weight"), format!("{prefix}.gamma")], [d]);
+        let beta = self.tensor(&[format!("{prefix}.bias"), format!("{prefix}.beta")], [d]);
+        let mut norm = LayerNormConfig::new(d).with_epsilon(eps).init(self.device);
+        norm.gamma = Param::from_tensor(gamma);
+        norm.beta = Some(Param::from_tensor(beta));
+        norm
+    }
+
+    fn embedding(&mut self, name: &str, n: usize, d: usize) -> Embedding<B> {
+        Embedding {
+            weight: Param::from_tensor(self.tensor([name.to_string()].as_slice(), [n, d])),
+        }
+    }
+
+    /// An optional tensor that must equal `expected` (tied decoder weights).
+    fn check_tied(&mut self, names: &[String], expected: &Tensor<B, 2>) -> Option<String> {
+        let name = names.iter().find(|n| self.tensors.contains_key(*n))?.clone();
+        let raw = self.tensors.remove(&name).expect("checked above");
+        self.taken.push(name.clone());
+        let expected = expected.to_data().into_vec::<f32>().unwrap_or_default();
+        let numel: usize = raw.shape.iter().product();
+        let same = numel == expected.len()
+            && raw.values.iter().zip(&expected).all(|(a, b)| (a - b).abs() <= 1e-6);
+        (!same).then(|| format!("{name} differs from the tied embedding/bias (untied decoders are not supported)"))
+    }
+}
+
+/// Builds a [`MaskedLm`] from checkpoint tensors, strictly (see the module docs).
+pub fn load_weights<B: Backend>(
+    config: &MaskedLmConfig,
+    mut tensors: BTreeMap<String, RawTensor>,
+    path: &Path,
+    device: &B::Device,
+) -> Result<MaskedLm<B>, LmError> {
+    let family_prefix = match config.family {
+        Family::Bert => "bert.",
+        Family::Roberta => "roberta.",
+    };
+    let p = if tensors.contains_key(&format!("{family_prefix}embeddings.word_embeddings.weight")) {
+        family_prefix
+    } else {
+        ""
+    };
+    let ignored: Vec<String> = tensors
+        .keys()
+        .filter(|name| IGNORED_SUFFIXES.iter().any(|s| name.ends_with(s)))
+        .cloned()
+        .collect();
+    for name in &ignored {
+        tensors.remove(name);
+    }
+    let (h, eps) = (config.hidden_size, config.layer_norm_eps);
+    let mut t = Taker::<B> {
+        tensors,
+        device,
+        missing: vec![],
+        mismatched: vec![],
+        taken: vec![],
+    };
+    let embeddings = Embeddings {
+        word: t.embedding(&format!("{p}embeddings.word_embeddings.weight"), config.vocab_size, h),
+        position: t.embedding(
+            &format!("{p}embeddings.position_embeddings.weight"),
+            config.max_position_embeddings,
+            h,
+        ),
+        token_type: t.embedding(
+            &format!("{p}embeddings.token_type_embeddings.weight"),
+            config.type_vocab_size,
+            h,
+        ),
+        norm: t.layer_norm(&format!("{p}embeddings.LayerNorm"), h, eps),
+        position_offset: config.position_offset(),
+    };
+    let layers = (0..config.num_layers)
+        .map(|i| {
+            let l = format!("{p}encoder.layer.{i}");
+            EncoderLayer {
+                query: t.linear(&format!("{l}.attention.self.query"), h, h),
+                key: t.linear(&format!("{l}.attention.self.key"), h, h),
+                value: t.linear(&format!("{l}.attention.self.value"), h, h),
+                attention_output: t.linear(&format!("{l}.attention.output.dense"), h, h),
+                attention_norm: t.layer_norm(&format!("{l}.attention.output.LayerNorm"), h, eps),
+                intermediate: t.linear(&format!("{l}.intermediate.dense"), h, config.intermediate_size),
+                output: t.linear(&format!("{l}.output.dense"), config.intermediate_size, h),
+                output_norm: t.layer_norm(&format!("{l}.output.LayerNorm"), h, eps),
+                num_heads: config.num_heads,
+            }
+        })
+        .collect();
+    let (dense, norm, bias, decoder) = match config.family {
+        Family::Bert => (
+            "cls.predictions.transform.dense",
+            "cls.predictions.transform.LayerNorm",
+            "cls.predictions.bias",
+            "cls.predictions.decoder",
+        ),
+        Family::Roberta => ("lm_head.dense", "lm_head.layer_norm", "lm_head.bias", "lm_head.decoder"),
+    };
+    let head = MlmHead {
+        dense: t.linear(dense, h, h),
+        norm: t.layer_norm(norm, h, eps),
+        bias: Param::from_tensor(t.tensor([bias.to_string()].as_slice(), [config.vocab_size])),
+    };
+    let mut untied = vec![];
+    if t.missing.is_empty() && t.mismatched.is_empty() {
+        let word = embeddings.word.weight.val();
+        let head_bias = head.bias.val().reshape([1, config.vocab_size]);
+        untied.extend(t.check_tied(&[format!("{decoder}.weight")], &word));
+        untied.extend(t.check_tied(&[format!("{decoder}.bias")], &head_bias));
+    }
+    let unused: Vec<String> = t.tensors.keys().cloned().collect();
+    if !(t.missing.is_empty() && t.mismatched.is_empty() && unused.is_empty() && untied.is_empty()) {
+        return Err(LmError::Weights {
+            path: path.to_owned(),
+            missing: t.missing,
+            mismatched: t.mismatched.into_iter().chain(untied).collect(),
+            unused,
+        });
+    }
+    tracing::debug!(tensors = t.taken.len(), ignored = ignored.len(), "checkpoint loaded");
+    Ok(MaskedLm {
+        embeddings,
+        layers,
+        head,
+        dropout: 0.0,
+    })
+}
+
+/// The weight file of a model directory: `model.safetensors`, else `pytorch_model.bin`.
+pub fn weights_file(dir: &Path) -> Option<PathBuf> {
+    ["model.safetensors", "pytorch_model.bin"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+}

@@ -1,0 +1,157 @@
+//! Masked language models: BERT and RoBERTa in burn, loaded strictly from Hugging Face files.
+//!
+//! - [`config`]: sizes from `config.json`.
+//! - [`model`]: the network and the entry points the search needs (forward from input
+//!   embeddings; scoring only requested tokens at [MASK]).
+//! - [`loader`]: checkpoint name table and strict loading.
+//! - [`tokenizer`]: tokenizers and special tokens.
+//! - [`source`]: resolving a model name to files.
+
+pub mod config;
+pub mod loader;
+pub mod model;
+pub mod source;
+pub mod tokenizer;
+
+use std::path::PathBuf;
+
+use burn::tensor::backend::Backend;
+
+pub use config::{Family, MaskedLmConfig};
+pub use model::{EncoderInput, MaskedLm};
+pub use source::{EMBEDDED_MODEL, ResolvedModel};
+pub use tokenizer::{LmTokenizer, SpecialTokens};
+
+/// Errors of model resolution and loading.
+#[derive(Debug, thiserror::Error)]
+pub enum LmError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid model config: {source}")]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: unsupported model: {message}")]
+    Unsupported { path: PathBuf, message: String },
+    #[error("{path}: corrupt or unreadable file: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error(
+        "{path}: checkpoint does not match the model\n  missing: {missing:?}\n  wrong shape: {mismatched:?}\n  unused: {unused:?}"
+    )]
+    Weights {
+        path: PathBuf,
+        missing: Vec<String>,
+        mismatched: Vec<String>,
+        unused: Vec<String>,
+    },
+    #[error("model `{source_name}` not found; tried:\n  - {}", tried.join("\n  - "))]
+    NotFound { source_name: String, tried: Vec<String> },
+    #[error("cannot tokenize {text:?}: {message}")]
+    Tokenize { text: String, message: String },
+}
+
+/// A model with its tokenizer and the files it came from (for provenance).
+#[derive(Debug, Clone)]
+pub struct LoadedModel<B: Backend> {
+    pub model: MaskedLm<B>,
+    pub tokenizer: LmTokenizer,
+    pub config: MaskedLmConfig,
+    pub resolved: ResolvedModel,
+    /// Config and weight files, hashed into each record's provenance.
+    pub files: Vec<PathBuf>,
+}
+
+/// Resolves `source` and loads model and tokenizer onto `device`.
+pub fn load<B: Backend>(source: &str, device: &B::Device) -> Result<LoadedModel<B>, LmError> {
+    let resolved = source::resolve(source)?;
+    let config_path = resolved.dir.join("config.json");
+    let config = MaskedLmConfig::from_file(&config_path)?;
+    let weights = loader::weights_file(&resolved.dir).ok_or_else(|| LmError::Unsupported {
+        path: resolved.dir.clone(),
+        message: "no model.safetensors or pytorch_model.bin".into(),
+    })?;
+    let tensors = loader::read_checkpoint(&weights)?;
+    let model = loader::load_weights(&config, tensors, &weights, device)?;
+    let tokenizer = LmTokenizer::from_dir(&resolved.dir)?;
+    if tokenizer.vocab_size() > config.vocab_size {
+        return Err(LmError::Unsupported {
+            path: resolved.dir.clone(),
+            message: format!(
+                "tokenizer has {} tokens but the model only {}",
+                tokenizer.vocab_size(),
+                config.vocab_size
+            ),
+        });
+    }
+    tracing::info!(source, dir = %resolved.dir.display(), origin = %resolved.origin, "model loaded");
+    Ok(LoadedModel {
+        model,
+        tokenizer,
+        config,
+        resolved,
+        files: vec![config_path, weights],
+    })
+}
+
+/// One prediction of [`fill_mask`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Prediction {
+    pub token: String,
+    pub id: u32,
+    pub probability: f32,
+}
+
+/// Top-`k` predictions for every mask token of `text` (the model's own mask spelling, or
+/// `[MASK]` for either family). The quickest check that a model loaded right.
+pub fn fill_mask<B: Backend>(lm: &LoadedModel<B>, text: &str, k: usize, device: &B::Device) -> Result<Vec<Vec<Prediction>>, LmError> {
+    use burn::tensor::{Int, Tensor, TensorData};
+    let text = text.replace("[MASK]", &lm.tokenizer.special.mask.text);
+    let ids = lm.tokenizer.encode_with_special_tokens(&text)?;
+    let positions: Vec<usize> = ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| **id == lm.tokenizer.special.mask.id)
+        .map(|(i, _)| i)
+        .collect();
+    if positions.is_empty() {
+        return Err(LmError::Tokenize {
+            text,
+            message: "no mask token in the text".into(),
+        });
+    }
+    let seq = ids.len();
+    let to_i64 = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
+    let id_tensor = Tensor::<B, 2, Int>::from_data(TensorData::new(to_i64(&ids.iter().map(|&i| i as usize).collect::<Vec<_>>()), [1, seq]), device);
+    let hidden = lm.model.encode(EncoderInput {
+        inputs_embeds: lm.model.embed_tokens(id_tensor),
+        token_type_ids: Tensor::zeros([1, seq], device),
+        attention_mask: Tensor::ones([1, seq], device),
+    });
+    let vocab = lm.model.vocab_size();
+    let all = Tensor::<B, 1, Int>::arange(0..vocab as i64, device);
+    positions
+        .iter()
+        .map(|&p| {
+            let features = lm.model.mask_features(hidden.clone(), Tensor::from_data(TensorData::new(vec![p as i64], [1]), device));
+            let logits = lm.model.score_tokens(features, all.clone());
+            let probs = burn::tensor::activation::softmax(logits, 1).into_data().convert::<f32>().into_vec::<f32>().expect("f32");
+            let mut order: Vec<usize> = (0..probs.len()).collect();
+            order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+            Ok(order
+                .into_iter()
+                .take(k)
+                .map(|i| Prediction {
+                    token: lm.tokenizer.display_token(i as u32),
+                    id: i as u32,
+                    probability: probs[i],
+                })
+                .collect())
+        })
+        .collect()
+}

@@ -1,0 +1,249 @@
+//! BERT / RoBERTa masked LM in burn, mirroring transformers' `BertForMaskedLM` and
+//! `RobertaForMaskedLM` (post-norm encoder, exact-erf GELU, tied decoder).
+//!
+//! The search never asks for full-vocabulary logits at every position: it embeds tokens
+//! itself (so it can take gradients w.r.t. trigger embeddings), runs [`MaskedLm::encode`],
+//! picks the [MASK] rows with [`MaskedLm::mask_features`] and scores only the tokens it
+//! needs with [`MaskedLm::score_tokens`].
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Int, Tensor, backend::Backend};
+
+use super::config::MaskedLmConfig;
+
+/// The encoder input: word embeddings (before positions and segments are added) plus the
+/// per-token segment ids and attention mask.
+#[derive(Debug, Clone)]
+pub struct EncoderInput<B: Backend> {
+    /// `[batch, seq, hidden]`: rows of the word-embedding table, possibly `require_grad`.
+    pub inputs_embeds: Tensor<B, 3>,
+    /// `[batch, seq]` segment (token type) ids.
+    pub token_type_ids: Tensor<B, 2, Int>,
+    /// `[batch, seq]`: 1.0 for real tokens, 0.0 for padding.
+    pub attention_mask: Tensor<B, 2>,
+}
+
+/// A masked language model: embeddings, encoder stack, MLM head.
+#[derive(Module, Debug)]
+pub struct MaskedLm<B: Backend> {
+    pub(super) embeddings: Embeddings<B>,
+    pub(super) layers: Vec<EncoderLayer<B>>,
+    pub(super) head: MlmHead<B>,
+    /// Dropout probability inside the encoder (hidden states and attention weights), as in
+    /// transformers' training mode. 0 (the default, eval mode) everywhere but fine-tuning;
+    /// it only ever acts on an autodiff backend.
+    #[module(skip)]
+    pub dropout: f64,
+}
+
+#[derive(Module, Debug)]
+pub(super) struct Embeddings<B: Backend> {
+    pub word: Embedding<B>,
+    pub position: Embedding<B>,
+    pub token_type: Embedding<B>,
+    pub norm: LayerNorm<B>,
+    /// 0 for BERT; `padding_idx + 1` for RoBERTa, whose position ids start after the pad id.
+    #[module(skip)]
+    pub position_offset: usize,
+}
+
+#[derive(Module, Debug)]
+pub(super) struct EncoderLayer<B: Backend> {
+    pub query: Linear<B>,
+    pub key: Linear<B>,
+    pub value: Linear<B>,
+    pub attention_output: Linear<B>,
+    pub attention_norm: LayerNorm<B>,
+    pub intermediate: Linear<B>,
+    pub output: Linear<B>,
+    pub output_norm: LayerNorm<B>,
+    #[module(skip)]
+    pub num_heads: usize,
+}
+
+/// The MLM head: dense → GELU → LayerNorm (the "transform"), then the decoder, which is the
+/// word-embedding matrix (tied) plus a bias.
+#[derive(Module, Debug)]
+pub(super) struct MlmHead<B: Backend> {
+    pub dense: Linear<B>,
+    pub norm: LayerNorm<B>,
+    pub bias: Param<Tensor<B, 1>>,
+}
+
+/// Exact GELU, `x · Φ(x)` with the error function, written out in primitive ops so that
+/// autodiff differentiates `erf` exactly (burn 0.21's fused `gelu_backward` uses the tanh
+/// approximation, which would break gradient parity with transformers).
+pub fn gelu_exact<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let cdf = x
+        .clone()
+        .div_scalar(std::f64::consts::SQRT_2)
+        .erf()
+        .add_scalar(1.0)
+        .mul_scalar(0.5);
+    x * cdf
+}
+
+impl<B: Backend> MaskedLm<B> {
+    /// A randomly initialised model of the given size (for speed measurements and tests;
+    /// real use goes through [`super::load_weights`]).
+    pub fn random(config: &MaskedLmConfig, device: &B::Device) -> Self {
+        let h = config.hidden_size;
+        let norm = || {
+            LayerNormConfig::new(h)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device)
+        };
+        let linear = |i, o| LinearConfig::new(i, o).init(device);
+        let embeddings = Embeddings {
+            word: EmbeddingConfig::new(config.vocab_size, h).init(device),
+            position: EmbeddingConfig::new(config.max_position_embeddings, h).init(device),
+            token_type: EmbeddingConfig::new(config.type_vocab_size.max(1), h).init(device),
+            norm: norm(),
+            position_offset: config.position_offset(),
+        };
+        let layers = (0..config.num_layers)
+            .map(|_| EncoderLayer {
+                query: linear(h, h),
+                key: linear(h, h),
+                value: linear(h, h),
+                attention_output: linear(h, h),
+                attention_norm: norm(),
+                intermediate: linear(h, config.intermediate_size),
+                output: linear(config.intermediate_size, h),
+                output_norm: norm(),
+                num_heads: config.num_heads,
+            })
+            .collect();
+        let head = MlmHead {
+            dense: linear(h, h),
+            norm: norm(),
+            bias: Param::from_tensor(Tensor::zeros([config.vocab_size], device)),
+        };
+        Self {
+            embeddings,
+            layers,
+            head,
+            dropout: 0.0,
+        }
+    }
+
+    /// Vocabulary size of the embedding table (and of the decoder).
+    pub fn vocab_size(&self) -> usize {
+        self.embeddings.word.weight.dims()[0]
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.embeddings.word.weight.dims()[1]
+    }
+
+    /// `[vocab, hidden]`: the word-embedding table, which is also the tied decoder.
+    pub fn word_embedding_matrix(&self) -> Tensor<B, 2> {
+        self.embeddings.word.weight.val()
+    }
+
+    /// `[batch, seq]` token ids → `[batch, seq, hidden]` word embeddings.
+    pub fn embed_tokens(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.embeddings.word.forward(input_ids)
+    }
+
+    /// Runs embeddings (positions, segments, LayerNorm) and the encoder stack.
+    /// Returns the last hidden states, `[batch, seq, hidden]`.
+    pub fn encode(&self, input: EncoderInput<B>) -> Tensor<B, 3> {
+        let [batch, seq, _] = input.inputs_embeds.dims();
+        let device = input.inputs_embeds.device();
+        let offset = self.embeddings.position_offset as i64;
+        let positions = Tensor::<B, 1, Int>::arange(offset..offset + seq as i64, &device)
+            .reshape([1, seq]);
+        let mut hidden = input.inputs_embeds
+            + self.embeddings.position.forward(positions)
+            + self.embeddings.token_type.forward(input.token_type_ids);
+        let dropout = Dropout { prob: self.dropout };
+        hidden = dropout.forward(self.embeddings.norm.forward(hidden));
+        // Additive mask `[batch, 1, 1, seq]`: 0 for real tokens, a large negative for padding.
+        let mask_bias = input
+            .attention_mask
+            .neg()
+            .add_scalar(1.0)
+            .mul_scalar(-1.0e9)
+            .reshape([batch, 1, 1, seq]);
+        for layer in &self.layers {
+            hidden = layer.forward(hidden, mask_bias.clone(), &dropout);
+        }
+        hidden
+    }
+
+    /// The head's transform output (dense → GELU → LayerNorm) at one position per row:
+    /// `hidden [batch, seq, h]`, `positions [batch]` → `[batch, h]`.
+    pub fn mask_features(&self, hidden: Tensor<B, 3>, positions: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+        let [batch, seq, h] = hidden.dims();
+        let device = hidden.device();
+        let row_starts = Tensor::<B, 1, Int>::arange(0..batch as i64, &device).mul_scalar(seq as i64);
+        let rows = hidden.reshape([batch * seq, h]).select(0, row_starts + positions);
+        self.head.transform(rows)
+    }
+
+    /// Decoder logits of only the requested tokens: `features [n, h]`, `token_ids [k]` → `[n, k]`.
+    pub fn score_tokens(&self, features: Tensor<B, 2>, token_ids: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+        let k = token_ids.dims()[0];
+        let weights = self.embeddings.word.weight.val().select(0, token_ids.clone());
+        let bias = self.head.bias.val().select(0, token_ids).reshape([1, k]);
+        features.matmul(weights.transpose()) + bias
+    }
+
+    /// One decoder logit per row: `features [n, h]`, `token_ids [n]` → `[n]` (the gold
+    /// token of each example, for the training loss of fact retrieval).
+    pub fn score_row_tokens(&self, features: Tensor<B, 2>, token_ids: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+        let n = token_ids.dims()[0];
+        let weights = self.embeddings.word.weight.val().select(0, token_ids.clone());
+        let bias = self.head.bias.val().select(0, token_ids);
+        (features * weights).sum_dim(1).reshape([n]) + bias
+    }
+
+    /// `log Σ_v exp(logit_v)` over the whole vocabulary, `[n, h]` → `[n]`: turns the scores
+    /// of [`Self::score_tokens`] into log-probabilities, at the cost of one `[n, vocab]` product
+    /// at the [MASK] rows only.
+    pub fn log_normalizer(&self, features: Tensor<B, 2>) -> Tensor<B, 1> {
+        let n = features.dims()[0];
+        let logits = features.matmul(self.embeddings.word.weight.val().transpose())
+            + self.head.bias.val().unsqueeze_dim(0);
+        log_sum_exp_rows(logits).reshape([n])
+    }
+}
+
+/// Row-wise log-sum-exp, stabilised by the (detached) row maximum: `[n, k]` → `[n, 1]`.
+pub fn log_sum_exp_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let max = x.clone().max_dim(1).detach();
+    (x - max.clone()).exp().sum_dim(1).log() + max
+}
+
+impl<B: Backend> EncoderLayer<B> {
+    /// `x [batch, seq, h]`, `mask_bias [batch, 1, 1, seq]` → `[batch, seq, h]`.
+    fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>, dropout: &Dropout) -> Tensor<B, 3> {
+        let [batch, seq, h] = x.dims();
+        let heads = self.num_heads;
+        let head_dim = h / heads;
+        let split = |t: Tensor<B, 3>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x.clone()));
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((head_dim as f64).sqrt()) + mask_bias;
+        let context = dropout
+            .forward(softmax(scores, 3))
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, seq, h]);
+        let attended = self
+            .attention_norm
+            .forward(dropout.forward(self.attention_output.forward(context)) + x);
+        let inner = gelu_exact(self.intermediate.forward(attended.clone()));
+        self.output_norm.forward(dropout.forward(self.output.forward(inner)) + attended)
+    }
+}
+
+impl<B: Backend> MlmHead<B> {
+    fn transform(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.norm.forward(gelu_exact(self.dense.forward(x)))
+    }
+}

@@ -1,0 +1,436 @@
+//! The `autoprompt` command line: parses arguments, sets up logging, calls the library and
+//! maps errors to exit codes (2: invalid input; 1: anything else failed).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use autoprompt::config::{self, BackendKind, ConfigError, Experiment};
+use autoprompt::plan::{self, Cell};
+use autoprompt::report::{self, ReportMeta};
+use autoprompt::run::{self, RunOptions};
+use autoprompt::store::{CellState, Store};
+
+#[derive(Parser)]
+#[command(name = "autoprompt", version, about = "AutoPrompt experiments on masked language models", long_about = None)]
+struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ExperimentArgs {
+    /// Experiment file (TOML).
+    file: PathBuf,
+    /// Override a key: `--set task.train_size=100` (value parsed as TOML; bare words are strings).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the cells of an experiment: id, status and grid values.
+    #[command(after_help = "Examples:\n  autoprompt plan experiments/sst2_lowres.toml\n  autoprompt plan experiments/lama.toml --set task.relation=P19")]
+    Plan(ExperimentArgs),
+    /// Run the cells of an experiment that have no record yet (resumable).
+    #[command(after_help = "Examples:\n  autoprompt run experiments/sst2_lowres.toml\n  autoprompt run experiments/sst2_lowres.toml --only 3fa2 --set method.search.iters=5\n  autoprompt run experiments/sst2.toml --dry-run\n  AUTOPROMPT_DATA_DIR=../shared/data autoprompt run experiments/lama.toml --jobs 2")]
+    Run {
+        #[command(flatten)]
+        experiment: ExperimentArgs,
+        /// Run only cells whose id starts with this (repeatable).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Print what would run, run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Cells to run in parallel.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Backend (overrides the experiment's `backend`).
+        #[arg(long, value_enum)]
+        backend: Option<BackendKind>,
+        /// Where cells run (overrides `[launcher] kind`).
+        #[arg(long, value_enum)]
+        launcher: Option<config::LauncherKind>,
+        /// Extra sbatch argument (repeatable), e.g. `--slurm-arg=--gres=gpu:1`.
+        #[arg(long = "slurm-arg", allow_hyphen_values = true)]
+        slurm_args: Vec<String>,
+        /// Slurm array tasks running at once.
+        #[arg(long)]
+        max_parallel: Option<usize>,
+        /// Run only the cell with this plan index (what each Slurm array task runs).
+        #[arg(long)]
+        cell_index: Option<usize>,
+        /// Run only the cells with index % N == I, as `I/N` (any other scheduler).
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(usize, usize)>,
+    },
+    /// Finished / failed / pending / running cells (from the store, and squeue when a Slurm job is known).
+    #[command(after_help = "Examples:\n  autoprompt status experiments/sst2_lowres.toml")]
+    Status(ExperimentArgs),
+    /// Aggregate the records of an experiment into tables (parquet, CSV) and reports/<name>.md.
+    #[command(after_help = "Examples:\n  autoprompt report experiments/sst2_lowres.toml")]
+    Report(ExperimentArgs),
+    /// Predict the masked tokens of a sentence: the quickest check that a model loads right.
+    #[command(after_help = "Examples:\n  autoprompt fill-mask --model splade-tiny \"paris is the capital of [MASK] .\"\n  autoprompt fill-mask --model roberta-large \"The movie was <mask>.\" --top-k 5")]
+    /// Compare an experiment's summary with a stored baseline (nightly regression check).
+    #[command(after_help = "Examples:\n  autoprompt compare experiments/nightly.toml\n  autoprompt compare experiments/nightly.toml --update-baseline --reason \"new tokenizer handling\"")]
+    Compare {
+        #[command(flatten)]
+        experiment: ExperimentArgs,
+        /// Baseline directory (summary.csv + environment.json).
+        #[arg(long, default_value = "results/baselines/nightly")]
+        baseline: PathBuf,
+        /// Where the comparison table goes.
+        #[arg(long, default_value = "reports/nightly.md")]
+        out: PathBuf,
+        /// Allowed drop in baseline seed sds.
+        #[arg(long, default_value_t = 3.0)]
+        sd_factor: f64,
+        /// Smallest allowed drop.
+        #[arg(long, default_value_t = 0.02)]
+        floor: f64,
+        /// Largest allowed slow-down of a search iteration.
+        #[arg(long, default_value_t = 1.5)]
+        time_ratio: f64,
+        /// Replace the baseline with the current summary (deliberately; give --reason).
+        #[arg(long, requires = "reason")]
+        update_baseline: bool,
+        /// Why the baseline changes (recorded in its environment.json).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Speed measurements through the project's code path (used by `just bench`); prints JSON.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    FillMask {
+        /// A model directory, a Hugging Face hub id, or `splade-tiny`.
+        #[arg(long, default_value = autoprompt::lm::EMBEDDED_MODEL)]
+        model: String,
+        /// Predictions per mask.
+        #[arg(long, default_value_t = 10)]
+        top_k: usize,
+        #[arg(long, value_enum, default_value = "ndarray")]
+        backend: BackendKind,
+        /// Text with one or more `[MASK]` (or the model's own mask token).
+        text: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Median wall time of one trigger-search iteration (gradient accumulation + candidates).
+    #[command(after_help = "Examples:\n  autoprompt bench search --model splade-tiny --candidates 100")]
+    Search {
+        #[arg(long, default_value = autoprompt::lm::EMBEDDED_MODEL)]
+        model: String,
+        /// SST-2 TSV whose first 512 rows are the workload.
+        #[arg(long, default_value = "data/sst2/train.tsv")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 10)]
+        accumulation: usize,
+        #[arg(long, default_value_t = 10)]
+        candidates: usize,
+        #[arg(long, default_value_t = 3)]
+        triggers: usize,
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        #[arg(long, default_value_t = 256)]
+        eval_rows: usize,
+        #[arg(long, value_enum, default_value = "ndarray")]
+        backend: BackendKind,
+    },
+    /// Encoder forward GFLOP/s at batch × seq, and a square matmul on the same backend.
+    #[command(after_help = "Examples:\n  autoprompt bench forward --model /path/to/bert-base-random --batch 32 --seq 64")]
+    Forward {
+        #[arg(long, default_value = autoprompt::lm::EMBEDDED_MODEL)]
+        model: String,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 64)]
+        seq: usize,
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        #[arg(long, value_enum, default_value = "ndarray")]
+        backend: BackendKind,
+    },
+}
+
+fn bench(command: BenchCommand) -> anyhow::Result<String> {
+    use autoprompt::bench::{self, SearchBench};
+    use burn::backend::{Autodiff, Flex, NdArray};
+    Ok(match command {
+        BenchCommand::Search { model, data, batch_size, accumulation, candidates, triggers, iters, warmup, eval_rows, backend } => {
+            let b = SearchBench { model, data, batch_size, accumulation, candidates, triggers, iters, warmup, eval_rows };
+            let result = match backend {
+                BackendKind::Ndarray => bench::search_iteration::<Autodiff<NdArray>>(&b, "rust-ndarray", &Default::default())?,
+                BackendKind::Flex => bench::search_iteration::<Autodiff<Flex>>(&b, "rust-flex", &Default::default())?,
+                #[cfg(feature = "cuda")]
+                BackendKind::Cuda => bench::search_iteration::<Autodiff<burn::backend::Cuda>>(&b, "rust-cuda", &Default::default())?,
+                #[cfg(not(feature = "cuda"))]
+                BackendKind::Cuda => anyhow::bail!("this binary was built without the `cuda` feature"),
+            };
+            serde_json::to_string(&result)?
+        }
+        BenchCommand::Forward { model, batch, seq, iters, backend } => {
+            let result = match backend {
+                BackendKind::Ndarray => bench::encoder_forward::<NdArray>(&model, batch, seq, iters, "rust-ndarray", &Default::default())?,
+                BackendKind::Flex => bench::encoder_forward::<Flex>(&model, batch, seq, iters, "rust-flex", &Default::default())?,
+                #[cfg(feature = "cuda")]
+                BackendKind::Cuda => bench::encoder_forward::<burn::backend::Cuda>(&model, batch, seq, iters, "rust-cuda", &Default::default())?,
+                #[cfg(not(feature = "cuda"))]
+                BackendKind::Cuda => anyhow::bail!("this binary was built without the `cuda` feature"),
+            };
+            serde_json::to_string(&result)?
+        }
+    })
+}
+
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
+    let (i, n): (usize, usize) = (i.parse().map_err(|_| "I is not a number")?, n.parse().map_err(|_| "N is not a number")?);
+    if n == 0 || i >= n {
+        return Err(format!("need 0 <= I < N, got {i}/{n}"));
+    }
+    Ok((i, n))
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},burn=warn,cubecl=warn")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn load(args: &ExperimentArgs) -> Result<(Experiment, Vec<Cell>), ConfigError> {
+    let experiment = config::load(&args.file, &args.set)?;
+    let cells = plan::plan(&experiment)?;
+    Ok((experiment, cells))
+}
+
+fn grid_text(cell: &Cell) -> String {
+    cell.grid
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::Object(m) => m.get("kind").and_then(|k| k.as_str()).unwrap_or("{..}").to_string(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{k}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+fn print_plan(experiment: &Experiment, cells: &[Cell]) -> anyhow::Result<()> {
+    let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
+    println!("{} — {} cells (results in {})", experiment.name, cells.len(), store.root.display());
+    println!("{:<5} {:<16} {:<9} {:<12} grid", "#", "id", "status", "method");
+    for cell in cells {
+        let status = match store.state(&cell.id) {
+            CellState::Finished(_) => "finished",
+            CellState::Failed(_) => "failed",
+            CellState::Corrupt(_) => "corrupt",
+            CellState::Pending => "pending",
+        };
+        println!("{:<5} {:<16} {:<9} {:<12} {}", cell.index, cell.id, status, cell.spec.method.name(), grid_text(cell));
+    }
+    Ok(())
+}
+
+fn report(experiment: &Experiment) -> anyhow::Result<bool> {
+    let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
+    let records = store.records()?;
+    let report_path = Path::new("reports").join(format!("{}.md", experiment.name));
+    let meta = ReportMeta {
+        name: &experiment.name,
+        description: &experiment.description,
+        experiment_file: &experiment.file,
+    };
+    let files = report::build(&records, &store.root, &report_path, &meta)?;
+    let metrics = report::metric_names(&records);
+    println!("{}", report::summary_markdown(&files.summary, &metrics)?);
+    for path in &files.written {
+        println!("wrote {}", path.display());
+    }
+    for (id, error) in &files.failed_cells {
+        eprintln!("failed cell {id}: {error}");
+    }
+    Ok(files.failed_cells.is_empty())
+}
+
+fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Plan(args) => {
+            let (experiment, cells) = load(&args)?;
+            print_plan(&experiment, &cells)?;
+        }
+        Command::Run { experiment: args, only, dry_run, jobs, backend, launcher, slurm_args, max_parallel, cell_index, shard } => {
+            let (mut experiment, cells) = load(&args)?;
+            if let Some(b) = backend {
+                experiment.settings.backend = b;
+            }
+            let options = RunOptions { only: only.clone(), jobs, cell_index, shard };
+            let selected = run::select(&cells, &options);
+            if selected.is_empty() {
+                anyhow::bail!(ConfigError::Invalid {
+                    file: experiment.file.clone(),
+                    key: "--only / --cell-index / --shard".into(),
+                    message: format!("no cell matches (the plan has {} cells)", cells.len()),
+                    context: None,
+                });
+            }
+            if dry_run {
+                print_plan(&experiment, &selected.into_iter().cloned().collect::<Vec<_>>())?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut launch = experiment.launcher.clone();
+            launch.kind = launcher.unwrap_or(launch.kind);
+            launch.extra.extend(slurm_args);
+            launch.max_parallel = max_parallel.or(launch.max_parallel);
+            if launch.kind == config::LauncherKind::Slurm {
+                let chosen: Vec<Cell> = selected.into_iter().cloned().collect();
+                match run::slurm::submit(&experiment, &chosen, &args.set, &launch)? {
+                    None => println!("{}: every selected cell is finished; nothing submitted", experiment.name),
+                    Some(s) => {
+                        println!("submitted array job {} ({} cells) and report job {} (afterany)", s.array_job, s.cells.len(), s.report_job);
+                        println!("watch: squeue -j {},{}   |   autoprompt status {}", s.array_job, s.report_job, args.file.display());
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let summary = run::run(&experiment, &cells, &options)?;
+            println!(
+                "{}: ran {}, failed {}, already finished {}, held by another runner {}, corrupt re-run {}",
+                experiment.name, summary.ran, summary.failed, summary.finished_before, summary.locked_elsewhere, summary.rerun_corrupt
+            );
+            if summary.failed > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Status(args) => {
+            let (experiment, cells) = load(&args)?;
+            let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
+            let queued: std::collections::BTreeMap<usize, String> = run::slurm::last_submission(&store)
+                .map(|s| run::slurm::queue_states(&s.array_job).into_iter().collect())
+                .unwrap_or_default();
+            let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+            for cell in &cells {
+                let state = match store.state(&cell.id) {
+                    CellState::Finished(_) => "finished".to_string(),
+                    CellState::Failed(r) => format!("failed: {}", r.error.as_deref().unwrap_or("")),
+                    CellState::Corrupt(_) => "corrupt".to_string(),
+                    CellState::Pending => queued.get(&cell.index).map_or("pending".to_string(), |s| s.to_lowercase()),
+                };
+                let bucket = state.split(':').next().unwrap_or("").to_string();
+                *counts.entry(bucket).or_default() += 1;
+                println!("{:<5} {:<16} {}", cell.index, cell.id, state);
+            }
+            println!("{}: {}", experiment.name, counts.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
+        }
+        Command::Report(args) => {
+            let (experiment, _) = load(&args)?;
+            if !report(&experiment)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Bench(command) => println!("{}", bench(command)?),
+        Command::Compare { experiment: args, baseline, out, sd_factor, floor, time_ratio, update_baseline, reason } => {
+            use autoprompt::report::nightly;
+            let (experiment, _) = load(&args)?;
+            let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
+            let current = store.root.join("summary.csv");
+            if !current.is_file() {
+                anyhow::bail!("{} is missing: run `autoprompt report {}` first", current.display(), args.file.display());
+            }
+            if update_baseline {
+                let records = store.records()?;
+                let first = records.first().context("no records")?;
+                let meta = nightly::BaselineMeta {
+                    reason: reason.unwrap_or_default(),
+                    git_commit: first.provenance.git_commit.clone(),
+                    package_version: first.provenance.package_version.clone(),
+                    threads: first.provenance.threads,
+                    backend: first.provenance.backend.clone(),
+                };
+                for path in nightly::write_baseline(&current, &baseline, &meta)? {
+                    println!("wrote {}", path.display());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let base = nightly::read_summary(&baseline.join("summary.csv")).with_context(|| format!("reading baseline {}", baseline.display()))?;
+            let now = nightly::read_summary(&current)?;
+            let tolerance = nightly::Tolerance { sd_factor, floor, time_ratio };
+            let comparisons = nightly::compare(&base, &now, &tolerance);
+            let md = nightly::markdown(&comparisons, &baseline);
+            autoprompt::store::write_atomic(&out, md.as_bytes())?;
+            println!("{md}");
+            let failed: Vec<_> = comparisons.iter().filter(|c| c.failed()).collect();
+            for c in &failed {
+                eprintln!("regression: {} {}: baseline {:.4}, now {:?} ({:?})", c.setting, c.metric, c.baseline, c.now, c.verdict);
+            }
+            if !failed.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::FillMask { model, top_k, backend, text } => {
+            let predictions = fill_mask(&model, &text, top_k, backend)?;
+            for (i, preds) in predictions.iter().enumerate() {
+                println!("mask {}:", i + 1);
+                for p in preds {
+                    println!("  {:<16} {:>8.4}  (id {})", p.token, p.probability, p.id);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fill_mask(model: &str, text: &str, k: usize, backend: BackendKind) -> anyhow::Result<Vec<Vec<autoprompt::lm::Prediction>>> {
+    fn on<B: burn::tensor::backend::Backend>(model: &str, text: &str, k: usize, device: B::Device) -> anyhow::Result<Vec<Vec<autoprompt::lm::Prediction>>> {
+        let lm = autoprompt::lm::load::<B>(model, &device).with_context(|| format!("loading {model}"))?;
+        Ok(autoprompt::lm::fill_mask(&lm, text, k, &device)?)
+    }
+    match backend {
+        BackendKind::Ndarray => on::<burn::backend::NdArray>(model, text, k, Default::default()),
+        BackendKind::Flex => on::<burn::backend::Flex>(model, text, k, Default::default()),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => on::<burn::backend::Cuda>(model, text, k, Default::default()),
+        #[cfg(not(feature = "cuda"))]
+        BackendKind::Cuda => anyhow::bail!("this binary was built without the `cuda` feature"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose, cli.quiet);
+    match main_inner(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Planning: the grid of an [`Experiment`] expanded into cells, each a fully resolved,
+//! validated [`CellSpec`] with a stable id (a hash of its canonical JSON: same spec, same
+//! id, on every machine, whatever the key order of the TOML file).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::config::{CellSpec, ConfigError, Experiment, Labels, MethodSpec};
+use crate::prompt::Template;
+use crate::tasks::{DataPaths, TaskKind, TaskSpec};
+
+/// One unit of work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// 16 hex digits of the SHA-256 of the spec's canonical JSON.
+    pub id: String,
+    /// Position in the plan (grid order), for `--cell-index` style entry points.
+    pub index: usize,
+    /// The grid values that made this cell (key path → value), for tables.
+    pub grid: BTreeMap<String, Value>,
+    pub spec: CellSpec,
+}
+
+/// The id of a spec: SHA-256 of its canonical JSON (struct fields in declaration order,
+/// maps sorted), first 16 hex digits.
+pub fn cell_id(spec: &CellSpec) -> String {
+    let canonical = serde_json::to_vec(spec).expect("specs serialise");
+    hex::encode(&Sha256::digest(&canonical)[..8])
+}
+
+/// Sets `path` (dotted) inside `doc`, creating tables as needed.
+fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
+    let mut node = doc;
+    let segments: Vec<&str> = path.split('.').collect();
+    for (i, seg) in segments.iter().enumerate() {
+        let map = match node {
+            Value::Object(map) => map,
+            other => {
+                return Err(format!(
+                    "`{}` is {}, not a table",
+                    segments[..i].join("."),
+                    crate::config::describe(other)
+                ));
+            }
+        };
+        if i + 1 == segments.len() {
+            map.insert(seg.to_string(), value);
+            return Ok(());
+        }
+        node = map.entry(seg.to_string()).or_insert_with(|| Value::Object(Default::default()));
+    }
+    Ok(())
+}
+
+/// Expands the grid: the union over grid blocks of each block's cartesian product (keys in
+/// sorted order, values in file order).
+pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
+    let file = &experiment.file;
+    let mut combos: Vec<Vec<(String, Value)>> = vec![];
+    for block in &experiment.grid {
+        for (key, _) in block {
+            let root = key.split('.').next().unwrap_or("");
+            if !["task", "model", "method", "seed"].contains(&root) || (root == "seed" && key != "seed") {
+                return Err(ConfigError::Invalid {
+                    file: file.clone(),
+                    key: format!("grid.\"{key}\""),
+                    message: "grid keys vary task.*, model.*, method.* or seed (seeds)".into(),
+                    context: None,
+                });
+            }
+        }
+        let mut product: Vec<Vec<(String, Value)>> = vec![vec![]];
+        for (key, values) in block {
+            product = product
+                .into_iter()
+                .flat_map(|combo| {
+                    values.iter().map(move |v| {
+                        let mut c = combo.clone();
+                        c.push((key.clone(), v.clone()));
+                        c
+                    })
+                })
+                .collect();
+        }
+        combos.extend(product);
+    }
+    let mut cells = Vec::with_capacity(combos.len());
+    let mut seen = BTreeMap::new();
+    for (index, combo) in combos.into_iter().enumerate() {
+        let context = (!combo.is_empty()).then(|| {
+            combo
+                .iter()
+                .map(|(k, v)| format!("{k}={}", short(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            file: file.clone(),
+            key,
+            message,
+            context: context.clone(),
+        };
+        let mut doc = experiment.base.clone();
+        for (key, value) in &combo {
+            set_path(&mut doc, key, value.clone()).map_err(|m| invalid(format!("grid.\"{key}\""), m))?;
+        }
+        let spec: CellSpec = serde_path_to_error::deserialize(&doc).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { "(top level)".to_string() } else { key };
+            invalid(key, e.inner().to_string())
+        })?;
+        validate(&spec, &experiment.settings.data).map_err(|(key, message)| invalid(key, message))?;
+        let id = cell_id(&spec);
+        if let Some(first) = seen.insert(id.clone(), index) {
+            return Err(invalid(
+                "grid".into(),
+                format!("cells {first} and {index} are identical (id {id}); remove the duplicate grid value"),
+            ));
+        }
+        cells.push(Cell {
+            id,
+            index,
+            grid: combo.into_iter().collect(),
+            spec,
+        });
+    }
+    Ok(cells)
+}
+
+fn short(v: &Value) -> String {
+    match v {
+        Value::Object(map) => map
+            .get("kind")
+            .and_then(Value::as_str)
+            .map_or_else(|| "{..}".to_string(), |k| format!("{{kind={k}}}")),
+        other => other.to_string(),
+    }
+}
+
+/// Checks what serde cannot: combinations, templates, files. Returns `(key, message)`.
+pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String)> {
+    spec.task.validate()?;
+    if spec.model.source.trim().is_empty() {
+        return Err(("model.source".into(), "must name a model directory, hub id or `splade-tiny`".into()));
+    }
+    if spec.model.max_length < 8 {
+        return Err(("model.max_length".into(), format!("{} is too short (at least 8)", spec.model.max_length)));
+    }
+    let classification = spec.task.is_classification();
+    let check_template = |template: &str, allow_triggers: bool| -> Result<(), (String, String)> {
+        let parsed = Template::parse(template).map_err(|e| ("method.template".to_string(), e.to_string()))?;
+        parsed
+            .check_fields(spec.task.fields())
+            .map_err(|e| ("method.template".to_string(), e.to_string()))?;
+        if !allow_triggers && parsed.num_triggers() > 0 {
+            return Err(("method.template".into(), "a manual prompt has no [T] trigger slots".into()));
+        }
+        Ok(())
+    };
+    let check_labels = |labels: &Option<Labels>, auto_ok: bool| -> Result<(), (String, String)> {
+        match (classification, labels) {
+            (true, None) => Err((
+                "method.labels".into(),
+                "a classification task needs labels, e.g. { \"0\" = [\"bad\"], \"1\" = [\"good\"] }".into(),
+            )),
+            (true, Some(Labels::Keyword(_))) if !auto_ok => {
+                Err(("method.labels".into(), "\"auto\" is only available to the autoprompt method".into()))
+            }
+            (false, Some(_)) => Err((
+                "method.labels".into(),
+                "fact retrieval predicts the object itself; remove labels".into(),
+            )),
+            _ => Ok(()),
+        }
+    };
+    match &spec.method {
+        MethodSpec::Majority => {}
+        MethodSpec::Manual { template, labels } => {
+            match template {
+                Some(t) => check_template(t, false)?,
+                None if classification => {
+                    return Err(("method.template".into(), "required (only LAMA relations have a built-in manual template)".into()));
+                }
+                None => {}
+            }
+            check_labels(labels, false)?;
+        }
+        MethodSpec::Autoprompt { template, labels, search, .. } => {
+            check_template(template, true)?;
+            check_labels(labels, true)?;
+            for (key, value) in [
+                ("batch_size", search.batch_size),
+                ("num_candidates", search.num_candidates),
+                ("eval_batch_size", search.eval_batch_size),
+                ("accumulation_steps", search.accumulation_steps),
+                ("restarts", search.restarts),
+            ] {
+                if value == 0 {
+                    return Err((format!("method.search.{key}"), "must be at least 1".into()));
+                }
+            }
+        }
+        MethodSpec::LinearProbe { probe } => {
+            if !classification {
+                return Err(("method.kind".into(), "linear_probe needs a classification task".into()));
+            }
+            if probe.epochs == 0 || probe.batch_size == 0 {
+                return Err(("method.probe".into(), "epochs and batch_size must be at least 1".into()));
+            }
+            if !(0.0..1.0).contains(&probe.dropout) {
+                return Err(("method.probe.dropout".into(), format!("{} is not in [0, 1)", probe.dropout)));
+            }
+        }
+        MethodSpec::Finetune { finetune } => {
+            if !classification {
+                return Err(("method.kind".into(), "finetune needs a classification task".into()));
+            }
+            if finetune.epochs == Some(0) || finetune.batch_size == 0 {
+                return Err(("method.finetune".into(), "epochs and batch_size must be at least 1".into()));
+            }
+            if !(0.0..1.0).contains(&finetune.dropout) || !(0.0..=1.0).contains(&finetune.warmup) {
+                return Err(("method.finetune".into(), "dropout must be in [0, 1) and warmup in [0, 1]".into()));
+            }
+        }
+        MethodSpec::LabelSearch { template, .. } => {
+            check_template(template, true)?;
+            if !classification {
+                return Err(("method.kind".into(), "label_search needs a classification task".into()));
+            }
+        }
+    }
+    for path in required_files(&spec.task, data) {
+        if !path.is_file() {
+            return Err((
+                "task.kind".into(),
+                format!("data file `{}` is missing ({})", path.display(), data_hint(spec.task.kind)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn data_hint(kind: TaskKind) -> &'static str {
+    match kind {
+        TaskKind::Sst2 | TaskKind::SickE => "set data_dir or AUTOPROMPT_DATA_DIR to a directory with sst2/ and sick/",
+        _ => "set lama_dir / lpaqa_dir (AUTOPROMPT_LAMA_DIR, AUTOPROMPT_LPAQA_DIR); LAMA comes from facebookresearch/LAMA's data.zip",
+    }
+}
+
+/// Files a task reads (checked at plan time so a typo fails before any cell runs).
+pub fn required_files(task: &TaskSpec, data: &DataPaths) -> Vec<PathBuf> {
+    let rel = task.relation.as_deref().unwrap_or("");
+    match task.kind {
+        TaskKind::Sst2 => vec![data.data_dir.join("sst2/train.tsv"), data.data_dir.join("sst2/dev.tsv")],
+        TaskKind::SickE => vec![data.data_dir.join("sick/SICK.txt")],
+        TaskKind::Lama => vec![
+            data.lama_dir.join("relations.jsonl"),
+            data.lama_dir.join("common_vocab_cased.txt"),
+            data.lpaqa_dir.join(format!("TREx_train/{rel}.jsonl")),
+        ],
+        TaskKind::RelationExtraction => vec![
+            data.lama_dir.join("relations.jsonl"),
+            data.lama_dir.join("common_vocab_cased.txt"),
+            data.lama_dir.join(format!("TREx/{rel}.jsonl")),
+        ],
+    }
+}

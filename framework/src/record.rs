@@ -1,0 +1,94 @@
+//! The record of one cell: plain serialisable data, no tensors. Everything the report
+//! needs, and everything needed to trust a number: spec, metrics, prompt, trajectory,
+//! timings and provenance.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::CellSpec;
+use crate::prompt::Verbalizer;
+use crate::search::SearchResult;
+use crate::search::labels::LabelSearchResult;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Finished,
+    Failed,
+}
+
+/// How many examples a cell used, and how many it could not.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub train: usize,
+    pub dev: usize,
+    pub test: usize,
+    /// Malformed rows skipped under `malformed_rows = "skip"`.
+    pub skipped_rows: usize,
+    /// Examples removed by task rules (objects outside the common vocabulary, ...).
+    pub filtered_examples: usize,
+    /// Evaluation examples whose answer is not a single token of the model (counted as wrong).
+    pub unscorable: usize,
+}
+
+/// The prompt a cell evaluated or found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptArtifact {
+    pub template: String,
+    pub trigger_ids: Vec<u32>,
+    pub trigger_tokens: Vec<String>,
+    /// Label tokens of each class (classification).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verbalizer: Option<Verbalizer>,
+    /// The template with triggers filled in, for reading.
+    pub filled: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub total_seconds: f64,
+    pub load_seconds: f64,
+    pub method_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_per_iteration: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub package_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    pub backend: String,
+    pub seed: u64,
+    /// File path → SHA-256 of every data and model file used.
+    pub files: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_origin: Option<String>,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub experiment: String,
+    pub index: usize,
+    pub grid: BTreeMap<String, Value>,
+    pub spec: CellSpec,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Evaluation-split metrics by name (`accuracy`, `p_at_1`, `p_at_10`, `mrr`, ...) and
+    /// the dev metrics prefixed `dev_`.
+    pub metrics: BTreeMap<String, f64>,
+    pub counts: Counts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<PromptArtifact>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_search: Option<LabelSearchResult>,
+    pub timings: Timings,
+    pub provenance: Provenance,
+}

@@ -1,0 +1,393 @@
+//! Reports: records → polars tables (`cells`, `summary` over seeds) → parquet, CSV, a
+//! terminal table and a Markdown report. A pure function of the records: the same records
+//! give byte-identical files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+pub mod nightly;
+pub mod plot;
+
+use crate::record::{Record, Status};
+use crate::store::write_atomic;
+
+/// Report errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("polars: {0}")]
+    Polars(#[from] PolarsError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Plot(#[from] plot::PlotError),
+    #[error("no records under {0}: run the experiment first")]
+    Empty(PathBuf),
+}
+
+/// Columns that identify a setting (everything but the seed).
+pub const GROUP_KEYS: [&str; 7] = ["task", "relation", "variant", "model", "method", "train_size", "setting"];
+
+/// An 8-hex id of a cell's spec without its seed: cells differing only in seed share it.
+fn setting_id(record: &Record) -> String {
+    let mut spec = serde_json::to_value(&record.spec).expect("specs serialise");
+    if let Some(obj) = spec.as_object_mut() {
+        obj.remove("seed");
+    }
+    hex::encode(&Sha256::digest(spec.to_string().as_bytes())[..4])
+}
+
+/// Metric names present in any finished record, sorted.
+pub fn metric_names(records: &[Record]) -> Vec<String> {
+    let names: BTreeSet<&String> = records
+        .iter()
+        .filter(|r| r.status == Status::Finished)
+        .flat_map(|r| r.metrics.keys())
+        .collect();
+    names.into_iter().cloned().collect()
+}
+
+/// One row per cell.
+pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
+    let mut records: Vec<&Record> = records.iter().collect();
+    records.sort_by(|a, b| a.id.cmp(&b.id));
+    let text = |f: &dyn Fn(&Record) -> Option<String>| records.iter().map(|r| f(r)).collect::<Vec<_>>();
+    let mut columns = vec![
+        Column::new("id".into(), text(&|r| Some(r.id.clone()))),
+        Column::new("task".into(), text(&|r| Some(format!("{:?}", r.spec.task.kind).to_lowercase()))),
+        Column::new("relation".into(), text(&|r| r.spec.task.relation.clone())),
+        Column::new("variant".into(), text(&|r| r.spec.task.variant.map(|v| format!("{v:?}").to_lowercase()))),
+        Column::new("model".into(), text(&|r| Some(if r.spec.method.needs_model() { r.spec.model.source.clone() } else { "-".into() }))),
+        Column::new("method".into(), text(&|r| Some(r.spec.method.name().to_string()))),
+        Column::new("train_size".into(), records.iter().map(|r| r.spec.task.train_size.get() as u64).collect::<Vec<_>>()),
+        Column::new("setting".into(), text(&|r| Some(setting_id(r)))),
+        Column::new("seed".into(), records.iter().map(|r| r.spec.seed).collect::<Vec<_>>()),
+        Column::new("status".into(), text(&|r| Some(format!("{:?}", r.status).to_lowercase()))),
+        Column::new("seconds".into(), records.iter().map(|r| r.timings.total_seconds).collect::<Vec<_>>()),
+        Column::new(
+            "seconds_per_iteration".into(),
+            records.iter().map(|r| r.timings.seconds_per_iteration).collect::<Vec<_>>(),
+        ),
+        Column::new("prompt".into(), text(&|r| r.prompt.as_ref().map(|p| p.filled.clone()))),
+    ];
+    let owned: Vec<Record> = records.iter().map(|r| (*r).clone()).collect();
+    for name in metric_names(&owned) {
+        let values: Vec<Option<f64>> = records
+            .iter()
+            .map(|r| (r.status == Status::Finished).then(|| r.metrics.get(&name).copied()).flatten())
+            .collect();
+        columns.push(Column::new(name.as_str().into(), values));
+    }
+    Ok(DataFrame::new(columns)?)
+}
+
+/// Two-sided 95% Student-t quantile for `n` samples (`n - 1` degrees of freedom).
+pub fn t_quantile_95(n: u32) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110,
+        2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    match n {
+        0 | 1 => f64::NAN,
+        n if (n as usize - 1) <= T.len() => T[n as usize - 2],
+        _ => 1.960,
+    }
+}
+
+/// Aggregates finished cells over seeds: mean, sd, min, max, n and 95% CI half-width of
+/// every metric, one row per setting.
+pub fn summary_frame(cells: &DataFrame, metrics: &[String]) -> Result<DataFrame, ReportError> {
+    let mut aggs = vec![
+        col("seed").count().alias("n_seeds"),
+        col("seconds").mean().alias("seconds_mean"),
+        col("seconds_per_iteration").mean().alias("seconds_per_iteration_mean"),
+    ];
+    for m in metrics {
+        aggs.push(col(m.as_str()).mean().alias(format!("{m}_mean")));
+        aggs.push(col(m.as_str()).std(1).alias(format!("{m}_sd")));
+        aggs.push(col(m.as_str()).min().alias(format!("{m}_min")));
+        aggs.push(col(m.as_str()).max().alias(format!("{m}_max")));
+        aggs.push(col(m.as_str()).count().alias(format!("{m}_n")));
+    }
+    let keys: Vec<Expr> = GROUP_KEYS.iter().map(|k| col(*k)).collect();
+    let mut summary = cells
+        .clone()
+        .lazy()
+        .filter(col("status").eq(lit("finished")))
+        .group_by_stable(keys)
+        .agg(aggs)
+        .sort(GROUP_KEYS.to_vec(), SortMultipleOptions::default().with_nulls_last(false))
+        .collect()?;
+    for m in metrics {
+        let n = summary.column(&format!("{m}_n"))?.u32()?.clone();
+        let sd = summary.column(&format!("{m}_sd"))?.f64()?.clone();
+        let ci: Vec<Option<f64>> = n
+            .into_iter()
+            .zip(sd.into_iter())
+            .map(|(n, sd)| match (n, sd) {
+                (Some(n), Some(sd)) if n >= 2 => Some(t_quantile_95(n) * sd / (n as f64).sqrt()),
+                _ => None,
+            })
+            .collect();
+        summary.with_column(Column::new(format!("{m}_ci95").as_str().into(), ci))?;
+    }
+    Ok(summary)
+}
+
+fn parquet_bytes(df: &mut DataFrame) -> Result<Vec<u8>, ReportError> {
+    let mut buf = vec![];
+    ParquetWriter::new(&mut buf).finish(df)?;
+    Ok(buf)
+}
+
+fn csv_bytes(df: &mut DataFrame) -> Result<Vec<u8>, ReportError> {
+    let mut buf = vec![];
+    CsvWriter::new(&mut buf).include_header(true).finish(df)?;
+    Ok(buf)
+}
+
+/// Files a report wrote.
+#[derive(Debug, Clone)]
+pub struct ReportFiles {
+    pub summary: DataFrame,
+    pub written: Vec<PathBuf>,
+    pub failed_cells: Vec<(String, String)>,
+}
+
+/// Context of the Markdown report.
+pub struct ReportMeta<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub experiment_file: &'a Path,
+}
+
+/// Builds every table and file of an experiment's report from its records.
+pub fn build(records: &[Record], results_root: &Path, report_path: &Path, meta: &ReportMeta) -> Result<ReportFiles, ReportError> {
+    if records.is_empty() {
+        return Err(ReportError::Empty(results_root.to_owned()));
+    }
+    let metrics = metric_names(records);
+    let mut cells = cells_frame(records)?;
+    let mut summary = summary_frame(&cells, &metrics)?;
+    let mut written = vec![];
+    for (name, bytes) in [
+        ("cells.parquet", parquet_bytes(&mut cells)?),
+        ("cells.csv", csv_bytes(&mut cells)?),
+        ("summary.parquet", parquet_bytes(&mut summary)?),
+        ("summary.csv", csv_bytes(&mut summary)?),
+    ] {
+        let path = results_root.join(name);
+        write_atomic(&path, &bytes)?;
+        written.push(path);
+    }
+    let main_metric = ["accuracy", "p_at_1"].into_iter().find(|m| metrics.iter().any(|x| x == m));
+    let curves = main_metric.map(|m| curves(&summary, m)).transpose()?.unwrap_or_default();
+    let mut plot_name = None;
+    if let (Some(metric), true) = (main_metric, curves.iter().any(|c| c.points.len() > 1)) {
+        let stem = report_path.with_file_name(format!("{}.low_resource", meta.name));
+        written.extend(plot::low_resource_curve(&stem, &format!("{}: {metric} vs. training size", meta.name), metric, &curves)?);
+        plot_name = Some(format!("{}.low_resource", meta.name));
+    }
+    let markdown = markdown(records, &summary, &metrics, meta, plot_name.as_deref())?;
+    write_atomic(report_path, markdown.as_bytes())?;
+    written.push(report_path.to_owned());
+    let failed_cells = records
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .map(|r| (r.id.clone(), r.error.clone().unwrap_or_default()))
+        .collect();
+    Ok(ReportFiles {
+        summary,
+        written,
+        failed_cells,
+    })
+}
+
+fn cell_text(column: &Column, row: usize) -> String {
+    match column.get(row) {
+        Ok(AnyValue::Null) | Err(_) => "".into(),
+        Ok(AnyValue::Float64(v)) => format!("{v:.4}"),
+        Ok(AnyValue::String(s)) => s.to_string(),
+        Ok(AnyValue::StringOwned(s)) => s.to_string(),
+        Ok(v) => v.to_string(),
+    }
+}
+
+/// The summary as a Markdown table: group keys, n, and `mean ± sd` per metric.
+pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<String, ReportError> {
+    let mut header: Vec<String> = GROUP_KEYS.iter().filter(|k| **k != "setting").map(|k| k.to_string()).collect();
+    header.push("n".into());
+    header.extend(metrics.iter().cloned());
+    let mut out = format!("| {} |\n|{}|\n", header.join(" | "), vec!["---"; header.len()].join("|"));
+    for row in 0..summary.height() {
+        let mut cells: Vec<String> = GROUP_KEYS
+            .iter()
+            .filter(|k| **k != "setting")
+            .map(|k| cell_text(summary.column(k).expect("group key"), row))
+            .collect();
+        cells.push(cell_text(summary.column("n_seeds")?, row));
+        for m in metrics {
+            let mean = summary.column(&format!("{m}_mean"))?.get(row)?;
+            let sd = summary.column(&format!("{m}_sd"))?.get(row)?;
+            cells.push(match (mean, sd) {
+                (AnyValue::Float64(mean), AnyValue::Float64(sd)) => format!("{mean:.4} ± {sd:.4}"),
+                (AnyValue::Float64(mean), _) => format!("{mean:.4}"),
+                _ => String::new(),
+            });
+        }
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    Ok(out)
+}
+
+/// One curve per (method, task, relation, variant, model): the metric's mean ± sd by train size.
+pub fn curves(summary: &DataFrame, metric: &str) -> Result<Vec<plot::Curve>, ReportError> {
+    let mut by_key: BTreeMap<String, Vec<plot::Point>> = BTreeMap::new();
+    let sizes = summary.column("train_size")?.u64()?.clone();
+    let means = summary.column(&format!("{metric}_mean"))?.f64()?.clone();
+    let sds = summary.column(&format!("{metric}_sd"))?.f64()?.clone();
+    for row in 0..summary.height() {
+        let (Some(size), Some(mean)) = (sizes.get(row), means.get(row)) else { continue };
+        let parts: Vec<String> = ["method", "task", "relation", "variant", "model"]
+            .iter()
+            .map(|k| cell_text(summary.column(k).expect("group key"), row))
+            .filter(|v| !v.is_empty() && v != "-")
+            .collect();
+        let points = by_key.entry(parts.join(" · ")).or_default();
+        if !points.iter().any(|p| p.train_size == size as f64) {
+            points.push(plot::Point { train_size: size as f64, mean, sd: sds.get(row).unwrap_or(0.0) });
+        }
+    }
+    Ok(by_key
+        .into_iter()
+        .map(|(label, mut points)| {
+            points.sort_by(|a, b| a.train_size.total_cmp(&b.train_size));
+            plot::Curve { label, points }
+        })
+        .collect())
+}
+
+fn markdown(records: &[Record], summary: &DataFrame, metrics: &[String], meta: &ReportMeta, plot: Option<&str>) -> Result<String, ReportError> {
+    let mut md = format!("# {}\n\n", meta.name);
+    if !meta.description.is_empty() {
+        md.push_str(&format!("{}\n\n", meta.description.trim()));
+    }
+    md.push_str(&format!(
+        "Experiment file: `{}`. Cells: {} ({} finished, {} failed).\n\n",
+        meta.experiment_file.display(),
+        records.len(),
+        records.iter().filter(|r| r.status == Status::Finished).count(),
+        records.iter().filter(|r| r.status == Status::Failed).count(),
+    ));
+    md.push_str("## Summary (mean ± sd over seeds; evaluation split unless prefixed `dev_`)\n\n");
+    md.push_str(&summary_markdown(summary, metrics)?);
+    if let Some(plot) = plot {
+        md.push_str(&format!("\n![low-resource curve]({plot}.png)\n\n(also as [SVG]({plot}.svg); shaded: ±1 sd over seeds)\n"));
+    }
+    let mut prompts: Vec<&Record> = records.iter().filter(|r| r.prompt.is_some()).collect();
+    prompts.sort_by(|a, b| (a.spec.method.name(), a.spec.task.train_size, &a.spec.task.relation, a.spec.seed).cmp(&(b.spec.method.name(), b.spec.task.train_size, &b.spec.task.relation, b.spec.seed)));
+    if !prompts.is_empty() {
+        md.push_str("\n## Prompts\n\n| method | task | train_size | seed | prompt | label tokens | dev |\n|---|---|---|---|---|---|---|\n");
+        for r in prompts {
+            let p = r.prompt.as_ref().expect("filtered");
+            let labels = p.verbalizer.as_ref().map_or(String::new(), |v| {
+                v.classes.iter().map(|c| format!("{}: {}", c.label, c.tokens.join(", "))).collect::<Vec<_>>().join("; ")
+            });
+            let dev = r.search.as_ref().map_or(String::new(), |s| format!("{:.4}", s.best_dev));
+            let task = format!("{:?}{}", r.spec.task.kind, r.spec.task.relation.as_ref().map(|x| format!(" {x}")).unwrap_or_default()).to_lowercase();
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | `{}` | {} | {} |\n",
+                r.spec.method.name(),
+                task,
+                r.spec.task.train_size,
+                r.spec.seed,
+                p.filled.replace('|', "\\|"),
+                labels.replace('|', "\\|"),
+                dev
+            ));
+        }
+    }
+    let failed: Vec<&Record> = records.iter().filter(|r| r.status == Status::Failed).collect();
+    if !failed.is_empty() {
+        md.push_str("\n## Failed cells\n\n");
+        for r in failed {
+            md.push_str(&format!("- `{}`: {}\n", r.id, r.error.as_deref().unwrap_or("").replace('\n', " ")));
+        }
+    }
+    md.push_str("\n## Provenance\n\n");
+    let versions: BTreeSet<String> = records
+        .iter()
+        .map(|r| format!("autoprompt {} ({}), backend {}, {} threads", r.provenance.package_version, r.provenance.git_commit.as_deref().unwrap_or("no git commit"), r.provenance.backend, r.provenance.threads))
+        .collect();
+    for v in versions {
+        md.push_str(&format!("- {v}\n"));
+    }
+    let files: BTreeMap<&String, &String> = records.iter().flat_map(|r| r.provenance.files.iter()).collect();
+    for (path, hash) in files {
+        md.push_str(&format!("- `{path}`: sha256 `{hash}`\n"));
+    }
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells(acc: &[Option<f64>]) -> DataFrame {
+        let n = acc.len();
+        let s = |v: &str| vec![Some(v.to_string()); n];
+        df!(
+            "task" => s("sst2"),
+            "relation" => vec![None::<String>; n],
+            "variant" => vec![None::<String>; n],
+            "model" => s("m"),
+            "method" => s("autoprompt"),
+            "train_size" => vec![10u64; n],
+            "setting" => s("abcd"),
+            "seed" => (0..n as u64).collect::<Vec<_>>(),
+            "status" => s("finished"),
+            "seconds" => vec![1.0f64; n],
+            "seconds_per_iteration" => vec![None::<f64>; n],
+            "accuracy" => acc.to_vec(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn seed_statistics_by_hand() {
+        let summary = summary_frame(&cells(&[Some(0.5), Some(0.6), Some(0.7)]), &["accuracy".into()]).unwrap();
+        let get = |c: &str| summary.column(c).unwrap().get(0).unwrap().try_extract::<f64>().unwrap();
+        assert!((get("accuracy_mean") - 0.6).abs() < 1e-12);
+        assert!((get("accuracy_sd") - 0.1).abs() < 1e-12);
+        assert_eq!((get("accuracy_min"), get("accuracy_max")), (0.5, 0.7));
+        // t(0.975, 2 df) = 4.303; 4.303 · 0.1 / √3 = 0.248434...
+        assert!((get("accuracy_ci95") - 4.303 * 0.1 / 3f64.sqrt()).abs() < 1e-12);
+        assert_eq!(summary.column("n_seeds").unwrap().get(0).unwrap().try_extract::<u32>().unwrap(), 3);
+    }
+
+    #[test]
+    fn one_seed_has_no_interval() {
+        let summary = summary_frame(&cells(&[Some(0.5)]), &["accuracy".into()]).unwrap();
+        assert!(summary.column("accuracy_ci95").unwrap().get(0).unwrap().is_null());
+    }
+
+    #[test]
+    fn plot_files_are_valid_png_and_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        let curve = plot::Curve {
+            label: "autoprompt".into(),
+            points: vec![
+                plot::Point { train_size: 10.0, mean: 0.55, sd: 0.05 },
+                plot::Point { train_size: 100.0, mean: 0.6, sd: 0.03 },
+            ],
+        };
+        let files = plot::low_resource_curve(&dir.path().join("curve"), "t", "accuracy", &[curve]).unwrap();
+        let svg = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("autoprompt"));
+        let png = std::fs::read(&files[1]).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        assert!(png.len() > 5_000);
+    }
+}

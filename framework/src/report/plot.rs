@@ -1,0 +1,129 @@
+//! The low-resource curve: a metric against training-set size (log x-axis), one line per
+//! method, shaded ±sd over seeds; written as SVG and PNG.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::prelude::*;
+
+/// One point of a curve: train size, mean, sd (0 for one seed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub train_size: f64,
+    pub mean: f64,
+    pub sd: f64,
+}
+
+/// A named curve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Curve {
+    pub label: String,
+    pub points: Vec<Point>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("plot {path}: {message}")]
+pub struct PlotError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// The bundled DejaVu Sans (see `framework/assets/DejaVuSans.LICENSE`), so plots render the
+/// same on machines without system fonts.
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+        if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_err() {
+            panic!("the bundled font framework/assets/DejaVuSans.ttf does not parse");
+        }
+    });
+}
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, title: &str, metric: &str, curves: &[Curve]) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let xs = curves.iter().flat_map(|c| c.points.iter().map(|p| p.train_size));
+    let (xmin, xmax) = xs.fold((f64::INFINITY, 0f64), |(a, b), x| (a.min(x), b.max(x)));
+    let (xmin, xmax) = if xmin.is_finite() { (xmin / 1.5, xmax * 1.5) } else { (1.0, 10.0) };
+    let ys = curves.iter().flat_map(|c| c.points.iter().flat_map(|p| [p.mean - p.sd, p.mean + p.sd]));
+    let (ymin, ymax) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
+    let pad = ((ymax - ymin) * 0.1).max(0.02);
+    let (ymin, ymax) = if ymin.is_finite() { (ymin - pad, ymax + pad) } else { (0.0, 1.0) };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d((xmin..xmax).log_scale(), ymin..ymax)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("training examples (log scale)")
+        .y_desc(metric)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, curve) in curves.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let band: Vec<(f64, f64)> = curve
+            .points
+            .iter()
+            .map(|p| (p.train_size, p.mean + p.sd))
+            .chain(curve.points.iter().rev().map(|p| (p.train_size, p.mean - p.sd)))
+            .collect();
+        chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18)))).map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(curve.points.iter().map(|p| (p.train_size, p.mean)), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(curve.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart
+            .draw_series(curve.points.iter().map(|p| Circle::new((p.train_size, p.mean), 4, color.filled())))
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Writes `<stem>.svg` and `<stem>.png`; returns their paths.
+pub fn low_resource_curve(stem: &Path, title: &str, metric: &str, curves: &[Curve]) -> Result<Vec<PathBuf>, PlotError> {
+    register_font();
+    let svg = stem.with_extension("svg");
+    let png = stem.with_extension("png");
+    let err = |path: &Path| {
+        let path = path.to_owned();
+        move |message: String| PlotError { path, message }
+    };
+    if let Some(dir) = stem.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(stem)(e.to_string()))?;
+    }
+    let mut svg_text = String::new();
+    draw(SVGBackend::with_string(&mut svg_text, (900, 560)).into_drawing_area(), title, metric, curves).map_err(err(&svg))?;
+    crate::store::write_atomic(&svg, svg_text.as_bytes()).map_err(|e| err(&svg)(e.to_string()))?;
+    // The bitmap backend encodes straight to a file (format from the extension): draw into a
+    // temp file beside the target, then rename, so a reader never sees half a PNG.
+    let name = png.file_name().expect("a file name").to_string_lossy().into_owned();
+    let tmp = png.with_file_name(format!(".{name}.{}.tmp.png", std::process::id()));
+    draw(BitMapBackend::new(&tmp, (900, 560)).into_drawing_area(), title, metric, curves).map_err(err(&png))?;
+    std::fs::rename(&tmp, &png).map_err(|e| err(&png)(e.to_string()))?;
+    Ok(vec![svg, png])
+}

@@ -1,0 +1,145 @@
+//! Executing one cell: task data → method → record.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+
+use super::{RunError, prompting, provenance};
+use crate::config::{Experiment, MethodSpec};
+use crate::lm::LoadedModel;
+use crate::plan::Cell;
+use crate::record::{Counts, Provenance, Record, Status, Timings};
+use crate::store::{Store, write_atomic};
+
+/// Models loaded in this process, by source (loading is the slow part of small cells).
+pub struct Models<B: AutodiffBackend> {
+    loaded: Mutex<HashMap<String, Arc<LoadedModel<B>>>>,
+}
+
+impl<B: AutodiffBackend> Default for Models<B> {
+    fn default() -> Self {
+        Self {
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<B: AutodiffBackend> Models<B> {
+    pub fn get(&self, source: &str, device: &B::Device) -> Result<Arc<LoadedModel<B>>, RunError> {
+        let mut loaded = self.loaded.lock().expect("model cache lock");
+        if let Some(m) = loaded.get(source) {
+            return Ok(m.clone());
+        }
+        let model = Arc::new(crate::lm::load::<B>(source, device)?);
+        loaded.insert(source.to_string(), model.clone());
+        Ok(model)
+    }
+}
+
+/// Runs a cell and returns its record (a `failed` record when the method errs).
+pub fn execute_cell<B: AutodiffBackend>(experiment: &Experiment, cell: &Cell, store: &Store, models: &Models<B>, device: &B::Device) -> Record {
+    let started = Instant::now();
+    let mut record = Record {
+        id: cell.id.clone(),
+        experiment: experiment.name.clone(),
+        index: cell.index,
+        grid: cell.grid.clone(),
+        spec: cell.spec.clone(),
+        status: Status::Finished,
+        error: None,
+        metrics: Default::default(),
+        counts: Counts::default(),
+        prompt: None,
+        search: None,
+        label_search: None,
+        timings: Timings::default(),
+        provenance: Provenance {
+            package_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: provenance::git_commit(),
+            backend: format!("{:?}", experiment.settings.backend).to_lowercase(),
+            seed: cell.spec.seed,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ..Default::default()
+        },
+    };
+    if let Err(e) = fill(&mut record, experiment, cell, store, models, device, started) {
+        record.status = Status::Failed;
+        record.error = Some(error_chain(&e));
+    }
+    record.timings.total_seconds = started.elapsed().as_secs_f64();
+    record
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+fn fill<B: AutodiffBackend>(
+    record: &mut Record,
+    experiment: &Experiment,
+    cell: &Cell,
+    store: &Store,
+    models: &Models<B>,
+    device: &B::Device,
+    started: Instant,
+) -> Result<(), RunError> {
+    let spec = &cell.spec;
+    let data = crate::tasks::load(&spec.task, &experiment.settings.data, spec.seed)?;
+    record.counts = Counts {
+        train: data.train.len(),
+        dev: data.dev.len(),
+        test: data.test.len(),
+        skipped_rows: data.skipped_rows,
+        filtered_examples: data.filtered_examples,
+        unscorable: 0,
+    };
+    let mut files = data.files.clone();
+    if let MethodSpec::Majority = spec.method {
+        record.timings.load_seconds = started.elapsed().as_secs_f64();
+        record.metrics = crate::baselines::majority::evaluate(&data.train, &data.test, spec.task.is_classification());
+        record.provenance.files = provenance::file_hashes(&files);
+        return Ok(());
+    }
+    let lm = models.get(&spec.model.source, device)?;
+    files.extend(lm.files.iter().cloned());
+    record.provenance.model_origin = Some(lm.resolved.origin.clone());
+    record.timings.load_seconds = started.elapsed().as_secs_f64();
+    let method_start = Instant::now();
+    let max_len = spec.model.max_length.min(lm.config.max_sequence_length());
+    let splits = [data.train.as_slice(), data.dev.as_slice(), data.test.as_slice()];
+    match &spec.method {
+        MethodSpec::LinearProbe { probe } => {
+            record.metrics = crate::baselines::linear_probe::run(&lm, &data.classes, splits, probe, spec.seed, max_len, device)?;
+        }
+        MethodSpec::Finetune { finetune } => {
+            record.metrics = crate::baselines::finetune::run(&lm, &data.classes, splits, finetune, spec.seed, max_len, device)?;
+        }
+        _ => {
+            let best_path = store.prompt_path(&cell.id);
+            let outcome = prompting::run(spec, &data, &lm, device, |artifact| {
+                if let Ok(json) = serde_json::to_vec_pretty(artifact) {
+                    if let Err(e) = write_atomic(&best_path, &json) {
+                        tracing::warn!(error = %e, "could not save the best-so-far prompt");
+                    }
+                }
+            })?;
+            record.timings.seconds_per_iteration = outcome.search.as_ref().map(|s| s.seconds_per_iteration);
+            record.metrics = outcome.metrics;
+            record.counts.unscorable = outcome.unscorable;
+            record.prompt = Some(outcome.prompt);
+            record.search = outcome.search;
+            record.label_search = outcome.label_search;
+        }
+    }
+    record.timings.method_seconds = method_start.elapsed().as_secs_f64();
+    record.provenance.files = provenance::file_hashes(&files);
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! Running cells: for each cell not finished in the store, take its lock, load what it needs
+//! (task data; the model, cached within the process), execute its method and write its
+//! record atomically. Failed cells get a `failed` record (and run again next time).
+
+mod execute;
+pub mod prompting;
+pub mod provenance;
+pub mod slurm;
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::config::{BackendKind, Experiment};
+use crate::lm::LmError;
+use crate::plan::Cell;
+use crate::record::Status;
+use crate::store::{CellState, Store, StoreError};
+use crate::tasks::TaskError;
+
+pub use execute::{Models, execute_cell};
+
+/// Why a cell (or a run) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    #[error(transparent)]
+    Model(#[from] LmError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Method(String),
+    #[error("backend `{0:?}` is not available: {1}")]
+    Backend(BackendKind, String),
+}
+
+/// Options of `autoprompt run`.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run only these cell ids (or id prefixes).
+    pub only: Vec<String>,
+    /// Run only the cell with this plan index (Slurm array tasks, Kubernetes indexed jobs).
+    pub cell_index: Option<usize>,
+    /// Run only cells with `index % count == shard` (`--shard I/N`).
+    pub shard: Option<(usize, usize)>,
+    /// Cells to run in parallel.
+    pub jobs: usize,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub finished_before: usize,
+    pub ran: usize,
+    pub failed: usize,
+    /// Cells another runner held the lock of.
+    pub locked_elsewhere: usize,
+    /// Corrupt records that were re-run.
+    pub rerun_corrupt: usize,
+}
+
+/// Selects cells by id prefix (`--only`), plan index (`--cell-index`) and shard.
+pub fn select<'a>(cells: &'a [Cell], options: &RunOptions) -> Vec<&'a Cell> {
+    cells
+        .iter()
+        .filter(|c| options.only.is_empty() || options.only.iter().any(|o| c.id.starts_with(o.as_str())))
+        .filter(|c| options.cell_index.is_none_or(|i| c.index == i))
+        .filter(|c| options.shard.is_none_or(|(i, n)| c.index % n == i))
+        .collect()
+}
+
+/// Runs the selected cells of an experiment on its backend.
+pub fn run(experiment: &Experiment, cells: &[Cell], options: &RunOptions) -> Result<RunSummary, RunError> {
+    match experiment.settings.backend {
+        BackendKind::Ndarray => {
+            let device = burn::backend::ndarray::NdArrayDevice::Cpu;
+            run_on::<burn::backend::Autodiff<burn::backend::NdArray>>(experiment, cells, options, device)
+        }
+        BackendKind::Flex => {
+            let device = burn::backend::flex::FlexDevice;
+            run_on::<burn::backend::Autodiff<burn::backend::Flex>>(experiment, cells, options, device)
+        }
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => {
+            let device = burn::backend::cuda::CudaDevice::default();
+            run_on::<burn::backend::Autodiff<burn::backend::Cuda>>(experiment, cells, options, device)
+        }
+        #[cfg(not(feature = "cuda"))]
+        BackendKind::Cuda => Err(RunError::Backend(
+            BackendKind::Cuda,
+            "this binary was built without the `cuda` feature (cargo build --features cuda)".into(),
+        )),
+    }
+}
+
+fn progress_bar(len: usize) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells, ETA {eta} {msg}")
+            .expect("valid template"),
+    );
+    bar
+}
+
+fn run_on<B: AutodiffBackend>(experiment: &Experiment, cells: &[Cell], options: &RunOptions, device: B::Device) -> Result<RunSummary, RunError> {
+    let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
+    let mut summary = RunSummary::default();
+    let mut pending = vec![];
+    for cell in select(cells, options) {
+        match store.state(&cell.id) {
+            CellState::Finished(_) => summary.finished_before += 1,
+            CellState::Corrupt(why) => {
+                tracing::warn!(cell = %cell.id, %why, "record is corrupt; running the cell again");
+                summary.rerun_corrupt += 1;
+                pending.push(cell);
+            }
+            CellState::Failed(_) | CellState::Pending => pending.push(cell),
+        }
+    }
+    tracing::info!(
+        experiment = %experiment.name,
+        pending = pending.len(),
+        finished = summary.finished_before,
+        results = %store.root.display(),
+        "starting run"
+    );
+    let bar = progress_bar(pending.len());
+    let models = Models::<B>::default();
+    let next = AtomicUsize::new(0);
+    let summary = Arc::new(Mutex::new(summary));
+    let first_error: Mutex<Option<RunError>> = Mutex::new(None);
+    let worker = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            let Some(cell) = pending.get(i) else { break };
+            let outcome = run_one(experiment, cell, &store, &models, &device);
+            let mut s = summary.lock().expect("summary lock");
+            match outcome {
+                Ok(Some(Status::Finished)) => s.ran += 1,
+                Ok(Some(Status::Failed)) => s.failed += 1,
+                Ok(None) => s.locked_elsewhere += 1,
+                Err(e) => {
+                    s.failed += 1;
+                    first_error.lock().expect("error lock").get_or_insert(e);
+                }
+            }
+            bar.inc(1);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..options.jobs.max(1) {
+            scope.spawn(worker);
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(e) = first_error.into_inner().expect("error lock") {
+        return Err(e);
+    }
+    let summary = summary.lock().expect("summary lock").clone();
+    Ok(summary)
+}
+
+/// Runs one cell under its lock. `Ok(None)`: another runner holds it or finished it.
+fn run_one<B: AutodiffBackend>(experiment: &Experiment, cell: &Cell, store: &Store, models: &Models<B>, device: &B::Device) -> Result<Option<Status>, RunError> {
+    let Some(_lock) = store.try_lock(&cell.id)? else {
+        tracing::info!(cell = %cell.id, "held by another runner; skipping");
+        return Ok(None);
+    };
+    if matches!(store.state(&cell.id), CellState::Finished(_)) {
+        return Ok(None);
+    }
+    let span = tracing::info_span!("cell", id = %cell.id, index = cell.index);
+    let _enter = span.enter();
+    let started = Instant::now();
+    let record = execute_cell::<B>(experiment, cell, store, models, device);
+    let status = record.status;
+    match status {
+        Status::Finished => tracing::info!(
+            seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+            metrics = ?record.metrics,
+            "cell finished"
+        ),
+        Status::Failed => tracing::error!(error = record.error.as_deref().unwrap_or(""), "cell failed"),
+    }
+    store.write_record(&record)?;
+    Ok(Some(status))
+}

@@ -1,0 +1,290 @@
+//! Prompt-based methods on one cell: `manual`, `autoprompt`, `label_search`.
+//!
+//! Turns task examples into encoded prompts and gold answers, builds the scorer, runs the
+//! searches the method asks for, and evaluates the final prompt on dev and evaluation data.
+
+use std::collections::{BTreeMap, HashMap};
+
+use burn::tensor::backend::AutodiffBackend;
+
+use super::RunError;
+use crate::config::{CellSpec, Labels, MethodSpec};
+use crate::lm::LoadedModel;
+use crate::prompt::{Batch, Encoded, Template, Verbalizer};
+use crate::record::PromptArtifact;
+use crate::search::candidates::{CandidateFilter, allowed_tokens};
+use crate::search::labels::{LabelSearchResult, label_search};
+use crate::search::trigger::{SearchContext, Split, evaluate_split, search};
+use crate::search::{Gold, RowScore, Scorer, SearchResult, SearchSettings, SelectBy, Target};
+use crate::tasks::metrics::{accuracy, retrieval};
+use crate::tasks::{Example, TaskData};
+
+/// What a prompt method produced.
+#[derive(Debug, Clone)]
+pub struct PromptOutcome {
+    pub metrics: BTreeMap<String, f64>,
+    pub unscorable: usize,
+    pub prompt: PromptArtifact,
+    pub search: Option<SearchResult>,
+    pub label_search: Option<LabelSearchResult>,
+}
+
+/// Examples of one split that can be scored, with their golds, plus the count that cannot.
+struct Prepared {
+    encoded: Vec<Encoded>,
+    golds: Vec<Gold>,
+    unscorable: usize,
+}
+
+/// How answers map to scored tokens.
+enum Answers {
+    Classes(Vec<String>),
+    Tokens(HashMap<String, (usize, u32)>),
+}
+
+impl Answers {
+    fn gold(&self, example: &Example, lm_tokenizer: &crate::lm::LmTokenizer) -> Option<Gold> {
+        match self {
+            Answers::Classes(classes) => classes.iter().position(|c| *c == example.label).map(|index| Gold { index, token: 0 }),
+            Answers::Tokens(map) => {
+                let key = if lm_tokenizer.lowercases { example.label.to_lowercase() } else { example.label.clone() };
+                map.get(&key).map(|&(index, token)| Gold { index, token })
+            }
+        }
+    }
+}
+
+fn prepare(
+    examples: &[Example],
+    template: &Template,
+    answers: &Answers,
+    lm: &LoadedModel<impl burn::tensor::backend::Backend>,
+    triggers: &[u32],
+    max_len: usize,
+) -> Result<Prepared, RunError> {
+    let mut out = Prepared {
+        encoded: vec![],
+        golds: vec![],
+        unscorable: 0,
+    };
+    for example in examples {
+        let Some(gold) = answers.gold(example, &lm.tokenizer) else {
+            out.unscorable += 1;
+            continue;
+        };
+        let encoded = template.encode(|f| example.field(f), &lm.tokenizer, triggers, max_len, false)?;
+        out.encoded.push(encoded);
+        out.golds.push(gold);
+    }
+    Ok(out)
+}
+
+/// Classification metrics (`accuracy`) or fact-retrieval metrics (`p_at_1`, `p_at_10`,
+/// `mrr`, `log_likelihood`), with unscorable examples counted as misses.
+fn metrics_of(rows: &[RowScore], unscorable: usize, classification: bool, prefix: &str) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    if classification {
+        let mut ranks: Vec<usize> = rows.iter().map(|r| r.rank).collect();
+        ranks.extend(std::iter::repeat_n(usize::MAX, unscorable));
+        m.insert(format!("{prefix}accuracy"), accuracy(&ranks));
+    } else {
+        let mut ranks: Vec<Option<usize>> = rows.iter().map(|r| Some(r.rank)).collect();
+        ranks.extend(std::iter::repeat_n(None, unscorable));
+        let r = retrieval(&ranks);
+        m.insert(format!("{prefix}p_at_1"), r.p_at_1);
+        m.insert(format!("{prefix}p_at_10"), r.p_at_10);
+        m.insert(format!("{prefix}mrr"), r.mrr);
+        if !rows.is_empty() {
+            let ll = rows.iter().map(|r| r.gold_log_likelihood as f64).sum::<f64>() / rows.len() as f64;
+            m.insert(format!("{prefix}log_likelihood"), ll);
+        }
+    }
+    m
+}
+
+/// Fills `[T]` slots of a template string with trigger tokens, for display.
+fn fill_template(template: &str, tokens: &[String]) -> String {
+    let mut out = template.to_string();
+    for t in tokens {
+        out = out.replacen("[T]", t, 1);
+    }
+    out
+}
+
+pub fn run<B: AutodiffBackend>(
+    spec: &CellSpec,
+    data: &TaskData,
+    lm: &LoadedModel<B>,
+    device: &B::Device,
+    mut on_best: impl FnMut(&PromptArtifact),
+) -> Result<PromptOutcome, RunError> {
+    let classification = spec.task.is_classification();
+    let default_settings = SearchSettings::default();
+    let (template_text, labels, settings, label_settings) = match &spec.method {
+        MethodSpec::Manual { template, labels } => {
+            let t = template.clone().or_else(|| data.manual_template.clone()).ok_or_else(|| RunError::Method("no template".into()))?;
+            (t, labels.clone(), &default_settings, None)
+        }
+        MethodSpec::Autoprompt { template, labels, search, label_search } => (template.clone(), labels.clone(), search, Some(label_search)),
+        MethodSpec::LabelSearch { template, label_search } => {
+            (template.clone(), Some(Labels::Keyword(crate::config::LabelsKeyword::Auto)), &default_settings, Some(label_search))
+        }
+        MethodSpec::Majority | MethodSpec::LinearProbe { .. } | MethodSpec::Finetune { .. } => unreachable!("not a prompt method"),
+    };
+    let template = Template::parse(&template_text).map_err(|e| RunError::Method(e.to_string()))?;
+    let tokenizer = &lm.tokenizer;
+    let max_len = spec.model.max_length.min(lm.config.max_sequence_length());
+    let mask = tokenizer.special.mask.id;
+    let initial_trigger = match &settings.initial_trigger {
+        Some(word) => tokenizer
+            .single_token_id(word)
+            .ok_or_else(|| RunError::Method(format!("initial_trigger `{word}` is not a single token")))?,
+        None => mask,
+    };
+    let placeholder = vec![initial_trigger; template.num_triggers()];
+    let select_by = settings
+        .select_by
+        .unwrap_or(if classification { SelectBy::Accuracy } else { SelectBy::LogLikelihood });
+
+    // Answers and the tokens scored at [P].
+    let (answers, mut target) = if classification {
+        let answers = Answers::Classes(data.classes.clone());
+        (answers, Target::Classes { label_ids: vec![], spans: vec![] })
+    } else {
+        let vocab = data.candidate_vocab.as_deref().unwrap_or_default();
+        let mut map = HashMap::new();
+        let mut ids = vec![];
+        for word in vocab {
+            let key = if tokenizer.lowercases { word.to_lowercase() } else { word.clone() };
+            if map.contains_key(&key) {
+                continue;
+            }
+            if let Some(id) = tokenizer.single_token_id(word) {
+                map.insert(key, (ids.len(), id));
+                ids.push(id);
+            }
+        }
+        (Answers::Tokens(map), Target::Vocabulary { candidate_ids: ids })
+    };
+    let train = prepare(&data.train, &template, &answers, lm, &placeholder, max_len)?;
+    let dev = prepare(&data.dev, &template, &answers, lm, &placeholder, max_len)?;
+    let test = prepare(&data.test, &template, &answers, lm, &placeholder, max_len)?;
+    if train.encoded.is_empty() || dev.encoded.is_empty() {
+        return Err(RunError::Method("no train or dev example has a single-token answer for this model".into()));
+    }
+
+    // Label tokens: given words, or found by the label search.
+    let mut verbalizer = None;
+    let mut label_result = None;
+    if classification {
+        let v = match labels {
+            Some(Labels::Words(words)) => Verbalizer::from_words(&data.classes, &words, tokenizer).map_err(|e| RunError::Method(e.to_string()))?,
+            _ => {
+                let scorer = Scorer::<B>::new(lm.model.clone(), target.clone(), settings.eval_batch_size, device.clone());
+                let refs: Vec<&Encoded> = train.encoded.iter().collect();
+                let batch = crate::search::trigger::batch_with_triggers(&refs, &placeholder, tokenizer.special.pad.id);
+                let features = scorer.mask_features(&batch);
+                let classes: Vec<usize> = train.golds.iter().map(|g| g.index).collect();
+                let allowed = whole_word_tokens(lm);
+                let result = label_search::<B>(
+                    &features,
+                    &classes,
+                    data.classes.len(),
+                    scorer.eval_model().word_embedding_matrix(),
+                    &allowed,
+                    label_settings.expect("label search settings"),
+                    device,
+                );
+                let v = Verbalizer::from_ids(&data.classes, result.token_ids.clone(), tokenizer);
+                tracing::info!(labels = ?v.classes.iter().map(|c| (&c.label, &c.tokens)).collect::<Vec<_>>(), "label search");
+                label_result = Some(result);
+                v
+            }
+        };
+        target = Target::Classes {
+            label_ids: v.all_token_ids(),
+            spans: v.class_spans(),
+        };
+        verbalizer = Some(v);
+    }
+
+    let scorer = Scorer::<B>::new(lm.model.clone(), target.clone(), settings.eval_batch_size, device.clone());
+    let excluded: Vec<u32> = match &target {
+        Target::Classes { label_ids, .. } => label_ids.clone(),
+        Target::Vocabulary { .. } => train.golds.iter().chain(&dev.golds).map(|g| g.token).collect(),
+    };
+    let filter = CandidateFilter {
+        capitalized: settings.filter_capitalized,
+        non_alphabetic: settings.filter_non_alphabetic,
+    };
+    let allowed = allowed_tokens(tokenizer, lm.model.vocab_size(), &excluded, filter);
+    let display = |id: u32| tokenizer.display_token(id);
+    let train_classes: Vec<usize> = train.golds.iter().map(|g| if classification { g.index } else { 0 }).collect();
+    let ctx = SearchContext {
+        scorer: &scorer,
+        settings,
+        select_by,
+        allowed: &allowed,
+        pad_id: tokenizer.special.pad.id,
+        initial_trigger,
+        train_classes: &train_classes,
+        display: &display,
+    };
+    let artifact = |ids: &[u32]| {
+        let tokens: Vec<String> = ids.iter().map(|&i| display(i)).collect();
+        PromptArtifact {
+            template: template_text.clone(),
+            filled: fill_template(&template_text, &tokens),
+            trigger_ids: ids.to_vec(),
+            trigger_tokens: tokens,
+            verbalizer: verbalizer.clone(),
+        }
+    };
+    fn split(p: &Prepared) -> Split<'_> {
+        Split {
+            encoded: &p.encoded,
+            golds: &p.golds,
+        }
+    }
+    let search_result = match (&spec.method, template.num_triggers()) {
+        (MethodSpec::Autoprompt { .. }, n) if n > 0 => Some(search(&ctx, split(&train), split(&dev), spec.seed, |ids, dev_metric| {
+            tracing::info!(triggers = ?ids.iter().map(|&i| display(i)).collect::<Vec<_>>(), dev = dev_metric, "new best prompt");
+            on_best(&artifact(ids));
+        })),
+        _ => None,
+    };
+    let triggers = search_result.as_ref().map_or(placeholder.clone(), |r| r.trigger_ids.clone());
+    let need_ll = !classification;
+    let mut metrics = metrics_of(&evaluate_split(&ctx, split(&test), &triggers, need_ll), test.unscorable, classification, "");
+    metrics.extend(metrics_of(&evaluate_split(&ctx, split(&dev), &triggers, need_ll), dev.unscorable, classification, "dev_"));
+    if let Some(r) = &label_result {
+        metrics.insert("label_probe_train_accuracy".into(), r.train_accuracy);
+    }
+    Ok(PromptOutcome {
+        metrics,
+        unscorable: test.unscorable,
+        prompt: artifact(&triggers),
+        search: search_result,
+        label_search: label_result,
+    })
+}
+
+/// Tokens a label may be: whole words (no sub-word pieces), alphabetic, not special.
+fn whole_word_tokens<B: burn::tensor::backend::Backend>(lm: &LoadedModel<B>) -> Vec<bool> {
+    let filter = CandidateFilter {
+        capitalized: false,
+        non_alphabetic: true,
+    };
+    let mut allowed = allowed_tokens(&lm.tokenizer, lm.model.vocab_size(), &[], filter);
+    for (id, slot) in allowed.iter_mut().enumerate() {
+        if crate::search::candidates::surface(&lm.tokenizer, id as u32).1 {
+            *slot = false;
+        }
+    }
+    allowed
+}
+
+/// Padded batch helper re-exported for `fill-mask` style callers.
+pub fn pad(examples: &[&Encoded], pad_id: u32) -> Batch {
+    Batch::pad(examples, pad_id)
+}

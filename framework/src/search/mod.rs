@@ -1,0 +1,106 @@
+//! AutoPrompt's searches: triggers ([`trigger`]) and label tokens ([`labels`]), on top of a
+//! [`scorer::Scorer`] that wraps the frozen model. Plain data in (encoded prompts, golds,
+//! settings), plain results out; no files, no configuration loading.
+
+pub mod candidates;
+pub mod labels;
+pub mod scorer;
+pub mod trigger;
+
+use serde::{Deserialize, Serialize};
+
+pub use scorer::{Gold, RowScore, Scorer, Target};
+pub use trigger::{SearchResult, SearchStep};
+
+/// Class balance during the search.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Batches drawn uniformly, plain mean loss (reference).
+    #[default]
+    None,
+    /// Batches drawn round-robin across classes.
+    Sample,
+    /// Class-weighted loss (each class contributes equally).
+    Loss,
+}
+
+/// The metric that decides between candidates and between dev checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectBy {
+    /// Accuracy / P@1, ties counted as wrong (reference for classification).
+    Accuracy,
+    /// Mean gold log-likelihood (reference for fact retrieval).
+    LogLikelihood,
+}
+
+/// Trigger-search settings (`[method.search]`); defaults are the paper's code's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchSettings {
+    /// Search iterations per restart. Default 100.
+    pub iters: usize,
+    /// Train examples per batch. Default 32.
+    pub batch_size: usize,
+    /// Batches whose gradients are summed per iteration. Default 10.
+    pub accumulation_steps: usize,
+    /// HotFlip candidates evaluated per iteration. Default 10.
+    pub num_candidates: usize,
+    /// Rows per forward pass when evaluating. Default 256.
+    pub eval_batch_size: usize,
+    /// Exclude capitalised trigger candidates. Default false.
+    pub filter_capitalized: bool,
+    /// Exclude trigger candidates that are not purely alphabetic. Default false.
+    pub filter_non_alphabetic: bool,
+    /// `none` (default), `sample` or `loss`.
+    pub balance: Balance,
+    /// Stop a restart after this many iterations without a dev improvement. Default: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
+    /// Independent searches from the initial trigger; the best on dev wins. Default 1.
+    pub restarts: usize,
+    /// Default: `accuracy` for classification, `log_likelihood` for fact retrieval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub select_by: Option<SelectBy>,
+    /// Initial token of every trigger slot. Default: the mask token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_trigger: Option<String>,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        Self {
+            iters: 100,
+            batch_size: 32,
+            accumulation_steps: 10,
+            num_candidates: 10,
+            eval_batch_size: 256,
+            filter_capitalized: false,
+            filter_non_alphabetic: false,
+            balance: Balance::None,
+            patience: None,
+            restarts: 1,
+            select_by: None,
+            initial_trigger: None,
+        }
+    }
+}
+
+/// Label-token search settings (`[method.label_search]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabelSearchSettings {
+    /// Label tokens kept per class. Default 3.
+    pub k: usize,
+    /// Full-batch Adam steps of the logistic regression. Default 200.
+    pub steps: usize,
+    /// Adam learning rate. Default 0.01.
+    pub lr: f64,
+}
+
+impl Default for LabelSearchSettings {
+    fn default() -> Self {
+        Self { k: 3, steps: 200, lr: 0.01 }
+    }
+}

@@ -1,0 +1,386 @@
+//! The AutoPrompt trigger search (gradient-guided, HotFlip candidates), as small steps —
+//! gradient → candidates → evaluate → accept — and one loop that records every step.
+//!
+//! Reference behaviour (the paper's code), kept as the defaults: triggers start as the mask
+//! token; each iteration accumulates the loss gradient over `accumulation_steps` train
+//! batches, picks one slot uniformly at random, takes the top `num_candidates` tokens by
+//! `−(E · g)`, evaluates the current prompt and every candidate on a fresh batch, and
+//! accepts the best candidate only if it is strictly better; after an accepted change the
+//! dev set is evaluated and the best-on-dev prompt kept. Candidates are evaluated in as few
+//! forward passes as `eval_batch_size` allows (all candidates × examples stacked), which
+//! gives the same numbers as one-at-a-time evaluation.
+
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::candidates::top_k;
+use super::scorer::{Gold, RowScore, Scorer};
+use super::{Balance, SearchSettings, SelectBy};
+use crate::prompt::{Batch, Encoded};
+use crate::tasks::sample::rng;
+
+/// Examples of one split, encoded with placeholder triggers, and their gold answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Split<'a> {
+    pub encoded: &'a [Encoded],
+    pub golds: &'a [Gold],
+}
+
+/// One iteration of the search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchStep {
+    pub restart: usize,
+    pub iteration: usize,
+    pub slot: usize,
+    pub loss: f32,
+    /// Selection metric of the current prompt on this step's evaluation batch.
+    pub current: f64,
+    /// Best candidate (token id and text) and its metric on the same batch.
+    pub best_candidate: Option<(u32, String, f64)>,
+    pub accepted: bool,
+    /// Dev metric after an accepted change.
+    pub dev: Option<f64>,
+    pub seconds: f64,
+}
+
+/// The outcome of a search: the best-on-dev triggers and the full trajectory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResult {
+    pub trigger_ids: Vec<u32>,
+    pub trigger_tokens: Vec<String>,
+    pub best_dev: f64,
+    pub best_restart: usize,
+    pub steps: Vec<SearchStep>,
+    pub iterations_run: usize,
+    /// Mean wall time of one iteration.
+    pub seconds_per_iteration: f64,
+    /// Why the search stopped (`iterations`, `patience`).
+    pub stopped_by: String,
+}
+
+/// Fills each trigger slot of every row of a padded batch.
+pub fn batch_with_triggers(examples: &[&Encoded], triggers: &[u32], pad_id: u32) -> Batch {
+    triggers
+        .iter()
+        .enumerate()
+        .fold(Batch::pad(examples, pad_id), |b, (slot, &t)| b.with_trigger(slot, t))
+}
+
+/// Endless shuffled passes over the training set (optionally class-balanced).
+pub struct BatchStream {
+    pools: Vec<Vec<usize>>,
+    cursors: Vec<usize>,
+    next_pool: usize,
+}
+
+impl BatchStream {
+    pub fn new(classes: &[usize], balance: bool) -> Self {
+        let pools = if balance {
+            let n = classes.iter().copied().max().map_or(0, |m| m + 1);
+            let mut pools = vec![vec![]; n];
+            for (i, &c) in classes.iter().enumerate() {
+                pools[c].push(i);
+            }
+            pools.retain(|p| !p.is_empty());
+            pools
+        } else {
+            vec![(0..classes.len()).collect()]
+        };
+        let cursors = pools.iter().map(Vec::len).collect();
+        Self {
+            pools,
+            cursors,
+            next_pool: 0,
+        }
+    }
+
+    pub fn next(&mut self, size: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+        let total: usize = self.pools.iter().map(Vec::len).sum();
+        let size = size.min(total);
+        let mut out = Vec::with_capacity(size);
+        while out.len() < size {
+            let p = self.next_pool % self.pools.len();
+            self.next_pool += 1;
+            if self.cursors[p] >= self.pools[p].len() {
+                self.pools[p].shuffle(rng);
+                self.cursors[p] = 0;
+            }
+            out.push(self.pools[p][self.cursors[p]]);
+            self.cursors[p] += 1;
+        }
+        out
+    }
+}
+
+/// Selection metric of a group of rows.
+pub fn metric(rows: &[RowScore], select_by: SelectBy) -> f64 {
+    let n = rows.len().max(1) as f64;
+    match select_by {
+        SelectBy::Accuracy => rows.iter().filter(|r| r.rank == 0).count() as f64 / n,
+        SelectBy::LogLikelihood => rows.iter().map(|r| r.gold_log_likelihood as f64).sum::<f64>() / n,
+    }
+}
+
+/// Everything the loop needs besides the data.
+pub struct SearchContext<'a, B: AutodiffBackend> {
+    pub scorer: &'a Scorer<B>,
+    pub settings: &'a SearchSettings,
+    pub select_by: SelectBy,
+    /// `allowed[id]`: may this token become a trigger?
+    pub allowed: &'a [bool],
+    pub pad_id: u32,
+    pub initial_trigger: u32,
+    /// Class index of each training example (for balancing); all zero for fact retrieval.
+    pub train_classes: &'a [usize],
+    pub display: &'a dyn Fn(u32) -> String,
+}
+
+/// Evaluates `triggers` on a whole split.
+pub fn evaluate_split<B: AutodiffBackend>(ctx: &SearchContext<B>, split: Split, triggers: &[u32], need_ll: bool) -> Vec<RowScore> {
+    let mut order: Vec<usize> = (0..split.encoded.len()).collect();
+    // Similar lengths together: less padding.
+    order.sort_by_key(|&i| split.encoded[i].ids.len());
+    let mut scores = vec![None; order.len()];
+    for chunk in order.chunks(ctx.scorer.eval_rows) {
+        let examples: Vec<&Encoded> = chunk.iter().map(|&i| &split.encoded[i]).collect();
+        let golds: Vec<Gold> = chunk.iter().map(|&i| split.golds[i]).collect();
+        let batch = batch_with_triggers(&examples, triggers, ctx.pad_id);
+        for (&i, s) in chunk.iter().zip(ctx.scorer.score_rows(&batch, &golds, need_ll)) {
+            scores[i] = Some(s);
+        }
+    }
+    scores.into_iter().map(|s| s.expect("every row scored")).collect()
+}
+
+/// Per-row loss weights for `balance = "loss"`: `n / (classes · count[class])`.
+fn class_weights(classes: &[usize]) -> Vec<f32> {
+    let n_classes = classes.iter().copied().max().map_or(1, |m| m + 1);
+    let mut counts = vec![0usize; n_classes];
+    for &c in classes {
+        counts[c] += 1;
+    }
+    let present = counts.iter().filter(|&&c| c > 0).count() as f32;
+    classes
+        .iter()
+        .map(|&c| classes.len() as f32 / (present * counts[c] as f32))
+        .collect()
+}
+
+/// What one iteration proposes: the slot, its candidates and their metrics on one batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    pub slot: usize,
+    /// Mean training loss over the accumulated batches.
+    pub loss: f32,
+    pub candidates: Vec<u32>,
+    /// Selection metric of the current prompt on the evaluation batch.
+    pub current: f64,
+    /// Selection metric of each candidate on the same batch.
+    pub candidate_metrics: Vec<f64>,
+}
+
+/// Index of the best metric (the first on ties).
+pub fn best_index(metrics: &[f64]) -> Option<usize> {
+    metrics
+        .iter()
+        .enumerate()
+        .fold(None::<(usize, f64)>, |acc, (i, &m)| match acc {
+            Some((_, bm)) if bm >= m => acc,
+            _ => Some((i, m)),
+        })
+        .map(|(i, _)| i)
+}
+
+/// The acceptance rule: the best candidate, only if strictly better than the current prompt.
+pub fn accept(current: f64, candidate_metrics: &[f64]) -> Option<usize> {
+    best_index(candidate_metrics).filter(|&i| candidate_metrics[i] > current)
+}
+
+/// One iteration without side effects: accumulate the gradient at the trigger slots over
+/// `accumulation_steps` batches, pick a slot, take its HotFlip candidates, and evaluate the
+/// current prompt and every candidate on one fresh batch in one stacked pass.
+pub fn propose<B: AutodiffBackend>(
+    ctx: &SearchContext<B>,
+    train: Split,
+    triggers: &[u32],
+    stream: &mut BatchStream,
+    rng: &mut ChaCha8Rng,
+    weights: Option<&[f32]>,
+) -> Proposal {
+    let s = ctx.settings;
+    let need_ll = ctx.select_by == SelectBy::LogLikelihood;
+    let slots = triggers.len();
+    let mut grad = vec![vec![0f32; ctx.scorer.eval_model().hidden_size()]; slots];
+    let mut loss = 0.0;
+    for _ in 0..s.accumulation_steps.max(1) {
+        let idx = stream.next(s.batch_size, rng);
+        let examples: Vec<&Encoded> = idx.iter().map(|&i| &train.encoded[i]).collect();
+        let golds: Vec<Gold> = idx.iter().map(|&i| train.golds[i]).collect();
+        let w: Option<Vec<f32>> = weights.map(|w| idx.iter().map(|&i| w[i]).collect());
+        let batch = batch_with_triggers(&examples, triggers, ctx.pad_id);
+        let (l, g) = ctx.scorer.trigger_gradient(&batch, &golds, w.as_deref());
+        loss += l / s.accumulation_steps.max(1) as f32;
+        for (acc, slot) in grad.iter_mut().zip(g) {
+            acc.iter_mut().zip(slot).for_each(|(a, b)| *a += b);
+        }
+    }
+    let slot = rng.random_range(0..slots);
+    let candidates = top_k(&ctx.scorer.hotflip_scores(&grad[slot]), ctx.allowed, s.num_candidates);
+    let idx = stream.next(s.batch_size, rng);
+    let examples: Vec<&Encoded> = idx.iter().map(|&i| &train.encoded[i]).collect();
+    let golds: Vec<Gold> = idx.iter().map(|&i| train.golds[i]).collect();
+    let base = batch_with_triggers(&examples, triggers, ctx.pad_id);
+    let mut variants = vec![base.clone()];
+    variants.extend(candidates.iter().map(|&c| base.with_trigger(slot, c)));
+    let stacked = Batch::concat(&variants);
+    let all_golds: Vec<Gold> = std::iter::repeat_n(golds.as_slice(), variants.len()).flatten().copied().collect();
+    let rows = ctx.scorer.score_rows(&stacked, &all_golds, need_ll);
+    let mut per_variant = rows.chunks(base.rows).map(|r| metric(r, ctx.select_by));
+    let current = per_variant.next().expect("the current prompt is scored");
+    Proposal {
+        slot,
+        loss,
+        candidates,
+        current,
+        candidate_metrics: per_variant.collect(),
+    }
+}
+
+/// Runs the search; `on_improve` is called with every new best-on-dev prompt (so an
+/// interrupted search still leaves its best prompt behind).
+pub fn search<B: AutodiffBackend>(
+    ctx: &SearchContext<B>,
+    train: Split,
+    dev: Split,
+    seed: u64,
+    mut on_improve: impl FnMut(&[u32], f64),
+) -> SearchResult {
+    let s = ctx.settings;
+    let need_ll = ctx.select_by == SelectBy::LogLikelihood;
+    let slots = train.encoded.first().map_or(0, |e| e.trigger_positions.len());
+    let weights = (s.balance == Balance::Loss).then(|| class_weights(ctx.train_classes));
+    let mut steps = vec![];
+    let mut best: Option<(Vec<u32>, f64, usize)> = None;
+    let mut iterations_run = 0;
+    let mut stopped_by = "iterations".to_string();
+    let started = Instant::now();
+    for restart in 0..s.restarts.max(1) {
+        let mut rng = rng(seed, &format!("search-{restart}"));
+        let mut stream = BatchStream::new(ctx.train_classes, s.balance == Balance::Sample);
+        let mut triggers = vec![ctx.initial_trigger; slots];
+        let dev_rows = evaluate_split(ctx, dev, &triggers, need_ll);
+        let mut restart_best = metric(&dev_rows, ctx.select_by);
+        if best.as_ref().is_none_or(|b| restart_best > b.1) {
+            best = Some((triggers.clone(), restart_best, restart));
+            on_improve(&triggers, restart_best);
+        }
+        let mut since_improvement = 0;
+        for iteration in 0..s.iters {
+            if slots == 0 {
+                break;
+            }
+            let t0 = Instant::now();
+            iterations_run += 1;
+            let proposal = propose(ctx, train, &triggers, &mut stream, &mut rng, weights.as_deref());
+            let current = proposal.current;
+            let best_candidate = best_index(&proposal.candidate_metrics).map(|i| (i, proposal.candidate_metrics[i]));
+            let accepted_index = accept(current, &proposal.candidate_metrics);
+            let accepted = accepted_index.is_some();
+            let (slot, loss, candidates) = (proposal.slot, proposal.loss, proposal.candidates);
+            let mut dev_metric = None;
+            if let Some(i) = accepted_index {
+                triggers[slot] = candidates[i];
+                let dev_rows = evaluate_split(ctx, dev, &triggers, need_ll);
+                let d = metric(&dev_rows, ctx.select_by);
+                dev_metric = Some(d);
+                if d > restart_best {
+                    restart_best = d;
+                    since_improvement = 0;
+                    if best.as_ref().is_none_or(|b| d > b.1) {
+                        best = Some((triggers.clone(), d, restart));
+                        on_improve(&triggers, d);
+                    }
+                } else {
+                    since_improvement += 1;
+                }
+            } else {
+                since_improvement += 1;
+            }
+            let step = SearchStep {
+                restart,
+                iteration,
+                slot,
+                loss,
+                current,
+                best_candidate: best_candidate.map(|(i, m)| (candidates[i], (ctx.display)(candidates[i]), m)),
+                accepted,
+                dev: dev_metric,
+                seconds: t0.elapsed().as_secs_f64(),
+            };
+            tracing::debug!(restart, iteration, slot, loss, current, accepted, dev = ?dev_metric, "search step");
+            steps.push(step);
+            if s.patience.is_some_and(|p| since_improvement >= p) {
+                stopped_by = "patience".into();
+                break;
+            }
+        }
+    }
+    let (trigger_ids, best_dev, best_restart) = best.expect("at least one restart");
+    SearchResult {
+        trigger_tokens: trigger_ids.iter().map(|&t| (ctx.display)(t)).collect(),
+        trigger_ids,
+        best_dev,
+        best_restart,
+        steps,
+        iterations_run,
+        seconds_per_iteration: started.elapsed().as_secs_f64() / iterations_run.max(1) as f64,
+        stopped_by,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balanced_stream_alternates_classes() {
+        let mut stream = BatchStream::new(&[0, 0, 0, 0, 1], true);
+        let batch = stream.next(4, &mut rng(0, "t"));
+        let ones = batch.iter().filter(|&&i| i == 4).count();
+        assert_eq!(ones, 2);
+    }
+
+    #[test]
+    fn class_weights_equalise_class_mass() {
+        let w = class_weights(&[0, 0, 0, 1]);
+        let mass0: f32 = w[..3].iter().sum();
+        assert!((mass0 - w[3]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn metric_counts_rank_zero_or_averages_likelihood() {
+        let rows = [
+            RowScore { rank: 0, gold_log_likelihood: -1.0 },
+            RowScore { rank: 2, gold_log_likelihood: -3.0 },
+        ];
+        assert_eq!(metric(&rows, SelectBy::Accuracy), 0.5);
+        assert_eq!(metric(&rows, SelectBy::LogLikelihood), -2.0);
+    }
+}
+
+#[cfg(test)]
+mod acceptance {
+    use super::*;
+
+    #[test]
+    fn accepts_only_strict_improvements() {
+        assert_eq!(accept(0.5, &[0.4, 0.5]), None);
+        assert_eq!(accept(0.5, &[0.4, 0.6, 0.6]), Some(1));
+        assert_eq!(accept(0.5, &[]), None);
+    }
+}

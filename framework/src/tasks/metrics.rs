@@ -1,0 +1,57 @@
+//! Metrics on plain scores. Ranks are pessimistic: a candidate scoring the same as the gold
+//! answer counts as ranked above it, so ties count as wrong (as the paper's code does).
+
+use serde::{Deserialize, Serialize};
+
+/// 0-based rank of `gold` among `scores`.
+pub fn pessimistic_rank(scores: &[f32], gold: usize) -> usize {
+    let g = scores[gold];
+    scores
+        .iter()
+        .enumerate()
+        .filter(|&(i, &s)| i != gold && (s > g || s == g || s.is_nan()))
+        .count()
+}
+
+/// Fact-retrieval metrics over examples; `None` ranks (answer not scorable) count as misses.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetrievalMetrics {
+    pub p_at_1: f64,
+    pub p_at_10: f64,
+    pub mrr: f64,
+}
+
+pub fn retrieval(ranks: &[Option<usize>]) -> RetrievalMetrics {
+    let n = ranks.len().max(1) as f64;
+    let hits = |k: usize| ranks.iter().filter(|r| r.is_some_and(|r| r < k)).count() as f64 / n;
+    RetrievalMetrics {
+        p_at_1: hits(1),
+        p_at_10: hits(10),
+        mrr: ranks.iter().map(|r| r.map_or(0.0, |r| 1.0 / (r + 1) as f64)).sum::<f64>() / n,
+    }
+}
+
+/// Accuracy from ranks: rank 0 is correct.
+pub fn accuracy(ranks: &[usize]) -> f64 {
+    ranks.iter().filter(|&&r| r == 0).count() as f64 / ranks.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ties_count_as_wrong() {
+        assert_eq!(pessimistic_rank(&[0.5, 0.5], 0), 1);
+        assert_eq!(pessimistic_rank(&[0.6, 0.5], 0), 0);
+        assert_eq!(pessimistic_rank(&[0.1, 0.5, 0.3], 0), 2);
+    }
+
+    #[test]
+    fn retrieval_metrics_by_hand() {
+        let m = retrieval(&[Some(0), Some(1), Some(12), None]);
+        assert_eq!(m.p_at_1, 0.25);
+        assert_eq!(m.p_at_10, 0.5);
+        assert!((m.mrr - (1.0 + 0.5 + 1.0 / 13.0) / 4.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,161 @@
+//! Seeded sampling to a data budget. The same (seed, purpose, size) gives the same examples
+//! on every machine: ChaCha8 is portable and the algorithm below is fixed.
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::{Example, TaskError};
+
+/// A generator for one purpose (`"train"`, `"dev"`, ...) of one seed. Different purposes
+/// get independent streams so that adding one never shifts another.
+pub fn rng(seed: u64, purpose: &str) -> ChaCha8Rng {
+    // FNV-1a of the purpose, mixed with the seed.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in purpose.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    ChaCha8Rng::seed_from_u64(h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+/// How many of each class to draw: proportional (largest remainder) or equal.
+fn allocation(counts: &BTreeMap<&str, usize>, size: usize, balance: bool) -> BTreeMap<String, usize> {
+    let total: usize = counts.values().sum();
+    let classes = counts.len();
+    let mut alloc: Vec<(String, usize, f64)> = counts
+        .iter()
+        .map(|(label, &n)| {
+            let exact = if balance {
+                size as f64 / classes as f64
+            } else {
+                size as f64 * n as f64 / total as f64
+            };
+            (label.to_string(), exact.floor() as usize, exact - exact.floor())
+        })
+        .collect();
+    let mut left = size - alloc.iter().map(|a| a.1).sum::<usize>();
+    let mut order: Vec<usize> = (0..alloc.len()).collect();
+    order.sort_by(|&a, &b| alloc[b].2.total_cmp(&alloc[a].2).then(a.cmp(&b)));
+    for i in order.into_iter().cycle().take(alloc.len() * 2) {
+        if left == 0 {
+            break;
+        }
+        alloc[i].1 += 1;
+        left -= 1;
+    }
+    alloc.into_iter().map(|(l, n, _)| (l, n)).collect()
+}
+
+/// Draws `size` examples stratified by label (or balanced across labels), removing them
+/// from `pool`. The result is shuffled.
+pub fn stratified(
+    pool: &mut Vec<Example>,
+    size: usize,
+    balance: bool,
+    rng: &mut ChaCha8Rng,
+    what: &str,
+) -> Result<Vec<Example>, TaskError> {
+    let mut by_label: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, e) in pool.iter().enumerate() {
+        by_label.entry(e.label.as_str()).or_default().push(i);
+    }
+    let counts: BTreeMap<&str, usize> = by_label.iter().map(|(l, v)| (*l, v.len())).collect();
+    let alloc = allocation(&counts, size, balance);
+    let mut chosen = vec![];
+    for (label, indices) in by_label.iter_mut() {
+        let want = alloc[*label];
+        if want > indices.len() {
+            return Err(TaskError::Budget {
+                what: format!("{what} (label `{label}`)"),
+                asked: want,
+                available: indices.len(),
+            });
+        }
+        indices.shuffle(rng);
+        chosen.extend_from_slice(&indices[..want]);
+    }
+    Ok(take(pool, chosen, rng))
+}
+
+/// Draws `size` examples uniformly at random, removing them from `pool`.
+pub fn uniform(pool: &mut Vec<Example>, size: usize, rng: &mut ChaCha8Rng, what: &str) -> Result<Vec<Example>, TaskError> {
+    if size > pool.len() {
+        return Err(TaskError::Budget {
+            what: what.to_string(),
+            asked: size,
+            available: pool.len(),
+        });
+    }
+    let mut indices: Vec<usize> = (0..pool.len()).collect();
+    indices.shuffle(rng);
+    indices.truncate(size);
+    Ok(take(pool, indices, rng))
+}
+
+/// Down-samples every class to the size of the smallest (SICK-E 3-way balanced).
+pub fn equalize_classes(examples: Vec<Example>, rng: &mut ChaCha8Rng) -> Vec<Example> {
+    let mut by_label: BTreeMap<String, Vec<Example>> = BTreeMap::new();
+    for e in examples {
+        by_label.entry(e.label.clone()).or_default().push(e);
+    }
+    let min = by_label.values().map(Vec::len).min().unwrap_or(0);
+    let mut out = vec![];
+    for (_, mut group) in by_label {
+        group.shuffle(rng);
+        group.truncate(min);
+        out.extend(group);
+    }
+    out.shuffle(rng);
+    out
+}
+
+fn take(pool: &mut Vec<Example>, mut chosen: Vec<usize>, rng: &mut ChaCha8Rng) -> Vec<Example> {
+    chosen.sort_unstable();
+    let mut taken = Vec::with_capacity(chosen.len());
+    for &i in chosen.iter().rev() {
+        taken.push(pool.swap_remove(i));
+    }
+    taken.shuffle(rng);
+    taken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(pos: usize, neg: usize) -> Vec<Example> {
+        (0..pos + neg)
+            .map(|i| Example {
+                fields: vec![("sentence".into(), format!("s{i}"))],
+                label: if i < pos { "1".into() } else { "0".into() },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stratified_keeps_proportions_and_is_deterministic() {
+        let draw = || stratified(&mut pool(70, 30), 10, false, &mut rng(3, "train"), "t").unwrap();
+        let a = draw();
+        assert_eq!(a.iter().filter(|e| e.label == "1").count(), 7);
+        assert_eq!(a, draw());
+        let other = stratified(&mut pool(70, 30), 10, false, &mut rng(4, "train"), "t").unwrap();
+        assert_ne!(a, other);
+    }
+
+    #[test]
+    fn balanced_draws_equal_classes_and_removes_from_pool() {
+        let mut p = pool(70, 30);
+        let a = stratified(&mut p, 10, true, &mut rng(0, "train"), "t").unwrap();
+        assert_eq!(a.iter().filter(|e| e.label == "1").count(), 5);
+        assert_eq!(p.len(), 90);
+        assert!(a.iter().all(|e| !p.contains(e)));
+    }
+
+    #[test]
+    fn over_budget_is_an_error() {
+        let err = stratified(&mut pool(3, 3), 10, true, &mut rng(0, "x"), "SST-2 train").unwrap_err();
+        assert!(err.to_string().contains("asked for 5"), "{err}");
+    }
+}

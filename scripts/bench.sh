@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# `just bench`: one search iteration in Rust (this project's code path) and in PyTorch (the
+# paper's reference loop, and this project's algorithm), interleaved on the same machine,
+# plus encoder-forward GFLOP/s against a plain sgemm. Writes reports/bench.md and
+# results/bench/*.jsonl.
+#
+# Environment:
+#   BENCH_MODELS   space-separated model dirs (default: models/splade-tiny, and
+#                  $BENCH_BASE_MODEL when set: a BERT-base-sized random model written by
+#                  scripts/make_random_bert.py --size base)
+#   BENCH_CANDIDATES  default "10 100";  BENCH_ITERS default 5;  BENCH_ACCUMULATION default 10
+#   BENCH_PYTHON   python with torch + transformers (default: a venv under $CARGO_TARGET_DIR)
+#   BENCH_BACKENDS default "ndarray flex"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target="${CARGO_TARGET_DIR:-target}"
+bin="$target/debug/autoprompt"
+out_dir=results/bench
+mkdir -p "$out_dir" reports
+threads=$(nproc)
+iters="${BENCH_ITERS:-5}"
+accumulation="${BENCH_ACCUMULATION:-10}"
+candidates="${BENCH_CANDIDATES:-10 100}"
+backends="${BENCH_BACKENDS:-ndarray flex}"
+models="${BENCH_MODELS:-models/splade-tiny ${BENCH_BASE_MODEL:-}}"
+
+python="${BENCH_PYTHON:-}"
+if [ -z "$python" ]; then
+  venv="$target/bench-venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --index-url https://download.pytorch.org/whl/cpu torch \
+      || "$venv/bin/pip" install --quiet torch
+    "$venv/bin/pip" install --quiet transformers safetensors
+  fi
+  python="$venv/bin/python"
+fi
+
+# Merges "{tag} {result}" lines into one JSON object.
+merge='import sys,json; a,b=sys.stdin.read().split("} {",1); x=json.loads(a+"}"); x.update(json.loads("{"+b)); print(json.dumps(x))'
+
+results="$out_dir/search.jsonl"
+: > "$results"
+for model in $models; do
+  for k in $candidates; do
+    common=(--batch-size 32 --accumulation "$accumulation" --candidates "$k" --triggers 3 --iters "$iters" --warmup 1)
+    tag="{\"model\": \"$(basename "$model")\", \"candidates\": $k, \"accumulation\": $accumulation}"
+    # Interleaved: Rust, reference loop, same-algorithm PyTorch, in turn.
+    for backend in $backends; do
+      r=$("$bin" -q bench search --model "$model" --backend "$backend" "${common[@]}")
+      echo "$tag $r" | python3 -c "$merge" >> "$results"
+    done
+    for mode in reference same-algorithm; do
+      r=$("$python" benches/torch_search.py --model "$model" --data data/sst2/train.tsv --mode "$mode" --threads "$threads" "${common[@]}")
+      echo "$tag $r" | python3 -c "$merge" >> "$results"
+    done
+  done
+done
+
+forward="$out_dir/forward.jsonl"
+: > "$forward"
+for model in $models; do
+  for backend in $backends; do
+    r=$("$bin" -q bench forward --model "$model" --backend "$backend" --batch 32 --seq 64)
+    echo "{\"model\": \"$(basename "$model")\"} $r" | python3 -c "$merge" >> "$forward"
+  done
+done
+sgemm=$("$python" -c 'import torch,time; torch.set_num_threads('"$threads"'); a=torch.randn(2048,2048); b=torch.randn(2048,2048); a@b; t=[]
+for _ in range(5):
+    s=time.perf_counter(); a@b; t.append(time.perf_counter()-s)
+t.sort(); print(2*2048**3/t[2]/1e9)')
+
+python3 scripts/bench_report.py "$results" "$forward" "$sgemm" > reports/bench.md
+cat reports/bench.md

@@ -1,0 +1,446 @@
+#!/usr/bin/env python3
+"""Write the numerical-parity fixtures that the Rust model code is tested against.
+
+Run by developers, not by CI. CI only reads the JSON files this script writes
+(they are committed); it never needs Python, torch or transformers.
+
+How to run (from the repository root)::
+
+    scripts/fetch_splade_tiny.sh                 # models/splade-tiny/
+    python3 -m venv /path/to/venv-parity
+    /path/to/venv-parity/bin/pip install torch transformers safetensors tokenizers
+    /path/to/venv-parity/bin/python tests/parity/make_fixtures.py
+
+Options: ``--models-dir`` (default ``$AUTOPROMPT_MODELS_DIR`` or ``models``),
+``--lama-dir`` (default ``/work/shared/data/lama``; only ``TREx/P19.jsonl`` is
+read), ``--retrain-tiny-roberta`` (rebuild the committed tiny RoBERTa instead
+of reusing it).
+
+What it writes
+--------------
+``tests/fixtures/tiny-roberta/``
+    A randomly initialised ``RobertaForMaskedLM`` (``torch.manual_seed(0)``;
+    hidden 32, 2 layers, 2 heads, intermediate 64, max_position_embeddings
+    130 (so at most 128 tokens: positions start at pad id 1 + 1), type_vocab_size
+    1, vocab 1000, tied decoder, layer_norm_eps 1e-5, initializer_range 0.2
+    instead of 0.02 so attention is not near-uniform) saved with
+    ``save_pretrained`` as ``config.json`` + ``model.safetensors``, plus a
+    byte-level BPE tokenizer trained with ``tokenizers.ByteLevelBPETokenizer``
+    (vocab_size 1000, min_frequency 2) on the SST-2 train sentences
+    (``data/sst2/train.tsv``), special tokens ``<s>``=0, ``<pad>``=1,
+    ``</s>``=2, ``<unk>``=3, ``<mask>``=4 (``<mask>`` with ``lstrip``, as in
+    roberta-base, so the space before it is absorbed; no prefix space is
+    added to the text): ``vocab.json``, ``merges.txt`` and
+    the ``RobertaTokenizerFast.save_pretrained`` files (``tokenizer.json``,
+    ``tokenizer_config.json``, ...). Created only when missing (or with
+    ``--retrain-tiny-roberta``); otherwise the committed files are loaded, so
+    the fixtures always describe the committed weights.
+``tests/fixtures/tiny-roberta-bin/``
+    The same weights as ``config.json`` + ``pytorch_model.bin`` for testing
+    the ``.bin`` load path: ``torch.save`` (zip/pickle format) of the full
+    ``state_dict``, as transformers 4 wrote with ``safe_serialization=False``
+    (transformers 5 writes only safetensors). Tied tensors appear under both
+    names, sharing one storage.
+``tests/fixtures/parity/splade_tiny.json`` and ``tests/fixtures/parity/tiny_roberta.json``
+    One fixture per model, described below.
+
+Fixture format
+--------------
+``{"model", "model_dir", "torch_version", "transformers_version", "dtype",
+"attn_implementation", "mask_token", "mask_token_id", "cases", "tokenizer_cases"}``
+
+All computation is float32 on CPU with the model in ``eval()`` mode (dropout
+off) and eager attention. Floats are written with Python's ``repr`` (the
+float32 value widened exactly to a double), so no precision is lost.
+
+``cases`` (5): three SST-2 dev sentences (the first three rows of
+``data/sst2/dev.tsv``, trailing whitespace stripped) formatted as
+``"<sentence> it was <MASK> ."``, and two LAMA facts (the first two lines of
+``TREx/P19.jsonl``) formatted as ``"<sub_label> was born in <MASK> ."``,
+where ``<MASK>`` is the model's mask token (``[MASK]`` for BERT, ``<mask>``
+for RoBERTa). Each case has:
+
+``text``
+    The string given to the tokenizer.
+``input_ids``
+    HF fast tokenizer output with special tokens, no padding, no truncation.
+``token_type_ids``
+    All zeros (length of ``input_ids``); passed to the model explicitly.
+``mask_position``
+    Index of the (single) mask token in ``input_ids``.
+``subset_tokens`` / ``subset_ids``
+    The token strings and ids of ``good, bad, great, terrible`` (BERT: the
+    word pieces ``good`` ...; RoBERTa: the space-prefixed tokens ``" good"``
+    = ``Ġgood`` ...), followed by ids 100..119. For the tiny RoBERTa, a word
+    that is not a single token in its 1000-entry vocabulary is represented by
+    the first token of its encoding (``subset_tokens`` shows which).
+``subset_logits``
+    The MLM logits at ``mask_position`` for ``subset_ids`` (same order).
+``mask_features``
+    The MLM head transform at ``mask_position``, full hidden vector:
+    BERT ``model.cls.predictions.transform(h)``
+    (dense -> gelu -> LayerNorm); RoBERTa
+    ``lm_head.layer_norm(gelu(lm_head.dense(h)))`` with the erf gelu, where
+    ``h`` is the last encoder layer's output. The logits are
+    ``mask_features @ word_embeddings.T + bias``.
+``log_z``
+    ``logsumexp`` of the full-vocabulary logits at ``mask_position``.
+``target_id``
+    Id of ``good`` (BERT) / ``Ġgood`` (RoBERTa).
+``loss``
+    ``-log_softmax(full_logits[mask_position])[target_id]``.
+``grad_inputs_embeds``
+    ``d loss / d inputs_embeds`` as a ``[seq_len][hidden]`` nested list,
+    where ``inputs_embeds = model.get_input_embeddings()(input_ids)`` is the
+    word-embedding lookup output BEFORE position and token-type embeddings
+    are added (and before the embedding LayerNorm): the model is called with
+    ``inputs_embeds=<that tensor>.detach().requires_grad_()``,
+    ``token_type_ids`` and an all-ones ``attention_mask``, and ``loss`` is
+    back-propagated. (RoBERTa derives position ids from ``inputs_embeds``
+    as ``padding_idx + 1 + arange(seq_len)``, the same as from unpadded
+    ``input_ids``; the script asserts both paths give the same logits.)
+
+``tokenizer_cases`` (10): SST-2 dev sentences with the ``input_ids`` the HF
+fast tokenizer gives them (with special tokens). The texts are stripped of
+trailing whitespace except the first, which keeps the raw GLUE trailing
+space to exercise whitespace handling; the set includes sentences with
+accented letters, digits, hyphens and apostrophes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import transformers
+from tokenizers import AddedToken
+from transformers import (
+    BertForMaskedLM,
+    PreTrainedTokenizerFast,
+    RobertaConfig,
+    RobertaForMaskedLM,
+    RobertaTokenizerFast,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+OUT_DIR = FIXTURES / "parity"
+TINY_ROBERTA = FIXTURES / "tiny-roberta"
+TINY_ROBERTA_BIN = FIXTURES / "tiny-roberta-bin"
+SST2_TRAIN = REPO / "data" / "sst2" / "train.tsv"
+SST2_DEV = REPO / "data" / "sst2" / "dev.tsv"
+
+SUBSET_WORDS = ["good", "bad", "great", "terrible"]
+EXTRA_IDS = list(range(100, 120))
+
+
+def read_tsv_sentences(path: Path) -> list[str]:
+    """Sentences (first column) of a GLUE SST-2 tsv with header, raw text."""
+    out = []
+    with open(path, encoding="utf-8", newline="") as f:
+        next(f)
+        for line in f:
+            line = line.rstrip("\r\n")
+            if line:
+                out.append(line.split("\t")[0])
+    return out
+
+
+def read_p19(lama_dir: Path, n: int) -> list[str]:
+    subs = []
+    with open(lama_dir / "TREx" / "P19.jsonl", encoding="utf-8") as f:
+        for line in f:
+            subs.append(json.loads(line)["sub_label"])
+            if len(subs) == n:
+                break
+    return subs
+
+
+def floats(t: torch.Tensor):
+    """Nested python floats (repr keeps the float32 value exactly)."""
+    return t.detach().to(torch.float64).tolist()
+
+
+# ---------------------------------------------------------------------------
+# models
+
+
+def load_splade(models_dir: Path):
+    path = models_dir / "splade-tiny"
+    if not (path / "model.safetensors").exists():
+        sys.exit(f"{path} missing: run scripts/fetch_splade_tiny.sh first")
+    model, info = BertForMaskedLM.from_pretrained(
+        str(path), output_loading_info=True, attn_implementation="eager"
+    )
+    print(f"splade-tiny loading info: {info}")
+    bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs")}
+    if bad:
+        sys.exit(f"splade-tiny did not load cleanly: {bad}")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(path / "tokenizer.json"),
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+    )
+    return model.float().eval(), tok, path
+
+
+def train_tiny_roberta_tokenizer(out: Path):
+    from tokenizers import ByteLevelBPETokenizer
+
+    sents = [s.strip() for s in read_tsv_sentences(SST2_TRAIN)]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        sents,
+        vocab_size=1000,
+        min_frequency=2,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        show_progress=False,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    bpe.save_model(str(out))  # vocab.json + merges.txt
+    # As in roberta-base, <mask> strips the space before it (lstrip), so
+    # "was <mask>" is ["Ġwas", "<mask>"], not ["Ġwas", "Ġ", "<mask>"].
+    # (transformers 5 takes `vocab`/`merges`; 4.x took `vocab_file`/`merges_file`.)
+    kw = dict(
+        model_max_length=128,
+        mask_token=AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True),
+    )
+    try:
+        tok = RobertaTokenizerFast(vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"), **kw)
+    except TypeError:
+        tok = RobertaTokenizerFast(vocab_file=str(out / "vocab.json"), merges_file=str(out / "merges.txt"), **kw)
+    for t, i in [("<s>", 0), ("<pad>", 1), ("</s>", 2), ("<unk>", 3), ("<mask>", 4)]:
+        assert tok.convert_tokens_to_ids(t) == i, (t, tok.convert_tokens_to_ids(t), i)
+    tok.save_pretrained(str(out))
+    return tok
+
+
+def build_tiny_roberta(retrain: bool):
+    if retrain or not (TINY_ROBERTA / "model.safetensors").exists():
+        print(f"building tiny RoBERTa in {TINY_ROBERTA}")
+        tok = train_tiny_roberta_tokenizer(TINY_ROBERTA)
+        torch.manual_seed(0)
+        cfg = RobertaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=130,
+            type_vocab_size=1,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            layer_norm_eps=1e-5,
+            hidden_act="gelu",
+            tie_word_embeddings=True,
+            # Larger than the default 0.02 so that attention is far from
+            # uniform and outputs depend on the input: a parity test on a
+            # near-constant network would catch few bugs.
+            initializer_range=0.2,
+        )
+        model = RobertaForMaskedLM(cfg).eval()
+        model.save_pretrained(str(TINY_ROBERTA))  # safetensors
+        # transformers 5 always writes safetensors, so the legacy file is
+        # written as transformers 4 did with safe_serialization=False:
+        # torch.save (zip format) of the full state_dict, in which tied
+        # tensors (lm_head.decoder.weight / word_embeddings, lm_head.bias /
+        # lm_head.decoder.bias) are separate keys sharing one storage.
+        shutil.rmtree(TINY_ROBERTA_BIN, ignore_errors=True)
+        TINY_ROBERTA_BIN.mkdir(parents=True)
+        model.config.save_pretrained(str(TINY_ROBERTA_BIN))
+        torch.save(model.state_dict(), TINY_ROBERTA_BIN / "pytorch_model.bin")
+        assert (TINY_ROBERTA_BIN / "pytorch_model.bin").exists(), "no pytorch_model.bin written"
+    model, info = RobertaForMaskedLM.from_pretrained(
+        str(TINY_ROBERTA), output_loading_info=True, attn_implementation="eager"
+    )
+    print(f"tiny-roberta loading info: {info}")
+    tok = RobertaTokenizerFast.from_pretrained(str(TINY_ROBERTA))
+    for t, i in [("<s>", 0), ("<pad>", 1), ("</s>", 2), ("<unk>", 3), ("<mask>", 4)]:
+        assert tok.convert_tokens_to_ids(t) == i, (t, tok.convert_tokens_to_ids(t), i)
+    probe = tok.convert_ids_to_tokens(tok("a good <mask> .")["input_ids"])
+    assert probe == ["<s>", "a", "\u0120good", "<mask>", "\u0120.", "</s>"], probe
+    # The .bin copy must hold the same weights.
+    model_bin = RobertaForMaskedLM.from_pretrained(str(TINY_ROBERTA_BIN), attn_implementation="eager")
+    sd, sdb = model.state_dict(), model_bin.state_dict()
+    for k, v in sd.items():
+        assert torch.equal(v, sdb[k]), f"{k} differs between safetensors and .bin"
+    return model.float().eval(), tok, TINY_ROBERTA
+
+
+# ---------------------------------------------------------------------------
+# fixtures
+
+
+def head_features(model, kind: str, hidden: torch.Tensor) -> torch.Tensor:
+    if kind == "bert":
+        return model.cls.predictions.transform(hidden)
+    head = model.lm_head
+    return head.layer_norm(F.gelu(head.dense(hidden)))
+
+
+def subset(tok, kind: str):
+    tokens, ids = [], []
+    for w in SUBSET_WORDS:
+        if kind == "bert":
+            t = w
+        else:
+            t = "\u0120" + w  # byte-level BPE spelling of " good"
+        i = tok.convert_tokens_to_ids(t)
+        if i is None or i == tok.unk_token_id:
+            i = tok(" " + w if kind != "bert" else w, add_special_tokens=False)["input_ids"][0]
+            t = tok.convert_ids_to_tokens(i)
+        tokens.append(t)
+        ids.append(i)
+    target_token = "good" if kind == "bert" else "\u0120good"
+    target = tok.convert_tokens_to_ids(target_token)
+    assert target is not None and target != tok.unk_token_id, f"{target_token!r} is not one token"
+    tokens += tok.convert_ids_to_tokens(EXTRA_IDS)
+    return tokens, ids + EXTRA_IDS, target
+
+
+def make_case(model, tok, kind: str, text: str):
+    enc = tok(text, add_special_tokens=True)
+    input_ids = list(enc["input_ids"])
+    token_type_ids = [0] * len(input_ids)
+    positions = [i for i, t in enumerate(input_ids) if t == tok.mask_token_id]
+    assert len(positions) == 1, (text, input_ids)
+    mpos = positions[0]
+    subset_tokens, subset_ids, target = subset(tok, kind)
+
+    ids_t = torch.tensor([input_ids])
+    tt_t = torch.tensor([token_type_ids])
+    am_t = torch.ones_like(ids_t)
+
+    with torch.no_grad():
+        ref = model(input_ids=ids_t, token_type_ids=tt_t, attention_mask=am_t).logits[0, mpos]
+
+    embeds = model.get_input_embeddings()(ids_t).detach().requires_grad_()
+    out = model(
+        inputs_embeds=embeds,
+        token_type_ids=tt_t,
+        attention_mask=am_t,
+        output_hidden_states=True,
+    )
+    logits = out.logits[0, mpos]
+    assert torch.allclose(logits, ref, atol=1e-5, rtol=1e-5), "inputs_embeds path differs from input_ids path"
+    loss = -F.log_softmax(logits, dim=-1)[target]
+    loss.backward()
+
+    with torch.no_grad():
+        hidden = out.hidden_states[-1][0, mpos]
+        feats = head_features(model, kind, hidden)
+        # The head transform reproduces the model's logits.
+        if kind == "bert":
+            dec_w = model.cls.predictions.decoder.weight
+            dec_b = model.cls.predictions.decoder.bias
+        else:
+            dec_w = model.lm_head.decoder.weight
+            dec_b = model.lm_head.bias
+        recon = feats @ dec_w.T + dec_b
+        assert torch.allclose(recon, logits, atol=1e-4, rtol=1e-4), "head transform does not reproduce logits"
+        log_z = torch.logsumexp(logits, dim=-1)
+
+    return {
+        "text": text,
+        "input_ids": input_ids,
+        "token_type_ids": token_type_ids,
+        "mask_position": mpos,
+        "subset_tokens": subset_tokens,
+        "subset_ids": subset_ids,
+        "subset_logits": floats(logits.detach()[subset_ids]),
+        "mask_features": floats(feats),
+        "log_z": float(log_z),
+        "target_id": target,
+        "loss": float(loss.detach()),
+        "grad_inputs_embeds": floats(embeds.grad[0]),
+    }
+
+
+def tokenizer_texts(dev: list[str]) -> list[str]:
+    picked = [dev[0]]  # raw, with GLUE's trailing space
+    chosen = {0}
+
+    def take(pred):
+        for i, s in enumerate(dev):
+            if i not in chosen and pred(s):
+                chosen.add(i)
+                picked.append(s.rstrip())
+                return
+
+    take(lambda s: any(ord(c) > 127 for c in s))  # accents (amélie)
+    take(lambda s: any(ord(c) > 127 for c in s))  # more non-ASCII
+    take(lambda s: any(c.isdigit() for c in s))
+    take(lambda s: "-" in s)
+    take(lambda s: "n't" in s)
+    take(lambda s: "`" in s or "..." in s)
+    for i in range(1, len(dev)):
+        if len(picked) == 10:
+            break
+        if i not in chosen:
+            chosen.add(i)
+            picked.append(dev[i].rstrip())
+    return picked
+
+
+def write_fixture(name: str, kind: str, model, tok, model_dir: Path, dev, facts):
+    mask = tok.mask_token
+    texts = [f"{s.rstrip()} it was {mask} ." for s in dev[:3]]
+    texts += [f"{sub} was born in {mask} ." for sub in facts]
+    cases = [make_case(model, tok, kind, t) for t in texts]
+    tcases = [
+        {"text": t, "input_ids": list(tok(t, add_special_tokens=True)["input_ids"])}
+        for t in tokenizer_texts(dev)
+    ]
+    fixture = {
+        "model": name,
+        "model_dir": os.path.relpath(model_dir, REPO),
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "dtype": "float32",
+        "attn_implementation": "eager",
+        "mask_token": mask,
+        "mask_token_id": tok.mask_token_id,
+        "cases": cases,
+        "tokenizer_cases": tcases,
+    }
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUT_DIR / f"{name}.json"
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(fixture, f, ensure_ascii=False)
+        f.write("\n")
+    for c in cases:
+        assert math.isfinite(c["log_z"])
+    print(f"wrote {os.path.relpath(path, REPO)}: {len(cases)} cases, {len(tcases)} tokenizer cases")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models-dir", default=os.environ.get("AUTOPROMPT_MODELS_DIR", str(REPO / "models")))
+    ap.add_argument("--lama-dir", default="/work/shared/data/lama")
+    ap.add_argument("--retrain-tiny-roberta", action="store_true")
+    args = ap.parse_args()
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    dev = read_tsv_sentences(SST2_DEV)
+    facts = read_p19(Path(args.lama_dir), 2)
+
+    model, tok, path = load_splade(Path(args.models_dir))
+    write_fixture("splade_tiny", "bert", model, tok, path, dev, facts)
+
+    model, tok, path = build_tiny_roberta(args.retrain_tiny_roberta)
+    write_fixture("tiny_roberta", "roberta", model, tok, path, dev, facts)
+
+
+if __name__ == "__main__":
+    main()
