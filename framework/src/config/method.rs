@@ -22,9 +22,10 @@ pub enum Labels {
     Keyword(LabelsKeyword),
 }
 
-/// A method and its settings, tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+/// A method and its settings, tagged by `kind`. Deserialised by hand (below) so that errors
+/// inside a method keep their key path (serde's internally tagged enums lose it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MethodSpec {
     /// Predict the most frequent training label (LAMA: objects by training frequency).
     Majority,
@@ -65,7 +66,7 @@ pub enum MethodSpec {
 }
 
 /// The method's name, for tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MethodKind {
     Majority,
@@ -102,5 +103,101 @@ impl MethodSpec {
     /// Whether the method needs a masked LM.
     pub fn needs_model(&self) -> bool {
         !matches!(self, MethodSpec::Majority)
+    }
+}
+
+/// Marks a nested key path inside a serde error message: `\u{1}path\u{1}message`. The
+/// planner splits it off and appends it to the key it reports.
+pub const NESTED_PATH: char = '\u{1}';
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManualFields {
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    labels: Option<Labels>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutopromptFields {
+    template: String,
+    #[serde(default)]
+    labels: Option<Labels>,
+    #[serde(default)]
+    search: SearchSettings,
+    #[serde(default)]
+    label_search: LabelSearchSettings,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelSearchFields {
+    template: String,
+    #[serde(default)]
+    label_search: LabelSearchSettings,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeFields {
+    #[serde(default)]
+    probe: crate::baselines::linear_probe::ProbeSettings,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FinetuneFields {
+    #[serde(default)]
+    finetune: crate::baselines::finetune::FinetuneSettings,
+}
+
+fn fields<T: serde::de::DeserializeOwned, E: serde::de::Error>(map: serde_json::Map<String, serde_json::Value>) -> Result<T, E> {
+    serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            E::custom(e.inner())
+        } else {
+            E::custom(format!("{NESTED_PATH}{path}{NESTED_PATH}{}", e.inner()))
+        }
+    })
+}
+
+impl<'de> Deserialize<'de> for MethodSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let kind = map.remove("kind").ok_or_else(|| D::Error::missing_field("kind"))?;
+        let kind: MethodKind = serde_json::from_value(kind.clone()).map_err(|_| {
+            let shown = kind.as_str().map_or_else(|| kind.to_string(), |s| format!("`{s}`"));
+            D::Error::custom(format!(
+                "{NESTED_PATH}kind{NESTED_PATH}unknown variant {shown}, expected one of `majority`, `manual`, `autoprompt`, `label_search`, `linear_probe`, `finetune`"
+            ))
+        })?;
+        Ok(match kind {
+            MethodKind::Majority => {
+                fields::<Empty, D::Error>(map)?;
+                MethodSpec::Majority
+            }
+            MethodKind::Manual => {
+                let f: ManualFields = fields(map)?;
+                MethodSpec::Manual { template: f.template, labels: f.labels }
+            }
+            MethodKind::Autoprompt => {
+                let f: AutopromptFields = fields(map)?;
+                MethodSpec::Autoprompt { template: f.template, labels: f.labels, search: f.search, label_search: f.label_search }
+            }
+            MethodKind::LabelSearch => {
+                let f: LabelSearchFields = fields(map)?;
+                MethodSpec::LabelSearch { template: f.template, label_search: f.label_search }
+            }
+            MethodKind::LinearProbe => MethodSpec::LinearProbe { probe: fields::<ProbeFields, D::Error>(map)?.probe },
+            MethodKind::Finetune => MethodSpec::Finetune { finetune: fields::<FinetuneFields, D::Error>(map)?.finetune },
+        })
     }
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use launcher::{LauncherKind, LauncherOptions};
-pub use method::{Labels, LabelsKeyword, MethodKind, MethodSpec};
+pub use method::{Labels, LabelsKeyword, MethodKind, MethodSpec, NESTED_PATH};
 
 use crate::tasks::{DataPaths, TaskSpec};
 

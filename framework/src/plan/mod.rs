@@ -111,7 +111,12 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
         let spec: CellSpec = serde_path_to_error::deserialize(&doc).map_err(|e| {
             let key = e.path().to_string();
             let key = if key == "." { "(top level)".to_string() } else { key };
-            invalid(key, e.inner().to_string())
+            let message = e.inner().to_string();
+            // Errors inside a method carry their nested path (see config::NESTED_PATH).
+            match message.split(crate::config::NESTED_PATH).collect::<Vec<_>>().as_slice() {
+                [_, inner, rest] => invalid(format!("{key}.{inner}"), rest.to_string()),
+                _ => invalid(key, message),
+            }
         })?;
         validate(&spec, &experiment.settings.data).map_err(|(key, message)| invalid(key, message))?;
         let id = cell_id(&spec);
