@@ -46,6 +46,12 @@ fill-mask *ARGS: setup build
 test: setup
     cargo test --locked --workspace -- --test-threads 2
 
+# The Slurm launcher against a real single-node Slurm on localhost (needs root: installs
+# and starts Debian's slurmctld, slurmd and munge).
+test-slurm: setup
+    tests/slurm/start.sh
+    cargo test --locked --test slurm -- --ignored --test-threads 1
+
 # Check that the CUDA backend still compiles (no GPU needed).
 check-cuda:
     cargo check --locked --features cuda --bin autoprompt

@@ -241,9 +241,11 @@ fn grid_text(cell: &Cell) -> String {
 }
 
 fn print_plan(experiment: &Experiment, cells: &[Cell]) -> anyhow::Result<()> {
+    use std::io::Write;
     let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
-    println!("{} — {} cells (results in {})", experiment.name, cells.len(), store.root.display());
-    println!("{:<5} {:<16} {:<9} {:<12} grid", "#", "id", "status", "method");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{} — {} cells (results in {})", experiment.name, cells.len(), store.root.display())?;
+    writeln!(out, "{:<5} {:<16} {:<9} {:<12} grid", "#", "id", "status", "method")?;
     for cell in cells {
         let status = match store.state(&cell.id) {
             CellState::Finished(_) => "finished",
@@ -251,7 +253,7 @@ fn print_plan(experiment: &Experiment, cells: &[Cell]) -> anyhow::Result<()> {
             CellState::Corrupt(_) => "corrupt",
             CellState::Pending => "pending",
         };
-        println!("{:<5} {:<16} {:<9} {:<12} {}", cell.index, cell.id, status, cell.spec.method.name(), grid_text(cell));
+        writeln!(out, "{:<5} {:<16} {:<9} {:<12} {}", cell.index, cell.id, status, cell.spec.method.name(), grid_text(cell))?;
     }
     Ok(())
 }
@@ -424,6 +426,7 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose, cli.quiet);
     match main_inner(cli) {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<ConfigError>().is_some() {
