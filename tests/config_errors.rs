@@ -17,7 +17,10 @@ fn error_of(body: &str, overrides: &[&str]) -> String {
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     let result = config::load(&path, &overrides).and_then(|e| plan::plan(&e).map(|_| ()));
     let err = result.expect_err("config should be rejected").to_string();
-    assert!(err.contains("bad.toml") || err.starts_with("--set"), "error does not name the file: {err}");
+    assert!(
+        err.contains("bad.toml") || err.starts_with("--set"),
+        "error does not name the file: {err}"
+    );
     err
 }
 
@@ -35,38 +38,62 @@ fn typo_in_top_level_key() {
 
 #[test]
 fn typo_in_task_key() {
-    let err = error_of("[task]\nkind = \"sst2\"\ntrain_sise = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n", &[]);
+    let err = error_of(
+        "[task]\nkind = \"sst2\"\ntrain_sise = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
+        &[],
+    );
     assert_has(&err, &["task", "unknown field `train_sise`", "train_size"]);
 }
 
 #[test]
 fn wrong_type() {
-    let err = error_of("[task]\nkind = \"sst2\"\ntrain_size = \"ten\"\ndev_size = 10\n[method]\nkind = \"majority\"\n", &[]);
-    assert_has(&err, &["key `task.train_size`", "invalid type: string \"ten\""]);
+    let err = error_of(
+        "[task]\nkind = \"sst2\"\ntrain_size = \"ten\"\ndev_size = 10\n[method]\nkind = \"majority\"\n",
+        &[],
+    );
+    assert_has(
+        &err,
+        &["key `task.train_size`", "invalid type: string \"ten\""],
+    );
 }
 
 #[test]
 fn zero_budget() {
-    let err = error_of("[task]\nkind = \"sst2\"\ntrain_size = 0\ndev_size = 10\n[method]\nkind = \"majority\"\n", &[]);
+    let err = error_of(
+        "[task]\nkind = \"sst2\"\ntrain_size = 0\ndev_size = 10\n[method]\nkind = \"majority\"\n",
+        &[],
+    );
     assert_has(&err, &["key `task.train_size`", "nonzero"]);
 }
 
 #[test]
 fn negative_budget() {
-    let err = error_of("[task]\nkind = \"sst2\"\ntrain_size = -5\ndev_size = 10\n[method]\nkind = \"majority\"\n", &[]);
+    let err = error_of(
+        "[task]\nkind = \"sst2\"\ntrain_size = -5\ndev_size = 10\n[method]\nkind = \"majority\"\n",
+        &[],
+    );
     assert_has(&err, &["key `task.train_size`", "-5"]);
 }
 
 #[test]
 fn unknown_task() {
-    let err = error_of("[task]\nkind = \"imdb\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n", &[]);
+    let err = error_of(
+        "[task]\nkind = \"imdb\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
+        &[],
+    );
     assert_has(&err, &["key `task.kind`", "unknown variant `imdb`", "sst2"]);
 }
 
 #[test]
 fn unknown_method() {
-    let err = error_of(&format!("{SST2_TASK}[method]\nkind = \"prompt_tuning\"\n"), &[]);
-    assert_has(&err, &["method", "unknown variant `prompt_tuning`", "autoprompt"]);
+    let err = error_of(
+        &format!("{SST2_TASK}[method]\nkind = \"prompt_tuning\"\n"),
+        &[],
+    );
+    assert_has(
+        &err,
+        &["method", "unknown variant `prompt_tuning`", "autoprompt"],
+    );
 }
 
 #[test]
@@ -89,98 +116,167 @@ fn grid_value_not_a_list() {
 
 #[test]
 fn grid_path_that_does_not_exist() {
-    let err = error_of(&format!("{SST2_TASK}{MAJORITY}[grid]\n\"task.trainsize\" = [1, 2]\n"), &[]);
-    assert_has(&err, &["unknown field `trainsize`", "in grid cell task.trainsize=1"]);
+    let err = error_of(
+        &format!("{SST2_TASK}{MAJORITY}[grid]\n\"task.trainsize\" = [1, 2]\n"),
+        &[],
+    );
+    assert_has(
+        &err,
+        &["unknown field `trainsize`", "in grid cell task.trainsize=1"],
+    );
 }
 
 #[test]
 fn grid_path_outside_the_cell() {
-    let err = error_of(&format!("{SST2_TASK}{MAJORITY}[grid]\n\"results.dir\" = [\"a\"]\n"), &[]);
-    assert_has(&err, &["grid.\"results.dir\"", "task.*, model.*, method.* or seed"]);
+    let err = error_of(
+        &format!("{SST2_TASK}{MAJORITY}[grid]\n\"results.dir\" = [\"a\"]\n"),
+        &[],
+    );
+    assert_has(
+        &err,
+        &["grid.\"results.dir\"", "task.*, model.*, method.* or seed"],
+    );
 }
 
 #[test]
 fn duplicate_grid_values() {
-    let err = error_of(&format!("{SST2_TASK}{MAJORITY}[grid]\nseeds = [1, 1]\n"), &[]);
+    let err = error_of(
+        &format!("{SST2_TASK}{MAJORITY}[grid]\nseeds = [1, 1]\n"),
+        &[],
+    );
     assert_has(&err, &["identical", "remove the duplicate"]);
 }
 
 #[test]
 fn template_without_predict_slot() {
-    let err = error_of(&format!("{SST2_TASK}[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {{sentence}} [T] [SEP]\"\nlabels = {{ \"0\" = [\"bad\"], \"1\" = [\"good\"] }}\n"), &[]);
+    let err = error_of(
+        &format!(
+            "{SST2_TASK}[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {{sentence}} [T] [SEP]\"\nlabels = {{ \"0\" = [\"bad\"], \"1\" = [\"good\"] }}\n"
+        ),
+        &[],
+    );
     assert_has(&err, &["key `method.template`", "no [P]"]);
 }
 
 #[test]
 fn template_with_two_predict_slots() {
-    let err = error_of(&format!("{SST2_TASK}[method]\nkind = \"manual\"\ntemplate = \"[P] {{sentence}} [P]\"\nlabels = {{ \"0\" = [\"bad\"], \"1\" = [\"good\"] }}\n"), &[]);
+    let err = error_of(
+        &format!(
+            "{SST2_TASK}[method]\nkind = \"manual\"\ntemplate = \"[P] {{sentence}} [P]\"\nlabels = {{ \"0\" = [\"bad\"], \"1\" = [\"good\"] }}\n"
+        ),
+        &[],
+    );
     assert_has(&err, &["key `method.template`", "2 [P] slots"]);
 }
 
 #[test]
 fn template_field_the_task_lacks() {
-    let err = error_of(&format!("{SST2_TASK}[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {{premise}} [T] [P] [SEP]\"\nlabels = {{ \"0\" = [\"bad\"], \"1\" = [\"good\"] }}\n"), &[]);
+    let err = error_of(
+        &format!(
+            "{SST2_TASK}[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {{premise}} [T] [P] [SEP]\"\nlabels = {{ \"0\" = [\"bad\"], \"1\" = [\"good\"] }}\n"
+        ),
+        &[],
+    );
     assert_has(&err, &["key `method.template`", "`premise`", "sentence"]);
 }
 
 #[test]
 fn manual_prompt_with_triggers() {
-    let err = error_of(&format!("{SST2_TASK}[method]\nkind = \"manual\"\ntemplate = \"[CLS] {{sentence}} [T] [P] [SEP]\"\nlabels = {{ \"0\" = [\"bad\"], \"1\" = [\"good\"] }}\n"), &[]);
+    let err = error_of(
+        &format!(
+            "{SST2_TASK}[method]\nkind = \"manual\"\ntemplate = \"[CLS] {{sentence}} [T] [P] [SEP]\"\nlabels = {{ \"0\" = [\"bad\"], \"1\" = [\"good\"] }}\n"
+        ),
+        &[],
+    );
     assert_has(&err, &["key `method.template`", "no [T]"]);
 }
 
 #[test]
 fn classification_without_labels() {
-    let err = error_of(&format!("{SST2_TASK}[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {{sentence}} [T] [P] [SEP]\"\n"), &[]);
+    let err = error_of(
+        &format!(
+            "{SST2_TASK}[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {{sentence}} [T] [P] [SEP]\"\n"
+        ),
+        &[],
+    );
     assert_has(&err, &["key `method.labels`", "needs labels"]);
 }
 
 #[test]
 fn labels_of_the_wrong_shape() {
-    let err = error_of(&format!("{SST2_TASK}[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {{sentence}} [T] [P] [SEP]\"\nlabels = 5\n"), &[]);
+    let err = error_of(
+        &format!(
+            "{SST2_TASK}[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {{sentence}} [T] [P] [SEP]\"\nlabels = 5\n"
+        ),
+        &[],
+    );
     assert_has(&err, &["method.labels", "\"auto\""]);
 }
 
 #[test]
 fn unknown_search_setting() {
-    let err = error_of(&format!("{SST2_TASK}{AUTOPROMPT}search = {{ iter = 5 }}\n"), &[]);
+    let err = error_of(
+        &format!("{SST2_TASK}{AUTOPROMPT}search = {{ iter = 5 }}\n"),
+        &[],
+    );
     assert_has(&err, &["method.search", "unknown field `iter`", "iters"]);
 }
 
 #[test]
 fn zero_candidates() {
-    let err = error_of(&format!("{SST2_TASK}{AUTOPROMPT}search = {{ num_candidates = 0 }}\n"), &[]);
+    let err = error_of(
+        &format!("{SST2_TASK}{AUTOPROMPT}search = {{ num_candidates = 0 }}\n"),
+        &[],
+    );
     assert_has(&err, &["key `method.search.num_candidates`", "at least 1"]);
 }
 
 #[test]
 fn lama_without_relation() {
-    let err = error_of("[task]\nkind = \"lama\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n", &[]);
+    let err = error_of(
+        "[task]\nkind = \"lama\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
+        &[],
+    );
     assert_has(&err, &["key `task.relation`", "required"]);
 }
 
 #[test]
 fn malformed_relation_id() {
-    let err = error_of("[task]\nkind = \"lama\"\nrelation = \"X19\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n", &[]);
+    let err = error_of(
+        "[task]\nkind = \"lama\"\nrelation = \"X19\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
+        &[],
+    );
     assert_has(&err, &["key `task.relation`", "`X19` is not a relation id"]);
 }
 
 #[test]
 fn labels_on_fact_retrieval() {
-    let err = error_of("[task]\nkind = \"lama\"\nrelation = \"P19\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"manual\"\nlabels = { a = [\"b\"] }\n", &[]);
+    let err = error_of(
+        "[task]\nkind = \"lama\"\nrelation = \"P19\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"manual\"\nlabels = { a = [\"b\"] }\n",
+        &[],
+    );
     assert_has(&err, &["key `method.labels`", "remove labels"]);
 }
 
 #[test]
 fn variant_on_the_wrong_task() {
-    let err = error_of("[task]\nkind = \"sst2\"\nvariant = \"two_way\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n", &[]);
+    let err = error_of(
+        "[task]\nkind = \"sst2\"\nvariant = \"two_way\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
+        &[],
+    );
     assert_has(&err, &["key `task.variant`", "only sick_e"]);
 }
 
 #[test]
 fn missing_data_file() {
-    let err = error_of(&format!("{SST2_TASK}{MAJORITY}"), &["data_dir=\"/nonexistent/data\""]);
-    assert_has(&err, &["/nonexistent/data/sst2/train.tsv", "is missing", "data_dir"]);
+    let err = error_of(
+        &format!("{SST2_TASK}{MAJORITY}"),
+        &["data_dir=\"/nonexistent/data\""],
+    );
+    assert_has(
+        &err,
+        &["/nonexistent/data/sst2/train.tsv", "is missing", "data_dir"],
+    );
 }
 
 #[test]
@@ -215,16 +311,32 @@ fn override_with_wrong_type() {
 
 #[test]
 fn missing_experiment_file() {
-    let err = config::load(std::path::Path::new("/nonexistent/x.toml"), &[]).unwrap_err().to_string();
-    assert_has(&err, &["/nonexistent/x.toml", "cannot read experiment file"]);
+    let err = config::load(std::path::Path::new("/nonexistent/x.toml"), &[])
+        .unwrap_err()
+        .to_string();
+    assert_has(
+        &err,
+        &["/nonexistent/x.toml", "cannot read experiment file"],
+    );
 }
 
 #[test]
 fn cli_exits_with_2_and_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let path = common::experiment(dir.path(), "bad", "[task]\nkind = \"sst2\"\ntrain_size = 0\ndev_size = 10\n[method]\nkind = \"majority\"\n");
-    let out = std::process::Command::new(common::bin()).args(["plan"]).arg(&path).output().unwrap();
+    let path = common::experiment(
+        dir.path(),
+        "bad",
+        "[task]\nkind = \"sst2\"\ntrain_size = 0\ndev_size = 10\n[method]\nkind = \"majority\"\n",
+    );
+    let out = std::process::Command::new(common::bin())
+        .args(["plan"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("task.train_size") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("task.train_size") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }

@@ -13,7 +13,7 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::Deserialize;
 
-use autoprompt::lm::loader::{read_checkpoint, load_weights};
+use autoprompt::lm::loader::{load_weights, read_checkpoint};
 use autoprompt::lm::{self, EncoderInput, LmError, MaskedLm, MaskedLmConfig};
 
 type B = Autodiff<NdArray>;
@@ -51,7 +51,10 @@ fn fixture(name: &str) -> Fixture {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn values<const D: usize, BK: burn::tensor::backend::Backend>(t: Tensor<BK, D>) -> Vec<f32> {
@@ -68,31 +71,57 @@ struct Measured {
 /// Runs every case through the model and returns the worst differences.
 fn measure(model: &MaskedLm<B>, fx: &Fixture) -> Measured {
     let device = Default::default();
-    let mut worst = Measured { logits: 0.0, features: 0.0, log_z: 0.0, grad_relative: 0.0 };
+    let mut worst = Measured {
+        logits: 0.0,
+        features: 0.0,
+        log_z: 0.0,
+        grad_relative: 0.0,
+    };
     for case in &fx.cases {
         let seq = case.input_ids.len();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(case.input_ids.clone(), [1, seq]), &device);
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(case.input_ids.clone(), [1, seq]),
+            &device,
+        );
         let embeds = model.embed_tokens(ids).detach().require_grad();
         let hidden = model.encode(EncoderInput {
             inputs_embeds: embeds.clone(),
-            token_type_ids: Tensor::from_data(TensorData::new(case.token_type_ids.clone(), [1, seq]), &device),
+            token_type_ids: Tensor::from_data(
+                TensorData::new(case.token_type_ids.clone(), [1, seq]),
+                &device,
+            ),
             attention_mask: Tensor::ones([1, seq], &device),
         });
-        let pos = Tensor::<B, 1, Int>::from_data(TensorData::new(vec![case.mask_position as i64], [1]), &device);
+        let pos = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(vec![case.mask_position as i64], [1]),
+            &device,
+        );
         let features = model.mask_features(hidden, pos);
-        let subset = Tensor::<B, 1, Int>::from_data(TensorData::new(case.subset_ids.clone(), [case.subset_ids.len()]), &device);
+        let subset = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(case.subset_ids.clone(), [case.subset_ids.len()]),
+            &device,
+        );
         let logits = model.score_tokens(features.clone(), subset);
         let log_z = model.log_normalizer(features.clone());
-        let target = Tensor::<B, 1, Int>::from_data(TensorData::new(vec![case.target_id], [1]), &device);
-        let loss = (model.score_row_tokens(features.clone(), target) - log_z.clone()).neg().sum();
+        let target =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(vec![case.target_id], [1]), &device);
+        let loss = (model.score_row_tokens(features.clone(), target) - log_z.clone())
+            .neg()
+            .sum();
         let grads = loss.backward();
         let grad = values(embeds.grad(&grads).unwrap());
         let expected_grad: Vec<f32> = case.grad_inputs_embeds.iter().flatten().copied().collect();
         let scale = expected_grad.iter().fold(0f32, |m, v| m.max(v.abs()));
-        worst.logits = worst.logits.max(max_abs_diff(&values(logits), &case.subset_logits));
-        worst.features = worst.features.max(max_abs_diff(&values(features), &case.mask_features));
+        worst.logits = worst
+            .logits
+            .max(max_abs_diff(&values(logits), &case.subset_logits));
+        worst.features = worst
+            .features
+            .max(max_abs_diff(&values(features), &case.mask_features));
         worst.log_z = worst.log_z.max((values(log_z)[0] - case.log_z).abs());
-        worst.grad_relative = worst.grad_relative.max(max_abs_diff(&grad, &expected_grad) / scale);
+        worst.grad_relative = worst
+            .grad_relative
+            .max(max_abs_diff(&grad, &expected_grad) / scale);
     }
     worst
 }
@@ -102,19 +131,45 @@ fn assert_parity(name: &str, worst: &Measured) {
         "{name}: max |Δlogit| {:.2e}, max |Δfeature| {:.2e}, |Δlog Z| {:.2e}, max |Δgrad|/max|grad| {:.2e}",
         worst.logits, worst.features, worst.log_z, worst.grad_relative
     );
-    assert!(worst.logits <= 1e-4, "{name}: logits differ by {}", worst.logits);
-    assert!(worst.features <= 1e-4, "{name}: features differ by {}", worst.features);
-    assert!(worst.log_z <= 1e-4, "{name}: log Z differs by {}", worst.log_z);
-    assert!(worst.grad_relative <= 1e-4, "{name}: gradients differ by {} (relative)", worst.grad_relative);
+    assert!(
+        worst.logits <= 1e-4,
+        "{name}: logits differ by {}",
+        worst.logits
+    );
+    assert!(
+        worst.features <= 1e-4,
+        "{name}: features differ by {}",
+        worst.features
+    );
+    assert!(
+        worst.log_z <= 1e-4,
+        "{name}: log Z differs by {}",
+        worst.log_z
+    );
+    assert!(
+        worst.grad_relative <= 1e-4,
+        "{name}: gradients differ by {} (relative)",
+        worst.grad_relative
+    );
 }
 
 fn check_tokenizer(lm: &lm::LoadedModel<B>, fx: &Fixture) {
     for case in &fx.tokenizer_cases {
-        assert_eq!(lm.tokenizer.encode_with_special_tokens(&case.text).unwrap(), case.input_ids, "{:?}", case.text);
+        assert_eq!(
+            lm.tokenizer.encode_with_special_tokens(&case.text).unwrap(),
+            case.input_ids,
+            "{:?}",
+            case.text
+        );
     }
     for case in &fx.cases {
         let ids: Vec<u32> = case.input_ids.iter().map(|&i| i as u32).collect();
-        assert_eq!(lm.tokenizer.encode_with_special_tokens(&case.text).unwrap(), ids, "{:?}", case.text);
+        assert_eq!(
+            lm.tokenizer.encode_with_special_tokens(&case.text).unwrap(),
+            ids,
+            "{:?}",
+            case.text
+        );
     }
 }
 
@@ -141,8 +196,17 @@ fn pytorch_bin_loads_the_same_weights_as_safetensors() {
     let dir = common::repo().join("tests/fixtures/tiny-roberta-bin");
     let config = MaskedLmConfig::from_file(&dir.join("config.json")).unwrap();
     let bin = dir.join("pytorch_model.bin");
-    let model = load_weights::<B>(&config, read_checkpoint(&bin).unwrap(), &bin, &Default::default()).unwrap();
-    assert_parity("tiny-roberta (.bin)", &measure(&model, &fixture("tiny_roberta")));
+    let model = load_weights::<B>(
+        &config,
+        read_checkpoint(&bin).unwrap(),
+        &bin,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_parity(
+        "tiny-roberta (.bin)",
+        &measure(&model, &fixture("tiny_roberta")),
+    );
 }
 
 #[test]
@@ -151,7 +215,12 @@ fn vocab_files_give_the_same_ids_as_tokenizer_json() {
     // the latter (plus config and weights) and compare.
     let src = common::repo().join("tests/fixtures/tiny-roberta");
     let dir = tempfile::tempdir().unwrap();
-    for f in ["config.json", "model.safetensors", "vocab.json", "merges.txt"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "vocab.json",
+        "merges.txt",
+    ] {
         std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
     }
     let lm = lm::load::<B>(dir.path().to_str().unwrap(), &Default::default()).unwrap();
@@ -161,11 +230,19 @@ fn vocab_files_give_the_same_ids_as_tokenizer_json() {
 fn roberta_tensors() -> (MaskedLmConfig, BTreeMap<String, lm::loader::RawTensor>) {
     let dir = common::repo().join("tests/fixtures/tiny-roberta");
     let config = MaskedLmConfig::from_file(&dir.join("config.json")).unwrap();
-    (config, read_checkpoint(&dir.join("model.safetensors")).unwrap())
+    (
+        config,
+        read_checkpoint(&dir.join("model.safetensors")).unwrap(),
+    )
 }
 
 fn load_err(config: &MaskedLmConfig, tensors: BTreeMap<String, lm::loader::RawTensor>) -> String {
-    match load_weights::<B>(config, tensors, Path::new("ckpt.safetensors"), &Default::default()) {
+    match load_weights::<B>(
+        config,
+        tensors,
+        Path::new("ckpt.safetensors"),
+        &Default::default(),
+    ) {
         Ok(_) => panic!("checkpoint should be rejected"),
         Err(e) => e.to_string(),
     }
@@ -174,11 +251,22 @@ fn load_err(config: &MaskedLmConfig, tensors: BTreeMap<String, lm::loader::RawTe
 #[test]
 fn renamed_tensor_is_reported_missing_and_unused() {
     let (config, mut tensors) = roberta_tensors();
-    let t = tensors.remove("roberta.encoder.layer.1.output.dense.weight").unwrap();
-    tensors.insert("roberta.encoder.layer.1.output.dense_renamed.weight".into(), t);
+    let t = tensors
+        .remove("roberta.encoder.layer.1.output.dense.weight")
+        .unwrap();
+    tensors.insert(
+        "roberta.encoder.layer.1.output.dense_renamed.weight".into(),
+        t,
+    );
     let err = load_err(&config, tensors);
-    assert!(err.contains("missing: [\"roberta.encoder.layer.1.output.dense.weight\"]"), "{err}");
-    assert!(err.contains("unused: [\"roberta.encoder.layer.1.output.dense_renamed.weight\"]"), "{err}");
+    assert!(
+        err.contains("missing: [\"roberta.encoder.layer.1.output.dense.weight\"]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("unused: [\"roberta.encoder.layer.1.output.dense_renamed.weight\"]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -192,10 +280,15 @@ fn missing_tensor_is_an_error() {
 #[test]
 fn shape_mismatch_is_an_error() {
     let (config, mut tensors) = roberta_tensors();
-    let t = tensors.get_mut("roberta.embeddings.LayerNorm.weight").unwrap();
+    let t = tensors
+        .get_mut("roberta.embeddings.LayerNorm.weight")
+        .unwrap();
     t.shape = vec![16, 2];
     let err = load_err(&config, tensors);
-    assert!(err.contains("roberta.embeddings.LayerNorm.weight: checkpoint [16, 2], model expects [32]"), "{err}");
+    assert!(
+        err.contains("roberta.embeddings.LayerNorm.weight: checkpoint [16, 2], model expects [32]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -205,7 +298,10 @@ fn untied_decoder_is_an_error() {
     decoder.values[0] += 1.0;
     tensors.insert("lm_head.decoder.weight".into(), decoder);
     let err = load_err(&config, tensors);
-    assert!(err.contains("lm_head.decoder.weight differs from the tied embedding"), "{err}");
+    assert!(
+        err.contains("lm_head.decoder.weight differs from the tied embedding"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -215,14 +311,19 @@ fn corrupt_weight_file_is_an_error() {
     std::fs::write(&path, b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header").unwrap();
     let err = read_checkpoint(&path).unwrap_err();
     assert!(matches!(err, LmError::Corrupt { .. }), "{err}");
-    assert!(err.to_string().contains("model.safetensors: corrupt or unreadable"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("model.safetensors: corrupt or unreadable"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_config_key_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let src = common::repo().join("tests/fixtures/tiny-roberta/config.json");
-    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src).unwrap()).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src).unwrap()).unwrap();
     config.as_object_mut().unwrap().remove("hidden_size");
     let path = dir.path().join("config.json");
     std::fs::write(&path, config.to_string()).unwrap();
@@ -232,8 +333,13 @@ fn missing_config_key_is_an_error() {
 
 #[test]
 fn unknown_model_lists_what_was_tried() {
-    let err = lm::load::<B>("./no/such/model", &Default::default()).unwrap_err().to_string();
-    assert!(err.contains("model `./no/such/model` not found") && err.contains("local directory"), "{err}");
+    let err = lm::load::<B>("./no/such/model", &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model `./no/such/model` not found") && err.contains("local directory"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -244,5 +350,9 @@ fn fill_mask_predicts_real_words() {
     assert_eq!(preds.len(), 1);
     let total: f32 = preds[0].iter().map(|p| p.probability).sum();
     assert!(total > 0.0 && total <= 1.0 + 1e-5);
-    assert!(preds[0].windows(2).all(|w| w[0].probability >= w[1].probability));
+    assert!(
+        preds[0]
+            .windows(2)
+            .all(|w| w[0].probability >= w[1].probability)
+    );
 }

@@ -18,14 +18,20 @@ fn cells_of(text: &str) -> Vec<plan::Cell> {
 
 #[test]
 fn cell_ids_are_stable_and_independent_of_key_order() {
-    let a = cells_of("[task]\nkind = \"sst2\"\ntrain_size = 10\ndev_size = 20\n[method]\nkind = \"majority\"\n[grid]\nseeds = [0, 1]\n");
-    let b = cells_of("[method]\nkind = \"majority\"\n[grid]\nseeds = [0, 1]\n[task]\ndev_size = 20\ntrain_size = 10\nkind = \"sst2\"\n");
+    let a = cells_of(
+        "[task]\nkind = \"sst2\"\ntrain_size = 10\ndev_size = 20\n[method]\nkind = \"majority\"\n[grid]\nseeds = [0, 1]\n",
+    );
+    let b = cells_of(
+        "[method]\nkind = \"majority\"\n[grid]\nseeds = [0, 1]\n[task]\ndev_size = 20\ntrain_size = 10\nkind = \"sst2\"\n",
+    );
     let ids: Vec<&str> = a.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, b.iter().map(|c| c.id.as_str()).collect::<Vec<_>>());
     // Golden values: a change here changes every stored result's id. Only update them
     // deliberately (and say so), never to make a test pass.
     assert_eq!(ids, ["db29cdfbbc0f2e21", "5102f9bc3dce3cf2"]);
-    let c = cells_of("[task]\nkind = \"sst2\"\ntrain_size = 11\ndev_size = 20\n[method]\nkind = \"majority\"\n[grid]\nseeds = [0, 1]\n");
+    let c = cells_of(
+        "[task]\nkind = \"sst2\"\ntrain_size = 11\ndev_size = 20\n[method]\nkind = \"majority\"\n[grid]\nseeds = [0, 1]\n",
+    );
     assert_ne!(c[0].id, a[0].id);
 }
 
@@ -34,10 +40,16 @@ const MANY_CELLS: &str = "[task]\nkind = \"sick_e\"\ntrain_size = 10\ndev_size =
 fn records(dir: &Path, name: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let cells = dir.join("results").join(name).join("cells");
     let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&cells)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).map(|p| {
-            let bytes = std::fs::read(&p).unwrap();
-            (p, bytes)
-        }).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .map(|p| {
+                    let bytes = std::fs::read(&p).unwrap();
+                    (p, bytes)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out
@@ -68,33 +80,59 @@ fn run_cmd(file: &Path) -> Command {
 fn kill_dash_nine_then_resume_keeps_finished_records() {
     let dir = tempfile::tempdir().unwrap();
     let file = common::experiment(dir.path(), "resume", MANY_CELLS);
-    let mut child = run_cmd(&file).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = run_cmd(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let start = Instant::now();
     while records(dir.path(), "resume").len() < 3 {
-        assert!(start.elapsed() < Duration::from_secs(120), "no records appeared");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no records appeared"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = records(dir.path(), "resume");
-    assert!(before.len() < 40, "the run finished before it could be killed ({} records)", before.len());
+    assert!(
+        before.len() < 40,
+        "the run finished before it could be killed ({} records)",
+        before.len()
+    );
     let out = run_cmd(&file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after = records(dir.path(), "resume");
     assert_eq!(after.len(), 40);
     for (path, bytes) in &before {
         let now = after.iter().find(|(p, _)| p == path).expect("record kept");
         assert_eq!(&now.1, bytes, "{} changed on resume", path.display());
     }
-    assert!(temp_files(dir.path()).is_empty(), "temp files left: {:?}", temp_files(dir.path()));
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "temp files left: {:?}",
+        temp_files(dir.path())
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("already finished {}", before.len())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("already finished {}", before.len())),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn corrupt_record_is_rerun() {
     let dir = tempfile::tempdir().unwrap();
-    let file = common::experiment(dir.path(), "corrupt", "[task]\nkind = \"sst2\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n[grid]\nseeds = [0, 1]\n");
+    let file = common::experiment(
+        dir.path(),
+        "corrupt",
+        "[task]\nkind = \"sst2\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n[grid]\nseeds = [0, 1]\n",
+    );
     assert!(run_cmd(&file).output().unwrap().status.success());
     let recs = records(dir.path(), "corrupt");
     std::fs::write(&recs[0].0, b"{\"truncated").unwrap();
@@ -109,7 +147,10 @@ fn corrupt_record_is_rerun() {
     };
     let again = records(dir.path(), "corrupt");
     assert_eq!(again.len(), 2);
-    assert!(parse(&again[0].1) == parse(&recs[0].1), "re-run record differs");
+    assert!(
+        parse(&again[0].1) == parse(&recs[0].1),
+        "re-run record differs"
+    );
     assert!(again[1] == recs[1], "the intact record was rewritten");
 }
 
@@ -117,35 +158,78 @@ fn corrupt_record_is_rerun() {
 fn two_runners_run_each_cell_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let file = common::experiment(dir.path(), "concurrent", MANY_CELLS);
-    let spawn = || run_cmd(&file).env("RUST_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let spawn = || {
+        run_cmd(&file)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success() && b.status.success());
-    let finished = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).matches("cell finished").count();
-    assert_eq!(finished(&a) + finished(&b), 40, "each cell must run exactly once");
+    let finished = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stderr)
+            .matches("cell finished")
+            .count()
+    };
+    assert_eq!(
+        finished(&a) + finished(&b),
+        40,
+        "each cell must run exactly once"
+    );
     assert_eq!(records(dir.path(), "concurrent").len(), 40);
 }
 
 #[test]
 fn report_is_a_pure_function_of_the_records() {
     let dir = tempfile::tempdir().unwrap();
-    let file = common::experiment(dir.path(), "report_det", "[task]\nkind = \"sst2\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n[grid]\n\"task.train_size\" = [10, 100]\nseeds = [0, 1, 2]\n");
+    let file = common::experiment(
+        dir.path(),
+        "report_det",
+        "[task]\nkind = \"sst2\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n[grid]\n\"task.train_size\" = [10, 100]\nseeds = [0, 1, 2]\n",
+    );
     assert!(run_cmd(&file).output().unwrap().status.success());
     let report = |_: ()| {
-        let out = Command::new(common::bin()).arg("report").arg(&file).current_dir(dir.path()).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(common::bin())
+            .arg("report")
+            .arg(&file)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let root = dir.path().join("results/report_det");
-        ["summary.parquet", "summary.csv", "cells.parquet", "cells.csv"]
-            .iter()
-            .map(|f| std::fs::read(root.join(f)).unwrap())
-            .chain([std::fs::read(dir.path().join("reports/report_det.md")).unwrap()])
-            .collect::<Vec<_>>()
+        [
+            "summary.parquet",
+            "summary.csv",
+            "cells.parquet",
+            "cells.csv",
+        ]
+        .iter()
+        .map(|f| std::fs::read(root.join(f)).unwrap())
+        .chain([std::fs::read(dir.path().join("reports/report_det.md")).unwrap()])
+        .collect::<Vec<_>>()
     };
     let first = report(());
     assert_eq!(first, report(()));
     let csv = String::from_utf8(first[1].clone()).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    for col in ["task", "method", "train_size", "n_seeds", "accuracy_mean", "accuracy_sd", "accuracy_ci95", "accuracy_min", "accuracy_max"] {
+    for col in [
+        "task",
+        "method",
+        "train_size",
+        "n_seeds",
+        "accuracy_mean",
+        "accuracy_sd",
+        "accuracy_ci95",
+        "accuracy_min",
+        "accuracy_max",
+    ] {
         assert!(header.contains(&col), "summary lacks {col}: {header:?}");
     }
     // Majority accuracy on GLUE SST-2 dev: positive is the training majority, 444 / 872.
@@ -160,19 +244,47 @@ fn autoprompt_cell_end_to_end_on_the_embedded_model() {
     let body = "[task]\nkind = \"sst2\"\ntrain_size = 16\ndev_size = 16\ntest_size = 64\n[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {sentence} [T] [T] [P] . [SEP]\"\nlabels = { \"0\" = [\"terrible\"], \"1\" = [\"great\"] }\nsearch = { iters = 3, batch_size = 8, accumulation_steps = 2, num_candidates = 5 }\n";
     let file = common::experiment(dir.path(), "e2e", body);
     let out = run_cmd(&file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (path, bytes) = records(dir.path(), "e2e").pop().unwrap();
     let record: autoprompt::record::Record = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(record.status, autoprompt::record::Status::Finished, "{:?}", record.error);
+    assert_eq!(
+        record.status,
+        autoprompt::record::Status::Finished,
+        "{:?}",
+        record.error
+    );
     let prompt = record.prompt.unwrap();
     assert_eq!(prompt.trigger_ids.len(), 2);
     assert!(!prompt.filled.contains("[T]"), "{}", prompt.filled);
     let search = record.search.unwrap();
     assert_eq!(search.steps.len(), 3);
     let acc = record.metrics["accuracy"];
-    assert!((0.0..=1.0).contains(&acc) && (acc * 64.0).fract() == 0.0, "{acc}");
-    assert!(record.provenance.files.keys().any(|f| f.ends_with("model.safetensors")));
-    assert!(record.provenance.files.keys().any(|f| f.ends_with("sst2/train.tsv")));
+    assert!(
+        (0.0..=1.0).contains(&acc) && (acc * 64.0).fract() == 0.0,
+        "{acc}"
+    );
+    assert!(
+        record
+            .provenance
+            .files
+            .keys()
+            .any(|f| f.ends_with("model.safetensors"))
+    );
+    assert!(
+        record
+            .provenance
+            .files
+            .keys()
+            .any(|f| f.ends_with("sst2/train.tsv"))
+    );
     let id = path.file_stem().unwrap().to_string_lossy().to_string();
-    assert!(dir.path().join(format!("results/e2e/prompts/{id}.best.json")).is_file());
+    assert!(
+        dir.path()
+            .join(format!("results/e2e/prompts/{id}.best.json"))
+            .is_file()
+    );
 }

@@ -36,34 +36,65 @@ fn sst2(train: usize, dev: usize, seed: u64) -> tasks::TaskData {
         perturbed: false,
         malformed_rows: MalformedRows::Error,
     };
-    let paths = DataPaths { data_dir: common::data_dir(), lama_dir: "unused".into(), lpaqa_dir: "unused".into() };
+    let paths = DataPaths {
+        data_dir: common::data_dir(),
+        lama_dir: "unused".into(),
+        lpaqa_dir: "unused".into(),
+    };
     tasks::load(&spec, &paths, seed).unwrap()
 }
 
 const TEMPLATE: &str = "[CLS] {sentence} [T] [T] [T] [P] . [SEP]";
 
 fn verbalizer<BK: burn::tensor::backend::Backend>(lm: &LoadedModel<BK>) -> Verbalizer {
-    let words: BTreeMap<String, Vec<String>> =
-        [("0".to_string(), vec!["terrible".to_string(), "bad".to_string()]), ("1".to_string(), vec!["great".to_string()])].into();
+    let words: BTreeMap<String, Vec<String>> = [
+        (
+            "0".to_string(),
+            vec!["terrible".to_string(), "bad".to_string()],
+        ),
+        ("1".to_string(), vec!["great".to_string()]),
+    ]
+    .into();
     Verbalizer::from_words(&["0".to_string(), "1".to_string()], &words, &lm.tokenizer).unwrap()
 }
 
-fn encode<BK: burn::tensor::backend::Backend>(lm: &LoadedModel<BK>, data: &[tasks::Example], triggers: &[u32]) -> (Vec<Encoded>, Vec<Gold>) {
+fn encode<BK: burn::tensor::backend::Backend>(
+    lm: &LoadedModel<BK>,
+    data: &[tasks::Example],
+    triggers: &[u32],
+) -> (Vec<Encoded>, Vec<Gold>) {
     let template = Template::parse(TEMPLATE).unwrap();
     let encoded = data
         .iter()
-        .map(|e| template.encode(|f| e.field(f), &lm.tokenizer, triggers, 64, false).unwrap())
+        .map(|e| {
+            template
+                .encode(|f| e.field(f), &lm.tokenizer, triggers, 64, false)
+                .unwrap()
+        })
         .collect();
-    let golds = data.iter().map(|e| Gold { index: e.label.parse().unwrap(), token: 0 }).collect();
+    let golds = data
+        .iter()
+        .map(|e| Gold {
+            index: e.label.parse().unwrap(),
+            token: 0,
+        })
+        .collect();
     (encoded, golds)
 }
 
 /// The loss computed independently of the scorer: full-vocabulary log-softmax at [P], then
 /// log-sum-exp of each class's label tokens, minus the mean gold class log-likelihood.
-fn independent_loss(lm: &LoadedModel<B>, batch: &Batch, golds: &[Gold], v: &Verbalizer, offset: Option<(usize, Tensor<B, 1>)>) -> f64 {
+fn independent_loss(
+    lm: &LoadedModel<B>,
+    batch: &Batch,
+    golds: &[Gold],
+    v: &Verbalizer,
+    offset: Option<(usize, Tensor<B, 1>)>,
+) -> f64 {
     let device = Default::default();
     let ids: Vec<i64> = batch.ids.iter().map(|&i| i as i64).collect();
-    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch.rows, batch.seq_len]), &device);
+    let ids =
+        Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch.rows, batch.seq_len]), &device);
     let mut embeds = lm.model.embed_tokens(ids);
     if let Some((slot, delta)) = offset {
         // Move the embedding of trigger `slot` in every row by `delta`.
@@ -72,25 +103,47 @@ fn independent_loss(lm: &LoadedModel<B>, batch: &Batch, golds: &[Gold], v: &Verb
         for r in 0..batch.rows {
             let pos = batch.trigger_positions[r * batch.num_triggers + slot];
             let d = delta.to_data().convert::<f32>().into_vec::<f32>().unwrap();
-            mask[(r * batch.seq_len + pos) * h..(r * batch.seq_len + pos + 1) * h].copy_from_slice(&d);
+            mask[(r * batch.seq_len + pos) * h..(r * batch.seq_len + pos + 1) * h]
+                .copy_from_slice(&d);
         }
-        embeds = embeds + Tensor::from_data(TensorData::new(mask, [batch.rows, batch.seq_len, h]), &device);
+        embeds = embeds
+            + Tensor::from_data(
+                TensorData::new(mask, [batch.rows, batch.seq_len, h]),
+                &device,
+            );
     }
     let segs: Vec<i64> = batch.segment_ids.iter().map(|&i| i as i64).collect();
     let hidden = lm.model.encode(EncoderInput {
         inputs_embeds: embeds,
-        token_type_ids: Tensor::from_data(TensorData::new(segs, [batch.rows, batch.seq_len]), &device),
-        attention_mask: Tensor::from_data(TensorData::new(batch.attention_mask.clone(), [batch.rows, batch.seq_len]), &device),
+        token_type_ids: Tensor::from_data(
+            TensorData::new(segs, [batch.rows, batch.seq_len]),
+            &device,
+        ),
+        attention_mask: Tensor::from_data(
+            TensorData::new(batch.attention_mask.clone(), [batch.rows, batch.seq_len]),
+            &device,
+        ),
     });
     let pos: Vec<i64> = batch.predict_positions.iter().map(|&p| p as i64).collect();
-    let features = lm.model.mask_features(hidden, Tensor::from_data(TensorData::new(pos, [batch.rows]), &device));
+    let features = lm.model.mask_features(
+        hidden,
+        Tensor::from_data(TensorData::new(pos, [batch.rows]), &device),
+    );
     let vocab = lm.model.vocab_size();
     let all = Tensor::<B, 1, Int>::arange(0..vocab as i64, &device);
-    let logp: Vec<f64> = log_softmax(lm.model.score_tokens(features, all), 1).into_data().convert::<f64>().into_vec::<f64>().unwrap();
+    let logp: Vec<f64> = log_softmax(lm.model.score_tokens(features, all), 1)
+        .into_data()
+        .convert::<f64>()
+        .into_vec::<f64>()
+        .unwrap();
     let mut total = 0.0;
     for (r, gold) in golds.iter().enumerate() {
         let class = &v.classes[gold.index];
-        let lp: Vec<f64> = class.token_ids.iter().map(|&t| logp[r * vocab + t as usize]).collect();
+        let lp: Vec<f64> = class
+            .token_ids
+            .iter()
+            .map(|&t| logp[r * vocab + t as usize])
+            .collect();
         let max = lp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         total += max + lp.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
     }
@@ -102,16 +155,26 @@ fn trigger_gradient_matches_finite_differences() {
     let lm = load::<B>();
     let data = sst2(4, 1, 3);
     let v = verbalizer(&lm);
-    let triggers = [lm.tokenizer.single_token_id("movie").unwrap(), lm.tokenizer.special.mask.id, lm.tokenizer.single_token_id("really").unwrap()];
+    let triggers = [
+        lm.tokenizer.single_token_id("movie").unwrap(),
+        lm.tokenizer.special.mask.id,
+        lm.tokenizer.single_token_id("really").unwrap(),
+    ];
     let (encoded, golds) = encode(&lm, &data.train, &triggers);
     let refs: Vec<&Encoded> = encoded.iter().collect();
     let batch = batch_with_triggers(&refs, &triggers, lm.tokenizer.special.pad.id);
-    let target = Target::Classes { label_ids: v.all_token_ids(), spans: v.class_spans() };
+    let target = Target::Classes {
+        label_ids: v.all_token_ids(),
+        spans: v.class_spans(),
+    };
     let scorer = Scorer::<B>::new(lm.model.clone(), target, 64, Default::default());
     let (loss, grad) = scorer.trigger_gradient(&batch, &golds, None);
     let reference = independent_loss(&lm, &batch, &golds, &v, None);
     // The scorer reports the loss as f32.
-    assert!((loss as f64 - reference).abs() / reference < 1e-6, "loss {loss} vs independent {reference}");
+    assert!(
+        (loss as f64 - reference).abs() / reference < 1e-6,
+        "loss {loss} vs independent {reference}"
+    );
     let h = grad[0].len();
     for slot in 0..3 {
         // Direction: the gradient itself, normalised; the directional derivative is |g|.
@@ -121,11 +184,22 @@ fn trigger_gradient_matches_finite_differences() {
         // float32 model: a step of 1e-2 along a unit direction balances truncation error
         // against rounding (the loss is ~8, float32 resolves ~1e-6 of it).
         let eps = 1e-2;
-        let plus = Tensor::<B, 1>::from_data(TensorData::new(dir.iter().map(|d| (d * eps) as f32).collect::<Vec<_>>(), [h]), &Default::default());
+        let plus = Tensor::<B, 1>::from_data(
+            TensorData::new(
+                dir.iter().map(|d| (d * eps) as f32).collect::<Vec<_>>(),
+                [h],
+            ),
+            &Default::default(),
+        );
         let minus = plus.clone().neg();
-        let fd = (independent_loss(&lm, &batch, &golds, &v, Some((slot, plus))) - independent_loss(&lm, &batch, &golds, &v, Some((slot, minus)))) / (2.0 * eps);
+        let fd = (independent_loss(&lm, &batch, &golds, &v, Some((slot, plus)))
+            - independent_loss(&lm, &batch, &golds, &v, Some((slot, minus))))
+            / (2.0 * eps);
         println!("slot {slot}: finite difference {fd:.6}, gradient norm {norm:.6}");
-        assert!((fd - norm).abs() / norm < 1e-3, "slot {slot}: finite difference {fd} vs gradient norm {norm}");
+        assert!(
+            (fd - norm).abs() / norm < 1e-3,
+            "slot {slot}: finite difference {fd} vs gradient norm {norm}"
+        );
     }
 }
 
@@ -133,14 +207,36 @@ fn trigger_gradient_matches_finite_differences() {
 fn hotflip_scores_are_minus_embedding_dot_gradient() {
     let lm = load::<B>();
     let v = verbalizer(&lm);
-    let scorer = Scorer::<B>::new(lm.model.clone(), Target::Classes { label_ids: v.all_token_ids(), spans: v.class_spans() }, 64, Default::default());
+    let scorer = Scorer::<B>::new(
+        lm.model.clone(),
+        Target::Classes {
+            label_ids: v.all_token_ids(),
+            spans: v.class_spans(),
+        },
+        64,
+        Default::default(),
+    );
     let h = lm.model.hidden_size();
     let g: Vec<f32> = (0..h).map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0).collect();
     let scores = scorer.hotflip_scores(&g);
-    let e: Vec<f32> = lm.model.word_embedding_matrix().into_data().into_vec::<f32>().unwrap();
+    let e: Vec<f32> = lm
+        .model
+        .word_embedding_matrix()
+        .into_data()
+        .into_vec::<f32>()
+        .unwrap();
     for token in [0usize, 2204, 2919, 30000] {
-        let dot: f32 = e[token * h..(token + 1) * h].iter().zip(&g).map(|(a, b)| a * b).sum();
-        assert!((scores[token] + dot).abs() < 1e-4, "token {token}: {} vs {}", scores[token], -dot);
+        let dot: f32 = e[token * h..(token + 1) * h]
+            .iter()
+            .zip(&g)
+            .map(|(a, b)| a * b)
+            .sum();
+        assert!(
+            (scores[token] + dot).abs() < 1e-4,
+            "token {token}: {} vs {}",
+            scores[token],
+            -dot
+        );
     }
 }
 
@@ -150,7 +246,15 @@ fn long_fields_are_truncated_never_the_template() {
     let template = Template::parse(TEMPLATE).unwrap();
     let long = "a truly remarkable and very long sentence about films ".repeat(10);
     let mask = lm.tokenizer.special.mask.id;
-    let e = template.encode(|_| Some(long.as_str()), &lm.tokenizer, &[mask, mask, mask], 16, false).unwrap();
+    let e = template
+        .encode(
+            |_| Some(long.as_str()),
+            &lm.tokenizer,
+            &[mask, mask, mask],
+            16,
+            false,
+        )
+        .unwrap();
     assert_eq!(e.ids.len(), 16);
     assert_eq!(e.ids[0], lm.tokenizer.special.cls.id);
     assert_eq!(*e.ids.last().unwrap(), lm.tokenizer.special.sep.id);
@@ -165,10 +269,17 @@ fn long_fields_are_truncated_never_the_template() {
 fn sentence_pair_segments() {
     let lm = load::<B>();
     let t = Template::parse("[CLS] {sentence_A} [SEP] {sentence_B} [P] [SEP]").unwrap();
-    let fields = [("sentence_A", "a man is cooking"), ("sentence_B", "a person cooks")];
+    let fields = [
+        ("sentence_A", "a man is cooking"),
+        ("sentence_B", "a person cooks"),
+    ];
     let get = |f: &str| fields.iter().find(|(k, _)| *k == f).map(|(_, v)| *v);
     let e = t.encode(get, &lm.tokenizer, &[], 64, true).unwrap();
-    let sep = e.ids.iter().position(|&i| i == lm.tokenizer.special.sep.id).unwrap();
+    let sep = e
+        .ids
+        .iter()
+        .position(|&i| i == lm.tokenizer.special.sep.id)
+        .unwrap();
     assert!(e.segment_ids[..=sep].iter().all(|&s| s == 0));
     assert!(e.segment_ids[sep + 1..].iter().all(|&s| s == 1));
 }
@@ -180,10 +291,24 @@ fn run_search(seed: u64) -> autoprompt::search::SearchResult {
     let mask = lm.tokenizer.special.mask.id;
     let (train, train_golds) = encode(&lm, &data.train, &[mask; 3]);
     let (dev, dev_golds) = encode(&lm, &data.dev, &[mask; 3]);
-    let target = Target::Classes { label_ids: v.all_token_ids(), spans: v.class_spans() };
+    let target = Target::Classes {
+        label_ids: v.all_token_ids(),
+        spans: v.class_spans(),
+    };
     let scorer = Scorer::<B>::new(lm.model.clone(), target, 256, Default::default());
-    let settings = SearchSettings { iters: 4, batch_size: 8, accumulation_steps: 2, num_candidates: 8, ..Default::default() };
-    let allowed = allowed_tokens(&lm.tokenizer, lm.model.vocab_size(), &v.all_token_ids(), CandidateFilter::default());
+    let settings = SearchSettings {
+        iters: 4,
+        batch_size: 8,
+        accumulation_steps: 2,
+        num_candidates: 8,
+        ..Default::default()
+    };
+    let allowed = allowed_tokens(
+        &lm.tokenizer,
+        lm.model.vocab_size(),
+        &v.all_token_ids(),
+        CandidateFilter::default(),
+    );
     let classes: Vec<usize> = train_golds.iter().map(|g| g.index).collect();
     let display = |id: u32| lm.tokenizer.display_token(id);
     let ctx = SearchContext {
@@ -197,13 +322,32 @@ fn run_search(seed: u64) -> autoprompt::search::SearchResult {
         display: &display,
     };
     let mut improvements = 0;
-    let result = search(&ctx, Split { encoded: &train, golds: &train_golds }, Split { encoded: &dev, golds: &dev_golds }, seed, |_, _| improvements += 1);
-    assert!(improvements >= 1, "the initial prompt counts as the first best");
+    let result = search(
+        &ctx,
+        Split {
+            encoded: &train,
+            golds: &train_golds,
+        },
+        Split {
+            encoded: &dev,
+            golds: &dev_golds,
+        },
+        seed,
+        |_, _| improvements += 1,
+    );
+    assert!(
+        improvements >= 1,
+        "the initial prompt counts as the first best"
+    );
     assert_eq!(result.steps.len(), 4);
     for step in &result.steps {
         // Acceptance rule: a candidate is taken only when strictly better on the batch.
         let best = step.best_candidate.as_ref().map(|c| c.2);
-        assert_eq!(step.accepted, best.is_some_and(|b| b > step.current), "{step:?}");
+        assert_eq!(
+            step.accepted,
+            best.is_some_and(|b| b > step.current),
+            "{step:?}"
+        );
         assert_eq!(step.dev.is_some(), step.accepted);
         if let Some((id, _, _)) = &step.best_candidate {
             assert!(allowed[*id as usize], "filtered token {id} proposed");
@@ -219,6 +363,23 @@ fn search_is_deterministic_for_a_seed() {
     assert_eq!(a.trigger_ids, b.trigger_ids);
     assert_eq!(a.steps.len(), b.steps.len());
     for (x, y) in a.steps.iter().zip(&b.steps) {
-        assert_eq!((x.slot, x.accepted, &x.best_candidate, x.current, x.loss, x.dev), (y.slot, y.accepted, &y.best_candidate, y.current, y.loss, y.dev));
+        assert_eq!(
+            (
+                x.slot,
+                x.accepted,
+                &x.best_candidate,
+                x.current,
+                x.loss,
+                x.dev
+            ),
+            (
+                y.slot,
+                y.accepted,
+                &y.best_candidate,
+                y.current,
+                y.loss,
+                y.dev
+            )
+        );
     }
 }

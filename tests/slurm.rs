@@ -10,23 +10,34 @@ use std::time::{Duration, Instant};
 use autoprompt::record::{Record, Status};
 
 fn autoprompt(args: &[&str]) -> std::process::Output {
-    Command::new(common::bin()).args(args).current_dir(common::repo()).output().unwrap()
+    Command::new(common::bin())
+        .args(args)
+        .current_dir(common::repo())
+        .output()
+        .unwrap()
 }
 
 fn jobs(results: &Path, name: &str) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(results.join(name).join("slurm/jobs.json")).unwrap()).unwrap()
+    serde_json::from_slice(&std::fs::read(results.join(name).join("slurm/jobs.json")).unwrap())
+        .unwrap()
 }
 
 /// Waits until none of `ids` is pending or running.
 fn wait_for(ids: &[&str], timeout: Duration) {
     let start = Instant::now();
     loop {
-        let out = Command::new("squeue").args(["-h", "-j", &ids.join(","), "-o", "%T"]).output().unwrap();
+        let out = Command::new("squeue")
+            .args(["-h", "-j", &ids.join(","), "-o", "%T"])
+            .output()
+            .unwrap();
         let states = String::from_utf8_lossy(&out.stdout).to_string();
         if states.trim().is_empty() {
             return;
         }
-        assert!(start.elapsed() < timeout, "jobs {ids:?} still queued: {states}");
+        assert!(
+            start.elapsed() < timeout,
+            "jobs {ids:?} still queued: {states}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -38,7 +49,10 @@ fn records(results: &Path, name: &str) -> Vec<Record> {
             d.flatten()
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                .map(|p| serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+                .map(|p| {
+                    serde_json::from_slice(&std::fs::read(&p).unwrap())
+                        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -48,13 +62,20 @@ fn records(results: &Path, name: &str) -> Vec<Record> {
 
 fn submit(file: &Path) -> (String, String) {
     let out = autoprompt(&["run", file.to_str().unwrap(), "--launcher", "slurm"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(stdout.contains("submitted array job"), "{stdout}");
     let dir = file.parent().unwrap().join("results");
     let name = file.file_stem().unwrap().to_str().unwrap();
     let j = jobs(&dir, name);
-    (j["array_job"].as_str().unwrap().to_string(), j["report_job"].as_str().unwrap().to_string())
+    (
+        j["array_job"].as_str().unwrap().to_string(),
+        j["report_job"].as_str().unwrap().to_string(),
+    )
 }
 
 const SMALL: &str = r#"
@@ -78,11 +99,26 @@ fn array_records_match_an_in_process_run() {
     wait_for(&[&array, &report], Duration::from_secs(300));
     let from_slurm = records(&dir.path().join("results"), "slurm_small");
     assert_eq!(from_slurm.len(), 4);
-    assert!(from_slurm.iter().all(|r| r.status == Status::Finished), "{from_slurm:?}");
-    assert!(dir.path().join("results/slurm_small/summary.csv").is_file(), "the afterany report job ran");
+    assert!(
+        from_slurm.iter().all(|r| r.status == Status::Finished),
+        "{from_slurm:?}"
+    );
+    assert!(
+        dir.path().join("results/slurm_small/summary.csv").is_file(),
+        "the afterany report job ran"
+    );
     let local = dir.path().join("local");
-    let out = autoprompt(&["run", file.to_str().unwrap(), "--set", &format!("results_dir=\"{}\"", local.display())]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = autoprompt(&[
+        "run",
+        file.to_str().unwrap(),
+        "--set",
+        &format!("results_dir=\"{}\"", local.display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let in_process = records(&local, "slurm_small");
     for (a, b) in from_slurm.iter().zip(&in_process) {
         assert_eq!(a.id, b.id);
@@ -114,12 +150,24 @@ method = [
     assert_eq!(recs.len(), 2);
     let failed: Vec<&Record> = recs.iter().filter(|r| r.status == Status::Failed).collect();
     assert_eq!(failed.len(), 1);
-    assert!(failed[0].error.as_deref().unwrap().contains("xqzvwy"), "{:?}", failed[0].error);
+    assert!(
+        failed[0].error.as_deref().unwrap().contains("xqzvwy"),
+        "{:?}",
+        failed[0].error
+    );
     let status = autoprompt(&["status", file.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&status.stdout).contains("1 failed"), "{}", String::from_utf8_lossy(&status.stdout));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("1 failed"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
     let (array2, report2) = submit(&file);
     let j = jobs(&dir.path().join("results"), "slurm_fail");
-    assert_eq!(j["cells"].as_array().unwrap().len(), 1, "only the failed cell is resubmitted: {j}");
+    assert_eq!(
+        j["cells"].as_array().unwrap().len(),
+        1,
+        "only the failed cell is resubmitted: {j}"
+    );
     assert_eq!(j["cells"][0].as_u64().unwrap() as usize, failed[0].index);
     wait_for(&[&array2, &report2], Duration::from_secs(300));
 }
@@ -145,18 +193,37 @@ seeds = [0, 1]
     let (array, report) = submit(&file);
     let start = Instant::now();
     loop {
-        let out = Command::new("squeue").args(["-h", "-j", &array, "-t", "RUNNING", "-o", "%i"]).output().unwrap();
+        let out = Command::new("squeue")
+            .args(["-h", "-j", &array, "-t", "RUNNING", "-o", "%i"])
+            .output()
+            .unwrap();
         if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "array never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "array never started"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     std::thread::sleep(Duration::from_secs(3));
-    assert!(Command::new("scancel").arg(&array).status().unwrap().success());
+    assert!(
+        Command::new("scancel")
+            .arg(&array)
+            .status()
+            .unwrap()
+            .success()
+    );
     wait_for(&[&array, &report], Duration::from_secs(120));
     let cells = dir.path().join("results/slurm_cancel/cells");
-    let leftovers: Vec<_> = std::fs::read_dir(&cells).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(leftovers.is_empty(), "cancelled cells left files: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(&cells)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "cancelled cells left files: {leftovers:?}"
+    );
     assert!(records(&dir.path().join("results"), "slurm_cancel").is_empty());
 }

@@ -43,7 +43,10 @@ fn sst2_budget_is_stratified_disjoint_and_reproducible() {
     assert!(a.train.iter().all(|e| !a.dev.contains(e)));
     assert_eq!(a.train, tasks::load(&s, &paths(), 7).unwrap().train);
     assert_ne!(a.train, tasks::load(&s, &paths(), 8).unwrap().train);
-    assert_eq!(a.train[0].field("sentence").map(|s| s.ends_with(' ')), Some(false));
+    assert_eq!(
+        a.train[0].field("sentence").map(|s| s.ends_with(' ')),
+        Some(false)
+    );
 }
 
 #[test]
@@ -61,7 +64,10 @@ fn sick_variants_are_built_from_the_file() {
     assert_eq!(standard.test.len(), 4906);
     assert_eq!(standard.classes, ["CONTRADICTION", "ENTAILMENT", "NEUTRAL"]);
     assert_eq!(count(&standard.test, "CONTRADICTION"), 712);
-    assert!(standard.train[0].field("sentence_A").is_some() && standard.train[0].field("sentence_B").is_some());
+    assert!(
+        standard.train[0].field("sentence_A").is_some()
+            && standard.train[0].field("sentence_B").is_some()
+    );
 
     s.variant = Some(SickVariant::TwoWay);
     let two = tasks::load(&s, &paths(), 0).unwrap();
@@ -72,7 +78,13 @@ fn sick_variants_are_built_from_the_file() {
     s.variant = Some(SickVariant::Balanced3);
     let balanced = tasks::load(&s, &paths(), 0).unwrap();
     assert_eq!(balanced.test.len(), 3 * 712);
-    assert_eq!((count(&balanced.train, "CONTRADICTION"), count(&balanced.train, "NEUTRAL")), (34, 33));
+    assert_eq!(
+        (
+            count(&balanced.train, "CONTRADICTION"),
+            count(&balanced.train, "NEUTRAL")
+        ),
+        (34, 33)
+    );
 }
 
 #[test]
@@ -80,13 +92,24 @@ fn lama_test_facts_are_filtered_and_train_excludes_them() {
     let mut s = spec(TaskKind::Lama, 200, 50);
     s.relation = Some("P19".into());
     let a = tasks::load(&s, &paths(), 0).unwrap();
-    assert_eq!(a.manual_template.as_deref(), Some("[CLS] {sub_label} was born in [P] . [SEP]"));
+    assert_eq!(
+        a.manual_template.as_deref(),
+        Some("[CLS] {sub_label} was born in [P] . [SEP]")
+    );
     assert_eq!(a.test.len() + a.filtered_examples, 944);
     let vocab = a.candidate_vocab.as_ref().unwrap();
     assert_eq!(vocab.len(), 21018);
     assert!(a.test.iter().all(|e| vocab.contains(&e.label)));
-    let test_facts: Vec<(&str, &str)> = a.test.iter().map(|e| (e.field("sub_label").unwrap(), e.label.as_str())).collect();
-    assert!(a.train.iter().all(|e| !test_facts.contains(&(e.field("sub_label").unwrap(), e.label.as_str()))));
+    let test_facts: Vec<(&str, &str)> = a
+        .test
+        .iter()
+        .map(|e| (e.field("sub_label").unwrap(), e.label.as_str()))
+        .collect();
+    assert!(
+        a.train
+            .iter()
+            .all(|e| !test_facts.contains(&(e.field("sub_label").unwrap(), e.label.as_str())))
+    );
 }
 
 #[test]
@@ -94,43 +117,76 @@ fn relation_extraction_contexts_and_perturbation() {
     let mut s = spec(TaskKind::RelationExtraction, 100, 30);
     s.relation = Some("P19".into());
     let original = tasks::load(&s, &paths(), 0).unwrap();
-    let with_object = original.test.iter().filter(|e| e.field("context").unwrap().contains(&e.label)).count();
+    let with_object = original
+        .test
+        .iter()
+        .filter(|e| e.field("context").unwrap().contains(&e.label))
+        .count();
     assert_eq!(with_object, original.test.len());
     s.perturbed = true;
     let perturbed = tasks::load(&s, &paths(), 0).unwrap();
     assert_eq!(perturbed.test.len(), original.test.len());
-    let still = perturbed.test.iter().filter(|e| e.field("context").unwrap().contains(&e.label)).count();
-    assert!(still * 10 < perturbed.test.len(), "{still} of {} perturbed contexts still name the object", perturbed.test.len());
+    let still = perturbed
+        .test
+        .iter()
+        .filter(|e| e.field("context").unwrap().contains(&e.label))
+        .count();
+    assert!(
+        still * 10 < perturbed.test.len(),
+        "{still} of {} perturbed contexts still name the object",
+        perturbed.test.len()
+    );
 }
 
 #[test]
 fn over_budget_names_the_split() {
     let s = spec(TaskKind::SickE, 10, 600);
     let err = tasks::load(&s, &paths(), 0).unwrap_err().to_string();
-    assert!(err.contains("SICK-E dev (TRIAL)") && err.contains("asked for"), "{err}");
+    assert!(
+        err.contains("SICK-E dev (TRIAL)") && err.contains("asked for"),
+        "{err}"
+    );
 }
 
 fn broken_sst2() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("sst2")).unwrap();
-    let good: String = (0..40).map(|i| format!("sentence {i} \t{}\r\n", i % 2)).collect();
-    std::fs::write(dir.path().join("sst2/train.tsv"), format!("sentence\tlabel\r\ngood one \t1\r\nbad row \t7\r\n{good}")).unwrap();
-    std::fs::write(dir.path().join("sst2/dev.tsv"), format!("sentence\tlabel\n{good}")).unwrap();
+    let good: String = (0..40)
+        .map(|i| format!("sentence {i} \t{}\r\n", i % 2))
+        .collect();
+    std::fs::write(
+        dir.path().join("sst2/train.tsv"),
+        format!("sentence\tlabel\r\ngood one \t1\r\nbad row \t7\r\n{good}"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sst2/dev.tsv"),
+        format!("sentence\tlabel\n{good}"),
+    )
+    .unwrap();
     dir
 }
 
 #[test]
 fn malformed_row_names_file_and_line() {
     let dir = broken_sst2();
-    let p = DataPaths { data_dir: dir.path().to_path_buf(), ..paths() };
-    let err = tasks::load(&spec(TaskKind::Sst2, 4, 4), &p, 0).unwrap_err().to_string();
+    let p = DataPaths {
+        data_dir: dir.path().to_path_buf(),
+        ..paths()
+    };
+    let err = tasks::load(&spec(TaskKind::Sst2, 4, 4), &p, 0)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("sst2/train.tsv:3: unknown label `7`"), "{err}");
 }
 
 #[test]
 fn skip_policy_counts_skipped_rows() {
     let dir = broken_sst2();
-    let p = DataPaths { data_dir: dir.path().to_path_buf(), ..paths() };
+    let p = DataPaths {
+        data_dir: dir.path().to_path_buf(),
+        ..paths()
+    };
     let mut s = spec(TaskKind::Sst2, 4, 4);
     s.malformed_rows = MalformedRows::Skip;
     let data = tasks::load(&s, &p, 0).unwrap();

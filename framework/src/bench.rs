@@ -45,7 +45,11 @@ pub struct BenchResult {
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
@@ -55,26 +59,52 @@ fn median(mut v: Vec<f64>) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// Times `warmup + iters` search iterations; reports the median of the last `iters`.
-pub fn search_iteration<B: AutodiffBackend>(bench: &SearchBench, name: &str, device: &B::Device) -> Result<BenchResult, RunError> {
+pub fn search_iteration<B: AutodiffBackend>(
+    bench: &SearchBench,
+    name: &str,
+    device: &B::Device,
+) -> Result<BenchResult, RunError> {
     let lm = crate::lm::load::<B>(&bench.model, device)?;
     let (rows, _) = crate::tasks::sst2::read(&bench.data, MalformedRows::Error)?;
     let rows = &rows[..rows.len().min(512)];
-    let template = Template::parse(&format!("[CLS] {{sentence}} {}[P] . [SEP]", "[T] ".repeat(bench.triggers))).expect("valid template");
-    let words = [("0".to_string(), vec!["terrible".to_string()]), ("1".to_string(), vec!["great".to_string()])].into();
+    let template = Template::parse(&format!(
+        "[CLS] {{sentence}} {}[P] . [SEP]",
+        "[T] ".repeat(bench.triggers)
+    ))
+    .expect("valid template");
+    let words = [
+        ("0".to_string(), vec!["terrible".to_string()]),
+        ("1".to_string(), vec!["great".to_string()]),
+    ]
+    .into();
     let classes = ["0".to_string(), "1".to_string()];
-    let verbalizer = Verbalizer::from_words(&classes, &words, &lm.tokenizer).map_err(|e| RunError::Method(e.to_string()))?;
+    let verbalizer = Verbalizer::from_words(&classes, &words, &lm.tokenizer)
+        .map_err(|e| RunError::Method(e.to_string()))?;
     let mask = lm.tokenizer.special.mask.id;
     let placeholder = vec![mask; bench.triggers];
     let encoded: Vec<Encoded> = rows
         .iter()
         .map(|e| template.encode(|f| e.field(f), &lm.tokenizer, &placeholder, 128, false))
         .collect::<Result<_, _>>()?;
-    let golds: Vec<Gold> = rows.iter().map(|e| Gold { index: classes.iter().position(|c| *c == e.label).unwrap_or(0), token: 0 }).collect();
-    let target = Target::Classes { label_ids: verbalizer.all_token_ids(), spans: verbalizer.class_spans() };
+    let golds: Vec<Gold> = rows
+        .iter()
+        .map(|e| Gold {
+            index: classes.iter().position(|c| *c == e.label).unwrap_or(0),
+            token: 0,
+        })
+        .collect();
+    let target = Target::Classes {
+        label_ids: verbalizer.all_token_ids(),
+        spans: verbalizer.class_spans(),
+    };
     let scorer = Scorer::<B>::new(lm.model.clone(), target, bench.eval_rows, device.clone());
     let settings = SearchSettings {
         batch_size: bench.batch_size,
@@ -83,7 +113,12 @@ pub fn search_iteration<B: AutodiffBackend>(bench: &SearchBench, name: &str, dev
         eval_batch_size: bench.eval_rows,
         ..Default::default()
     };
-    let allowed = allowed_tokens(&lm.tokenizer, lm.model.vocab_size(), &verbalizer.all_token_ids(), CandidateFilter::default());
+    let allowed = allowed_tokens(
+        &lm.tokenizer,
+        lm.model.vocab_size(),
+        &verbalizer.all_token_ids(),
+        CandidateFilter::default(),
+    );
     let train_classes: Vec<usize> = golds.iter().map(|g| g.index).collect();
     let display = |id: u32| lm.tokenizer.display_token(id);
     let ctx = SearchContext {
@@ -96,7 +131,10 @@ pub fn search_iteration<B: AutodiffBackend>(bench: &SearchBench, name: &str, dev
         train_classes: &train_classes,
         display: &display,
     };
-    let split = Split { encoded: &encoded, golds: &golds };
+    let split = Split {
+        encoded: &encoded,
+        golds: &golds,
+    };
     let mut rng = sample::rng(0, "bench");
     let mut stream = BatchStream::new(&train_classes, false);
     let mut times = vec![];
@@ -135,18 +173,33 @@ pub struct ForwardResult {
 }
 
 /// FLOPs of one encoder forward (multiply-adds × 2): projections, attention, feed-forward.
-pub fn encoder_flops(layers: usize, hidden: usize, intermediate: usize, batch: usize, seq: usize) -> f64 {
+pub fn encoder_flops(
+    layers: usize,
+    hidden: usize,
+    intermediate: usize,
+    batch: usize,
+    seq: usize,
+) -> f64 {
     let tokens = (batch * seq) as f64;
     let (h, i, s) = (hidden as f64, intermediate as f64, seq as f64);
     layers as f64 * (tokens * (8.0 * h * h + 4.0 * h * i) + 4.0 * batch as f64 * s * s * h)
 }
 
 /// Times the encoder forward at `batch × seq` (random token ids) and a square matmul.
-pub fn encoder_forward<B: Backend>(model_source: &str, batch: usize, seq: usize, iters: usize, name: &str, device: &B::Device) -> Result<ForwardResult, RunError> {
+pub fn encoder_forward<B: Backend>(
+    model_source: &str,
+    batch: usize,
+    seq: usize,
+    iters: usize,
+    name: &str,
+    device: &B::Device,
+) -> Result<ForwardResult, RunError> {
     let lm = crate::lm::load::<B>(model_source, device)?;
     let mut rng = sample::rng(0, "forward");
     let vocab = lm.model.vocab_size();
-    let ids: Vec<i64> = (0..batch * seq).map(|_| rng.random_range(1000..vocab as i64)).collect();
+    let ids: Vec<i64> = (0..batch * seq)
+        .map(|_| rng.random_range(1000..vocab as i64))
+        .collect();
     let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, seq]), device);
     let run = || {
         let input = EncoderInput {

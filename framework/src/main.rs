@@ -38,10 +38,14 @@ struct ExperimentArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Print the cells of an experiment: id, status and grid values.
-    #[command(after_help = "Examples:\n  autoprompt plan experiments/sst2_lowres.toml\n  autoprompt plan experiments/lama.toml --set task.relation=P19")]
+    #[command(
+        after_help = "Examples:\n  autoprompt plan experiments/sst2_lowres.toml\n  autoprompt plan experiments/lama.toml --set task.relation=P19"
+    )]
     Plan(ExperimentArgs),
     /// Run the cells of an experiment that have no record yet (resumable).
-    #[command(after_help = "Examples:\n  autoprompt run experiments/sst2_lowres.toml\n  autoprompt run experiments/sst2_lowres.toml --only 3fa2 --set method.search.iters=5\n  autoprompt run experiments/sst2.toml --dry-run\n  AUTOPROMPT_DATA_DIR=../shared/data autoprompt run experiments/lama.toml --jobs 2")]
+    #[command(
+        after_help = "Examples:\n  autoprompt run experiments/sst2_lowres.toml\n  autoprompt run experiments/sst2_lowres.toml --only 3fa2 --set method.search.iters=5\n  autoprompt run experiments/sst2.toml --dry-run\n  AUTOPROMPT_DATA_DIR=../shared/data autoprompt run experiments/lama.toml --jobs 2"
+    )]
     Run {
         #[command(flatten)]
         experiment: ExperimentArgs,
@@ -73,6 +77,17 @@ enum Command {
         #[arg(long, value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
     },
+    /// Re-evaluate a saved prompt (a cell record or a best-so-far prompt) on a split.
+    #[command(after_help = "Examples:\n  autoprompt eval experiments/sst2_lowres.toml --prompt results/sst2_lowres/cells/3fa2....json --split test\n  autoprompt eval experiments/lama.toml --prompt results/lama/prompts/9b1c....best.json --split dev")]
+    Eval {
+        #[command(flatten)]
+        experiment: ExperimentArgs,
+        /// `results/<name>/cells/<id>.json` or `results/<name>/prompts/<id>.best.json`.
+        #[arg(long)]
+        prompt: PathBuf,
+        #[arg(long, value_enum, default_value = "test")]
+        split: run::prompting::SplitName,
+    },
     /// Finished / failed / pending / running cells (from the store, and squeue when a Slurm job is known).
     #[command(after_help = "Examples:\n  autoprompt status experiments/sst2_lowres.toml")]
     Status(ExperimentArgs),
@@ -80,9 +95,13 @@ enum Command {
     #[command(after_help = "Examples:\n  autoprompt report experiments/sst2_lowres.toml")]
     Report(ExperimentArgs),
     /// Predict the masked tokens of a sentence: the quickest check that a model loads right.
-    #[command(after_help = "Examples:\n  autoprompt fill-mask --model splade-tiny \"paris is the capital of [MASK] .\"\n  autoprompt fill-mask --model roberta-large \"The movie was <mask>.\" --top-k 5")]
+    #[command(
+        after_help = "Examples:\n  autoprompt fill-mask --model splade-tiny \"paris is the capital of [MASK] .\"\n  autoprompt fill-mask --model roberta-large \"The movie was <mask>.\" --top-k 5"
+    )]
     /// Compare an experiment's summary with a stored baseline (nightly regression check).
-    #[command(after_help = "Examples:\n  autoprompt compare experiments/nightly.toml\n  autoprompt compare experiments/nightly.toml --update-baseline --reason \"new tokenizer handling\"")]
+    #[command(
+        after_help = "Examples:\n  autoprompt compare experiments/nightly.toml\n  autoprompt compare experiments/nightly.toml --update-baseline --reason \"new tokenizer handling\""
+    )]
     Compare {
         #[command(flatten)]
         experiment: ExperimentArgs,
@@ -128,7 +147,9 @@ enum Command {
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Median wall time of one trigger-search iteration (gradient accumulation + candidates).
-    #[command(after_help = "Examples:\n  autoprompt bench search --model splade-tiny --candidates 100")]
+    #[command(
+        after_help = "Examples:\n  autoprompt bench search --model splade-tiny --candidates 100"
+    )]
     Search {
         #[arg(long, default_value = autoprompt::lm::EMBEDDED_MODEL)]
         model: String,
@@ -153,7 +174,9 @@ enum BenchCommand {
         backend: BackendKind,
     },
     /// Encoder forward GFLOP/s at batch × seq, and a square matmul on the same backend.
-    #[command(after_help = "Examples:\n  autoprompt bench forward --model /path/to/bert-base-random --batch 32 --seq 64")]
+    #[command(
+        after_help = "Examples:\n  autoprompt bench forward --model /path/to/bert-base-random --batch 32 --seq 64"
+    )]
     Forward {
         #[arg(long, default_value = autoprompt::lm::EMBEDDED_MODEL)]
         model: String,
@@ -172,26 +195,88 @@ fn bench(command: BenchCommand) -> anyhow::Result<String> {
     use autoprompt::bench::{self, SearchBench};
     use burn::backend::{Autodiff, Flex, NdArray};
     Ok(match command {
-        BenchCommand::Search { model, data, batch_size, accumulation, candidates, triggers, iters, warmup, eval_rows, backend } => {
-            let b = SearchBench { model, data, batch_size, accumulation, candidates, triggers, iters, warmup, eval_rows };
+        BenchCommand::Search {
+            model,
+            data,
+            batch_size,
+            accumulation,
+            candidates,
+            triggers,
+            iters,
+            warmup,
+            eval_rows,
+            backend,
+        } => {
+            let b = SearchBench {
+                model,
+                data,
+                batch_size,
+                accumulation,
+                candidates,
+                triggers,
+                iters,
+                warmup,
+                eval_rows,
+            };
             let result = match backend {
-                BackendKind::Ndarray => bench::search_iteration::<Autodiff<NdArray>>(&b, "rust-ndarray", &Default::default())?,
-                BackendKind::Flex => bench::search_iteration::<Autodiff<Flex>>(&b, "rust-flex", &Default::default())?,
+                BackendKind::Ndarray => bench::search_iteration::<Autodiff<NdArray>>(
+                    &b,
+                    "rust-ndarray",
+                    &Default::default(),
+                )?,
+                BackendKind::Flex => {
+                    bench::search_iteration::<Autodiff<Flex>>(&b, "rust-flex", &Default::default())?
+                }
                 #[cfg(feature = "cuda")]
-                BackendKind::Cuda => bench::search_iteration::<Autodiff<burn::backend::Cuda>>(&b, "rust-cuda", &Default::default())?,
+                BackendKind::Cuda => bench::search_iteration::<Autodiff<burn::backend::Cuda>>(
+                    &b,
+                    "rust-cuda",
+                    &Default::default(),
+                )?,
                 #[cfg(not(feature = "cuda"))]
-                BackendKind::Cuda => anyhow::bail!("this binary was built without the `cuda` feature"),
+                BackendKind::Cuda => {
+                    anyhow::bail!("this binary was built without the `cuda` feature")
+                }
             };
             serde_json::to_string(&result)?
         }
-        BenchCommand::Forward { model, batch, seq, iters, backend } => {
+        BenchCommand::Forward {
+            model,
+            batch,
+            seq,
+            iters,
+            backend,
+        } => {
             let result = match backend {
-                BackendKind::Ndarray => bench::encoder_forward::<NdArray>(&model, batch, seq, iters, "rust-ndarray", &Default::default())?,
-                BackendKind::Flex => bench::encoder_forward::<Flex>(&model, batch, seq, iters, "rust-flex", &Default::default())?,
+                BackendKind::Ndarray => bench::encoder_forward::<NdArray>(
+                    &model,
+                    batch,
+                    seq,
+                    iters,
+                    "rust-ndarray",
+                    &Default::default(),
+                )?,
+                BackendKind::Flex => bench::encoder_forward::<Flex>(
+                    &model,
+                    batch,
+                    seq,
+                    iters,
+                    "rust-flex",
+                    &Default::default(),
+                )?,
                 #[cfg(feature = "cuda")]
-                BackendKind::Cuda => bench::encoder_forward::<burn::backend::Cuda>(&model, batch, seq, iters, "rust-cuda", &Default::default())?,
+                BackendKind::Cuda => bench::encoder_forward::<burn::backend::Cuda>(
+                    &model,
+                    batch,
+                    seq,
+                    iters,
+                    "rust-cuda",
+                    &Default::default(),
+                )?,
                 #[cfg(not(feature = "cuda"))]
-                BackendKind::Cuda => anyhow::bail!("this binary was built without the `cuda` feature"),
+                BackendKind::Cuda => {
+                    anyhow::bail!("this binary was built without the `cuda` feature")
+                }
             };
             serde_json::to_string(&result)?
         }
@@ -200,7 +285,10 @@ fn bench(command: BenchCommand) -> anyhow::Result<String> {
 
 fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
-    let (i, n): (usize, usize) = (i.parse().map_err(|_| "I is not a number")?, n.parse().map_err(|_| "N is not a number")?);
+    let (i, n): (usize, usize) = (
+        i.parse().map_err(|_| "I is not a number")?,
+        n.parse().map_err(|_| "N is not a number")?,
+    );
     if n == 0 || i >= n {
         return Err(format!("need 0 <= I < N, got {i}/{n}"));
     }
@@ -214,9 +302,14 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, 1) => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},burn=warn,cubecl=warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default},burn=warn,cubecl=warn"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 fn load(args: &ExperimentArgs) -> Result<(Experiment, Vec<Cell>), ConfigError> {
@@ -230,7 +323,11 @@ fn grid_text(cell: &Cell) -> String {
         .iter()
         .map(|(k, v)| {
             let v = match v {
-                serde_json::Value::Object(m) => m.get("kind").and_then(|k| k.as_str()).unwrap_or("{..}").to_string(),
+                serde_json::Value::Object(m) => m
+                    .get("kind")
+                    .and_then(|k| k.as_str())
+                    .unwrap_or("{..}")
+                    .to_string(),
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
@@ -244,8 +341,18 @@ fn print_plan(experiment: &Experiment, cells: &[Cell]) -> anyhow::Result<()> {
     use std::io::Write;
     let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{} — {} cells (results in {})", experiment.name, cells.len(), store.root.display())?;
-    writeln!(out, "{:<5} {:<16} {:<9} {:<12} grid", "#", "id", "status", "method")?;
+    writeln!(
+        out,
+        "{} — {} cells (results in {})",
+        experiment.name,
+        cells.len(),
+        store.root.display()
+    )?;
+    writeln!(
+        out,
+        "{:<5} {:<16} {:<9} {:<12} grid",
+        "#", "id", "status", "method"
+    )?;
     for cell in cells {
         let status = match store.state(&cell.id) {
             CellState::Finished(_) => "finished",
@@ -253,7 +360,15 @@ fn print_plan(experiment: &Experiment, cells: &[Cell]) -> anyhow::Result<()> {
             CellState::Corrupt(_) => "corrupt",
             CellState::Pending => "pending",
         };
-        writeln!(out, "{:<5} {:<16} {:<9} {:<12} {}", cell.index, cell.id, status, cell.spec.method.name(), grid_text(cell))?;
+        writeln!(
+            out,
+            "{:<5} {:<16} {:<9} {:<12} {}",
+            cell.index,
+            cell.id,
+            status,
+            cell.spec.method.name(),
+            grid_text(cell)
+        )?;
     }
     Ok(())
 }
@@ -285,12 +400,28 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             let (experiment, cells) = load(&args)?;
             print_plan(&experiment, &cells)?;
         }
-        Command::Run { experiment: args, only, dry_run, jobs, backend, launcher, slurm_args, max_parallel, cell_index, shard } => {
+        Command::Run {
+            experiment: args,
+            only,
+            dry_run,
+            jobs,
+            backend,
+            launcher,
+            slurm_args,
+            max_parallel,
+            cell_index,
+            shard,
+        } => {
             let (mut experiment, cells) = load(&args)?;
             if let Some(b) = backend {
                 experiment.settings.backend = b;
             }
-            let options = RunOptions { only: only.clone(), jobs, cell_index, shard };
+            let options = RunOptions {
+                only: only.clone(),
+                jobs,
+                cell_index,
+                shard,
+            };
             let selected = run::select(&cells, &options);
             if selected.is_empty() {
                 anyhow::bail!(ConfigError::Invalid {
@@ -301,7 +432,10 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 });
             }
             if dry_run {
-                print_plan(&experiment, &selected.into_iter().cloned().collect::<Vec<_>>())?;
+                print_plan(
+                    &experiment,
+                    &selected.into_iter().cloned().collect::<Vec<_>>(),
+                )?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut launch = experiment.launcher.clone();
@@ -311,10 +445,23 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             if launch.kind == config::LauncherKind::Slurm {
                 let chosen: Vec<Cell> = selected.into_iter().cloned().collect();
                 match run::slurm::submit(&experiment, &chosen, &args.set, &launch)? {
-                    None => println!("{}: every selected cell is finished; nothing submitted", experiment.name),
+                    None => println!(
+                        "{}: every selected cell is finished; nothing submitted",
+                        experiment.name
+                    ),
                     Some(s) => {
-                        println!("submitted array job {} ({} cells) and report job {} (afterany)", s.array_job, s.cells.len(), s.report_job);
-                        println!("watch: squeue -j {},{}   |   autoprompt status {}", s.array_job, s.report_job, args.file.display());
+                        println!(
+                            "submitted array job {} ({} cells) and report job {} (afterany)",
+                            s.array_job,
+                            s.cells.len(),
+                            s.report_job
+                        );
+                        println!(
+                            "watch: squeue -j {},{}   |   autoprompt status {}",
+                            s.array_job,
+                            s.report_job,
+                            args.file.display()
+                        );
                     }
                 }
                 return Ok(ExitCode::SUCCESS);
@@ -322,31 +469,55 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             let summary = run::run(&experiment, &cells, &options)?;
             println!(
                 "{}: ran {}, failed {}, already finished {}, held by another runner {}, corrupt re-run {}",
-                experiment.name, summary.ran, summary.failed, summary.finished_before, summary.locked_elsewhere, summary.rerun_corrupt
+                experiment.name,
+                summary.ran,
+                summary.failed,
+                summary.finished_before,
+                summary.locked_elsewhere,
+                summary.rerun_corrupt
             );
             if summary.failed > 0 {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Eval { experiment: args, prompt, split } => {
+            let (experiment, cells) = load(&args)?;
+            let (cell, metrics) = run::evaluate_saved(&experiment, &cells, &prompt, split)?;
+            println!("cell {} ({}), {split:?} split:", cell.id, cell.spec.method.name());
+            for (name, value) in metrics {
+                println!("  {name:<16} {value:.4}");
+            }
+        }
         Command::Status(args) => {
             let (experiment, cells) = load(&args)?;
             let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
-            let queued: std::collections::BTreeMap<usize, String> = run::slurm::last_submission(&store)
-                .map(|s| run::slurm::queue_states(&s.array_job).into_iter().collect())
-                .unwrap_or_default();
+            let queued: std::collections::BTreeMap<usize, String> =
+                run::slurm::last_submission(&store)
+                    .map(|s| run::slurm::queue_states(&s.array_job).into_iter().collect())
+                    .unwrap_or_default();
             let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
             for cell in &cells {
                 let state = match store.state(&cell.id) {
                     CellState::Finished(_) => "finished".to_string(),
                     CellState::Failed(r) => format!("failed: {}", r.error.as_deref().unwrap_or("")),
                     CellState::Corrupt(_) => "corrupt".to_string(),
-                    CellState::Pending => queued.get(&cell.index).map_or("pending".to_string(), |s| s.to_lowercase()),
+                    CellState::Pending => queued
+                        .get(&cell.index)
+                        .map_or("pending".to_string(), |s| s.to_lowercase()),
                 };
                 let bucket = state.split(':').next().unwrap_or("").to_string();
                 *counts.entry(bucket).or_default() += 1;
                 println!("{:<5} {:<16} {}", cell.index, cell.id, state);
             }
-            println!("{}: {}", experiment.name, counts.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
+            println!(
+                "{}: {}",
+                experiment.name,
+                counts
+                    .iter()
+                    .map(|(k, v)| format!("{v} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         Command::Report(args) => {
             let (experiment, _) = load(&args)?;
@@ -355,13 +526,26 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Bench(command) => println!("{}", bench(command)?),
-        Command::Compare { experiment: args, baseline, out, sd_factor, floor, time_ratio, update_baseline, reason } => {
+        Command::Compare {
+            experiment: args,
+            baseline,
+            out,
+            sd_factor,
+            floor,
+            time_ratio,
+            update_baseline,
+            reason,
+        } => {
             use autoprompt::report::nightly;
             let (experiment, _) = load(&args)?;
             let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
             let current = store.root.join("summary.csv");
             if !current.is_file() {
-                anyhow::bail!("{} is missing: run `autoprompt report {}` first", current.display(), args.file.display());
+                anyhow::bail!(
+                    "{} is missing: run `autoprompt report {}` first",
+                    current.display(),
+                    args.file.display()
+                );
             }
             if update_baseline {
                 let records = store.records()?;
@@ -378,22 +562,35 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let base = nightly::read_summary(&baseline.join("summary.csv")).with_context(|| format!("reading baseline {}", baseline.display()))?;
+            let base = nightly::read_summary(&baseline.join("summary.csv"))
+                .with_context(|| format!("reading baseline {}", baseline.display()))?;
             let now = nightly::read_summary(&current)?;
-            let tolerance = nightly::Tolerance { sd_factor, floor, time_ratio };
+            let tolerance = nightly::Tolerance {
+                sd_factor,
+                floor,
+                time_ratio,
+            };
             let comparisons = nightly::compare(&base, &now, &tolerance);
             let md = nightly::markdown(&comparisons, &baseline);
             autoprompt::store::write_atomic(&out, md.as_bytes())?;
             println!("{md}");
             let failed: Vec<_> = comparisons.iter().filter(|c| c.failed()).collect();
             for c in &failed {
-                eprintln!("regression: {} {}: baseline {:.4}, now {:?} ({:?})", c.setting, c.metric, c.baseline, c.now, c.verdict);
+                eprintln!(
+                    "regression: {} {}: baseline {:.4}, now {:?} ({:?})",
+                    c.setting, c.metric, c.baseline, c.now, c.verdict
+                );
             }
             if !failed.is_empty() {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::FillMask { model, top_k, backend, text } => {
+        Command::FillMask {
+            model,
+            top_k,
+            backend,
+            text,
+        } => {
             let predictions = fill_mask(&model, &text, top_k, backend)?;
             for (i, preds) in predictions.iter().enumerate() {
                 println!("mask {}:", i + 1);
@@ -406,9 +603,20 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn fill_mask(model: &str, text: &str, k: usize, backend: BackendKind) -> anyhow::Result<Vec<Vec<autoprompt::lm::Prediction>>> {
-    fn on<B: burn::tensor::backend::Backend>(model: &str, text: &str, k: usize, device: B::Device) -> anyhow::Result<Vec<Vec<autoprompt::lm::Prediction>>> {
-        let lm = autoprompt::lm::load::<B>(model, &device).with_context(|| format!("loading {model}"))?;
+fn fill_mask(
+    model: &str,
+    text: &str,
+    k: usize,
+    backend: BackendKind,
+) -> anyhow::Result<Vec<Vec<autoprompt::lm::Prediction>>> {
+    fn on<B: burn::tensor::backend::Backend>(
+        model: &str,
+        text: &str,
+        k: usize,
+        device: B::Device,
+    ) -> anyhow::Result<Vec<Vec<autoprompt::lm::Prediction>>> {
+        let lm = autoprompt::lm::load::<B>(model, &device)
+            .with_context(|| format!("loading {model}"))?;
         Ok(autoprompt::lm::fill_mask(&lm, text, k, &device)?)
     }
     match backend {
@@ -426,7 +634,12 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose, cli.quiet);
     match main_inner(cli) {
         Ok(code) => code,
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<ConfigError>().is_some() {

@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # Starts a single-node Slurm cluster on localhost for the launcher tests (idempotent).
 # Needs root; installs Debian's slurmctld, slurmd, slurm-client and munge when missing.
+# Exit status 3: Slurm cannot be installed here (not root, no apt) — the caller may skip.
+# Daemons this script starts are listed in $STARTED (default /run/autoprompt-slurm.started)
+# so that stop.sh stops exactly those.
 # No systemd here: munged and the Slurm daemons are started directly. No cgroups
 # (proctrack/linuxproc, task/none); no accounting, so MinJobAge keeps finished jobs visible.
 set -euo pipefail
 
+STARTED="${STARTED:-/run/autoprompt-slurm.started}"
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "slurm: cannot install Slurm here (needs root and apt-get)" >&2
+    exit 3
+  fi
   echo "slurm: installing packages"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null; }; then
+    echo "slurm: apt-get could not install slurmctld slurmd slurm-client munge" >&2
+    exit 3
+  fi
 fi
 
 host=$(hostname -s)
@@ -40,6 +50,7 @@ AccountingStorageType=accounting_storage/none
 ReturnToService=2
 MinJobAge=3600
 MaxArraySize=10001
+DependencyParameters=kill_invalid_depend
 NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
@@ -54,9 +65,18 @@ mkdir -p /run/munge /var/lib/munge /var/log/munge
 chown munge:munge /run/munge /var/lib/munge /var/log/munge
 chmod 0755 /run/munge
 
-pgrep -x munged >/dev/null || runuser -u munge -- munged --force
-pgrep -x slurmctld >/dev/null || slurmctld
-pgrep -x slurmd >/dev/null || slurmd
+# A daemon counts as running only if its process is alive and not a zombie.
+running() {
+  local pid
+  for pid in $(pgrep -x "$1"); do
+    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ] && return 0
+  done
+  return 1
+}
+touch "$STARTED"
+if ! running munged; then runuser -u munge -- munged --force; echo munged >> "$STARTED"; fi
+if ! running slurmctld; then slurmctld; echo slurmctld >> "$STARTED"; fi
+if ! running slurmd; then slurmd; echo slurmd >> "$STARTED"; fi
 
 for _ in $(seq 1 60); do
   state=$(sinfo -h -o %T 2>/dev/null | head -n1 || true)

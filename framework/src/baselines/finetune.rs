@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::linear_probe::sentence_input;
 use crate::lm::{EncoderInput, LmError, LoadedModel, MaskedLm};
-use crate::tasks::metrics::{accuracy, pessimistic_rank};
+use crate::tasks::metrics::accuracy_of_logits;
 use crate::tasks::{Example, sample};
 
 /// `[method]` settings of `kind = "finetune"`.
@@ -41,7 +41,14 @@ pub struct FinetuneSettings {
 
 impl Default for FinetuneSettings {
     fn default() -> Self {
-        Self { epochs: None, lr: 2e-5, weight_decay: 0.01, warmup: 0.1, batch_size: 32, dropout: 0.1 }
+        Self {
+            epochs: None,
+            lr: 2e-5,
+            weight_decay: 0.01,
+            warmup: 0.1,
+            batch_size: 32,
+            dropout: 0.1,
+        }
     }
 }
 
@@ -66,7 +73,13 @@ struct Inputs {
 fn inputs(encoded: &[&(Vec<u32>, Vec<u32>)], pad: u32) -> Inputs {
     let seq = encoded.iter().map(|(i, _)| i.len()).max().unwrap_or(1);
     let rows = encoded.len();
-    let mut out = Inputs { rows, seq, ids: vec![pad as i64; rows * seq], segments: vec![0; rows * seq], mask: vec![0.0; rows * seq] };
+    let mut out = Inputs {
+        rows,
+        seq,
+        ids: vec![pad as i64; rows * seq],
+        segments: vec![0; rows * seq],
+        mask: vec![0.0; rows * seq],
+    };
     for (r, (ids, segs)) in encoded.iter().enumerate() {
         for (c, (&id, &s)) in ids.iter().zip(segs).enumerate() {
             out.ids[r * seq + c] = id as i64;
@@ -80,15 +93,23 @@ fn inputs(encoded: &[&(Vec<u32>, Vec<u32>)], pad: u32) -> Inputs {
 impl<B: Backend> Classifier<B> {
     /// `[rows, classes]` logits.
     fn forward(&self, x: &Inputs, device: &B::Device) -> Tensor<B, 2> {
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(x.ids.clone(), [x.rows, x.seq]), device);
+        let ids =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(x.ids.clone(), [x.rows, x.seq]), device);
         let hidden = self.lm.encode(EncoderInput {
             inputs_embeds: self.lm.embed_tokens(ids),
-            token_type_ids: Tensor::from_data(TensorData::new(x.segments.clone(), [x.rows, x.seq]), device),
-            attention_mask: Tensor::from_data(TensorData::new(x.mask.clone(), [x.rows, x.seq]), device),
+            token_type_ids: Tensor::from_data(
+                TensorData::new(x.segments.clone(), [x.rows, x.seq]),
+                device,
+            ),
+            attention_mask: Tensor::from_data(
+                TensorData::new(x.mask.clone(), [x.rows, x.seq]),
+                device,
+            ),
         });
         let h = self.lm.hidden_size();
         let first = hidden.slice([0..x.rows, 0..1, 0..h]).reshape([x.rows, h]);
-        self.head.forward(Dropout { prob: self.dropout }.forward(first))
+        self.head
+            .forward(Dropout { prob: self.dropout }.forward(first))
     }
 }
 
@@ -103,15 +124,26 @@ pub fn learning_rate(peak: f64, warmup_fraction: f64, step: usize, total: usize)
     }
 }
 
-fn evaluate<B: Backend>(model: &Classifier<B>, encoded: &[(Vec<u32>, Vec<u32>)], gold: &[usize], pad: u32, device: &B::Device) -> f64 {
-    let mut ranks = vec![];
-    for (chunk, g) in encoded.chunks(64).zip(gold.chunks(64)) {
+fn evaluate<B: Backend>(
+    model: &Classifier<B>,
+    encoded: &[(Vec<u32>, Vec<u32>)],
+    gold: &[usize],
+    pad: u32,
+    device: &B::Device,
+) -> f64 {
+    let mut logits = vec![];
+    for chunk in encoded.chunks(64) {
         let refs: Vec<&(Vec<u32>, Vec<u32>)> = chunk.iter().collect();
-        let logits = model.forward(&inputs(&refs, pad), device).into_data().convert::<f32>().into_vec::<f32>().expect("f32");
-        let classes = logits.len() / chunk.len();
-        ranks.extend(logits.chunks(classes).zip(g).map(|(row, &gi)| pessimistic_rank(row, gi)));
+        logits.extend(
+            model
+                .forward(&inputs(&refs, pad), device)
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .expect("f32"),
+        );
     }
-    accuracy(&ranks)
+    accuracy_of_logits(&logits, gold)
 }
 
 /// Fine-tunes on `train`, selects the epoch on `dev`; returns `accuracy` and `dev_accuracy`.
@@ -125,19 +157,31 @@ pub fn run<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<BTreeMap<String, f64>, LmError> {
     let [train, dev, test] = splits;
-    let encode = |xs: &[Example]| xs.iter().map(|e| sentence_input(lm, e, max_len)).collect::<Result<Vec<_>, _>>();
-    let gold = |xs: &[Example]| -> Vec<usize> { xs.iter().map(|e| classes.iter().position(|c| *c == e.label).unwrap_or(0)).collect() };
+    let encode = |xs: &[Example]| {
+        xs.iter()
+            .map(|e| sentence_input(lm, e, max_len))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let gold = |xs: &[Example]| crate::tasks::class_indices(xs, classes);
     let (train_x, dev_x, test_x) = (encode(train)?, encode(dev)?, encode(test)?);
     let (train_y, dev_y, test_y) = (gold(train), gold(dev), gold(test));
     let pad = lm.tokenizer.special.pad.id;
     B::seed(device, seed);
     let mut encoder = lm.model.clone();
     encoder.dropout = settings.dropout;
-    let mut model = Classifier { lm: encoder, head: LinearConfig::new(lm.model.hidden_size(), classes.len()).init(device), dropout: settings.dropout };
-    let epochs = settings.epochs.unwrap_or(if train.len() <= 1000 { 20 } else { 3 });
+    let mut model = Classifier {
+        lm: encoder,
+        head: LinearConfig::new(lm.model.hidden_size(), classes.len()).init(device),
+        dropout: settings.dropout,
+    };
+    let epochs = settings
+        .epochs
+        .unwrap_or(if train.len() <= 1000 { 20 } else { 3 });
     let batch_size = settings.batch_size.max(1);
     let total_steps = epochs * train.len().div_ceil(batch_size);
-    let mut optim = AdamWConfig::new().with_weight_decay(settings.weight_decay as f32).init::<B, Classifier<B>>();
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(settings.weight_decay as f32)
+        .init::<B, Classifier<B>>();
     let mut rng = sample::rng(seed, "finetune");
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut step = 0;
@@ -147,23 +191,49 @@ pub fn run<B: AutodiffBackend>(
         let mut epoch_loss = 0.0;
         for batch in order.chunks(batch_size) {
             let refs: Vec<&(Vec<u32>, Vec<u32>)> = batch.iter().map(|&i| &train_x[i]).collect();
-            let y = Tensor::<B, 2, Int>::from_data(TensorData::new(batch.iter().map(|&i| train_y[i] as i64).collect::<Vec<_>>(), [batch.len(), 1]), device);
-            let loss = log_softmax(model.forward(&inputs(&refs, pad), device), 1).gather(1, y).mean().neg();
-            epoch_loss += loss.clone().into_data().convert::<f32>().into_vec::<f32>().expect("f32")[0];
+            let y = Tensor::<B, 2, Int>::from_data(
+                TensorData::new(
+                    batch.iter().map(|&i| train_y[i] as i64).collect::<Vec<_>>(),
+                    [batch.len(), 1],
+                ),
+                device,
+            );
+            let loss = log_softmax(model.forward(&inputs(&refs, pad), device), 1)
+                .gather(1, y)
+                .mean()
+                .neg();
+            epoch_loss += loss
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .expect("f32")[0];
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(learning_rate(settings.lr, settings.warmup, step, total_steps), model, grads);
+            model = optim.step(
+                learning_rate(settings.lr, settings.warmup, step, total_steps),
+                model,
+                grads,
+            );
             step += 1;
         }
         let eval = model.valid();
         let dev_acc = evaluate(&eval, &dev_x, &dev_y, pad, device);
-        tracing::debug!(epoch, loss = epoch_loss, dev_accuracy = dev_acc, "fine-tuning epoch");
+        tracing::debug!(
+            epoch,
+            loss = epoch_loss,
+            dev_accuracy = dev_acc,
+            "fine-tuning epoch"
+        );
         if best.as_ref().is_none_or(|(b, _)| dev_acc > *b) {
             best = Some((dev_acc, eval));
         }
     }
     let (dev_acc, chosen) = best.expect("at least one epoch");
     let mut metrics = BTreeMap::new();
-    metrics.insert("accuracy".to_string(), evaluate(&chosen, &test_x, &test_y, pad, device));
+    metrics.insert(
+        "accuracy".to_string(),
+        evaluate(&chosen, &test_x, &test_y, pad, device),
+    );
     metrics.insert("dev_accuracy".to_string(), dev_acc);
     Ok(metrics)
 }

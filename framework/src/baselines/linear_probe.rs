@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::lm::{EncoderInput, LmError, LoadedModel};
-use crate::tasks::metrics::{accuracy, pessimistic_rank};
+use crate::tasks::metrics::accuracy_of_logits;
 use crate::tasks::{Example, sample};
 
 /// `[method]` settings of `kind = "linear_probe"`; defaults follow the paper's code.
@@ -37,19 +37,35 @@ pub struct ProbeSettings {
 
 impl Default for ProbeSettings {
     fn default() -> Self {
-        Self { epochs: 10, lr: 1e-3, weight_decay: 1e-6, dropout: 0.1, batch_size: 32 }
+        Self {
+            epochs: 10,
+            lr: 1e-3,
+            weight_decay: 1e-6,
+            dropout: 0.1,
+            batch_size: 32,
+        }
     }
 }
 
 /// Token ids and segments of an example as the model's own sentence (pair) input:
 /// `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (RoBERTa: `<s> a </s></s> b </s>`).
-pub fn sentence_input<B: Backend>(lm: &LoadedModel<B>, example: &Example, max_len: usize) -> Result<(Vec<u32>, Vec<u32>), LmError> {
+pub fn sentence_input<B: Backend>(
+    lm: &LoadedModel<B>,
+    example: &Example,
+    max_len: usize,
+) -> Result<(Vec<u32>, Vec<u32>), LmError> {
     let s = &lm.tokenizer.special;
     let texts: Vec<&str> = example.fields.iter().map(|(_, v)| v.as_str()).collect();
-    let mut pieces: Vec<Vec<u32>> = texts.iter().map(|t| lm.tokenizer.encode(t)).collect::<Result<_, _>>()?;
+    let mut pieces: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| lm.tokenizer.encode(t))
+        .collect::<Result<_, _>>()?;
     let specials = 1 + pieces.len() + usize::from(lm.tokenizer.is_byte_level() && pieces.len() > 1);
     while pieces.iter().map(Vec::len).sum::<usize>() + specials > max_len {
-        let longest = pieces.iter_mut().max_by_key(|p| p.len()).expect("at least one field");
+        let longest = pieces
+            .iter_mut()
+            .max_by_key(|p| p.len())
+            .expect("at least one field");
         longest.pop();
     }
     let (mut ids, mut segments) = (vec![s.cls.id], vec![0]);
@@ -58,7 +74,11 @@ pub fn sentence_input<B: Backend>(lm: &LoadedModel<B>, example: &Example, max_le
             ids.push(s.sep.id);
             segments.push(0);
         }
-        let segment = if lm.tokenizer.is_byte_level() { 0 } else { i.min(1) as u32 };
+        let segment = if lm.tokenizer.is_byte_level() {
+            0
+        } else {
+            i.min(1) as u32
+        };
         ids.extend(piece);
         ids.push(s.sep.id);
         segments.extend(std::iter::repeat_n(segment, piece.len() + 1));
@@ -67,10 +87,18 @@ pub fn sentence_input<B: Backend>(lm: &LoadedModel<B>, example: &Example, max_le
 }
 
 /// Mean-pooled last hidden states over real tokens, `[n, hidden]`, computed in chunks.
-pub fn pooled_features<B: Backend>(lm: &LoadedModel<B>, examples: &[Example], max_len: usize, device: &B::Device) -> Result<Vec<f32>, LmError> {
+pub fn pooled_features<B: Backend>(
+    lm: &LoadedModel<B>,
+    examples: &[Example],
+    max_len: usize,
+    device: &B::Device,
+) -> Result<Vec<f32>, LmError> {
     let mut out = vec![];
     for chunk in examples.chunks(64) {
-        let inputs: Vec<(Vec<u32>, Vec<u32>)> = chunk.iter().map(|e| sentence_input(lm, e, max_len)).collect::<Result<_, _>>()?;
+        let inputs: Vec<(Vec<u32>, Vec<u32>)> = chunk
+            .iter()
+            .map(|e| sentence_input(lm, e, max_len))
+            .collect::<Result<_, _>>()?;
         let seq = inputs.iter().map(|(ids, _)| ids.len()).max().unwrap_or(1);
         let rows = inputs.len();
         let mut ids = vec![lm.tokenizer.special.pad.id as i64; rows * seq];
@@ -85,27 +113,43 @@ pub fn pooled_features<B: Backend>(lm: &LoadedModel<B>, examples: &[Example], ma
         }
         let mask_t = Tensor::<B, 2>::from_data(TensorData::new(mask, [rows, seq]), device);
         let hidden = lm.model.encode(EncoderInput {
-            inputs_embeds: lm.model.embed_tokens(Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, seq]), device)),
+            inputs_embeds: lm.model.embed_tokens(Tensor::<B, 2, Int>::from_data(
+                TensorData::new(ids, [rows, seq]),
+                device,
+            )),
             token_type_ids: Tensor::from_data(TensorData::new(segs, [rows, seq]), device),
             attention_mask: mask_t.clone(),
         });
         let weights = mask_t.clone().unsqueeze_dim::<3>(2);
-        let pooled = (hidden * weights).sum_dim(1).reshape([rows, lm.model.hidden_size()]) / mask_t.sum_dim(1);
-        out.extend(pooled.into_data().convert::<f32>().into_vec::<f32>().expect("f32"));
+        let pooled = (hidden * weights)
+            .sum_dim(1)
+            .reshape([rows, lm.model.hidden_size()])
+            / mask_t.sum_dim(1);
+        out.extend(
+            pooled
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .expect("f32"),
+        );
     }
     Ok(out)
 }
 
-fn predict<B: Backend>(probe: &Linear<B>, features: &[f32], hidden: usize, device: &B::Device) -> Vec<f32> {
+fn predict<B: Backend>(
+    probe: &Linear<B>,
+    features: &[f32],
+    hidden: usize,
+    device: &B::Device,
+) -> Vec<f32> {
     let n = features.len() / hidden;
     let x = Tensor::<B, 2>::from_data(TensorData::new(features.to_vec(), [n, hidden]), device);
-    probe.forward(x).into_data().convert::<f32>().into_vec::<f32>().expect("f32")
-}
-
-fn accuracy_of(logits: &[f32], gold: &[usize]) -> f64 {
-    let classes = logits.len() / gold.len().max(1);
-    let ranks: Vec<usize> = logits.chunks(classes).zip(gold).map(|(row, &g)| pessimistic_rank(row, g)).collect();
-    accuracy(&ranks)
+    probe
+        .forward(x)
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("f32")
 }
 
 /// Trains the probe on `train`, selects the epoch on `dev`, returns `accuracy` (evaluation
@@ -128,7 +172,7 @@ pub fn run<B: AutodiffBackend>(
     };
     let inner_device = device.clone();
     let [train, dev, test] = splits;
-    let gold = |xs: &[Example]| -> Vec<usize> { xs.iter().map(|e| classes.iter().position(|c| *c == e.label).unwrap_or(0)).collect() };
+    let gold = |xs: &[Example]| crate::tasks::class_indices(xs, classes);
     let (train_y, dev_y, test_y) = (gold(train), gold(dev), gold(test));
     let features = |xs: &[Example]| pooled_features(&frozen, xs, max_len, &inner_device);
     let (train_x, dev_x, test_x) = (features(train)?, features(dev)?, features(test)?);
@@ -145,22 +189,37 @@ pub fn run<B: AutodiffBackend>(
     for _ in 0..settings.epochs.max(1) {
         order.shuffle(&mut rng);
         for batch in order.chunks(settings.batch_size.max(1)) {
-            let x: Vec<f32> = batch.iter().flat_map(|&i| train_x[i * hidden..(i + 1) * hidden].iter().copied()).collect();
+            let x: Vec<f32> = batch
+                .iter()
+                .flat_map(|&i| train_x[i * hidden..(i + 1) * hidden].iter().copied())
+                .collect();
             let x = Tensor::<B, 2>::from_data(TensorData::new(x, [batch.len(), hidden]), device);
-            let y = Tensor::<B, 2, Int>::from_data(TensorData::new(batch.iter().map(|&i| train_y[i] as i64).collect::<Vec<_>>(), [batch.len(), 1]), device);
-            let loss = log_softmax(probe.forward(dropout.forward(x)), 1).gather(1, y).mean().neg();
+            let y = Tensor::<B, 2, Int>::from_data(
+                TensorData::new(
+                    batch.iter().map(|&i| train_y[i] as i64).collect::<Vec<_>>(),
+                    [batch.len(), 1],
+                ),
+                device,
+            );
+            let loss = log_softmax(probe.forward(dropout.forward(x)), 1)
+                .gather(1, y)
+                .mean()
+                .neg();
             let grads = GradientsParams::from_grads(loss.backward(), &probe);
             probe = optim.step(settings.lr, probe, grads);
         }
         let eval = probe.valid();
-        let dev_acc = accuracy_of(&predict(&eval, &dev_x, hidden, device), &dev_y);
+        let dev_acc = accuracy_of_logits(&predict(&eval, &dev_x, hidden, device), &dev_y);
         if best.as_ref().is_none_or(|(b, _)| dev_acc > *b) {
             best = Some((dev_acc, eval));
         }
     }
     let (dev_acc, chosen) = best.expect("at least one epoch");
     let mut metrics = BTreeMap::new();
-    metrics.insert("accuracy".to_string(), accuracy_of(&predict(&chosen, &test_x, hidden, device), &test_y));
+    metrics.insert(
+        "accuracy".to_string(),
+        accuracy_of_logits(&predict(&chosen, &test_x, hidden, device), &test_y),
+    );
     metrics.insert("dev_accuracy".to_string(), dev_acc);
     Ok(metrics)
 }

@@ -8,12 +8,19 @@ use crate::tasks::{Example, labels_by_frequency};
 
 /// Metrics of the majority predictor on `eval` (classification: `accuracy`; fact
 /// retrieval: `p_at_1`, `p_at_10`, `mrr`). Training-label ties break by label order.
-pub fn evaluate(train: &[Example], eval: &[Example], classification: bool) -> BTreeMap<String, f64> {
+pub fn evaluate(
+    train: &[Example],
+    eval: &[Example],
+    classification: bool,
+) -> BTreeMap<String, f64> {
     let ranking = labels_by_frequency(train);
     let rank_of = |label: &str| ranking.iter().position(|l| l == label);
     let mut metrics = BTreeMap::new();
     if classification {
-        let ranks: Vec<usize> = eval.iter().map(|e| rank_of(&e.label).unwrap_or(usize::MAX)).collect();
+        let ranks: Vec<usize> = eval
+            .iter()
+            .map(|e| rank_of(&e.label).unwrap_or(usize::MAX))
+            .collect();
         metrics.insert("accuracy".into(), accuracy(&ranks));
     } else {
         let ranks: Vec<Option<usize>> = eval.iter().map(|e| rank_of(&e.label)).collect();
@@ -30,7 +37,10 @@ mod tests {
     use super::*;
 
     fn ex(label: &str) -> Example {
-        Example { fields: vec![], label: label.into() }
+        Example {
+            fields: vec![],
+            label: label.into(),
+        }
     }
 
     #[test]

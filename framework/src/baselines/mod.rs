@@ -1,5 +1,5 @@
 //! Baselines that share the data budget and seeds of the search.
 
-pub mod majority;
-pub mod linear_probe;
 pub mod finetune;
+pub mod linear_probe;
+pub mod majority;

@@ -40,4 +40,3 @@ pub struct LauncherOptions {
     #[serde(default)]
     pub extra: Vec<String>,
 }
-

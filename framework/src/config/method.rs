@@ -16,7 +16,10 @@ pub enum LabelsKeyword {
 /// Label tokens of a classification task: `{ "0" = ["bad"], "1" = ["good", "great"] }`
 /// or `"auto"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged, expecting = "a table of label = [\"token\", ...] or the string \"auto\"")]
+#[serde(
+    untagged,
+    expecting = "a table of label = [\"token\", ...] or the string \"auto\""
+)]
 pub enum Labels {
     Words(BTreeMap<String, Vec<String>>),
     Keyword(LabelsKeyword),
@@ -157,7 +160,9 @@ struct FinetuneFields {
     finetune: crate::baselines::finetune::FinetuneSettings,
 }
 
-fn fields<T: serde::de::DeserializeOwned, E: serde::de::Error>(map: serde_json::Map<String, serde_json::Value>) -> Result<T, E> {
+fn fields<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+    map: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, E> {
     serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
@@ -172,7 +177,9 @@ impl<'de> Deserialize<'de> for MethodSpec {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-        let kind = map.remove("kind").ok_or_else(|| D::Error::missing_field("kind"))?;
+        let kind = map
+            .remove("kind")
+            .ok_or_else(|| D::Error::missing_field("kind"))?;
         let kind: MethodKind = serde_json::from_value(kind.clone()).map_err(|_| {
             let shown = kind.as_str().map_or_else(|| kind.to_string(), |s| format!("`{s}`"));
             D::Error::custom(format!(
@@ -186,18 +193,33 @@ impl<'de> Deserialize<'de> for MethodSpec {
             }
             MethodKind::Manual => {
                 let f: ManualFields = fields(map)?;
-                MethodSpec::Manual { template: f.template, labels: f.labels }
+                MethodSpec::Manual {
+                    template: f.template,
+                    labels: f.labels,
+                }
             }
             MethodKind::Autoprompt => {
                 let f: AutopromptFields = fields(map)?;
-                MethodSpec::Autoprompt { template: f.template, labels: f.labels, search: f.search, label_search: f.label_search }
+                MethodSpec::Autoprompt {
+                    template: f.template,
+                    labels: f.labels,
+                    search: f.search,
+                    label_search: f.label_search,
+                }
             }
             MethodKind::LabelSearch => {
                 let f: LabelSearchFields = fields(map)?;
-                MethodSpec::LabelSearch { template: f.template, label_search: f.label_search }
+                MethodSpec::LabelSearch {
+                    template: f.template,
+                    label_search: f.label_search,
+                }
             }
-            MethodKind::LinearProbe => MethodSpec::LinearProbe { probe: fields::<ProbeFields, D::Error>(map)?.probe },
-            MethodKind::Finetune => MethodSpec::Finetune { finetune: fields::<FinetuneFields, D::Error>(map)?.finetune },
+            MethodKind::LinearProbe => MethodSpec::LinearProbe {
+                probe: fields::<ProbeFields, D::Error>(map)?.probe,
+            },
+            MethodKind::Finetune => MethodSpec::Finetune {
+                finetune: fields::<FinetuneFields, D::Error>(map)?.finetune,
+            },
         })
     }
 }

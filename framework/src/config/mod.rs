@@ -156,7 +156,13 @@ pub enum ConfigError {
 
 /// Environment variables that may override top-level keys (`AUTOPROMPT_DATA_DIR`, ...);
 /// nested keys use `__` (`AUTOPROMPT_TASK__TRAIN_SIZE=100`).
-const ENV_KEYS: [&str; 5] = ["data_dir", "lama_dir", "lpaqa_dir", "results_dir", "backend"];
+const ENV_KEYS: [&str; 5] = [
+    "data_dir",
+    "lama_dir",
+    "lpaqa_dir",
+    "results_dir",
+    "backend",
+];
 
 /// Parses one `--set key.path=value` (value as TOML; a bare word is a string).
 pub fn parse_override(arg: &str) -> Result<(String, toml::Value), ConfigError> {
@@ -164,7 +170,9 @@ pub fn parse_override(arg: &str) -> Result<(String, toml::Value), ConfigError> {
         arg: arg.to_string(),
         message: message.to_string(),
     };
-    let (key, raw) = arg.split_once('=').ok_or_else(|| err("expected key.path=value"))?;
+    let (key, raw) = arg
+        .split_once('=')
+        .ok_or_else(|| err("expected key.path=value"))?;
     let key = key.trim();
     if key.is_empty() || key.split('.').any(str::is_empty) {
         return Err(err("empty key or key segment"));
@@ -186,7 +194,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
     }
     let mut figment = Figment::new().merge(Toml::file_exact(path)).merge(
         Env::prefixed("AUTOPROMPT_")
-                        .filter(|k| {
+            .filter(|k| {
                 let k = k.as_str().to_ascii_lowercase();
                 ENV_KEYS.contains(&k.as_str()) || k.contains("__")
             })
@@ -202,22 +210,29 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
     };
     let doc: figment::value::Value = figment.extract().map_err(syntax)?;
     let doc = serde_json::to_value(&doc).expect("figment values are JSON-serialisable");
-    let file: ExperimentFile = serde_path_to_error::deserialize(&doc).map_err(|e| ConfigError::Invalid {
-        file: path.to_owned(),
-        key: e.path().to_string(),
-        message: e.inner().to_string(),
-        context: None,
-    })?;
+    let file: ExperimentFile =
+        serde_path_to_error::deserialize(&doc).map_err(|e| ConfigError::Invalid {
+            file: path.to_owned(),
+            key: e.path().to_string(),
+            message: e.inner().to_string(),
+            context: None,
+        })?;
     let name = file.name.unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "experiment".into())
     });
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
         return Err(ConfigError::Invalid {
             file: path.to_owned(),
             key: "name".into(),
-            message: format!("`{name}` must be non-empty ASCII letters, digits, `_`, `-` or `.` (it names the results directory)"),
+            message: format!(
+                "`{name}` must be non-empty ASCII letters, digits, `_`, `-` or `.` (it names the results directory)"
+            ),
             context: None,
         });
     }
@@ -235,22 +250,40 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
             .enumerate()
             .map(|(i, t)| match t {
                 Value::Object(table) => Ok((format!("grid[{i}]"), table)),
-                other => Err(invalid(format!("grid[{i}]"), format!("expected a table, found {}", describe(&other)))),
+                other => Err(invalid(
+                    format!("grid[{i}]"),
+                    format!("expected a table, found {}", describe(&other)),
+                )),
             })
             .collect::<Result<_, _>>()?,
-        Some(other) => return Err(invalid("grid".into(), format!("expected a table or [[grid]] tables, found {}", describe(&other)))),
+        Some(other) => {
+            return Err(invalid(
+                "grid".into(),
+                format!(
+                    "expected a table or [[grid]] tables, found {}",
+                    describe(&other)
+                ),
+            ));
+        }
     };
     let mut grid = vec![];
     for (prefix, table) in blocks {
         let mut block = vec![];
         for (key, values) in table {
-            let key_path = if key == "seeds" { "seed".to_string() } else { key.clone() };
+            let key_path = if key == "seeds" {
+                "seed".to_string()
+            } else {
+                key.clone()
+            };
             match values {
                 Value::Array(list) if !list.is_empty() => block.push((key_path, list)),
                 other => {
                     return Err(invalid(
                         format!("{prefix}.{key}"),
-                        format!("expected a non-empty list of values, found {}", describe(&other)),
+                        format!(
+                            "expected a non-empty list of values, found {}",
+                            describe(&other)
+                        ),
                     ));
                 }
             }
@@ -269,7 +302,12 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
         results_dir: file.results_dir.unwrap_or_else(|| PathBuf::from("results")),
     };
     let mut base = serde_json::Map::new();
-    for (key, value) in [("task", file.task), ("model", file.model), ("method", file.method), ("seed", file.seed)] {
+    for (key, value) in [
+        ("task", file.task),
+        ("model", file.model),
+        ("method", file.method),
+        ("seed", file.seed),
+    ] {
         if let Some(v) = value {
             base.insert(key.to_string(), v);
         }

@@ -88,7 +88,11 @@ impl MaskedLmConfig {
         let family = match raw.model_type.as_str() {
             "bert" => Family::Bert,
             "roberta" | "xlm-roberta" | "camembert" => Family::Roberta,
-            other => return Err(format!("model_type `{other}` is not a BERT or RoBERTa masked LM")),
+            other => {
+                return Err(format!(
+                    "model_type `{other}` is not a BERT or RoBERTa masked LM"
+                ));
+            }
         };
         if raw.hidden_act != "gelu" {
             return Err(format!(

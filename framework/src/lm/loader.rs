@@ -69,7 +69,8 @@ pub fn read_checkpoint(path: &Path) -> Result<BTreeMap<String, RawTensor>, LmErr
             path: path.to_owned(),
             source,
         })?;
-        let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let file =
+            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let mut out = BTreeMap::new();
         for (name, view) in file.tensors() {
             let dtype = match view.dtype() {
@@ -79,7 +80,11 @@ pub fn read_checkpoint(path: &Path) -> Result<BTreeMap<String, RawTensor>, LmErr
                 safetensors::Dtype::F64 => DType::F64,
                 safetensors::Dtype::I64 => DType::I64,
                 safetensors::Dtype::I32 => DType::I32,
-                other => return Err(corrupt(format!("tensor `{name}` has unsupported dtype {other:?}"))),
+                other => {
+                    return Err(corrupt(format!(
+                        "tensor `{name}` has unsupported dtype {other:?}"
+                    )));
+                }
             };
             let shape = view.shape().to_vec();
             let data = TensorData::from_bytes_vec(view.data().to_vec(), shape.clone(), dtype);
@@ -87,7 +92,8 @@ pub fn read_checkpoint(path: &Path) -> Result<BTreeMap<String, RawTensor>, LmErr
         }
         Ok(out)
     } else {
-        let reader = burn_store::pytorch::PytorchReader::new(path).map_err(|e| corrupt(e.to_string()))?;
+        let reader =
+            burn_store::pytorch::PytorchReader::new(path).map_err(|e| corrupt(e.to_string()))?;
         let mut out = BTreeMap::new();
         for (name, snapshot) in reader.into_tensors() {
             let shape: Vec<usize> = snapshot.shape.to_vec();
@@ -129,8 +135,10 @@ impl<B: Backend> Taker<'_, B> {
         let raw = self.tensors.remove(name).expect("checked above");
         self.taken.push(name.clone());
         if raw.shape != shape {
-            self.mismatched
-                .push(format!("{name}: checkpoint {:?}, model expects {:?}", raw.shape, shape));
+            self.mismatched.push(format!(
+                "{name}: checkpoint {:?}, model expects {:?}",
+                raw.shape, shape
+            ));
             return Tensor::zeros(shape, self.device);
         }
         Tensor::from_data(TensorData::new(raw.values, shape), self.device)
@@ -147,7 +155,10 @@ impl<B: Backend> Taker<'_, B> {
 
     /// LayerNorm under its current (`weight`/`bias`) or old (`gamma`/`beta`) names.
     fn layer_norm(&mut self, prefix: &str, d: usize, eps: f64) -> LayerNorm<B> {
-        let gamma = self.tensor(&[format!("{prefix}.weight"), format!("{prefix}.gamma")], [d]);
+        let gamma = self.tensor(
+            &[format!("{prefix}.weight"), format!("{prefix}.gamma")],
+            [d],
+        );
         let beta = self.tensor(&[format!("{prefix}.bias"), format!("{prefix}.beta")], [d]);
         let mut norm = LayerNormConfig::new(d).with_epsilon(eps).init(self.device);
         norm.gamma = Param::from_tensor(gamma);
@@ -163,14 +174,25 @@ impl<B: Backend> Taker<'_, B> {
 
     /// An optional tensor that must equal `expected` (tied decoder weights).
     fn check_tied(&mut self, names: &[String], expected: &Tensor<B, 2>) -> Option<String> {
-        let name = names.iter().find(|n| self.tensors.contains_key(*n))?.clone();
+        let name = names
+            .iter()
+            .find(|n| self.tensors.contains_key(*n))?
+            .clone();
         let raw = self.tensors.remove(&name).expect("checked above");
         self.taken.push(name.clone());
         let expected = expected.to_data().into_vec::<f32>().unwrap_or_default();
         let numel: usize = raw.shape.iter().product();
         let same = numel == expected.len()
-            && raw.values.iter().zip(&expected).all(|(a, b)| (a - b).abs() <= 1e-6);
-        (!same).then(|| format!("{name} differs from the tied embedding/bias (untied decoders are not supported)"))
+            && raw
+                .values
+                .iter()
+                .zip(&expected)
+                .all(|(a, b)| (a - b).abs() <= 1e-6);
+        (!same).then(|| {
+            format!(
+                "{name} differs from the tied embedding/bias (untied decoders are not supported)"
+            )
+        })
     }
 }
 
@@ -207,7 +229,11 @@ pub fn load_weights<B: Backend>(
         taken: vec![],
     };
     let embeddings = Embeddings {
-        word: t.embedding(&format!("{p}embeddings.word_embeddings.weight"), config.vocab_size, h),
+        word: t.embedding(
+            &format!("{p}embeddings.word_embeddings.weight"),
+            config.vocab_size,
+            h,
+        ),
         position: t.embedding(
             &format!("{p}embeddings.position_embeddings.weight"),
             config.max_position_embeddings,
@@ -230,7 +256,11 @@ pub fn load_weights<B: Backend>(
                 value: t.linear(&format!("{l}.attention.self.value"), h, h),
                 attention_output: t.linear(&format!("{l}.attention.output.dense"), h, h),
                 attention_norm: t.layer_norm(&format!("{l}.attention.output.LayerNorm"), h, eps),
-                intermediate: t.linear(&format!("{l}.intermediate.dense"), h, config.intermediate_size),
+                intermediate: t.linear(
+                    &format!("{l}.intermediate.dense"),
+                    h,
+                    config.intermediate_size,
+                ),
                 output: t.linear(&format!("{l}.output.dense"), config.intermediate_size, h),
                 output_norm: t.layer_norm(&format!("{l}.output.LayerNorm"), h, eps),
                 num_heads: config.num_heads,
@@ -244,7 +274,12 @@ pub fn load_weights<B: Backend>(
             "cls.predictions.bias",
             "cls.predictions.decoder",
         ),
-        Family::Roberta => ("lm_head.dense", "lm_head.layer_norm", "lm_head.bias", "lm_head.decoder"),
+        Family::Roberta => (
+            "lm_head.dense",
+            "lm_head.layer_norm",
+            "lm_head.bias",
+            "lm_head.decoder",
+        ),
     };
     let head = MlmHead {
         dense: t.linear(dense, h, h),
@@ -259,7 +294,8 @@ pub fn load_weights<B: Backend>(
         untied.extend(t.check_tied(&[format!("{decoder}.bias")], &head_bias));
     }
     let unused: Vec<String> = t.tensors.keys().cloned().collect();
-    if !(t.missing.is_empty() && t.mismatched.is_empty() && unused.is_empty() && untied.is_empty()) {
+    if !(t.missing.is_empty() && t.mismatched.is_empty() && unused.is_empty() && untied.is_empty())
+    {
         return Err(LmError::Weights {
             path: path.to_owned(),
             missing: t.missing,
@@ -267,7 +303,11 @@ pub fn load_weights<B: Backend>(
             unused,
         });
     }
-    tracing::debug!(tensors = t.taken.len(), ignored = ignored.len(), "checkpoint loaded");
+    tracing::debug!(
+        tensors = t.taken.len(),
+        ignored = ignored.len(),
+        "checkpoint loaded"
+    );
     Ok(MaskedLm {
         embeddings,
         layers,

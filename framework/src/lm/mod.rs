@@ -51,7 +51,10 @@ pub enum LmError {
         unused: Vec<String>,
     },
     #[error("model `{source_name}` not found; tried:\n  - {}", tried.join("\n  - "))]
-    NotFound { source_name: String, tried: Vec<String> },
+    NotFound {
+        source_name: String,
+        tried: Vec<String>,
+    },
     #[error("cannot tokenize {text:?}: {message}")]
     Tokenize { text: String, message: String },
 }
@@ -109,7 +112,12 @@ pub struct Prediction {
 
 /// Top-`k` predictions for every mask token of `text` (the model's own mask spelling, or
 /// `[MASK]` for either family). The quickest check that a model loaded right.
-pub fn fill_mask<B: Backend>(lm: &LoadedModel<B>, text: &str, k: usize, device: &B::Device) -> Result<Vec<Vec<Prediction>>, LmError> {
+pub fn fill_mask<B: Backend>(
+    lm: &LoadedModel<B>,
+    text: &str,
+    k: usize,
+    device: &B::Device,
+) -> Result<Vec<Vec<Prediction>>, LmError> {
     use burn::tensor::{Int, Tensor, TensorData};
     let text = text.replace("[MASK]", &lm.tokenizer.special.mask.text);
     let ids = lm.tokenizer.encode_with_special_tokens(&text)?;
@@ -127,7 +135,13 @@ pub fn fill_mask<B: Backend>(lm: &LoadedModel<B>, text: &str, k: usize, device: 
     }
     let seq = ids.len();
     let to_i64 = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
-    let id_tensor = Tensor::<B, 2, Int>::from_data(TensorData::new(to_i64(&ids.iter().map(|&i| i as usize).collect::<Vec<_>>()), [1, seq]), device);
+    let id_tensor = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(
+            to_i64(&ids.iter().map(|&i| i as usize).collect::<Vec<_>>()),
+            [1, seq],
+        ),
+        device,
+    );
     let hidden = lm.model.encode(EncoderInput {
         inputs_embeds: lm.model.embed_tokens(id_tensor),
         token_type_ids: Tensor::zeros([1, seq], device),
@@ -138,9 +152,16 @@ pub fn fill_mask<B: Backend>(lm: &LoadedModel<B>, text: &str, k: usize, device: 
     positions
         .iter()
         .map(|&p| {
-            let features = lm.model.mask_features(hidden.clone(), Tensor::from_data(TensorData::new(vec![p as i64], [1]), device));
+            let features = lm.model.mask_features(
+                hidden.clone(),
+                Tensor::from_data(TensorData::new(vec![p as i64], [1]), device),
+            );
             let logits = lm.model.score_tokens(features, all.clone());
-            let probs = burn::tensor::activation::softmax(logits, 1).into_data().convert::<f32>().into_vec::<f32>().expect("f32");
+            let probs = burn::tensor::activation::softmax(logits, 1)
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .expect("f32");
             let mut order: Vec<usize> = (0..probs.len()).collect();
             order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
             Ok(order

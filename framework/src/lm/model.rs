@@ -7,7 +7,9 @@
 //! needs with [`MaskedLm::score_tokens`].
 
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{
+    Dropout, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor, backend::Backend};
 
@@ -154,8 +156,8 @@ impl<B: Backend> MaskedLm<B> {
         let [batch, seq, _] = input.inputs_embeds.dims();
         let device = input.inputs_embeds.device();
         let offset = self.embeddings.position_offset as i64;
-        let positions = Tensor::<B, 1, Int>::arange(offset..offset + seq as i64, &device)
-            .reshape([1, seq]);
+        let positions =
+            Tensor::<B, 1, Int>::arange(offset..offset + seq as i64, &device).reshape([1, seq]);
         let mut hidden = input.inputs_embeds
             + self.embeddings.position.forward(positions)
             + self.embeddings.token_type.forward(input.token_type_ids);
@@ -176,27 +178,52 @@ impl<B: Backend> MaskedLm<B> {
 
     /// The head's transform output (dense → GELU → LayerNorm) at one position per row:
     /// `hidden [batch, seq, h]`, `positions [batch]` → `[batch, h]`.
-    pub fn mask_features(&self, hidden: Tensor<B, 3>, positions: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+    pub fn mask_features(
+        &self,
+        hidden: Tensor<B, 3>,
+        positions: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 2> {
         let [batch, seq, h] = hidden.dims();
         let device = hidden.device();
-        let row_starts = Tensor::<B, 1, Int>::arange(0..batch as i64, &device).mul_scalar(seq as i64);
-        let rows = hidden.reshape([batch * seq, h]).select(0, row_starts + positions);
+        let row_starts =
+            Tensor::<B, 1, Int>::arange(0..batch as i64, &device).mul_scalar(seq as i64);
+        let rows = hidden
+            .reshape([batch * seq, h])
+            .select(0, row_starts + positions);
         self.head.transform(rows)
     }
 
     /// Decoder logits of only the requested tokens: `features [n, h]`, `token_ids [k]` → `[n, k]`.
-    pub fn score_tokens(&self, features: Tensor<B, 2>, token_ids: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+    pub fn score_tokens(
+        &self,
+        features: Tensor<B, 2>,
+        token_ids: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 2> {
         let k = token_ids.dims()[0];
-        let weights = self.embeddings.word.weight.val().select(0, token_ids.clone());
+        let weights = self
+            .embeddings
+            .word
+            .weight
+            .val()
+            .select(0, token_ids.clone());
         let bias = self.head.bias.val().select(0, token_ids).reshape([1, k]);
         features.matmul(weights.transpose()) + bias
     }
 
     /// One decoder logit per row: `features [n, h]`, `token_ids [n]` → `[n]` (the gold
     /// token of each example, for the training loss of fact retrieval).
-    pub fn score_row_tokens(&self, features: Tensor<B, 2>, token_ids: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    pub fn score_row_tokens(
+        &self,
+        features: Tensor<B, 2>,
+        token_ids: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 1> {
         let n = token_ids.dims()[0];
-        let weights = self.embeddings.word.weight.val().select(0, token_ids.clone());
+        let weights = self
+            .embeddings
+            .word
+            .weight
+            .val()
+            .select(0, token_ids.clone());
         let bias = self.head.bias.val().select(0, token_ids);
         (features * weights).sum_dim(1).reshape([n]) + bias
     }
@@ -228,7 +255,10 @@ impl<B: Backend> EncoderLayer<B> {
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x.clone()));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((head_dim as f64).sqrt()) + mask_bias;
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .div_scalar((head_dim as f64).sqrt())
+            + mask_bias;
         let context = dropout
             .forward(softmax(scores, 3))
             .matmul(v)
@@ -238,7 +268,8 @@ impl<B: Backend> EncoderLayer<B> {
             .attention_norm
             .forward(dropout.forward(self.attention_output.forward(context)) + x);
         let inner = gelu_exact(self.intermediate.forward(attended.clone()));
-        self.output_norm.forward(dropout.forward(self.output.forward(inner)) + attended)
+        self.output_norm
+            .forward(dropout.forward(self.output.forward(inner)) + attended)
     }
 }
 

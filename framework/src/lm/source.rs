@@ -52,17 +52,24 @@ pub fn resolve(source: &str) -> Result<ResolvedModel, LmError> {
         });
     }
 
-    let looks_like_hub_id = !source.is_empty() && source.split('/').count() <= 2 && !source.starts_with('.');
+    let looks_like_hub_id =
+        !source.is_empty() && source.split('/').count() <= 2 && !source.starts_with('.');
     if looks_like_hub_id {
         let cache = hf_hub::Cache::from_env();
         if let Some(config) = cache.model(source.to_string()).get("config.json") {
-            let dir = config.parent().expect("a cached file has a snapshot dir").to_owned();
+            let dir = config
+                .parent()
+                .expect("a cached file has a snapshot dir")
+                .to_owned();
             return Ok(ResolvedModel {
                 dir,
                 origin: "Hugging Face cache".into(),
             });
         }
-        tried.push(format!("Hugging Face cache at `{}`", cache.path().display()));
+        tried.push(format!(
+            "Hugging Face cache at `{}`",
+            cache.path().display()
+        ));
 
         if std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1") {
             tried.push("hub download (skipped: HF_HUB_OFFLINE=1)".into());
@@ -100,11 +107,15 @@ fn download(model_id: &str) -> Result<PathBuf, String> {
     let repo = api.model(model_id.to_string());
     let config = repo.get("config.json").map_err(|e| e.to_string())?;
     let first = |names: &[&str]| names.iter().find_map(|n| repo.get(n).ok());
-    first(&["model.safetensors", "pytorch_model.bin"]).ok_or("no model.safetensors or pytorch_model.bin")?;
+    first(&["model.safetensors", "pytorch_model.bin"])
+        .ok_or("no model.safetensors or pytorch_model.bin")?;
     if first(&["tokenizer.json"]).is_none() && first(&["vocab.txt"]).is_none() {
         repo.get("vocab.json").map_err(|e| e.to_string())?;
         repo.get("merges.txt").map_err(|e| e.to_string())?;
     }
     let _ = repo.get("tokenizer_config.json");
-    Ok(config.parent().expect("a downloaded file has a snapshot dir").to_owned())
+    Ok(config
+        .parent()
+        .expect("a downloaded file has a snapshot dir")
+        .to_owned())
 }

@@ -46,7 +46,9 @@ pub struct LmTokenizer {
 
 impl std::fmt::Debug for LmTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LmTokenizer").field("special", &self.special).finish()
+        f.debug_struct("LmTokenizer")
+            .field("special", &self.special)
+            .finish()
     }
 }
 
@@ -62,7 +64,8 @@ impl LmTokenizer {
     pub fn from_dir(dir: &Path) -> Result<Self, LmError> {
         let tokenizer_json = dir.join("tokenizer.json");
         let inner = if tokenizer_json.is_file() {
-            Tokenizer::from_file(&tokenizer_json).map_err(|e| tokenizer_error(&tokenizer_json, e))?
+            Tokenizer::from_file(&tokenizer_json)
+                .map_err(|e| tokenizer_error(&tokenizer_json, e))?
         } else if dir.join("vocab.txt").is_file() {
             word_piece(dir)?
         } else if dir.join("vocab.json").is_file() && dir.join("merges.txt").is_file() {
@@ -80,7 +83,11 @@ impl LmTokenizer {
         let find = |pair: (&str, &str)| {
             [pair.0, pair.1]
                 .into_iter()
-                .find_map(|t| inner.token_to_id(t).map(|id| SpecialToken { text: t.into(), id }))
+                .find_map(|t| {
+                    inner
+                        .token_to_id(t)
+                        .map(|id| SpecialToken { text: t.into(), id })
+                })
                 .ok_or_else(|| LmError::Unsupported {
                     path: dir.to_owned(),
                     message: format!("tokenizer has neither `{}` nor `{}`", pair.0, pair.1),
@@ -97,7 +104,12 @@ impl LmTokenizer {
             .iter()
             .filter(|(_, t)| t.special)
             .map(|(id, _)| *id)
-            .chain([special.cls.id, special.sep.id, special.mask.id, special.pad.id])
+            .chain([
+                special.cls.id,
+                special.sep.id,
+                special.mask.id,
+                special.pad.id,
+            ])
             .collect();
         for unk in ["[UNK]", "<unk>"] {
             special_ids.extend(inner.token_to_id(unk));
@@ -203,12 +215,24 @@ fn word_piece(dir: &Path) -> Result<Tokenizer, LmError> {
         .build()
         .map_err(|e| tokenizer_error(&vocab, e))?;
     let mut tokenizer = Tokenizer::new(model);
-    let id = |t: &str| tokenizer.token_to_id(t).ok_or_else(|| tokenizer_error(&vocab, format!("no `{t}` in vocab")));
+    let id = |t: &str| {
+        tokenizer
+            .token_to_id(t)
+            .ok_or_else(|| tokenizer_error(&vocab, format!("no `{t}` in vocab")))
+    };
     let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
     tokenizer
-        .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase_setting(dir))))
+        .with_normalizer(Some(BertNormalizer::new(
+            true,
+            true,
+            None,
+            lowercase_setting(dir),
+        )))
         .with_pre_tokenizer(Some(BertPreTokenizer))
-        .with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
+        .with_post_processor(Some(BertProcessing::new(
+            ("[SEP]".into(), sep),
+            ("[CLS]".into(), cls),
+        )));
     let specials: Vec<AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         .iter()
         .map(|t| AddedToken::from(*t, true))
@@ -223,12 +247,19 @@ fn byte_level_bpe(dir: &Path) -> Result<Tokenizer, LmError> {
         .build()
         .map_err(|e| tokenizer_error(&vocab, e))?;
     let mut tokenizer = Tokenizer::new(model);
-    let id = |t: &str| tokenizer.token_to_id(t).ok_or_else(|| tokenizer_error(&vocab, format!("no `{t}` in vocab")));
+    let id = |t: &str| {
+        tokenizer
+            .token_to_id(t)
+            .ok_or_else(|| tokenizer_error(&vocab, format!("no `{t}` in vocab")))
+    };
     let (cls, sep) = (id("<s>")?, id("</s>")?);
     tokenizer
         .with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)))
         .with_decoder(Some(ByteLevel::default()))
-        .with_post_processor(Some(RobertaProcessing::new(("</s>".into(), sep), ("<s>".into(), cls))));
+        .with_post_processor(Some(RobertaProcessing::new(
+            ("</s>".into(), sep),
+            ("<s>".into(), cls),
+        )));
     let specials: Vec<AddedToken> = ["<s>", "<pad>", "</s>", "<unk>"]
         .iter()
         .map(|t| AddedToken::from(*t, true))

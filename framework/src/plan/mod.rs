@@ -51,7 +51,9 @@ fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
             map.insert(seg.to_string(), value);
             return Ok(());
         }
-        node = map.entry(seg.to_string()).or_insert_with(|| Value::Object(Default::default()));
+        node = map
+            .entry(seg.to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
     }
     Ok(())
 }
@@ -64,7 +66,9 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
     for block in &experiment.grid {
         for (key, _) in block {
             let root = key.split('.').next().unwrap_or("");
-            if !["task", "model", "method", "seed"].contains(&root) || (root == "seed" && key != "seed") {
+            if !["task", "model", "method", "seed"].contains(&root)
+                || (root == "seed" && key != "seed")
+            {
                 return Err(ConfigError::Invalid {
                     file: file.clone(),
                     key: format!("grid.\"{key}\""),
@@ -106,24 +110,36 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
         };
         let mut doc = experiment.base.clone();
         for (key, value) in &combo {
-            set_path(&mut doc, key, value.clone()).map_err(|m| invalid(format!("grid.\"{key}\""), m))?;
+            set_path(&mut doc, key, value.clone())
+                .map_err(|m| invalid(format!("grid.\"{key}\""), m))?;
         }
         let spec: CellSpec = serde_path_to_error::deserialize(&doc).map_err(|e| {
             let key = e.path().to_string();
-            let key = if key == "." { "(top level)".to_string() } else { key };
+            let key = if key == "." {
+                "(top level)".to_string()
+            } else {
+                key
+            };
             let message = e.inner().to_string();
             // Errors inside a method carry their nested path (see config::NESTED_PATH).
-            match message.split(crate::config::NESTED_PATH).collect::<Vec<_>>().as_slice() {
+            match message
+                .split(crate::config::NESTED_PATH)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
                 [_, inner, rest] => invalid(format!("{key}.{inner}"), rest.to_string()),
                 _ => invalid(key, message),
             }
         })?;
-        validate(&spec, &experiment.settings.data).map_err(|(key, message)| invalid(key, message))?;
+        validate(&spec, &experiment.settings.data)
+            .map_err(|(key, message)| invalid(key, message))?;
         let id = cell_id(&spec);
         if let Some(first) = seen.insert(id.clone(), index) {
             return Err(invalid(
                 "grid".into(),
-                format!("cells {first} and {index} are identical (id {id}); remove the duplicate grid value"),
+                format!(
+                    "cells {first} and {index} are identical (id {id}); remove the duplicate grid value"
+                ),
             ));
         }
         cells.push(Cell {
@@ -150,19 +166,29 @@ fn short(v: &Value) -> String {
 pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String)> {
     spec.task.validate()?;
     if spec.model.source.trim().is_empty() {
-        return Err(("model.source".into(), "must name a model directory, hub id or `splade-tiny`".into()));
+        return Err((
+            "model.source".into(),
+            "must name a model directory, hub id or `splade-tiny`".into(),
+        ));
     }
     if spec.model.max_length < 8 {
-        return Err(("model.max_length".into(), format!("{} is too short (at least 8)", spec.model.max_length)));
+        return Err((
+            "model.max_length".into(),
+            format!("{} is too short (at least 8)", spec.model.max_length),
+        ));
     }
     let classification = spec.task.is_classification();
     let check_template = |template: &str, allow_triggers: bool| -> Result<(), (String, String)> {
-        let parsed = Template::parse(template).map_err(|e| ("method.template".to_string(), e.to_string()))?;
+        let parsed = Template::parse(template)
+            .map_err(|e| ("method.template".to_string(), e.to_string()))?;
         parsed
             .check_fields(spec.task.fields())
             .map_err(|e| ("method.template".to_string(), e.to_string()))?;
         if !allow_triggers && parsed.num_triggers() > 0 {
-            return Err(("method.template".into(), "a manual prompt has no [T] trigger slots".into()));
+            return Err((
+                "method.template".into(),
+                "a manual prompt has no [T] trigger slots".into(),
+            ));
         }
         Ok(())
     };
@@ -188,13 +214,21 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
             match template {
                 Some(t) => check_template(t, false)?,
                 None if classification => {
-                    return Err(("method.template".into(), "required (only LAMA relations have a built-in manual template)".into()));
+                    return Err((
+                        "method.template".into(),
+                        "required (only LAMA relations have a built-in manual template)".into(),
+                    ));
                 }
                 None => {}
             }
             check_labels(labels, false)?;
         }
-        MethodSpec::Autoprompt { template, labels, search, .. } => {
+        MethodSpec::Autoprompt {
+            template,
+            labels,
+            search,
+            ..
+        } => {
             check_template(template, true)?;
             check_labels(labels, true)?;
             for (key, value) in [
@@ -211,30 +245,51 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
         }
         MethodSpec::LinearProbe { probe } => {
             if !classification {
-                return Err(("method.kind".into(), "linear_probe needs a classification task".into()));
+                return Err((
+                    "method.kind".into(),
+                    "linear_probe needs a classification task".into(),
+                ));
             }
             if probe.epochs == 0 || probe.batch_size == 0 {
-                return Err(("method.probe".into(), "epochs and batch_size must be at least 1".into()));
+                return Err((
+                    "method.probe".into(),
+                    "epochs and batch_size must be at least 1".into(),
+                ));
             }
             if !(0.0..1.0).contains(&probe.dropout) {
-                return Err(("method.probe.dropout".into(), format!("{} is not in [0, 1)", probe.dropout)));
+                return Err((
+                    "method.probe.dropout".into(),
+                    format!("{} is not in [0, 1)", probe.dropout),
+                ));
             }
         }
         MethodSpec::Finetune { finetune } => {
             if !classification {
-                return Err(("method.kind".into(), "finetune needs a classification task".into()));
+                return Err((
+                    "method.kind".into(),
+                    "finetune needs a classification task".into(),
+                ));
             }
             if finetune.epochs == Some(0) || finetune.batch_size == 0 {
-                return Err(("method.finetune".into(), "epochs and batch_size must be at least 1".into()));
+                return Err((
+                    "method.finetune".into(),
+                    "epochs and batch_size must be at least 1".into(),
+                ));
             }
             if !(0.0..1.0).contains(&finetune.dropout) || !(0.0..=1.0).contains(&finetune.warmup) {
-                return Err(("method.finetune".into(), "dropout must be in [0, 1) and warmup in [0, 1]".into()));
+                return Err((
+                    "method.finetune".into(),
+                    "dropout must be in [0, 1) and warmup in [0, 1]".into(),
+                ));
             }
         }
         MethodSpec::LabelSearch { template, .. } => {
             check_template(template, true)?;
             if !classification {
-                return Err(("method.kind".into(), "label_search needs a classification task".into()));
+                return Err((
+                    "method.kind".into(),
+                    "label_search needs a classification task".into(),
+                ));
             }
         }
     }
@@ -242,7 +297,11 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
         if !path.is_file() {
             return Err((
                 "task.kind".into(),
-                format!("data file `{}` is missing ({})", path.display(), data_hint(spec.task.kind)),
+                format!(
+                    "data file `{}` is missing ({})",
+                    path.display(),
+                    data_hint(spec.task.kind)
+                ),
             ));
         }
     }
@@ -251,8 +310,12 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
 
 fn data_hint(kind: TaskKind) -> &'static str {
     match kind {
-        TaskKind::Sst2 | TaskKind::SickE => "set data_dir or AUTOPROMPT_DATA_DIR to a directory with sst2/ and sick/",
-        _ => "set lama_dir / lpaqa_dir (AUTOPROMPT_LAMA_DIR, AUTOPROMPT_LPAQA_DIR); LAMA comes from facebookresearch/LAMA's data.zip",
+        TaskKind::Sst2 | TaskKind::SickE => {
+            "set data_dir or AUTOPROMPT_DATA_DIR to a directory with sst2/ and sick/"
+        }
+        _ => {
+            "set lama_dir / lpaqa_dir (AUTOPROMPT_LAMA_DIR, AUTOPROMPT_LPAQA_DIR); LAMA comes from facebookresearch/LAMA's data.zip"
+        }
     }
 }
 
@@ -260,7 +323,10 @@ fn data_hint(kind: TaskKind) -> &'static str {
 pub fn required_files(task: &TaskSpec, data: &DataPaths) -> Vec<PathBuf> {
     let rel = task.relation.as_deref().unwrap_or("");
     match task.kind {
-        TaskKind::Sst2 => vec![data.data_dir.join("sst2/train.tsv"), data.data_dir.join("sst2/dev.tsv")],
+        TaskKind::Sst2 => vec![
+            data.data_dir.join("sst2/train.tsv"),
+            data.data_dir.join("sst2/dev.tsv"),
+        ],
         TaskKind::SickE => vec![data.data_dir.join("sick/SICK.txt")],
         TaskKind::Lama => vec![
             data.lama_dir.join("relations.jsonl"),

@@ -35,10 +35,18 @@ impl Batch {
         };
         for e in examples {
             let pad = seq_len - e.ids.len();
-            batch.ids.extend(e.ids.iter().copied().chain(std::iter::repeat_n(pad_id, pad)));
-            batch
-                .segment_ids
-                .extend(e.segment_ids.iter().copied().chain(std::iter::repeat_n(0, pad)));
+            batch.ids.extend(
+                e.ids
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(pad_id, pad)),
+            );
+            batch.segment_ids.extend(
+                e.segment_ids
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, pad)),
+            );
             batch
                 .attention_mask
                 .extend(std::iter::repeat_n(1.0, e.ids.len()).chain(std::iter::repeat_n(0.0, pad)));
@@ -72,7 +80,10 @@ impl Batch {
             num_triggers: first.num_triggers,
         };
         for b in batches {
-            assert_eq!(b.seq_len, first.seq_len, "concat needs equal sequence lengths");
+            assert_eq!(
+                b.seq_len, first.seq_len,
+                "concat needs equal sequence lengths"
+            );
             out.rows += b.rows;
             out.ids.extend(&b.ids);
             out.segment_ids.extend(&b.segment_ids);

@@ -40,7 +40,9 @@ pub enum TemplateError {
     UnclosedField(usize),
     #[error("empty field name `{{}}` at byte {0}")]
     EmptyField(usize),
-    #[error("template references field `{field}`, which the task does not have (it has: {available})")]
+    #[error(
+        "template references field `{field}`, which the task does not have (it has: {available})"
+    )]
     UnknownField { field: String, available: String },
     #[error("template is longer ({len} tokens without fields) than the model's limit of {max}")]
     TooLong { len: usize, max: usize },
@@ -170,7 +172,11 @@ impl Template {
         max_len: usize,
         pair_segments: bool,
     ) -> Result<Encoded, crate::lm::LmError> {
-        assert_eq!(triggers.len(), self.num_triggers(), "one token per trigger slot");
+        assert_eq!(
+            triggers.len(),
+            self.num_triggers(),
+            "one token per trigger slot"
+        );
         let byte_level = tokenizer.is_byte_level();
         let text_ids = |text: &str, space_before: bool| {
             let text = if byte_level && space_before {
@@ -235,7 +241,9 @@ impl Template {
                 Part::Predict => encoded.predict_position = encoded.ids.len(),
                 _ => {}
             }
-            encoded.segment_ids.extend(std::iter::repeat_n(segment, ids.len()));
+            encoded
+                .segment_ids
+                .extend(std::iter::repeat_n(segment, ids.len()));
             encoded.ids.extend(ids);
             if *part == Part::Sep && pair_segments {
                 segment = 1;
@@ -264,12 +272,18 @@ mod tests {
             t.parts,
             vec![
                 Part::Cls,
-                Part::Field { name: "sentence".into(), space_before: true },
+                Part::Field {
+                    name: "sentence".into(),
+                    space_before: true
+                },
                 Part::Trigger,
                 Part::Trigger,
                 Part::Trigger,
                 Part::Predict,
-                Part::Literal { text: ".".into(), space_before: true },
+                Part::Literal {
+                    text: ".".into(),
+                    space_before: true
+                },
                 Part::Sep,
             ]
         );
@@ -281,21 +295,36 @@ mod tests {
         assert_eq!(t.parts[0], Part::Cls);
         assert_eq!(
             t.parts[2],
-            Part::Literal { text: "was born in".into(), space_before: true }
+            Part::Literal {
+                text: "was born in".into(),
+                space_before: true
+            }
         );
         assert_eq!(t.parts.last(), Some(&Part::Sep));
     }
 
     #[test]
     fn rejects_missing_or_repeated_predict() {
-        assert_eq!(Template::parse("[CLS] {sentence} [SEP]"), Err(TemplateError::NoPredict));
-        assert_eq!(Template::parse("[P] [P]"), Err(TemplateError::ManyPredicts(2)));
+        assert_eq!(
+            Template::parse("[CLS] {sentence} [SEP]"),
+            Err(TemplateError::NoPredict)
+        );
+        assert_eq!(
+            Template::parse("[P] [P]"),
+            Err(TemplateError::ManyPredicts(2))
+        );
     }
 
     #[test]
     fn rejects_bad_fields() {
-        assert_eq!(Template::parse("{sentence [P]"), Err(TemplateError::UnclosedField(0)));
-        assert_eq!(Template::parse("{ } [P]"), Err(TemplateError::EmptyField(0)));
+        assert_eq!(
+            Template::parse("{sentence [P]"),
+            Err(TemplateError::UnclosedField(0))
+        );
+        assert_eq!(
+            Template::parse("{ } [P]"),
+            Err(TemplateError::EmptyField(0))
+        );
         let t = Template::parse("{premise} [P]").unwrap();
         let err = t.check_fields(&["sentence_A", "sentence_B"]).unwrap_err();
         assert!(err.to_string().contains("`premise`"), "{err}");
@@ -304,6 +333,12 @@ mod tests {
     #[test]
     fn field_glued_to_text_keeps_no_space() {
         let t = Template::parse("[CLS]{sentence}[P]").unwrap();
-        assert_eq!(t.parts[1], Part::Field { name: "sentence".into(), space_before: false });
+        assert_eq!(
+            t.parts[1],
+            Part::Field {
+                name: "sentence".into(),
+                space_before: false
+            }
+        );
     }
 }

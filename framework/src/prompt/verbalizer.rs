@@ -27,7 +27,10 @@ pub enum VerbalizerError {
     #[error("label `{label}` has no tokens")]
     Empty { label: String },
     #[error("labels {given:?} do not match the task's classes {expected:?}")]
-    Classes { given: Vec<String>, expected: Vec<String> },
+    Classes {
+        given: Vec<String>,
+        expected: Vec<String>,
+    },
 }
 
 impl Verbalizer {
@@ -48,20 +51,27 @@ impl Verbalizer {
             .map(|label| {
                 let words = &words[label];
                 if words.is_empty() {
-                    return Err(VerbalizerError::Empty { label: label.clone() });
+                    return Err(VerbalizerError::Empty {
+                        label: label.clone(),
+                    });
                 }
                 let token_ids = words
                     .iter()
                     .map(|w| {
-                        tokenizer.single_token_id(w).ok_or_else(|| VerbalizerError::NotSingleToken {
-                            label: label.clone(),
-                            word: w.clone(),
+                        tokenizer.single_token_id(w).ok_or_else(|| {
+                            VerbalizerError::NotSingleToken {
+                                label: label.clone(),
+                                word: w.clone(),
+                            }
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(ClassTokens {
                     label: label.clone(),
-                    tokens: token_ids.iter().map(|&id| tokenizer.display_token(id)).collect(),
+                    tokens: token_ids
+                        .iter()
+                        .map(|&id| tokenizer.display_token(id))
+                        .collect(),
                     token_ids,
                 })
             })
@@ -76,7 +86,10 @@ impl Verbalizer {
             .zip(ids)
             .map(|(label, token_ids)| ClassTokens {
                 label: label.clone(),
-                tokens: token_ids.iter().map(|&id| tokenizer.display_token(id)).collect(),
+                tokens: token_ids
+                    .iter()
+                    .map(|&id| tokenizer.display_token(id))
+                    .collect(),
                 token_ids,
             })
             .collect();
@@ -85,7 +98,10 @@ impl Verbalizer {
 
     /// All label token ids, class after class (the columns [`Self::class_spans`] index).
     pub fn all_token_ids(&self) -> Vec<u32> {
-        self.classes.iter().flat_map(|c| c.token_ids.iter().copied()).collect()
+        self.classes
+            .iter()
+            .flat_map(|c| c.token_ids.iter().copied())
+            .collect()
     }
 
     /// `(start, len)` of each class's columns within [`Self::all_token_ids`].

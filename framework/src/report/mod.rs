@@ -28,7 +28,15 @@ pub enum ReportError {
 }
 
 /// Columns that identify a setting (everything but the seed).
-pub const GROUP_KEYS: [&str; 7] = ["task", "relation", "variant", "model", "method", "train_size", "setting"];
+pub const GROUP_KEYS: [&str; 7] = [
+    "task",
+    "relation",
+    "variant",
+    "model",
+    "method",
+    "train_size",
+    "setting",
+];
 
 /// An 8-hex id of a cell's spec without its seed: cells differing only in seed share it.
 fn setting_id(record: &Record) -> String {
@@ -53,30 +61,77 @@ pub fn metric_names(records: &[Record]) -> Vec<String> {
 pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
     let mut records: Vec<&Record> = records.iter().collect();
     records.sort_by(|a, b| a.id.cmp(&b.id));
-    let text = |f: &dyn Fn(&Record) -> Option<String>| records.iter().map(|r| f(r)).collect::<Vec<_>>();
+    let text =
+        |f: &dyn Fn(&Record) -> Option<String>| records.iter().map(|r| f(r)).collect::<Vec<_>>();
     let mut columns = vec![
         Column::new("id".into(), text(&|r| Some(r.id.clone()))),
-        Column::new("task".into(), text(&|r| Some(format!("{:?}", r.spec.task.kind).to_lowercase()))),
+        Column::new(
+            "task".into(),
+            text(&|r| Some(format!("{:?}", r.spec.task.kind).to_lowercase())),
+        ),
         Column::new("relation".into(), text(&|r| r.spec.task.relation.clone())),
-        Column::new("variant".into(), text(&|r| r.spec.task.variant.map(|v| format!("{v:?}").to_lowercase()))),
-        Column::new("model".into(), text(&|r| Some(if r.spec.method.needs_model() { r.spec.model.source.clone() } else { "-".into() }))),
-        Column::new("method".into(), text(&|r| Some(r.spec.method.name().to_string()))),
-        Column::new("train_size".into(), records.iter().map(|r| r.spec.task.train_size.get() as u64).collect::<Vec<_>>()),
+        Column::new(
+            "variant".into(),
+            text(&|r| r.spec.task.variant.map(|v| format!("{v:?}").to_lowercase())),
+        ),
+        Column::new(
+            "model".into(),
+            text(&|r| {
+                Some(if r.spec.method.needs_model() {
+                    r.spec.model.source.clone()
+                } else {
+                    "-".into()
+                })
+            }),
+        ),
+        Column::new(
+            "method".into(),
+            text(&|r| Some(r.spec.method.name().to_string())),
+        ),
+        Column::new(
+            "train_size".into(),
+            records
+                .iter()
+                .map(|r| r.spec.task.train_size.get() as u64)
+                .collect::<Vec<_>>(),
+        ),
         Column::new("setting".into(), text(&|r| Some(setting_id(r)))),
-        Column::new("seed".into(), records.iter().map(|r| r.spec.seed).collect::<Vec<_>>()),
-        Column::new("status".into(), text(&|r| Some(format!("{:?}", r.status).to_lowercase()))),
-        Column::new("seconds".into(), records.iter().map(|r| r.timings.total_seconds).collect::<Vec<_>>()),
+        Column::new(
+            "seed".into(),
+            records.iter().map(|r| r.spec.seed).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "status".into(),
+            text(&|r| Some(format!("{:?}", r.status).to_lowercase())),
+        ),
+        Column::new(
+            "seconds".into(),
+            records
+                .iter()
+                .map(|r| r.timings.total_seconds)
+                .collect::<Vec<_>>(),
+        ),
         Column::new(
             "seconds_per_iteration".into(),
-            records.iter().map(|r| r.timings.seconds_per_iteration).collect::<Vec<_>>(),
+            records
+                .iter()
+                .map(|r| r.timings.seconds_per_iteration)
+                .collect::<Vec<_>>(),
         ),
-        Column::new("prompt".into(), text(&|r| r.prompt.as_ref().map(|p| p.filled.clone()))),
+        Column::new(
+            "prompt".into(),
+            text(&|r| r.prompt.as_ref().map(|p| p.filled.clone())),
+        ),
     ];
     let owned: Vec<Record> = records.iter().map(|r| (*r).clone()).collect();
     for name in metric_names(&owned) {
         let values: Vec<Option<f64>> = records
             .iter()
-            .map(|r| (r.status == Status::Finished).then(|| r.metrics.get(&name).copied()).flatten())
+            .map(|r| {
+                (r.status == Status::Finished)
+                    .then(|| r.metrics.get(&name).copied())
+                    .flatten()
+            })
             .collect();
         columns.push(Column::new(name.as_str().into(), values));
     }
@@ -86,8 +141,9 @@ pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
 /// Two-sided 95% Student-t quantile for `n` samples (`n - 1` degrees of freedom).
 pub fn t_quantile_95(n: u32) -> f64 {
     const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110,
-        2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
     ];
     match n {
         0 | 1 => f64::NAN,
@@ -102,7 +158,9 @@ pub fn summary_frame(cells: &DataFrame, metrics: &[String]) -> Result<DataFrame,
     let mut aggs = vec![
         col("seed").count().alias("n_seeds"),
         col("seconds").mean().alias("seconds_mean"),
-        col("seconds_per_iteration").mean().alias("seconds_per_iteration_mean"),
+        col("seconds_per_iteration")
+            .mean()
+            .alias("seconds_per_iteration_mean"),
     ];
     for m in metrics {
         aggs.push(col(m.as_str()).mean().alias(format!("{m}_mean")));
@@ -118,7 +176,10 @@ pub fn summary_frame(cells: &DataFrame, metrics: &[String]) -> Result<DataFrame,
         .filter(col("status").eq(lit("finished")))
         .group_by_stable(keys)
         .agg(aggs)
-        .sort(GROUP_KEYS.to_vec(), SortMultipleOptions::default().with_nulls_last(false))
+        .sort(
+            GROUP_KEYS.to_vec(),
+            SortMultipleOptions::default().with_nulls_last(false),
+        )
         .collect()?;
     for m in metrics {
         let n = summary.column(&format!("{m}_n"))?.u32()?.clone();
@@ -164,7 +225,12 @@ pub struct ReportMeta<'a> {
 }
 
 /// Builds every table and file of an experiment's report from its records.
-pub fn build(records: &[Record], results_root: &Path, report_path: &Path, meta: &ReportMeta) -> Result<ReportFiles, ReportError> {
+pub fn build(
+    records: &[Record],
+    results_root: &Path,
+    report_path: &Path,
+    meta: &ReportMeta,
+) -> Result<ReportFiles, ReportError> {
     if records.is_empty() {
         return Err(ReportError::Empty(results_root.to_owned()));
     }
@@ -182,12 +248,22 @@ pub fn build(records: &[Record], results_root: &Path, report_path: &Path, meta: 
         write_atomic(&path, &bytes)?;
         written.push(path);
     }
-    let main_metric = ["accuracy", "p_at_1"].into_iter().find(|m| metrics.iter().any(|x| x == m));
-    let curves = main_metric.map(|m| curves(&summary, m)).transpose()?.unwrap_or_default();
+    let main_metric = ["accuracy", "p_at_1"]
+        .into_iter()
+        .find(|m| metrics.iter().any(|x| x == m));
+    let curves = main_metric
+        .map(|m| curves(&summary, m))
+        .transpose()?
+        .unwrap_or_default();
     let mut plot_name = None;
     if let (Some(metric), true) = (main_metric, curves.iter().any(|c| c.points.len() > 1)) {
         let stem = report_path.with_file_name(format!("{}.low_resource", meta.name));
-        written.extend(plot::low_resource_curve(&stem, &format!("{}: {metric} vs. training size", meta.name), metric, &curves)?);
+        written.extend(plot::low_resource_curve(
+            &stem,
+            &format!("{}: {metric} vs. training size", meta.name),
+            metric,
+            &curves,
+        )?);
         plot_name = Some(format!("{}.low_resource", meta.name));
     }
     let markdown = markdown(records, &summary, &metrics, meta, plot_name.as_deref())?;
@@ -217,10 +293,18 @@ fn cell_text(column: &Column, row: usize) -> String {
 
 /// The summary as a Markdown table: group keys, n, and `mean ± sd` per metric.
 pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<String, ReportError> {
-    let mut header: Vec<String> = GROUP_KEYS.iter().filter(|k| **k != "setting").map(|k| k.to_string()).collect();
+    let mut header: Vec<String> = GROUP_KEYS
+        .iter()
+        .filter(|k| **k != "setting")
+        .map(|k| k.to_string())
+        .collect();
     header.push("n".into());
     header.extend(metrics.iter().cloned());
-    let mut out = format!("| {} |\n|{}|\n", header.join(" | "), vec!["---"; header.len()].join("|"));
+    let mut out = format!(
+        "| {} |\n|{}|\n",
+        header.join(" | "),
+        vec!["---"; header.len()].join("|")
+    );
     for row in 0..summary.height() {
         let mut cells: Vec<String> = GROUP_KEYS
             .iter()
@@ -249,7 +333,9 @@ pub fn curves(summary: &DataFrame, metric: &str) -> Result<Vec<plot::Curve>, Rep
     let means = summary.column(&format!("{metric}_mean"))?.f64()?.clone();
     let sds = summary.column(&format!("{metric}_sd"))?.f64()?.clone();
     for row in 0..summary.height() {
-        let (Some(size), Some(mean)) = (sizes.get(row), means.get(row)) else { continue };
+        let (Some(size), Some(mean)) = (sizes.get(row), means.get(row)) else {
+            continue;
+        };
         let parts: Vec<String> = ["method", "task", "relation", "variant", "model"]
             .iter()
             .map(|k| cell_text(summary.column(k).expect("group key"), row))
@@ -257,7 +343,11 @@ pub fn curves(summary: &DataFrame, metric: &str) -> Result<Vec<plot::Curve>, Rep
             .collect();
         let points = by_key.entry(parts.join(" · ")).or_default();
         if !points.iter().any(|p| p.train_size == size as f64) {
-            points.push(plot::Point { train_size: size as f64, mean, sd: sds.get(row).unwrap_or(0.0) });
+            points.push(plot::Point {
+                train_size: size as f64,
+                mean,
+                sd: sds.get(row).unwrap_or(0.0),
+            });
         }
     }
     Ok(by_key
@@ -269,7 +359,13 @@ pub fn curves(summary: &DataFrame, metric: &str) -> Result<Vec<plot::Curve>, Rep
         .collect())
 }
 
-fn markdown(records: &[Record], summary: &DataFrame, metrics: &[String], meta: &ReportMeta, plot: Option<&str>) -> Result<String, ReportError> {
+fn markdown(
+    records: &[Record],
+    summary: &DataFrame,
+    metrics: &[String],
+    meta: &ReportMeta,
+    plot: Option<&str>,
+) -> Result<String, ReportError> {
     let mut md = format!("# {}\n\n", meta.name);
     if !meta.description.is_empty() {
         md.push_str(&format!("{}\n\n", meta.description.trim()));
@@ -278,8 +374,14 @@ fn markdown(records: &[Record], summary: &DataFrame, metrics: &[String], meta: &
         "Experiment file: `{}`. Cells: {} ({} finished, {} failed).\n\n",
         meta.experiment_file.display(),
         records.len(),
-        records.iter().filter(|r| r.status == Status::Finished).count(),
-        records.iter().filter(|r| r.status == Status::Failed).count(),
+        records
+            .iter()
+            .filter(|r| r.status == Status::Finished)
+            .count(),
+        records
+            .iter()
+            .filter(|r| r.status == Status::Failed)
+            .count(),
     ));
     md.push_str("## Summary (mean ± sd over seeds; evaluation split unless prefixed `dev_`)\n\n");
     md.push_str(&summary_markdown(summary, metrics)?);
@@ -287,16 +389,46 @@ fn markdown(records: &[Record], summary: &DataFrame, metrics: &[String], meta: &
         md.push_str(&format!("\n![low-resource curve]({plot}.png)\n\n(also as [SVG]({plot}.svg); shaded: ±1 sd over seeds)\n"));
     }
     let mut prompts: Vec<&Record> = records.iter().filter(|r| r.prompt.is_some()).collect();
-    prompts.sort_by(|a, b| (a.spec.method.name(), a.spec.task.train_size, &a.spec.task.relation, a.spec.seed).cmp(&(b.spec.method.name(), b.spec.task.train_size, &b.spec.task.relation, b.spec.seed)));
+    prompts.sort_by(|a, b| {
+        (
+            a.spec.method.name(),
+            a.spec.task.train_size,
+            &a.spec.task.relation,
+            a.spec.seed,
+        )
+            .cmp(&(
+                b.spec.method.name(),
+                b.spec.task.train_size,
+                &b.spec.task.relation,
+                b.spec.seed,
+            ))
+    });
     if !prompts.is_empty() {
         md.push_str("\n## Prompts\n\n| method | task | train_size | seed | prompt | label tokens | dev |\n|---|---|---|---|---|---|---|\n");
         for r in prompts {
             let p = r.prompt.as_ref().expect("filtered");
             let labels = p.verbalizer.as_ref().map_or(String::new(), |v| {
-                v.classes.iter().map(|c| format!("{}: {}", c.label, c.tokens.join(", "))).collect::<Vec<_>>().join("; ")
+                v.classes
+                    .iter()
+                    .map(|c| format!("{}: {}", c.label, c.tokens.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             });
-            let dev = r.search.as_ref().map_or(String::new(), |s| format!("{:.4}", s.best_dev));
-            let task = format!("{:?}{}", r.spec.task.kind, r.spec.task.relation.as_ref().map(|x| format!(" {x}")).unwrap_or_default()).to_lowercase();
+            let dev = r
+                .search
+                .as_ref()
+                .map_or(String::new(), |s| format!("{:.4}", s.best_dev));
+            let task = format!(
+                "{:?}{}",
+                r.spec.task.kind,
+                r.spec
+                    .task
+                    .relation
+                    .as_ref()
+                    .map(|x| format!(" {x}"))
+                    .unwrap_or_default()
+            )
+            .to_lowercase();
             md.push_str(&format!(
                 "| {} | {} | {} | {} | `{}` | {} | {} |\n",
                 r.spec.method.name(),
@@ -309,22 +441,43 @@ fn markdown(records: &[Record], summary: &DataFrame, metrics: &[String], meta: &
             ));
         }
     }
-    let failed: Vec<&Record> = records.iter().filter(|r| r.status == Status::Failed).collect();
+    let failed: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .collect();
     if !failed.is_empty() {
         md.push_str("\n## Failed cells\n\n");
         for r in failed {
-            md.push_str(&format!("- `{}`: {}\n", r.id, r.error.as_deref().unwrap_or("").replace('\n', " ")));
+            md.push_str(&format!(
+                "- `{}`: {}\n",
+                r.id,
+                r.error.as_deref().unwrap_or("").replace('\n', " ")
+            ));
         }
     }
     md.push_str("\n## Provenance\n\n");
     let versions: BTreeSet<String> = records
         .iter()
-        .map(|r| format!("autoprompt {} ({}), backend {}, {} threads", r.provenance.package_version, r.provenance.git_commit.as_deref().unwrap_or("no git commit"), r.provenance.backend, r.provenance.threads))
+        .map(|r| {
+            format!(
+                "autoprompt {} ({}), backend {}, {} threads",
+                r.provenance.package_version,
+                r.provenance
+                    .git_commit
+                    .as_deref()
+                    .unwrap_or("no git commit"),
+                r.provenance.backend,
+                r.provenance.threads
+            )
+        })
         .collect();
     for v in versions {
         md.push_str(&format!("- {v}\n"));
     }
-    let files: BTreeMap<&String, &String> = records.iter().flat_map(|r| r.provenance.files.iter()).collect();
+    let files: BTreeMap<&String, &String> = records
+        .iter()
+        .flat_map(|r| r.provenance.files.iter())
+        .collect();
     for (path, hash) in files {
         md.push_str(&format!("- `{path}`: sha256 `{hash}`\n"));
     }
@@ -357,20 +510,48 @@ mod tests {
 
     #[test]
     fn seed_statistics_by_hand() {
-        let summary = summary_frame(&cells(&[Some(0.5), Some(0.6), Some(0.7)]), &["accuracy".into()]).unwrap();
-        let get = |c: &str| summary.column(c).unwrap().get(0).unwrap().try_extract::<f64>().unwrap();
+        let summary = summary_frame(
+            &cells(&[Some(0.5), Some(0.6), Some(0.7)]),
+            &["accuracy".into()],
+        )
+        .unwrap();
+        let get = |c: &str| {
+            summary
+                .column(c)
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .try_extract::<f64>()
+                .unwrap()
+        };
         assert!((get("accuracy_mean") - 0.6).abs() < 1e-12);
         assert!((get("accuracy_sd") - 0.1).abs() < 1e-12);
         assert_eq!((get("accuracy_min"), get("accuracy_max")), (0.5, 0.7));
         // t(0.975, 2 df) = 4.303; 4.303 · 0.1 / √3 = 0.248434...
         assert!((get("accuracy_ci95") - 4.303 * 0.1 / 3f64.sqrt()).abs() < 1e-12);
-        assert_eq!(summary.column("n_seeds").unwrap().get(0).unwrap().try_extract::<u32>().unwrap(), 3);
+        assert_eq!(
+            summary
+                .column("n_seeds")
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .try_extract::<u32>()
+                .unwrap(),
+            3
+        );
     }
 
     #[test]
     fn one_seed_has_no_interval() {
         let summary = summary_frame(&cells(&[Some(0.5)]), &["accuracy".into()]).unwrap();
-        assert!(summary.column("accuracy_ci95").unwrap().get(0).unwrap().is_null());
+        assert!(
+            summary
+                .column("accuracy_ci95")
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .is_null()
+        );
     }
 
     #[test]
@@ -379,11 +560,20 @@ mod tests {
         let curve = plot::Curve {
             label: "autoprompt".into(),
             points: vec![
-                plot::Point { train_size: 10.0, mean: 0.55, sd: 0.05 },
-                plot::Point { train_size: 100.0, mean: 0.6, sd: 0.03 },
+                plot::Point {
+                    train_size: 10.0,
+                    mean: 0.55,
+                    sd: 0.05,
+                },
+                plot::Point {
+                    train_size: 100.0,
+                    mean: 0.6,
+                    sd: 0.03,
+                },
             ],
         };
-        let files = plot::low_resource_curve(&dir.path().join("curve"), "t", "accuracy", &[curve]).unwrap();
+        let files =
+            plot::low_resource_curve(&dir.path().join("curve"), "t", "accuracy", &[curve]).unwrap();
         let svg = std::fs::read_to_string(&files[0]).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("autoprompt"));
         let png = std::fs::read(&files[1]).unwrap();

@@ -26,7 +26,11 @@ pub struct Tolerance {
 
 impl Default for Tolerance {
     fn default() -> Self {
-        Self { sd_factor: 3.0, floor: 0.02, time_ratio: 1.5 }
+        Self {
+            sd_factor: 3.0,
+            floor: 0.02,
+            time_ratio: 1.5,
+        }
     }
 }
 
@@ -53,7 +57,10 @@ pub struct Comparison {
 
 impl Comparison {
     pub fn failed(&self) -> bool {
-        matches!(self.verdict, Verdict::Regressed | Verdict::Slower | Verdict::Missing)
+        matches!(
+            self.verdict,
+            Verdict::Regressed | Verdict::Slower | Verdict::Missing
+        )
     }
 }
 
@@ -61,14 +68,24 @@ fn key(df: &DataFrame, row: usize) -> String {
     GROUP_KEYS
         .iter()
         .filter(|k| **k != "setting")
-        .filter_map(|k| df.column(k).ok().map(|c| format!("{k}={}", cell_text(c, row))))
+        .filter_map(|k| {
+            df.column(k)
+                .ok()
+                .map(|c| format!("{k}={}", cell_text(c, row)))
+        })
         .filter(|s| !s.ends_with('='))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
 fn float(df: &DataFrame, column: &str, row: usize) -> Option<f64> {
-    df.column(column).ok()?.get(row).ok()?.try_extract::<f64>().ok().filter(|v| v.is_finite())
+    df.column(column)
+        .ok()?
+        .get(row)
+        .ok()?
+        .try_extract::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
 }
 
 /// Compares every `<metric>_mean` of the baseline (and `seconds_per_iteration_mean`).
@@ -85,26 +102,41 @@ pub fn compare(baseline: &DataFrame, now: &DataFrame, tol: &Tolerance) -> Vec<Co
         let setting = key(baseline, row);
         let current = now_rows.get(&setting).copied();
         for metric in &metrics {
-            let Some(base) = float(baseline, &format!("{metric}_mean"), row) else { continue };
+            let Some(base) = float(baseline, &format!("{metric}_mean"), row) else {
+                continue;
+            };
             let value = current.and_then(|r| float(now, &format!("{metric}_mean"), r));
             let (tolerance, verdict) = if metric == "seconds_per_iteration" {
                 let limit = base * tol.time_ratio;
-                (limit - base, match value {
-                    None => Verdict::Missing,
-                    Some(v) if v > limit => Verdict::Slower,
-                    Some(_) => Verdict::Ok,
-                })
+                (
+                    limit - base,
+                    match value {
+                        None => Verdict::Missing,
+                        Some(v) if v > limit => Verdict::Slower,
+                        Some(_) => Verdict::Ok,
+                    },
+                )
             } else {
                 let sd = float(baseline, &format!("{metric}_sd"), row).unwrap_or(0.0);
                 let t = (tol.sd_factor * sd).max(tol.floor);
-                (t, match value {
-                    None => Verdict::Missing,
-                    Some(v) if v < base - t => Verdict::Regressed,
-                    Some(v) if v > base + t => Verdict::Improved,
-                    Some(_) => Verdict::Ok,
-                })
+                (
+                    t,
+                    match value {
+                        None => Verdict::Missing,
+                        Some(v) if v < base - t => Verdict::Regressed,
+                        Some(v) if v > base + t => Verdict::Improved,
+                        Some(_) => Verdict::Ok,
+                    },
+                )
             };
-            out.push(Comparison { setting: setting.clone(), metric: metric.clone(), baseline: base, now: value, tolerance, verdict });
+            out.push(Comparison {
+                setting: setting.clone(),
+                metric: metric.clone(),
+                baseline: base,
+                now: value,
+                tolerance,
+                verdict,
+            });
         }
     }
     out
@@ -152,12 +184,24 @@ pub fn read_summary(path: &Path) -> Result<DataFrame, ReportError> {
 }
 
 /// Copies a summary CSV into the baseline directory with its metadata.
-pub fn write_baseline(summary_csv: &Path, dir: &Path, meta: &BaselineMeta) -> Result<Vec<PathBuf>, ReportError> {
-    let bytes = std::fs::read(summary_csv).map_err(|source| crate::store::StoreError::Io { path: summary_csv.to_owned(), source })?;
+pub fn write_baseline(
+    summary_csv: &Path,
+    dir: &Path,
+    meta: &BaselineMeta,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let bytes = std::fs::read(summary_csv).map_err(|source| crate::store::StoreError::Io {
+        path: summary_csv.to_owned(),
+        source,
+    })?;
     let csv = dir.join("summary.csv");
     crate::store::write_atomic(&csv, &bytes)?;
     let meta_path = dir.join("environment.json");
-    crate::store::write_atomic(&meta_path, serde_json::to_string_pretty(meta).expect("serialises").as_bytes())?;
+    crate::store::write_atomic(
+        &meta_path,
+        serde_json::to_string_pretty(meta)
+            .expect("serialises")
+            .as_bytes(),
+    )?;
     Ok(vec![csv, meta_path])
 }
 
@@ -188,33 +232,64 @@ mod tests {
         let base = summary(0.30, 0.01, 1.0, &["P19", "P20"]);
         let result = compare(&base, &base, &Tolerance::default());
         assert_eq!(result.len(), 4);
-        assert!(result.iter().all(|c| c.verdict == Verdict::Ok), "{result:?}");
+        assert!(
+            result.iter().all(|c| c.verdict == Verdict::Ok),
+            "{result:?}"
+        );
     }
 
     #[test]
     fn worse_metric_fails_and_is_named() {
         let base = summary(0.30, 0.01, 1.0, &["P19"]);
         // Tolerance max(3 · 0.01, 0.02) = 0.03: 0.26 is a regression, 0.28 is not.
-        let result = compare(&base, &summary(0.26, 0.01, 1.0, &["P19"]), &Tolerance::default());
+        let result = compare(
+            &base,
+            &summary(0.26, 0.01, 1.0, &["P19"]),
+            &Tolerance::default(),
+        );
         let bad: Vec<_> = result.iter().filter(|c| c.failed()).collect();
         assert_eq!(bad.len(), 1);
-        assert_eq!((bad[0].metric.as_str(), bad[0].verdict), ("p_at_1", Verdict::Regressed));
-        assert!(markdown(&result, Path::new("b")).contains("| p_at_1 | 0.3000 | 0.2600 | -0.0400 |"));
-        assert!(compare(&base, &summary(0.28, 0.01, 1.0, &["P19"]), &Tolerance::default()).iter().all(|c| !c.failed()));
+        assert_eq!(
+            (bad[0].metric.as_str(), bad[0].verdict),
+            ("p_at_1", Verdict::Regressed)
+        );
+        assert!(
+            markdown(&result, Path::new("b")).contains("| p_at_1 | 0.3000 | 0.2600 | -0.0400 |")
+        );
+        assert!(
+            compare(
+                &base,
+                &summary(0.28, 0.01, 1.0, &["P19"]),
+                &Tolerance::default()
+            )
+            .iter()
+            .all(|c| !c.failed())
+        );
     }
 
     #[test]
     fn slower_search_fails() {
         let base = summary(0.30, 0.01, 1.0, &["P19"]);
-        let result = compare(&base, &summary(0.30, 0.01, 1.6, &["P19"]), &Tolerance::default());
+        let result = compare(
+            &base,
+            &summary(0.30, 0.01, 1.6, &["P19"]),
+            &Tolerance::default(),
+        );
         assert!(result.iter().any(|c| c.verdict == Verdict::Slower));
     }
 
     #[test]
     fn missing_setting_is_a_failure() {
         let base = summary(0.30, 0.01, 1.0, &["P19", "P20"]);
-        let result = compare(&base, &summary(0.30, 0.01, 1.0, &["P19"]), &Tolerance::default());
-        let missing: Vec<_> = result.iter().filter(|c| c.verdict == Verdict::Missing).collect();
+        let result = compare(
+            &base,
+            &summary(0.30, 0.01, 1.0, &["P19"]),
+            &Tolerance::default(),
+        );
+        let missing: Vec<_> = result
+            .iter()
+            .filter(|c| c.verdict == Verdict::Missing)
+            .collect();
         assert_eq!(missing.len(), 2);
         assert!(missing[0].setting.contains("relation=P20"));
     }

@@ -49,18 +49,37 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, title: &str, metric: &str, curves: &[Curve]) -> Result<(), String>
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    metric: &str,
+    curves: &[Curve],
+) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let xs = curves.iter().flat_map(|c| c.points.iter().map(|p| p.train_size));
+    let xs = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.train_size));
     let (xmin, xmax) = xs.fold((f64::INFINITY, 0f64), |(a, b), x| (a.min(x), b.max(x)));
-    let (xmin, xmax) = if xmin.is_finite() { (xmin / 1.5, xmax * 1.5) } else { (1.0, 10.0) };
-    let ys = curves.iter().flat_map(|c| c.points.iter().flat_map(|p| [p.mean - p.sd, p.mean + p.sd]));
-    let (ymin, ymax) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
+    let (xmin, xmax) = if xmin.is_finite() {
+        (xmin / 1.5, xmax * 1.5)
+    } else {
+        (1.0, 10.0)
+    };
+    let ys = curves
+        .iter()
+        .flat_map(|c| c.points.iter().flat_map(|p| [p.mean - p.sd, p.mean + p.sd]));
+    let (ymin, ymax) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+        (a.min(y), b.max(y))
+    });
     let pad = ((ymax - ymin) * 0.1).max(0.02);
-    let (ymin, ymax) = if ymin.is_finite() { (ymin - pad, ymax + pad) } else { (0.0, 1.0) };
+    let (ymin, ymax) = if ymin.is_finite() {
+        (ymin - pad, ymax + pad)
+    } else {
+        (0.0, 1.0)
+    };
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(12)
@@ -81,16 +100,34 @@ where
             .points
             .iter()
             .map(|p| (p.train_size, p.mean + p.sd))
-            .chain(curve.points.iter().rev().map(|p| (p.train_size, p.mean - p.sd)))
+            .chain(
+                curve
+                    .points
+                    .iter()
+                    .rev()
+                    .map(|p| (p.train_size, p.mean - p.sd)),
+            )
             .collect();
-        chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18)))).map_err(|e| e.to_string())?;
         chart
-            .draw_series(LineSeries::new(curve.points.iter().map(|p| (p.train_size, p.mean)), color.stroke_width(2)))
+            .draw_series(std::iter::once(Polygon::new(band, color.mix(0.18))))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(
+                curve.points.iter().map(|p| (p.train_size, p.mean)),
+                color.stroke_width(2),
+            ))
             .map_err(|e| e.to_string())?
             .label(curve.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         chart
-            .draw_series(curve.points.iter().map(|p| Circle::new((p.train_size, p.mean), 4, color.filled())))
+            .draw_series(
+                curve
+                    .points
+                    .iter()
+                    .map(|p| Circle::new((p.train_size, p.mean), 4, color.filled())),
+            )
             .map_err(|e| e.to_string())?;
     }
     chart
@@ -105,7 +142,12 @@ where
 }
 
 /// Writes `<stem>.svg` and `<stem>.png`; returns their paths.
-pub fn low_resource_curve(stem: &Path, title: &str, metric: &str, curves: &[Curve]) -> Result<Vec<PathBuf>, PlotError> {
+pub fn low_resource_curve(
+    stem: &Path,
+    title: &str,
+    metric: &str,
+    curves: &[Curve],
+) -> Result<Vec<PathBuf>, PlotError> {
     register_font();
     let svg = stem.with_extension("svg");
     let png = stem.with_extension("png");
@@ -117,13 +159,29 @@ pub fn low_resource_curve(stem: &Path, title: &str, metric: &str, curves: &[Curv
         std::fs::create_dir_all(dir).map_err(|e| err(stem)(e.to_string()))?;
     }
     let mut svg_text = String::new();
-    draw(SVGBackend::with_string(&mut svg_text, (900, 560)).into_drawing_area(), title, metric, curves).map_err(err(&svg))?;
+    draw(
+        SVGBackend::with_string(&mut svg_text, (900, 560)).into_drawing_area(),
+        title,
+        metric,
+        curves,
+    )
+    .map_err(err(&svg))?;
     crate::store::write_atomic(&svg, svg_text.as_bytes()).map_err(|e| err(&svg)(e.to_string()))?;
     // The bitmap backend encodes straight to a file (format from the extension): draw into a
     // temp file beside the target, then rename, so a reader never sees half a PNG.
-    let name = png.file_name().expect("a file name").to_string_lossy().into_owned();
+    let name = png
+        .file_name()
+        .expect("a file name")
+        .to_string_lossy()
+        .into_owned();
     let tmp = png.with_file_name(format!(".{name}.{}.tmp.png", std::process::id()));
-    draw(BitMapBackend::new(&tmp, (900, 560)).into_drawing_area(), title, metric, curves).map_err(err(&png))?;
+    draw(
+        BitMapBackend::new(&tmp, (900, 560)).into_drawing_area(),
+        title,
+        metric,
+        curves,
+    )
+    .map_err(err(&png))?;
     std::fs::rename(&tmp, &png).map_err(|e| err(&png)(e.to_string()))?;
     Ok(vec![svg, png])
 }

@@ -39,7 +39,13 @@ impl<B: AutodiffBackend> Models<B> {
 }
 
 /// Runs a cell and returns its record (a `failed` record when the method errs).
-pub fn execute_cell<B: AutodiffBackend>(experiment: &Experiment, cell: &Cell, store: &Store, models: &Models<B>, device: &B::Device) -> Record {
+pub fn execute_cell<B: AutodiffBackend>(
+    experiment: &Experiment,
+    cell: &Cell,
+    store: &Store,
+    models: &Models<B>,
+    device: &B::Device,
+) -> Record {
     let started = Instant::now();
     let mut record = Record {
         id: cell.id.clone(),
@@ -64,7 +70,15 @@ pub fn execute_cell<B: AutodiffBackend>(experiment: &Experiment, cell: &Cell, st
             ..Default::default()
         },
     };
-    if let Err(e) = fill(&mut record, experiment, cell, store, models, device, started) {
+    if let Err(e) = fill(
+        &mut record,
+        experiment,
+        cell,
+        store,
+        models,
+        device,
+        started,
+    ) {
         record.status = Status::Failed;
         record.error = Some(error_chain(&e));
     }
@@ -104,7 +118,11 @@ fn fill<B: AutodiffBackend>(
     let mut files = data.files.clone();
     if let MethodSpec::Majority = spec.method {
         record.timings.load_seconds = started.elapsed().as_secs_f64();
-        record.metrics = crate::baselines::majority::evaluate(&data.train, &data.test, spec.task.is_classification());
+        record.metrics = crate::baselines::majority::evaluate(
+            &data.train,
+            &data.test,
+            spec.task.is_classification(),
+        );
         record.provenance.files = provenance::file_hashes(&files);
         return Ok(());
     }
@@ -114,13 +132,33 @@ fn fill<B: AutodiffBackend>(
     record.timings.load_seconds = started.elapsed().as_secs_f64();
     let method_start = Instant::now();
     let max_len = spec.model.max_length.min(lm.config.max_sequence_length());
-    let splits = [data.train.as_slice(), data.dev.as_slice(), data.test.as_slice()];
+    let splits = [
+        data.train.as_slice(),
+        data.dev.as_slice(),
+        data.test.as_slice(),
+    ];
     match &spec.method {
         MethodSpec::LinearProbe { probe } => {
-            record.metrics = crate::baselines::linear_probe::run(&lm, &data.classes, splits, probe, spec.seed, max_len, device)?;
+            record.metrics = crate::baselines::linear_probe::run(
+                &lm,
+                &data.classes,
+                splits,
+                probe,
+                spec.seed,
+                max_len,
+                device,
+            )?;
         }
         MethodSpec::Finetune { finetune } => {
-            record.metrics = crate::baselines::finetune::run(&lm, &data.classes, splits, finetune, spec.seed, max_len, device)?;
+            record.metrics = crate::baselines::finetune::run(
+                &lm,
+                &data.classes,
+                splits,
+                finetune,
+                spec.seed,
+                max_len,
+                device,
+            )?;
         }
         _ => {
             let best_path = store.prompt_path(&cell.id);
@@ -131,7 +169,8 @@ fn fill<B: AutodiffBackend>(
                     }
                 }
             })?;
-            record.timings.seconds_per_iteration = outcome.search.as_ref().map(|s| s.seconds_per_iteration);
+            record.timings.seconds_per_iteration =
+                outcome.search.as_ref().map(|s| s.seconds_per_iteration);
             record.metrics = outcome.metrics;
             record.counts.unscorable = outcome.unscorable;
             record.prompt = Some(outcome.prompt);

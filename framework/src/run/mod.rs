@@ -67,27 +67,39 @@ pub struct RunSummary {
 pub fn select<'a>(cells: &'a [Cell], options: &RunOptions) -> Vec<&'a Cell> {
     cells
         .iter()
-        .filter(|c| options.only.is_empty() || options.only.iter().any(|o| c.id.starts_with(o.as_str())))
+        .filter(|c| {
+            options.only.is_empty() || options.only.iter().any(|o| c.id.starts_with(o.as_str()))
+        })
         .filter(|c| options.cell_index.is_none_or(|i| c.index == i))
         .filter(|c| options.shard.is_none_or(|(i, n)| c.index % n == i))
         .collect()
 }
 
 /// Runs the selected cells of an experiment on its backend.
-pub fn run(experiment: &Experiment, cells: &[Cell], options: &RunOptions) -> Result<RunSummary, RunError> {
+pub fn run(
+    experiment: &Experiment,
+    cells: &[Cell],
+    options: &RunOptions,
+) -> Result<RunSummary, RunError> {
     match experiment.settings.backend {
         BackendKind::Ndarray => {
             let device = burn::backend::ndarray::NdArrayDevice::Cpu;
-            run_on::<burn::backend::Autodiff<burn::backend::NdArray>>(experiment, cells, options, device)
+            run_on::<burn::backend::Autodiff<burn::backend::NdArray>>(
+                experiment, cells, options, device,
+            )
         }
         BackendKind::Flex => {
             let device = burn::backend::flex::FlexDevice;
-            run_on::<burn::backend::Autodiff<burn::backend::Flex>>(experiment, cells, options, device)
+            run_on::<burn::backend::Autodiff<burn::backend::Flex>>(
+                experiment, cells, options, device,
+            )
         }
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => {
             let device = burn::backend::cuda::CudaDevice::default();
-            run_on::<burn::backend::Autodiff<burn::backend::Cuda>>(experiment, cells, options, device)
+            run_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
+                experiment, cells, options, device,
+            )
         }
         #[cfg(not(feature = "cuda"))]
         BackendKind::Cuda => Err(RunError::Backend(
@@ -103,13 +115,20 @@ fn progress_bar(len: usize) -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(len as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells, ETA {eta} {msg}")
-            .expect("valid template"),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells, ETA {eta} {msg}",
+        )
+        .expect("valid template"),
     );
     bar
 }
 
-fn run_on<B: AutodiffBackend>(experiment: &Experiment, cells: &[Cell], options: &RunOptions, device: B::Device) -> Result<RunSummary, RunError> {
+fn run_on<B: AutodiffBackend>(
+    experiment: &Experiment,
+    cells: &[Cell],
+    options: &RunOptions,
+    device: B::Device,
+) -> Result<RunSummary, RunError> {
     let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
     let mut summary = RunSummary::default();
     let mut pending = vec![];
@@ -168,7 +187,13 @@ fn run_on<B: AutodiffBackend>(experiment: &Experiment, cells: &[Cell], options: 
 }
 
 /// Runs one cell under its lock. `Ok(None)`: another runner holds it or finished it.
-fn run_one<B: AutodiffBackend>(experiment: &Experiment, cell: &Cell, store: &Store, models: &Models<B>, device: &B::Device) -> Result<Option<Status>, RunError> {
+fn run_one<B: AutodiffBackend>(
+    experiment: &Experiment,
+    cell: &Cell,
+    store: &Store,
+    models: &Models<B>,
+    device: &B::Device,
+) -> Result<Option<Status>, RunError> {
     let Some(_lock) = store.try_lock(&cell.id)? else {
         tracing::info!(cell = %cell.id, "held by another runner; skipping");
         return Ok(None);
@@ -187,8 +212,62 @@ fn run_one<B: AutodiffBackend>(experiment: &Experiment, cell: &Cell, store: &Sto
             metrics = ?record.metrics,
             "cell finished"
         ),
-        Status::Failed => tracing::error!(error = record.error.as_deref().unwrap_or(""), "cell failed"),
+        Status::Failed => {
+            tracing::error!(error = record.error.as_deref().unwrap_or(""), "cell failed")
+        }
     }
     store.write_record(&record)?;
     Ok(Some(status))
+}
+
+/// Re-evaluates a saved prompt — a cell record (`cells/<id>.json`) or a best-so-far prompt
+/// (`prompts/<id>.best.json`, whose cell is found in the plan by id) — on one split.
+pub fn evaluate_saved(
+    experiment: &Experiment,
+    cells: &[Cell],
+    path: &std::path::Path,
+    split: prompting::SplitName,
+) -> Result<(Cell, std::collections::BTreeMap<String, f64>), RunError> {
+    let bad = |m: String| RunError::Method(format!("{}: {m}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let (cell, prompt) = match serde_json::from_slice::<crate::record::Record>(&bytes) {
+        Ok(record) => {
+            let prompt = record.prompt.ok_or_else(|| bad("the record has no prompt (not a prompt method)".into()))?;
+            let cell = Cell { id: record.id, index: record.index, grid: record.grid, spec: record.spec };
+            (cell, prompt)
+        }
+        Err(_) => {
+            let prompt: crate::record::PromptArtifact =
+                serde_json::from_slice(&bytes).map_err(|e| bad(format!("neither a record nor a prompt: {e}")))?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let id = name.split('.').next().unwrap_or("");
+            let cell = cells
+                .iter()
+                .find(|c| c.id == id)
+                .cloned()
+                .ok_or_else(|| bad(format!("no cell `{id}` in the plan of {}", experiment.file.display())))?;
+            (cell, prompt)
+        }
+    };
+    let metrics = match experiment.settings.backend {
+        BackendKind::Ndarray => evaluate_on::<burn::backend::Autodiff<burn::backend::NdArray>>(experiment, &cell, &prompt, split, Default::default())?,
+        BackendKind::Flex => evaluate_on::<burn::backend::Autodiff<burn::backend::Flex>>(experiment, &cell, &prompt, split, Default::default())?,
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => evaluate_on::<burn::backend::Autodiff<burn::backend::Cuda>>(experiment, &cell, &prompt, split, Default::default())?,
+        #[cfg(not(feature = "cuda"))]
+        BackendKind::Cuda => return Err(RunError::Backend(BackendKind::Cuda, "built without the `cuda` feature".into())),
+    };
+    Ok((cell, metrics))
+}
+
+fn evaluate_on<B: AutodiffBackend>(
+    experiment: &Experiment,
+    cell: &Cell,
+    prompt: &crate::record::PromptArtifact,
+    split: prompting::SplitName,
+    device: B::Device,
+) -> Result<std::collections::BTreeMap<String, f64>, RunError> {
+    let data = crate::tasks::load(&cell.spec.task, &experiment.settings.data, cell.spec.seed)?;
+    let lm = crate::lm::load::<B>(&cell.spec.model.source, &device)?;
+    prompting::evaluate_prompt(&cell.spec, &data, &lm, prompt, split, &device)
 }

@@ -45,9 +45,16 @@ enum Answers {
 impl Answers {
     fn gold(&self, example: &Example, lm_tokenizer: &crate::lm::LmTokenizer) -> Option<Gold> {
         match self {
-            Answers::Classes(classes) => classes.iter().position(|c| *c == example.label).map(|index| Gold { index, token: 0 }),
+            Answers::Classes(classes) => classes
+                .iter()
+                .position(|c| *c == example.label)
+                .map(|index| Gold { index, token: 0 }),
             Answers::Tokens(map) => {
-                let key = if lm_tokenizer.lowercases { example.label.to_lowercase() } else { example.label.clone() };
+                let key = if lm_tokenizer.lowercases {
+                    example.label.to_lowercase()
+                } else {
+                    example.label.clone()
+                };
                 map.get(&key).map(|&(index, token)| Gold { index, token })
             }
         }
@@ -72,7 +79,13 @@ fn prepare(
             out.unscorable += 1;
             continue;
         };
-        let encoded = template.encode(|f| example.field(f), &lm.tokenizer, triggers, max_len, false)?;
+        let encoded = template.encode(
+            |f| example.field(f),
+            &lm.tokenizer,
+            triggers,
+            max_len,
+            false,
+        )?;
         out.encoded.push(encoded);
         out.golds.push(gold);
     }
@@ -81,7 +94,12 @@ fn prepare(
 
 /// Classification metrics (`accuracy`) or fact-retrieval metrics (`p_at_1`, `p_at_10`,
 /// `mrr`, `log_likelihood`), with unscorable examples counted as misses.
-fn metrics_of(rows: &[RowScore], unscorable: usize, classification: bool, prefix: &str) -> BTreeMap<String, f64> {
+fn metrics_of(
+    rows: &[RowScore],
+    unscorable: usize,
+    classification: bool,
+    prefix: &str,
+) -> BTreeMap<String, f64> {
     let mut m = BTreeMap::new();
     if classification {
         let mut ranks: Vec<usize> = rows.iter().map(|r| r.rank).collect();
@@ -95,7 +113,11 @@ fn metrics_of(rows: &[RowScore], unscorable: usize, classification: bool, prefix
         m.insert(format!("{prefix}p_at_10"), r.p_at_10);
         m.insert(format!("{prefix}mrr"), r.mrr);
         if !rows.is_empty() {
-            let ll = rows.iter().map(|r| r.gold_log_likelihood as f64).sum::<f64>() / rows.len() as f64;
+            let ll = rows
+                .iter()
+                .map(|r| r.gold_log_likelihood as f64)
+                .sum::<f64>()
+                / rows.len() as f64;
             m.insert(format!("{prefix}log_likelihood"), ll);
         }
     }
@@ -122,55 +144,57 @@ pub fn run<B: AutodiffBackend>(
     let default_settings = SearchSettings::default();
     let (template_text, labels, settings, label_settings) = match &spec.method {
         MethodSpec::Manual { template, labels } => {
-            let t = template.clone().or_else(|| data.manual_template.clone()).ok_or_else(|| RunError::Method("no template".into()))?;
+            let t = template
+                .clone()
+                .or_else(|| data.manual_template.clone())
+                .ok_or_else(|| RunError::Method("no template".into()))?;
             (t, labels.clone(), &default_settings, None)
         }
-        MethodSpec::Autoprompt { template, labels, search, label_search } => (template.clone(), labels.clone(), search, Some(label_search)),
-        MethodSpec::LabelSearch { template, label_search } => {
-            (template.clone(), Some(Labels::Keyword(crate::config::LabelsKeyword::Auto)), &default_settings, Some(label_search))
+        MethodSpec::Autoprompt {
+            template,
+            labels,
+            search,
+            label_search,
+        } => (template.clone(), labels.clone(), search, Some(label_search)),
+        MethodSpec::LabelSearch {
+            template,
+            label_search,
+        } => (
+            template.clone(),
+            Some(Labels::Keyword(crate::config::LabelsKeyword::Auto)),
+            &default_settings,
+            Some(label_search),
+        ),
+        MethodSpec::Majority | MethodSpec::LinearProbe { .. } | MethodSpec::Finetune { .. } => {
+            unreachable!("not a prompt method")
         }
-        MethodSpec::Majority | MethodSpec::LinearProbe { .. } | MethodSpec::Finetune { .. } => unreachable!("not a prompt method"),
     };
     let template = Template::parse(&template_text).map_err(|e| RunError::Method(e.to_string()))?;
     let tokenizer = &lm.tokenizer;
     let max_len = spec.model.max_length.min(lm.config.max_sequence_length());
     let mask = tokenizer.special.mask.id;
     let initial_trigger = match &settings.initial_trigger {
-        Some(word) => tokenizer
-            .single_token_id(word)
-            .ok_or_else(|| RunError::Method(format!("initial_trigger `{word}` is not a single token")))?,
+        Some(word) => tokenizer.single_token_id(word).ok_or_else(|| {
+            RunError::Method(format!("initial_trigger `{word}` is not a single token"))
+        })?,
         None => mask,
     };
     let placeholder = vec![initial_trigger; template.num_triggers()];
-    let select_by = settings
-        .select_by
-        .unwrap_or(if classification { SelectBy::Accuracy } else { SelectBy::LogLikelihood });
+    let select_by = settings.select_by.unwrap_or(if classification {
+        SelectBy::Accuracy
+    } else {
+        SelectBy::LogLikelihood
+    });
 
     // Answers and the tokens scored at [P].
-    let (answers, mut target) = if classification {
-        let answers = Answers::Classes(data.classes.clone());
-        (answers, Target::Classes { label_ids: vec![], spans: vec![] })
-    } else {
-        let vocab = data.candidate_vocab.as_deref().unwrap_or_default();
-        let mut map = HashMap::new();
-        let mut ids = vec![];
-        for word in vocab {
-            let key = if tokenizer.lowercases { word.to_lowercase() } else { word.clone() };
-            if map.contains_key(&key) {
-                continue;
-            }
-            if let Some(id) = tokenizer.single_token_id(word) {
-                map.insert(key, (ids.len(), id));
-                ids.push(id);
-            }
-        }
-        (Answers::Tokens(map), Target::Vocabulary { candidate_ids: ids })
-    };
+    let (answers, mut target) = answers_and_target(data, tokenizer);
     let train = prepare(&data.train, &template, &answers, lm, &placeholder, max_len)?;
     let dev = prepare(&data.dev, &template, &answers, lm, &placeholder, max_len)?;
     let test = prepare(&data.test, &template, &answers, lm, &placeholder, max_len)?;
     if train.encoded.is_empty() || dev.encoded.is_empty() {
-        return Err(RunError::Method("no train or dev example has a single-token answer for this model".into()));
+        return Err(RunError::Method(
+            "no train or dev example has a single-token answer for this model".into(),
+        ));
     }
 
     // Label tokens: given words, or found by the label search.
@@ -178,11 +202,21 @@ pub fn run<B: AutodiffBackend>(
     let mut label_result = None;
     if classification {
         let v = match labels {
-            Some(Labels::Words(words)) => Verbalizer::from_words(&data.classes, &words, tokenizer).map_err(|e| RunError::Method(e.to_string()))?,
+            Some(Labels::Words(words)) => Verbalizer::from_words(&data.classes, &words, tokenizer)
+                .map_err(|e| RunError::Method(e.to_string()))?,
             _ => {
-                let scorer = Scorer::<B>::new(lm.model.clone(), target.clone(), settings.eval_batch_size, device.clone());
+                let scorer = Scorer::<B>::new(
+                    lm.model.clone(),
+                    target.clone(),
+                    settings.eval_batch_size,
+                    device.clone(),
+                );
                 let refs: Vec<&Encoded> = train.encoded.iter().collect();
-                let batch = crate::search::trigger::batch_with_triggers(&refs, &placeholder, tokenizer.special.pad.id);
+                let batch = crate::search::trigger::batch_with_triggers(
+                    &refs,
+                    &placeholder,
+                    tokenizer.special.pad.id,
+                );
                 let features = scorer.mask_features(&batch);
                 let classes: Vec<usize> = train.golds.iter().map(|g| g.index).collect();
                 let allowed = whole_word_tokens(lm);
@@ -208,10 +242,20 @@ pub fn run<B: AutodiffBackend>(
         verbalizer = Some(v);
     }
 
-    let scorer = Scorer::<B>::new(lm.model.clone(), target.clone(), settings.eval_batch_size, device.clone());
+    let scorer = Scorer::<B>::new(
+        lm.model.clone(),
+        target.clone(),
+        settings.eval_batch_size,
+        device.clone(),
+    );
     let excluded: Vec<u32> = match &target {
         Target::Classes { label_ids, .. } => label_ids.clone(),
-        Target::Vocabulary { .. } => train.golds.iter().chain(&dev.golds).map(|g| g.token).collect(),
+        Target::Vocabulary { .. } => train
+            .golds
+            .iter()
+            .chain(&dev.golds)
+            .map(|g| g.token)
+            .collect(),
     };
     let filter = CandidateFilter {
         capitalized: settings.filter_capitalized,
@@ -219,7 +263,11 @@ pub fn run<B: AutodiffBackend>(
     };
     let allowed = allowed_tokens(tokenizer, lm.model.vocab_size(), &excluded, filter);
     let display = |id: u32| tokenizer.display_token(id);
-    let train_classes: Vec<usize> = train.golds.iter().map(|g| if classification { g.index } else { 0 }).collect();
+    let train_classes: Vec<usize> = train
+        .golds
+        .iter()
+        .map(|g| if classification { g.index } else { 0 })
+        .collect();
     let ctx = SearchContext {
         scorer: &scorer,
         settings,
@@ -247,16 +295,34 @@ pub fn run<B: AutodiffBackend>(
         }
     }
     let search_result = match (&spec.method, template.num_triggers()) {
-        (MethodSpec::Autoprompt { .. }, n) if n > 0 => Some(search(&ctx, split(&train), split(&dev), spec.seed, |ids, dev_metric| {
-            tracing::info!(triggers = ?ids.iter().map(|&i| display(i)).collect::<Vec<_>>(), dev = dev_metric, "new best prompt");
-            on_best(&artifact(ids));
-        })),
+        (MethodSpec::Autoprompt { .. }, n) if n > 0 => Some(search(
+            &ctx,
+            split(&train),
+            split(&dev),
+            spec.seed,
+            |ids, dev_metric| {
+                tracing::info!(triggers = ?ids.iter().map(|&i| display(i)).collect::<Vec<_>>(), dev = dev_metric, "new best prompt");
+                on_best(&artifact(ids));
+            },
+        )),
         _ => None,
     };
-    let triggers = search_result.as_ref().map_or(placeholder.clone(), |r| r.trigger_ids.clone());
+    let triggers = search_result
+        .as_ref()
+        .map_or(placeholder.clone(), |r| r.trigger_ids.clone());
     let need_ll = !classification;
-    let mut metrics = metrics_of(&evaluate_split(&ctx, split(&test), &triggers, need_ll), test.unscorable, classification, "");
-    metrics.extend(metrics_of(&evaluate_split(&ctx, split(&dev), &triggers, need_ll), dev.unscorable, classification, "dev_"));
+    let mut metrics = metrics_of(
+        &evaluate_split(&scorer, ctx.pad_id, split(&test), &triggers, need_ll),
+        test.unscorable,
+        classification,
+        "",
+    );
+    metrics.extend(metrics_of(
+        &evaluate_split(&scorer, ctx.pad_id, split(&dev), &triggers, need_ll),
+        dev.unscorable,
+        classification,
+        "dev_",
+    ));
     if let Some(r) = &label_result {
         metrics.insert("label_probe_train_accuracy".into(), r.train_accuracy);
     }
@@ -267,6 +333,82 @@ pub fn run<B: AutodiffBackend>(
         search: search_result,
         label_search: label_result,
     })
+}
+
+/// How gold answers map to scored tokens: class indices (classification, label tokens to be
+/// filled in), or LAMA's candidate vocabulary restricted to single tokens of this model.
+fn answers_and_target(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> (Answers, Target) {
+    if !data.classes.is_empty() {
+        let target = Target::Classes { label_ids: vec![], spans: vec![] };
+        return (Answers::Classes(data.classes.clone()), target);
+    }
+    let vocab = data.candidate_vocab.as_deref().unwrap_or_default();
+    let mut map = HashMap::new();
+    let mut ids = vec![];
+    for word in vocab {
+        let key = if tokenizer.lowercases { word.to_lowercase() } else { word.clone() };
+        if map.contains_key(&key) {
+            continue;
+        }
+        if let Some(id) = tokenizer.single_token_id(word) {
+            map.insert(key, (ids.len(), id));
+            ids.push(id);
+        }
+    }
+    (Answers::Tokens(map), Target::Vocabulary { candidate_ids: ids })
+}
+
+/// Which split `autoprompt eval` scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitName {
+    Train,
+    Dev,
+    Test,
+}
+
+/// Re-evaluates a saved prompt (template, trigger ids, label tokens) on one split of the
+/// cell's task data: the metrics `run` reports, without searching.
+pub fn evaluate_prompt<B: AutodiffBackend>(
+    spec: &CellSpec,
+    data: &TaskData,
+    lm: &LoadedModel<B>,
+    prompt: &PromptArtifact,
+    split_name: SplitName,
+    device: &B::Device,
+) -> Result<BTreeMap<String, f64>, RunError> {
+    let template = Template::parse(&prompt.template).map_err(|e| RunError::Method(e.to_string()))?;
+    if template.num_triggers() != prompt.trigger_ids.len() {
+        return Err(RunError::Method(format!(
+            "the prompt has {} trigger ids but its template {} slots",
+            prompt.trigger_ids.len(),
+            template.num_triggers()
+        )));
+    }
+    let (answers, mut target) = answers_and_target(data, &lm.tokenizer);
+    if let Target::Classes { .. } = target {
+        let v = prompt
+            .verbalizer
+            .as_ref()
+            .ok_or_else(|| RunError::Method("a classification prompt needs its label tokens (verbalizer)".into()))?;
+        target = Target::Classes { label_ids: v.all_token_ids(), spans: v.class_spans() };
+    }
+    let examples = match split_name {
+        SplitName::Train => &data.train,
+        SplitName::Dev => &data.dev,
+        SplitName::Test => &data.test,
+    };
+    let max_len = spec.model.max_length.min(lm.config.max_sequence_length());
+    let prepared = prepare(examples, &template, &answers, lm, &prompt.trigger_ids, max_len)?;
+    let scorer = Scorer::<B>::new(lm.model.clone(), target, 256, device.clone());
+    let classification = !data.classes.is_empty();
+    let rows = evaluate_split(
+        &scorer,
+        lm.tokenizer.special.pad.id,
+        Split { encoded: &prepared.encoded, golds: &prepared.golds },
+        &prompt.trigger_ids,
+        !classification,
+    );
+    Ok(metrics_of(&rows, prepared.unscorable, classification, ""))
 }
 
 /// Tokens a label may be: whole words (no sub-word pieces), alphabetic, not special.

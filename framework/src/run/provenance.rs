@@ -26,7 +26,10 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         hasher.update(&buf[..n]);
     }
     let h = hex::encode(hasher.finalize());
-    cache.lock().expect("hash cache").insert(path.to_owned(), h.clone());
+    cache
+        .lock()
+        .expect("hash cache")
+        .insert(path.to_owned(), h.clone());
     Ok(h)
 }
 
@@ -46,7 +49,10 @@ pub fn git_commit() -> Option<String> {
     static COMMIT: OnceLock<Option<String>> = OnceLock::new();
     COMMIT
         .get_or_init(|| {
-            let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+            let out = std::process::Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .output()
+                .ok()?;
             out.status
                 .success()
                 .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())

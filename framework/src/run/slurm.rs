@@ -46,9 +46,15 @@ fn command_error(what: &str, e: impl std::fmt::Display) -> RunError {
 }
 
 fn run_sbatch(args: &[String]) -> Result<String, RunError> {
-    let out = Command::new("sbatch").args(args).output().map_err(|e| command_error("cannot run sbatch (is Slurm installed?)", e))?;
+    let out = Command::new("sbatch")
+        .args(args)
+        .output()
+        .map_err(|e| command_error("cannot run sbatch (is Slurm installed?)", e))?;
     if !out.status.success() {
-        return Err(command_error("sbatch failed", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(command_error(
+            "sbatch failed",
+            String::from_utf8_lossy(&out.stderr).trim(),
+        ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text.trim().split(';').next().unwrap_or("").to_string())
@@ -56,7 +62,12 @@ fn run_sbatch(args: &[String]) -> Result<String, RunError> {
 
 /// Submits the pending cells of an experiment as one array plus a dependent report job.
 /// `overrides` are the `--set` arguments, passed on to every array task.
-pub fn submit(experiment: &Experiment, cells: &[Cell], overrides: &[String], options: &LauncherOptions) -> Result<Option<Submission>, RunError> {
+pub fn submit(
+    experiment: &Experiment,
+    cells: &[Cell],
+    overrides: &[String],
+    options: &LauncherOptions,
+) -> Result<Option<Submission>, RunError> {
     let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
     let plan_json = serde_json::to_vec_pretty(cells).expect("cells serialise");
     write_atomic(&store.root.join("plan.json"), &plan_json)?;
@@ -69,13 +80,26 @@ pub fn submit(experiment: &Experiment, cells: &[Cell], overrides: &[String], opt
         return Ok(None);
     }
     let exe = std::env::current_exe().map_err(|e| command_error("cannot find this binary", e))?;
-    let file = std::fs::canonicalize(&experiment.file).map_err(|e| command_error("experiment file", e))?;
+    let file =
+        std::fs::canonicalize(&experiment.file).map_err(|e| command_error("experiment file", e))?;
     let cwd = std::env::current_dir().map_err(|e| command_error("working directory", e))?;
-    let logs = std::fs::canonicalize(&store.root).map_err(|e| command_error("results directory", e))?.join("slurm");
+    let logs = std::fs::canonicalize(&store.root)
+        .map_err(|e| command_error("results directory", e))?
+        .join("slurm");
     std::fs::create_dir_all(&logs).map_err(|e| command_error("results directory", e))?;
-    let sets: String = overrides.iter().map(|s| format!(" --set {}", quote(s))).collect();
-    let array = pending.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-    let throttle = options.max_parallel.map(|n| format!("%{n}")).unwrap_or_default();
+    let sets: String = overrides
+        .iter()
+        .map(|s| format!(" --set {}", quote(s)))
+        .collect();
+    let array = pending
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let throttle = options
+        .max_parallel
+        .map(|n| format!("%{n}"))
+        .unwrap_or_default();
     let script = format!(
         "#!/bin/bash\n#SBATCH --job-name=autoprompt-{name}\n#SBATCH --array={array}{throttle}\n#SBATCH --output={logs}/%A_%a.out\n#SBATCH --chdir={cwd}\n{extra}\nexec {exe} run {file}{sets} --cell-index \"$SLURM_ARRAY_TASK_ID\"\n",
         name = experiment.name,
@@ -88,7 +112,11 @@ pub fn submit(experiment: &Experiment, cells: &[Cell], overrides: &[String], opt
     let script_path = logs.join("array.sh");
     write_atomic(&script_path, script.as_bytes())?;
     let array_job = run_sbatch(&["--parsable".into(), script_path.display().to_string()])?;
-    let report_cmd = format!("{} report {}{sets}", quote(&exe.to_string_lossy()), quote(&file.to_string_lossy()));
+    let report_cmd = format!(
+        "{} report {}{sets}",
+        quote(&exe.to_string_lossy()),
+        quote(&file.to_string_lossy())
+    );
     let report_job = run_sbatch(&[
         "--parsable".into(),
         format!("--dependency=afterany:{array_job}"),
@@ -97,8 +125,16 @@ pub fn submit(experiment: &Experiment, cells: &[Cell], overrides: &[String], opt
         format!("--chdir={}", cwd.display()),
         format!("--wrap={report_cmd}"),
     ])?;
-    let submission = Submission { array_job, report_job, cells: pending, script: script_path };
-    write_atomic(&logs.join("jobs.json"), &serde_json::to_vec_pretty(&submission).expect("serialises"))?;
+    let submission = Submission {
+        array_job,
+        report_job,
+        cells: pending,
+        script: script_path,
+    };
+    write_atomic(
+        &logs.join("jobs.json"),
+        &serde_json::to_vec_pretty(&submission).expect("serialises"),
+    )?;
     Ok(Some(submission))
 }
 
@@ -110,7 +146,10 @@ pub fn last_submission(store: &Store) -> Option<Submission> {
 
 /// `squeue` states of the array's tasks (`index → state`), for `autoprompt status`.
 pub fn queue_states(array_job: &str) -> Vec<(usize, String)> {
-    let Ok(out) = Command::new("squeue").args(["-h", "-r", "-j", array_job, "-o", "%K %T"]).output() else {
+    let Ok(out) = Command::new("squeue")
+        .args(["-h", "-r", "-j", array_job, "-o", "%K %T"])
+        .output()
+    else {
         return vec![];
     };
     String::from_utf8_lossy(&out.stdout)
@@ -121,4 +160,3 @@ pub fn queue_states(array_job: &str) -> Vec<(usize, String)> {
         })
         .collect()
 }
-

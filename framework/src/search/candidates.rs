@@ -30,7 +30,12 @@ pub fn surface(tokenizer: &LmTokenizer, id: u32) -> (String, bool) {
 /// `allowed[id]` for every id below `vocab_size`: never special tokens, `[unusedN]`
 /// placeholders or the `excluded` ids (label tokens, gold objects); optionally no
 /// capitalised or non-alphabetic tokens.
-pub fn allowed_tokens(tokenizer: &LmTokenizer, vocab_size: usize, excluded: &[u32], filter: CandidateFilter) -> Vec<bool> {
+pub fn allowed_tokens(
+    tokenizer: &LmTokenizer,
+    vocab_size: usize,
+    excluded: &[u32],
+    filter: CandidateFilter,
+) -> Vec<bool> {
     let mut allowed = vec![true; vocab_size];
     for id in 0..vocab_size as u32 {
         let raw = tokenizer.id_to_token(id).unwrap_or_default();
@@ -39,7 +44,8 @@ pub fn allowed_tokens(tokenizer: &LmTokenizer, vocab_size: usize, excluded: &[u3
             || (raw.starts_with('[') && raw.ends_with(']'))
             || (raw.starts_with('<') && raw.ends_with('>'))
             || (filter.capitalized && word.chars().next().is_some_and(char::is_uppercase))
-            || (filter.non_alphabetic && (word.is_empty() || !word.chars().all(char::is_alphabetic)));
+            || (filter.non_alphabetic
+                && (word.is_empty() || !word.chars().all(char::is_alphabetic)));
         allowed[id as usize] = !bad;
     }
     for &id in tokenizer.special_ids.iter().chain(excluded) {
@@ -53,13 +59,19 @@ pub fn allowed_tokens(tokenizer: &LmTokenizer, vocab_size: usize, excluded: &[u3
 /// Indices of the `k` highest scores among allowed entries, best first (ties by id).
 pub fn top_k(scores: &[f32], allowed: &[bool], k: usize) -> Vec<u32> {
     let mut ids: Vec<u32> = (0..scores.len() as u32)
-        .filter(|&i| allowed.get(i as usize).copied().unwrap_or(false) && !scores[i as usize].is_nan())
+        .filter(|&i| {
+            allowed.get(i as usize).copied().unwrap_or(false) && !scores[i as usize].is_nan()
+        })
         .collect();
     let k = k.min(ids.len());
     if k == 0 {
         return vec![];
     }
-    let by_score = |a: &u32, b: &u32| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b));
+    let by_score = |a: &u32, b: &u32| {
+        scores[*b as usize]
+            .total_cmp(&scores[*a as usize])
+            .then(a.cmp(b))
+    };
     ids.select_nth_unstable_by(k - 1, by_score);
     ids.truncate(k);
     ids.sort_by(by_score);

@@ -58,7 +58,12 @@ pub fn label_search<B: AutodiffBackend>(
     let token_scores = to_vec(embeddings.matmul(probe.weight.val()));
     let token_ids = (0..num_classes)
         .map(|c| {
-            let column: Vec<f32> = token_scores.iter().skip(c).step_by(num_classes).copied().collect();
+            let column: Vec<f32> = token_scores
+                .iter()
+                .skip(c)
+                .step_by(num_classes)
+                .copied()
+                .collect();
             top_k(&column, allowed, settings.k)
         })
         .collect();

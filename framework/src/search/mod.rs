@@ -101,6 +101,10 @@ pub struct LabelSearchSettings {
 
 impl Default for LabelSearchSettings {
     fn default() -> Self {
-        Self { k: 3, steps: 200, lr: 0.01 }
+        Self {
+            k: 3,
+            steps: 200,
+            lr: 0.01,
+        }
     }
 }

@@ -17,7 +17,10 @@ use crate::tasks::metrics::pessimistic_rank;
 pub enum Target {
     /// Classification: label tokens of all classes, class after class, and each class's
     /// `(start, len)` columns. A class's score is the log-sum-exp of its tokens.
-    Classes { label_ids: Vec<u32>, spans: Vec<(usize, usize)> },
+    Classes {
+        label_ids: Vec<u32>,
+        spans: Vec<(usize, usize)>,
+    },
     /// Fact retrieval: the gold token is ranked among `candidate_ids`.
     Vocabulary { candidate_ids: Vec<u32> },
 }
@@ -59,25 +62,47 @@ pub struct Scorer<B: AutodiffBackend> {
     pub eval_rows: usize,
 }
 
-pub(crate) fn int_tensor<B: Backend, const D: usize>(values: impl IntoIterator<Item = usize>, shape: [usize; D], device: &B::Device) -> Tensor<B, D, Int> {
+pub(crate) fn int_tensor<B: Backend, const D: usize>(
+    values: impl IntoIterator<Item = usize>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D, Int> {
     let values: Vec<i64> = values.into_iter().map(|v| v as i64).collect();
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
 pub(crate) fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec::<f32>().expect("f32 tensor data")
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("f32 tensor data")
 }
 
 /// Tensors of a batch on a device.
-fn encoder_input<B: Backend>(model: &MaskedLm<B>, batch: &Batch, device: &B::Device) -> (EncoderInput<B>, Tensor<B, 1, Int>) {
+fn encoder_input<B: Backend>(
+    model: &MaskedLm<B>,
+    batch: &Batch,
+    device: &B::Device,
+) -> (EncoderInput<B>, Tensor<B, 1, Int>) {
     let shape = [batch.rows, batch.seq_len];
     let ids = int_tensor::<B, 2>(batch.ids.iter().map(|&i| i as usize), shape, device);
     let input = EncoderInput {
         inputs_embeds: model.embed_tokens(ids),
-        token_type_ids: int_tensor::<B, 2>(batch.segment_ids.iter().map(|&i| i as usize), shape, device),
-        attention_mask: Tensor::from_data(TensorData::new(batch.attention_mask.clone(), shape), device),
+        token_type_ids: int_tensor::<B, 2>(
+            batch.segment_ids.iter().map(|&i| i as usize),
+            shape,
+            device,
+        ),
+        attention_mask: Tensor::from_data(
+            TensorData::new(batch.attention_mask.clone(), shape),
+            device,
+        ),
     };
-    let predict = int_tensor::<B, 1>(batch.predict_positions.iter().copied(), [batch.rows], device);
+    let predict = int_tensor::<B, 1>(
+        batch.predict_positions.iter().copied(),
+        [batch.rows],
+        device,
+    );
     (input, predict)
 }
 
@@ -102,7 +127,12 @@ impl<B: AutodiffBackend> Scorer<B> {
     /// Loss (weighted mean of minus the gold log-likelihood) and its gradient w.r.t. the
     /// input embeddings at each trigger slot, summed over the batch: `[slots][hidden]`.
     /// `weights` (one per row) implement class-weighted loss; `None` is the plain mean.
-    pub fn trigger_gradient(&self, batch: &Batch, golds: &[Gold], weights: Option<&[f32]>) -> (f32, Vec<Vec<f32>>) {
+    pub fn trigger_gradient(
+        &self,
+        batch: &Batch,
+        golds: &[Gold],
+        weights: Option<&[f32]>,
+    ) -> (f32, Vec<Vec<f32>>) {
         let model = &self.grad_model;
         let device = &self.device;
         let (mut input, predict) = encoder_input(model, batch, device);
@@ -113,7 +143,10 @@ impl<B: AutodiffBackend> Scorer<B> {
         let gold_ll = self.gold_log_likelihood(model, features, golds);
         let rows = batch.rows;
         let weights = Tensor::<B, 1>::from_data(
-            TensorData::new(weights.map_or_else(|| vec![1.0; rows], <[f32]>::to_vec), [rows]),
+            TensorData::new(
+                weights.map_or_else(|| vec![1.0; rows], <[f32]>::to_vec),
+                [rows],
+            ),
             device,
         );
         let loss = (gold_ll * weights).sum().neg().div_scalar(rows as f64);
@@ -123,29 +156,52 @@ impl<B: AutodiffBackend> Scorer<B> {
         let hidden_size = grad.dims()[2];
         let flat = grad.reshape([rows * batch.seq_len, hidden_size]);
         let slots = batch.num_triggers;
-        let index = (0..rows).flat_map(|r| (0..slots).map(move |s| (r, s))).map(|(r, s)| r * batch.seq_len + batch.trigger_positions[r * slots + s]);
-        let picked = flat.select(0, int_tensor::<B::InnerBackend, 1>(index, [rows * slots], device));
-        let summed = picked.reshape([rows, slots, hidden_size]).sum_dim(0).reshape([slots, hidden_size]);
+        let index = (0..rows)
+            .flat_map(|r| (0..slots).map(move |s| (r, s)))
+            .map(|(r, s)| r * batch.seq_len + batch.trigger_positions[r * slots + s]);
+        let picked = flat.select(
+            0,
+            int_tensor::<B::InnerBackend, 1>(index, [rows * slots], device),
+        );
+        let summed = picked
+            .reshape([rows, slots, hidden_size])
+            .sum_dim(0)
+            .reshape([slots, hidden_size]);
         let values = to_vec(summed);
-        (loss_value, values.chunks(hidden_size).map(<[f32]>::to_vec).collect())
+        (
+            loss_value,
+            values.chunks(hidden_size).map(<[f32]>::to_vec).collect(),
+        )
     }
 
     /// Gold log-likelihood per row, normalised over the full vocabulary: `[rows]`.
-    fn gold_log_likelihood<M: Backend>(&self, model: &MaskedLm<M>, features: Tensor<M, 2>, golds: &[Gold]) -> Tensor<M, 1> {
+    fn gold_log_likelihood<M: Backend>(
+        &self,
+        model: &MaskedLm<M>,
+        features: Tensor<M, 2>,
+        golds: &[Gold],
+    ) -> Tensor<M, 1> {
         let device = features.device();
         let rows = golds.len();
         let log_z = model.log_normalizer(features.clone());
         match &self.target {
             Target::Vocabulary { .. } => {
-                let ids = int_tensor::<M, 1>(golds.iter().map(|g| g.token as usize), [rows], &device);
+                let ids =
+                    int_tensor::<M, 1>(golds.iter().map(|g| g.token as usize), [rows], &device);
                 model.score_row_tokens(features, ids) - log_z
             }
             Target::Classes { label_ids, spans } => {
-                let ids = int_tensor::<M, 1>(label_ids.iter().map(|&i| i as usize), [label_ids.len()], &device);
+                let ids = int_tensor::<M, 1>(
+                    label_ids.iter().map(|&i| i as usize),
+                    [label_ids.len()],
+                    &device,
+                );
                 let scores = model.score_tokens(features, ids);
                 let classes: Vec<Tensor<M, 2>> = spans
                     .iter()
-                    .map(|&(start, len)| crate::lm::model::log_sum_exp_rows(scores.clone().narrow(1, start, len)))
+                    .map(|&(start, len)| {
+                        crate::lm::model::log_sum_exp_rows(scores.clone().narrow(1, start, len))
+                    })
                     .collect();
                 let class_scores = Tensor::cat(classes, 1);
                 let gold = int_tensor::<M, 2>(golds.iter().map(|g| g.index), [rows, 1], &device);
@@ -156,26 +212,41 @@ impl<B: AutodiffBackend> Scorer<B> {
 
     /// Evaluates every row of `batch` (chunked by `eval_rows`). `need_log_likelihood`
     /// adds the full-vocabulary normaliser at `[P]`; ranks never need it.
-    pub fn score_rows(&self, batch: &Batch, golds: &[Gold], need_log_likelihood: bool) -> Vec<RowScore> {
+    pub fn score_rows(
+        &self,
+        batch: &Batch,
+        golds: &[Gold],
+        need_log_likelihood: bool,
+    ) -> Vec<RowScore> {
         assert_eq!(batch.rows, golds.len());
         let mut out = Vec::with_capacity(batch.rows);
         let mut start = 0;
         while start < batch.rows {
             let end = (start + self.eval_rows).min(batch.rows);
-            out.extend(self.score_chunk(&slice_rows(batch, start, end), &golds[start..end], need_log_likelihood));
+            out.extend(self.score_chunk(
+                &slice_rows(batch, start, end),
+                &golds[start..end],
+                need_log_likelihood,
+            ));
             start = end;
         }
         out
     }
 
-    fn score_chunk(&self, batch: &Batch, golds: &[Gold], need_log_likelihood: bool) -> Vec<RowScore> {
+    fn score_chunk(
+        &self,
+        batch: &Batch,
+        golds: &[Gold],
+        need_log_likelihood: bool,
+    ) -> Vec<RowScore> {
         let model = &self.eval_model;
         let device = &self.device;
         let (input, predict) = encoder_input(model, batch, device);
         let features = model.mask_features(model.encode(input), predict);
         let ids = self.target.scored_ids();
         let k = ids.len();
-        let id_tensor = int_tensor::<B::InnerBackend, 1>(ids.iter().map(|&i| i as usize), [k], device);
+        let id_tensor =
+            int_tensor::<B::InnerBackend, 1>(ids.iter().map(|&i| i as usize), [k], device);
         let log_z = need_log_likelihood.then(|| to_vec(model.log_normalizer(features.clone())));
         let scores = to_vec(model.score_tokens(features, id_tensor));
         scores
@@ -209,7 +280,10 @@ impl<B: AutodiffBackend> Scorer<B> {
             let end = (start + self.eval_rows).min(batch.rows);
             let chunk = slice_rows(batch, start, end);
             let (input, predict) = encoder_input(&self.eval_model, &chunk, &self.device);
-            out.extend(to_vec(self.eval_model.mask_features(self.eval_model.encode(input), predict)));
+            out.extend(to_vec(
+                self.eval_model
+                    .mask_features(self.eval_model.encode(input), predict),
+            ));
             start = end;
         }
         out
@@ -219,7 +293,10 @@ impl<B: AutodiffBackend> Scorer<B> {
     /// first-order decrease of the loss when the slot's embedding moves to the token's.
     pub fn hotflip_scores(&self, slot_gradient: &[f32]) -> Vec<f32> {
         let h = slot_gradient.len();
-        let g = Tensor::<B::InnerBackend, 2>::from_data(TensorData::new(slot_gradient.to_vec(), [h, 1]), &self.device);
+        let g = Tensor::<B::InnerBackend, 2>::from_data(
+            TensorData::new(slot_gradient.to_vec(), [h, 1]),
+            &self.device,
+        );
         to_vec(self.eval_model.word_embedding_matrix().matmul(g).neg())
     }
 }

@@ -68,7 +68,9 @@ pub fn batch_with_triggers(examples: &[&Encoded], triggers: &[u32], pad_id: u32)
     triggers
         .iter()
         .enumerate()
-        .fold(Batch::pad(examples, pad_id), |b, (slot, &t)| b.with_trigger(slot, t))
+        .fold(Batch::pad(examples, pad_id), |b, (slot, &t)| {
+            b.with_trigger(slot, t)
+        })
 }
 
 /// Endless shuffled passes over the training set (optionally class-balanced).
@@ -122,7 +124,12 @@ pub fn metric(rows: &[RowScore], select_by: SelectBy) -> f64 {
     let n = rows.len().max(1) as f64;
     match select_by {
         SelectBy::Accuracy => rows.iter().filter(|r| r.rank == 0).count() as f64 / n,
-        SelectBy::LogLikelihood => rows.iter().map(|r| r.gold_log_likelihood as f64).sum::<f64>() / n,
+        SelectBy::LogLikelihood => {
+            rows.iter()
+                .map(|r| r.gold_log_likelihood as f64)
+                .sum::<f64>()
+                / n
+        }
     }
 }
 
@@ -141,20 +148,32 @@ pub struct SearchContext<'a, B: AutodiffBackend> {
 }
 
 /// Evaluates `triggers` on a whole split.
-pub fn evaluate_split<B: AutodiffBackend>(ctx: &SearchContext<B>, split: Split, triggers: &[u32], need_ll: bool) -> Vec<RowScore> {
+pub fn evaluate_split<B: AutodiffBackend>(
+    scorer: &Scorer<B>,
+    pad_id: u32,
+    split: Split,
+    triggers: &[u32],
+    need_ll: bool,
+) -> Vec<RowScore> {
     let mut order: Vec<usize> = (0..split.encoded.len()).collect();
     // Similar lengths together: less padding.
     order.sort_by_key(|&i| split.encoded[i].ids.len());
     let mut scores = vec![None; order.len()];
-    for chunk in order.chunks(ctx.scorer.eval_rows) {
+    for chunk in order.chunks(scorer.eval_rows) {
         let examples: Vec<&Encoded> = chunk.iter().map(|&i| &split.encoded[i]).collect();
         let golds: Vec<Gold> = chunk.iter().map(|&i| split.golds[i]).collect();
-        let batch = batch_with_triggers(&examples, triggers, ctx.pad_id);
-        for (&i, s) in chunk.iter().zip(ctx.scorer.score_rows(&batch, &golds, need_ll)) {
+        let batch = batch_with_triggers(&examples, triggers, pad_id);
+        for (&i, s) in chunk
+            .iter()
+            .zip(scorer.score_rows(&batch, &golds, need_ll))
+        {
             scores[i] = Some(s);
         }
     }
-    scores.into_iter().map(|s| s.expect("every row scored")).collect()
+    scores
+        .into_iter()
+        .map(|s| s.expect("every row scored"))
+        .collect()
 }
 
 /// Per-row loss weights for `balance = "loss"`: `n / (classes · count[class])`.
@@ -230,7 +249,11 @@ pub fn propose<B: AutodiffBackend>(
         }
     }
     let slot = rng.random_range(0..slots);
-    let candidates = top_k(&ctx.scorer.hotflip_scores(&grad[slot]), ctx.allowed, s.num_candidates);
+    let candidates = top_k(
+        &ctx.scorer.hotflip_scores(&grad[slot]),
+        ctx.allowed,
+        s.num_candidates,
+    );
     let idx = stream.next(s.batch_size, rng);
     let examples: Vec<&Encoded> = idx.iter().map(|&i| &train.encoded[i]).collect();
     let golds: Vec<Gold> = idx.iter().map(|&i| train.golds[i]).collect();
@@ -238,7 +261,10 @@ pub fn propose<B: AutodiffBackend>(
     let mut variants = vec![base.clone()];
     variants.extend(candidates.iter().map(|&c| base.with_trigger(slot, c)));
     let stacked = Batch::concat(&variants);
-    let all_golds: Vec<Gold> = std::iter::repeat_n(golds.as_slice(), variants.len()).flatten().copied().collect();
+    let all_golds: Vec<Gold> = std::iter::repeat_n(golds.as_slice(), variants.len())
+        .flatten()
+        .copied()
+        .collect();
     let rows = ctx.scorer.score_rows(&stacked, &all_golds, need_ll);
     let mut per_variant = rows.chunks(base.rows).map(|r| metric(r, ctx.select_by));
     let current = per_variant.next().expect("the current prompt is scored");
@@ -262,7 +288,10 @@ pub fn search<B: AutodiffBackend>(
 ) -> SearchResult {
     let s = ctx.settings;
     let need_ll = ctx.select_by == SelectBy::LogLikelihood;
-    let slots = train.encoded.first().map_or(0, |e| e.trigger_positions.len());
+    let slots = train
+        .encoded
+        .first()
+        .map_or(0, |e| e.trigger_positions.len());
     let weights = (s.balance == Balance::Loss).then(|| class_weights(ctx.train_classes));
     let mut steps = vec![];
     let mut best: Option<(Vec<u32>, f64, usize)> = None;
@@ -273,7 +302,7 @@ pub fn search<B: AutodiffBackend>(
         let mut rng = rng(seed, &format!("search-{restart}"));
         let mut stream = BatchStream::new(ctx.train_classes, s.balance == Balance::Sample);
         let mut triggers = vec![ctx.initial_trigger; slots];
-        let dev_rows = evaluate_split(ctx, dev, &triggers, need_ll);
+        let dev_rows = evaluate_split(ctx.scorer, ctx.pad_id, dev, &triggers, need_ll);
         let mut restart_best = metric(&dev_rows, ctx.select_by);
         if best.as_ref().is_none_or(|b| restart_best > b.1) {
             best = Some((triggers.clone(), restart_best, restart));
@@ -286,16 +315,24 @@ pub fn search<B: AutodiffBackend>(
             }
             let t0 = Instant::now();
             iterations_run += 1;
-            let proposal = propose(ctx, train, &triggers, &mut stream, &mut rng, weights.as_deref());
+            let proposal = propose(
+                ctx,
+                train,
+                &triggers,
+                &mut stream,
+                &mut rng,
+                weights.as_deref(),
+            );
             let current = proposal.current;
-            let best_candidate = best_index(&proposal.candidate_metrics).map(|i| (i, proposal.candidate_metrics[i]));
+            let best_candidate =
+                best_index(&proposal.candidate_metrics).map(|i| (i, proposal.candidate_metrics[i]));
             let accepted_index = accept(current, &proposal.candidate_metrics);
             let accepted = accepted_index.is_some();
             let (slot, loss, candidates) = (proposal.slot, proposal.loss, proposal.candidates);
             let mut dev_metric = None;
             if let Some(i) = accepted_index {
                 triggers[slot] = candidates[i];
-                let dev_rows = evaluate_split(ctx, dev, &triggers, need_ll);
+                let dev_rows = evaluate_split(ctx.scorer, ctx.pad_id, dev, &triggers, need_ll);
                 let d = metric(&dev_rows, ctx.select_by);
                 dev_metric = Some(d);
                 if d > restart_best {
@@ -317,7 +354,8 @@ pub fn search<B: AutodiffBackend>(
                 slot,
                 loss,
                 current,
-                best_candidate: best_candidate.map(|(i, m)| (candidates[i], (ctx.display)(candidates[i]), m)),
+                best_candidate: best_candidate
+                    .map(|(i, m)| (candidates[i], (ctx.display)(candidates[i]), m)),
                 accepted,
                 dev: dev_metric,
                 seconds: t0.elapsed().as_secs_f64(),
@@ -365,8 +403,14 @@ mod tests {
     #[test]
     fn metric_counts_rank_zero_or_averages_likelihood() {
         let rows = [
-            RowScore { rank: 0, gold_log_likelihood: -1.0 },
-            RowScore { rank: 2, gold_log_likelihood: -3.0 },
+            RowScore {
+                rank: 0,
+                gold_log_likelihood: -1.0,
+            },
+            RowScore {
+                rank: 2,
+                gold_log_likelihood: -3.0,
+            },
         ];
         assert_eq!(metric(&rows, SelectBy::Accuracy), 0.5);
         assert_eq!(metric(&rows, SelectBy::LogLikelihood), -2.0);

@@ -18,7 +18,9 @@ use rand::seq::IndexedRandom;
 use serde::Deserialize;
 
 use super::sample::{self, rng};
-use super::{DataPaths, Example, RowSink, TaskData, TaskError, TaskKind, TaskSpec, lines, read_text};
+use super::{
+    DataPaths, Example, RowSink, TaskData, TaskError, TaskKind, TaskSpec, lines, read_text,
+};
 
 const LAMA_HINT: &str = "LAMA is not shipped with the repository: download facebookresearch/LAMA's data.zip \
      (or use ../shared/data/lama) and set lama_dir / AUTOPROMPT_LAMA_DIR";
@@ -51,11 +53,13 @@ fn read_facts(path: &Path, spec: &TaskSpec, hint: &str) -> Result<(Vec<Fact>, us
         if row.trim().is_empty() {
             continue;
         }
-        sink.push(serde_json::from_str::<Fact>(row).map_err(|e| TaskError::Malformed {
-            path: path.to_owned(),
-            line,
-            message: format!("bad fact: {e}"),
-        }))?;
+        sink.push(
+            serde_json::from_str::<Fact>(row).map_err(|e| TaskError::Malformed {
+                path: path.to_owned(),
+                line,
+                message: format!("bad fact: {e}"),
+            }),
+        )?;
     }
     Ok((sink.rows, sink.skipped))
 }
@@ -75,7 +79,10 @@ pub fn manual_template(lama_dir: &Path, relation: &str) -> Result<(String, PathB
             message: format!("bad relation: {e}"),
         })?;
         if rel.relation == relation {
-            let body = rel.template.replace("[X]", "{sub_label}").replace("[Y]", "[P]");
+            let body = rel
+                .template
+                .replace("[X]", "{sub_label}")
+                .replace("[Y]", "[P]");
             return Ok((format!("[CLS] {body} [SEP]"), path));
         }
     }
@@ -98,20 +105,29 @@ pub fn common_vocab(lama_dir: &Path) -> Result<(Vec<String>, PathBuf), TaskError
 }
 
 fn fnv(text: &str) -> u64 {
-    text.bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, TaskError> {
-    let relation = spec.relation.as_deref().expect("validated: lama needs a relation");
+    let relation = spec
+        .relation
+        .as_deref()
+        .expect("validated: lama needs a relation");
     let (vocab, vocab_path) = common_vocab(&paths.lama_dir)?;
     let (template, relations_path) = manual_template(&paths.lama_dir, relation)?;
     let in_vocab: BTreeSet<&str> = vocab.iter().map(String::as_str).collect();
     let mut lama_file = paths.lama_dir.join(format!("TREx/{relation}.jsonl"));
     if !lama_file.is_file() && spec.kind == TaskKind::Lama {
-        let pararel = paths.lama_dir.join(format!("pararel_trex_lms_vocab/{relation}.jsonl"));
+        let pararel = paths
+            .lama_dir
+            .join(format!("pararel_trex_lms_vocab/{relation}.jsonl"));
         if pararel.is_file() {
-            tracing::warn!(relation, "LAMA T-REx file missing; evaluating on ParaRel's subset of it");
+            tracing::warn!(
+                relation,
+                "LAMA T-REx file missing; evaluating on ParaRel's subset of it"
+            );
             lama_file = pararel;
         }
     }
@@ -130,13 +146,18 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
         TaskKind::Lama => {
             let test: Vec<Example> = facts
                 .iter()
-                .filter(|f| in_vocab.contains(f.obj_label.as_str()) || {
-                    filtered += 1;
-                    false
+                .filter(|f| {
+                    in_vocab.contains(f.obj_label.as_str()) || {
+                        filtered += 1;
+                        false
+                    }
                 })
                 .map(|f| to_example(f, None))
                 .collect();
-            let seen: BTreeSet<(&str, &str)> = facts.iter().map(|f| (f.sub_label.as_str(), f.obj_label.as_str())).collect();
+            let seen: BTreeSet<(&str, &str)> = facts
+                .iter()
+                .map(|f| (f.sub_label.as_str(), f.obj_label.as_str()))
+                .collect();
             let train_file = paths.lpaqa_dir.join(format!("TREx_train/{relation}.jsonl"));
             let (train_facts, skipped_train) = read_facts(
                 &train_file,
@@ -151,8 +172,18 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
                 .filter(|f| !seen.contains(&(f.sub_label.as_str(), f.obj_label.as_str())))
                 .map(|f| to_example(f, None))
                 .collect();
-            let train = sample::uniform(&mut pool, spec.train_size.get(), &mut rng(seed, "train"), "LAMA train")?;
-            let dev = sample::uniform(&mut pool, spec.dev_size.get(), &mut rng(seed, "dev"), "LAMA dev")?;
+            let train = sample::uniform(
+                &mut pool,
+                spec.train_size.get(),
+                &mut rng(seed, "train"),
+                "LAMA train",
+            )?;
+            let dev = sample::uniform(
+                &mut pool,
+                spec.dev_size.get(),
+                &mut rng(seed, "dev"),
+                "LAMA dev",
+            )?;
             (train, dev, test)
         }
         _ => {
@@ -172,20 +203,36 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
                     continue;
                 }
                 let shown = if spec.perturbed {
-                    let others: Vec<&&str> = objects.iter().filter(|o| **o != f.obj_label).collect();
-                    others.choose(&mut perturb_rng).map_or(f.obj_label.as_str(), |o| **o)
+                    let others: Vec<&&str> =
+                        objects.iter().filter(|o| **o != f.obj_label).collect();
+                    others
+                        .choose(&mut perturb_rng)
+                        .map_or(f.obj_label.as_str(), |o| **o)
                 } else {
                     f.obj_label.as_str()
                 };
                 let context = evidence.masked_sentence.replace("[MASK]", shown);
                 let key = fnv(f.uuid.as_deref().unwrap_or(&f.sub_label)) % 5;
-                pools.entry(key).or_default().push(to_example(f, Some(context)));
+                pools
+                    .entry(key)
+                    .or_default()
+                    .push(to_example(f, Some(context)));
             }
             let test = pools.remove(&0).unwrap_or_default();
             let mut dev_pool = pools.remove(&1).unwrap_or_default();
             let mut train_pool: Vec<Example> = pools.into_values().flatten().collect();
-            let train = sample::uniform(&mut train_pool, spec.train_size.get(), &mut rng(seed, "train"), "RE train")?;
-            let dev = sample::uniform(&mut dev_pool, spec.dev_size.get(), &mut rng(seed, "dev"), "RE dev")?;
+            let train = sample::uniform(
+                &mut train_pool,
+                spec.train_size.get(),
+                &mut rng(seed, "train"),
+                "RE train",
+            )?;
+            let dev = sample::uniform(
+                &mut dev_pool,
+                spec.dev_size.get(),
+                &mut rng(seed, "dev"),
+                "RE dev",
+            )?;
             (train, dev, test)
         }
     };

@@ -27,13 +27,28 @@ pub fn retrieval(ranks: &[Option<usize>]) -> RetrievalMetrics {
     RetrievalMetrics {
         p_at_1: hits(1),
         p_at_10: hits(10),
-        mrr: ranks.iter().map(|r| r.map_or(0.0, |r| 1.0 / (r + 1) as f64)).sum::<f64>() / n,
+        mrr: ranks
+            .iter()
+            .map(|r| r.map_or(0.0, |r| 1.0 / (r + 1) as f64))
+            .sum::<f64>()
+            / n,
     }
 }
 
 /// Accuracy from ranks: rank 0 is correct.
 pub fn accuracy(ranks: &[usize]) -> f64 {
     ranks.iter().filter(|&&r| r == 0).count() as f64 / ranks.len().max(1) as f64
+}
+
+/// Accuracy of row-major logits `[n, classes]` against gold class indices (ties wrong).
+pub fn accuracy_of_logits(logits: &[f32], gold: &[usize]) -> f64 {
+    let classes = logits.len() / gold.len().max(1);
+    let ranks: Vec<usize> = logits
+        .chunks(classes.max(1))
+        .zip(gold)
+        .map(|(row, &g)| pessimistic_rank(row, g))
+        .collect();
+    accuracy(&ranks)
 }
 
 #[cfg(test)]

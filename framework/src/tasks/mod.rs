@@ -41,7 +41,9 @@ pub enum SickVariant {
 }
 
 /// What to do with a malformed row (missing field, unknown label, bad JSON).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MalformedRows {
     /// Stop with an error naming file and line (default).
@@ -91,21 +93,35 @@ impl TaskSpec {
     pub fn validate(&self) -> Result<(), (String, String)> {
         let needs_relation = matches!(self.kind, TaskKind::Lama | TaskKind::RelationExtraction);
         if needs_relation && self.relation.is_none() {
-            return Err(("task.relation".into(), "required for lama and relation_extraction, e.g. \"P19\"".into()));
+            return Err((
+                "task.relation".into(),
+                "required for lama and relation_extraction, e.g. \"P19\"".into(),
+            ));
         }
         if !needs_relation && self.relation.is_some() {
-            return Err(("task.relation".into(), "only lama and relation_extraction take a relation".into()));
+            return Err((
+                "task.relation".into(),
+                "only lama and relation_extraction take a relation".into(),
+            ));
         }
         if self.variant.is_some() && self.kind != TaskKind::SickE {
             return Err(("task.variant".into(), "only sick_e has variants".into()));
         }
         if self.perturbed && self.kind != TaskKind::RelationExtraction {
-            return Err(("task.perturbed".into(), "only relation_extraction can be perturbed".into()));
+            return Err((
+                "task.perturbed".into(),
+                "only relation_extraction can be perturbed".into(),
+            ));
         }
         if let Some(rel) = &self.relation {
-            let ok = rel.len() > 1 && rel.starts_with('P') && rel[1..].chars().all(|c| c.is_ascii_digit());
+            let ok = rel.len() > 1
+                && rel.starts_with('P')
+                && rel[1..].chars().all(|c| c.is_ascii_digit());
             if !ok {
-                return Err(("task.relation".into(), format!("`{rel}` is not a relation id like \"P19\"")));
+                return Err((
+                    "task.relation".into(),
+                    format!("`{rel}` is not a relation id like \"P19\""),
+                ));
             }
         }
         Ok(())
@@ -136,7 +152,10 @@ pub struct Example {
 
 impl Example {
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -182,9 +201,17 @@ pub enum TaskError {
         source: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
-    Malformed { path: PathBuf, line: usize, message: String },
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("{what}: asked for {asked} examples but only {available} are available")]
-    Budget { what: String, asked: usize, available: usize },
+    Budget {
+        what: String,
+        asked: usize,
+        available: usize,
+    },
 }
 
 pub(crate) fn read_text(path: &Path, hint: &str) -> Result<String, TaskError> {
@@ -213,7 +240,11 @@ pub(crate) struct RowSink<T> {
 
 impl<T> RowSink<T> {
     pub fn new(policy: MalformedRows) -> Self {
-        Self { rows: vec![], skipped: 0, policy }
+        Self {
+            rows: vec![],
+            skipped: 0,
+            policy,
+        }
     }
 
     pub fn push(&mut self, row: Result<T, TaskError>) -> Result<(), TaskError> {
@@ -233,6 +264,14 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
         TaskKind::SickE => sick::load(spec, paths, seed),
         TaskKind::Lama | TaskKind::RelationExtraction => lama::load(spec, paths, seed),
     }
+}
+
+/// Index of each example's label in `classes` (classification).
+pub fn class_indices(examples: &[Example], classes: &[String]) -> Vec<usize> {
+    examples
+        .iter()
+        .map(|e| classes.iter().position(|c| *c == e.label).expect("loaders only emit known labels"))
+        .collect()
 }
 
 /// Most frequent labels of `examples`, most frequent first (ties by label).

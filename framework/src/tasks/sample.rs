@@ -21,7 +21,11 @@ pub fn rng(seed: u64, purpose: &str) -> ChaCha8Rng {
 }
 
 /// How many of each class to draw: proportional (largest remainder) or equal.
-fn allocation(counts: &BTreeMap<&str, usize>, size: usize, balance: bool) -> BTreeMap<String, usize> {
+fn allocation(
+    counts: &BTreeMap<&str, usize>,
+    size: usize,
+    balance: bool,
+) -> BTreeMap<String, usize> {
     let total: usize = counts.values().sum();
     let classes = counts.len();
     let mut alloc: Vec<(String, usize, f64)> = counts
@@ -32,7 +36,11 @@ fn allocation(counts: &BTreeMap<&str, usize>, size: usize, balance: bool) -> BTr
             } else {
                 size as f64 * n as f64 / total as f64
             };
-            (label.to_string(), exact.floor() as usize, exact - exact.floor())
+            (
+                label.to_string(),
+                exact.floor() as usize,
+                exact - exact.floor(),
+            )
         })
         .collect();
     let mut left = size - alloc.iter().map(|a| a.1).sum::<usize>();
@@ -80,7 +88,12 @@ pub fn stratified(
 }
 
 /// Draws `size` examples uniformly at random, removing them from `pool`.
-pub fn uniform(pool: &mut Vec<Example>, size: usize, rng: &mut ChaCha8Rng, what: &str) -> Result<Vec<Example>, TaskError> {
+pub fn uniform(
+    pool: &mut Vec<Example>,
+    size: usize,
+    rng: &mut ChaCha8Rng,
+    what: &str,
+) -> Result<Vec<Example>, TaskError> {
     if size > pool.len() {
         return Err(TaskError::Budget {
             what: what.to_string(),
@@ -92,6 +105,31 @@ pub fn uniform(pool: &mut Vec<Example>, size: usize, rng: &mut ChaCha8Rng, what:
     indices.shuffle(rng);
     indices.truncate(size);
     Ok(take(pool, indices, rng))
+}
+
+/// The budget of a classification task: `train_size` and `dev_size` examples drawn
+/// (stratified, seeded) from their pools — dev from the training pool when it has none of
+/// its own (named in errors), disjoint from train — and the evaluation split capped at `test_size` by a
+/// fixed, seed-independent subsample. `what` names the task in errors.
+pub fn classification_budget(
+    spec: &super::TaskSpec,
+    balance: bool,
+    seed: u64,
+    what: &str,
+    train_pool: &mut Vec<Example>,
+    dev_pool: Option<(&mut Vec<Example>, &str)>,
+    mut test: Vec<Example>,
+) -> Result<(Vec<Example>, Vec<Example>, Vec<Example>), TaskError> {
+    let train = stratified(train_pool, spec.train_size.get(), balance, &mut rng(seed, "train"), &format!("{what} train"))?;
+    let (dev_pool, dev_what) = match dev_pool {
+        Some((pool, name)) => (pool, format!("{what} dev ({name})")),
+        None => (train_pool, format!("{what} dev")),
+    };
+    let dev = stratified(dev_pool, spec.dev_size.get(), balance, &mut rng(seed, "dev"), &dev_what)?;
+    if let Some(n) = spec.test_size {
+        test = stratified(&mut test, n.get(), false, &mut rng(0, "test"), &format!("{what} evaluation"))?;
+    }
+    Ok((train, dev, test))
 }
 
 /// Down-samples every class to the size of the smallest (SICK-E 3-way balanced).
@@ -155,7 +193,8 @@ mod tests {
 
     #[test]
     fn over_budget_is_an_error() {
-        let err = stratified(&mut pool(3, 3), 10, true, &mut rng(0, "x"), "SST-2 train").unwrap_err();
+        let err =
+            stratified(&mut pool(3, 3), 10, true, &mut rng(0, "x"), "SST-2 train").unwrap_err();
         assert!(err.to_string().contains("asked for 5"), "{err}");
     }
 }

@@ -4,7 +4,9 @@
 //! down-sampled to equal classes), 2-way (entailment vs. not).
 
 use super::sample::{self, rng};
-use super::{DataPaths, Example, RowSink, SickVariant, TaskData, TaskError, TaskSpec, lines, read_text};
+use super::{
+    DataPaths, Example, RowSink, SickVariant, TaskData, TaskError, TaskSpec, lines, read_text,
+};
 
 const LABELS: [&str; 3] = ["CONTRADICTION", "ENTAILMENT", "NEUTRAL"];
 
@@ -25,15 +27,24 @@ struct Row {
 pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, TaskError> {
     let path = paths.data_dir.join("sick/SICK.txt");
     let variant = spec.variant.unwrap_or(SickVariant::Standard);
-    let text = read_text(&path, "SICK is shipped in the repository's data/sick/; set data_dir")?;
+    let text = read_text(
+        &path,
+        "SICK is shipped in the repository's data/sick/; set data_dir",
+    )?;
     let mut rows = lines(&text);
-    let header: Vec<&str> = rows.next().map(|(_, h)| h.split('\t').collect()).unwrap_or_default();
+    let header: Vec<&str> = rows
+        .next()
+        .map(|(_, h)| h.split('\t').collect())
+        .unwrap_or_default();
     let column = |name: &str| {
-        header.iter().position(|h| *h == name).ok_or_else(|| TaskError::Malformed {
-            path: path.clone(),
-            line: 1,
-            message: format!("header lacks column `{name}`"),
-        })
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| TaskError::Malformed {
+                path: path.clone(),
+                line: 1,
+                message: format!("header lacks column `{name}`"),
+            })
     };
     let (a, b, label, split) = (
         column("sentence_A")?,
@@ -48,7 +59,11 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
         }
         let fields: Vec<&str> = row.split('\t').collect();
         let parsed = if fields.len() != header.len() {
-            Err(format!("expected {} fields, found {}", header.len(), fields.len()))
+            Err(format!(
+                "expected {} fields, found {}",
+                header.len(),
+                fields.len()
+            ))
         } else if !LABELS.contains(&fields[label]) {
             Err(format!("unknown entailment_label `{}`", fields[label]))
         } else {
@@ -81,16 +96,14 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
             .map(|r| r.example.clone())
             .collect()
     };
-    let (mut train_pool, mut dev_pool, mut test) = (split_of("TRAIN"), split_of("TRIAL"), split_of("TEST"));
+    let (mut train_pool, mut dev_pool, mut test) =
+        (split_of("TRAIN"), split_of("TRIAL"), split_of("TEST"));
     let balance = spec.balance || variant == SickVariant::Balanced3;
     if variant == SickVariant::Balanced3 {
         test = sample::equalize_classes(test, &mut rng(0, "test-balance"));
     }
-    let train = sample::stratified(&mut train_pool, spec.train_size.get(), balance, &mut rng(seed, "train"), "SICK-E train")?;
-    let dev = sample::stratified(&mut dev_pool, spec.dev_size.get(), balance, &mut rng(seed, "dev"), "SICK-E dev (TRIAL)")?;
-    if let Some(n) = spec.test_size {
-        test = sample::stratified(&mut test, n.get(), false, &mut rng(0, "test"), "SICK-E evaluation")?;
-    }
+    let (train, dev, test) =
+        sample::classification_budget(spec, balance, seed, "SICK-E", &mut train_pool, Some((&mut dev_pool, "TRIAL")), test)?;
     Ok(TaskData {
         train,
         dev,

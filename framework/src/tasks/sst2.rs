@@ -4,14 +4,19 @@
 
 use std::path::Path;
 
-use super::sample::{self, rng};
-use super::{DataPaths, Example, MalformedRows, RowSink, TaskData, TaskError, TaskSpec, lines, read_text};
+use super::sample;
+use super::{
+    DataPaths, Example, MalformedRows, RowSink, TaskData, TaskError, TaskSpec, lines, read_text,
+};
 
 pub const CLASSES: [&str; 2] = ["0", "1"];
 
 /// Reads one SST-2 TSV file.
 pub fn read(path: &Path, policy: MalformedRows) -> Result<(Vec<Example>, usize), TaskError> {
-    let text = read_text(path, "SST-2 is shipped in the repository's data/sst2/; set data_dir")?;
+    let text = read_text(
+        path,
+        "SST-2 is shipped in the repository's data/sst2/; set data_dir",
+    )?;
     let mut sink = RowSink::new(policy);
     let mut rows = lines(&text);
     let header = rows.next().map(|(_, h)| h).unwrap_or("");
@@ -32,7 +37,10 @@ pub fn read(path: &Path, policy: MalformedRows) -> Result<(Vec<Example>, usize),
                 label: label.trim().to_string(),
             }),
             [_, label] => Err(format!("unknown label `{label}` (expected 0 or 1)")),
-            fields => Err(format!("expected 2 tab-separated fields, found {}", fields.len())),
+            fields => Err(format!(
+                "expected 2 tab-separated fields, found {}",
+                fields.len()
+            )),
         };
         sink.push(parsed.map_err(|message| TaskError::Malformed {
             path: path.to_owned(),
@@ -47,12 +55,8 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
     let train_path = paths.data_dir.join("sst2/train.tsv");
     let eval_path = paths.data_dir.join("sst2/dev.tsv");
     let (mut pool, skipped_train) = read(&train_path, spec.malformed_rows)?;
-    let (mut test, skipped_test) = read(&eval_path, spec.malformed_rows)?;
-    let train = sample::stratified(&mut pool, spec.train_size.get(), spec.balance, &mut rng(seed, "train"), "SST-2 train")?;
-    let dev = sample::stratified(&mut pool, spec.dev_size.get(), spec.balance, &mut rng(seed, "dev"), "SST-2 dev")?;
-    if let Some(n) = spec.test_size {
-        test = sample::stratified(&mut test, n.get(), false, &mut rng(0, "test"), "SST-2 evaluation")?;
-    }
+    let (test, skipped_test) = read(&eval_path, spec.malformed_rows)?;
+    let (train, dev, test) = sample::classification_budget(spec, spec.balance, seed, "SST-2", &mut pool, None, test)?;
     Ok(TaskData {
         train,
         dev,
