@@ -176,9 +176,8 @@ fn trigger_gradient_matches_finite_differences() {
         "loss {loss} vs independent {reference}"
     );
     let h = grad[0].len();
-    for slot in 0..3 {
+    for (slot, g) in grad.iter().enumerate() {
         // Direction: the gradient itself, normalised; the directional derivative is |g|.
-        let g = &grad[slot];
         let norm = g.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
         let dir: Vec<f64> = g.iter().map(|x| *x as f64 / norm).collect();
         // float32 model: a step of 1e-2 along a unit direction balances truncation error

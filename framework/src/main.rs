@@ -78,7 +78,9 @@ enum Command {
         shard: Option<(usize, usize)>,
     },
     /// Re-evaluate a saved prompt (a cell record or a best-so-far prompt) on a split.
-    #[command(after_help = "Examples:\n  autoprompt eval experiments/sst2_lowres.toml --prompt results/sst2_lowres/cells/3fa2....json --split test\n  autoprompt eval experiments/lama.toml --prompt results/lama/prompts/9b1c....best.json --split dev")]
+    #[command(
+        after_help = "Examples:\n  autoprompt eval experiments/sst2_lowres.toml --prompt results/sst2_lowres/cells/3fa2....json --split test\n  autoprompt eval experiments/lama.toml --prompt results/lama/prompts/9b1c....best.json --split dev"
+    )]
     Eval {
         #[command(flatten)]
         experiment: ExperimentArgs,
@@ -480,10 +482,18 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Eval { experiment: args, prompt, split } => {
+        Command::Eval {
+            experiment: args,
+            prompt,
+            split,
+        } => {
             let (experiment, cells) = load(&args)?;
             let (cell, metrics) = run::evaluate_saved(&experiment, &cells, &prompt, split)?;
-            println!("cell {} ({}), {split:?} split:", cell.id, cell.spec.method.name());
+            println!(
+                "cell {} ({}), {split:?} split:",
+                cell.id,
+                cell.spec.method.name()
+            );
             for (name, value) in metrics {
                 println!("  {name:<16} {value:.4}");
             }

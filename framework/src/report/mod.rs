@@ -186,7 +186,7 @@ pub fn summary_frame(cells: &DataFrame, metrics: &[String]) -> Result<DataFrame,
         let sd = summary.column(&format!("{m}_sd"))?.f64()?.clone();
         let ci: Vec<Option<f64>> = n
             .into_iter()
-            .zip(sd.into_iter())
+            .zip(&sd)
             .map(|(n, sd)| match (n, sd) {
                 (Some(n), Some(sd)) if n >= 2 => Some(t_quantile_95(n) * sd / (n as f64).sqrt()),
                 _ => None,

@@ -163,10 +163,9 @@ fn fill<B: AutodiffBackend>(
         _ => {
             let best_path = store.prompt_path(&cell.id);
             let outcome = prompting::run(spec, &data, &lm, device, |artifact| {
-                if let Ok(json) = serde_json::to_vec_pretty(artifact) {
-                    if let Err(e) = write_atomic(&best_path, &json) {
-                        tracing::warn!(error = %e, "could not save the best-so-far prompt");
-                    }
+                let json = serde_json::to_vec_pretty(artifact).expect("prompts serialise");
+                if let Err(e) = write_atomic(&best_path, &json) {
+                    tracing::warn!(error = %e, "could not save the best-so-far prompt");
                 }
             })?;
             record.timings.seconds_per_iteration =

@@ -232,30 +232,64 @@ pub fn evaluate_saved(
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let (cell, prompt) = match serde_json::from_slice::<crate::record::Record>(&bytes) {
         Ok(record) => {
-            let prompt = record.prompt.ok_or_else(|| bad("the record has no prompt (not a prompt method)".into()))?;
-            let cell = Cell { id: record.id, index: record.index, grid: record.grid, spec: record.spec };
+            let prompt = record
+                .prompt
+                .ok_or_else(|| bad("the record has no prompt (not a prompt method)".into()))?;
+            let cell = Cell {
+                id: record.id,
+                index: record.index,
+                grid: record.grid,
+                spec: record.spec,
+            };
             (cell, prompt)
         }
         Err(_) => {
-            let prompt: crate::record::PromptArtifact =
-                serde_json::from_slice(&bytes).map_err(|e| bad(format!("neither a record nor a prompt: {e}")))?;
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let prompt: crate::record::PromptArtifact = serde_json::from_slice(&bytes)
+                .map_err(|e| bad(format!("neither a record nor a prompt: {e}")))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let id = name.split('.').next().unwrap_or("");
-            let cell = cells
-                .iter()
-                .find(|c| c.id == id)
-                .cloned()
-                .ok_or_else(|| bad(format!("no cell `{id}` in the plan of {}", experiment.file.display())))?;
+            let cell = cells.iter().find(|c| c.id == id).cloned().ok_or_else(|| {
+                bad(format!(
+                    "no cell `{id}` in the plan of {}",
+                    experiment.file.display()
+                ))
+            })?;
             (cell, prompt)
         }
     };
     let metrics = match experiment.settings.backend {
-        BackendKind::Ndarray => evaluate_on::<burn::backend::Autodiff<burn::backend::NdArray>>(experiment, &cell, &prompt, split, Default::default())?,
-        BackendKind::Flex => evaluate_on::<burn::backend::Autodiff<burn::backend::Flex>>(experiment, &cell, &prompt, split, Default::default())?,
+        BackendKind::Ndarray => evaluate_on::<burn::backend::Autodiff<burn::backend::NdArray>>(
+            experiment,
+            &cell,
+            &prompt,
+            split,
+            Default::default(),
+        )?,
+        BackendKind::Flex => evaluate_on::<burn::backend::Autodiff<burn::backend::Flex>>(
+            experiment,
+            &cell,
+            &prompt,
+            split,
+            Default::default(),
+        )?,
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => evaluate_on::<burn::backend::Autodiff<burn::backend::Cuda>>(experiment, &cell, &prompt, split, Default::default())?,
+        BackendKind::Cuda => evaluate_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
+            experiment,
+            &cell,
+            &prompt,
+            split,
+            Default::default(),
+        )?,
         #[cfg(not(feature = "cuda"))]
-        BackendKind::Cuda => return Err(RunError::Backend(BackendKind::Cuda, "built without the `cuda` feature".into())),
+        BackendKind::Cuda => {
+            return Err(RunError::Backend(
+                BackendKind::Cuda,
+                "built without the `cuda` feature".into(),
+            ));
+        }
     };
     Ok((cell, metrics))
 }

@@ -339,14 +339,21 @@ pub fn run<B: AutodiffBackend>(
 /// filled in), or LAMA's candidate vocabulary restricted to single tokens of this model.
 fn answers_and_target(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> (Answers, Target) {
     if !data.classes.is_empty() {
-        let target = Target::Classes { label_ids: vec![], spans: vec![] };
+        let target = Target::Classes {
+            label_ids: vec![],
+            spans: vec![],
+        };
         return (Answers::Classes(data.classes.clone()), target);
     }
     let vocab = data.candidate_vocab.as_deref().unwrap_or_default();
     let mut map = HashMap::new();
     let mut ids = vec![];
     for word in vocab {
-        let key = if tokenizer.lowercases { word.to_lowercase() } else { word.clone() };
+        let key = if tokenizer.lowercases {
+            word.to_lowercase()
+        } else {
+            word.clone()
+        };
         if map.contains_key(&key) {
             continue;
         }
@@ -355,7 +362,10 @@ fn answers_and_target(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> (A
             ids.push(id);
         }
     }
-    (Answers::Tokens(map), Target::Vocabulary { candidate_ids: ids })
+    (
+        Answers::Tokens(map),
+        Target::Vocabulary { candidate_ids: ids },
+    )
 }
 
 /// Which split `autoprompt eval` scores.
@@ -376,7 +386,8 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
     split_name: SplitName,
     device: &B::Device,
 ) -> Result<BTreeMap<String, f64>, RunError> {
-    let template = Template::parse(&prompt.template).map_err(|e| RunError::Method(e.to_string()))?;
+    let template =
+        Template::parse(&prompt.template).map_err(|e| RunError::Method(e.to_string()))?;
     if template.num_triggers() != prompt.trigger_ids.len() {
         return Err(RunError::Method(format!(
             "the prompt has {} trigger ids but its template {} slots",
@@ -386,11 +397,13 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
     }
     let (answers, mut target) = answers_and_target(data, &lm.tokenizer);
     if let Target::Classes { .. } = target {
-        let v = prompt
-            .verbalizer
-            .as_ref()
-            .ok_or_else(|| RunError::Method("a classification prompt needs its label tokens (verbalizer)".into()))?;
-        target = Target::Classes { label_ids: v.all_token_ids(), spans: v.class_spans() };
+        let v = prompt.verbalizer.as_ref().ok_or_else(|| {
+            RunError::Method("a classification prompt needs its label tokens (verbalizer)".into())
+        })?;
+        target = Target::Classes {
+            label_ids: v.all_token_ids(),
+            spans: v.class_spans(),
+        };
     }
     let examples = match split_name {
         SplitName::Train => &data.train,
@@ -398,13 +411,23 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
         SplitName::Test => &data.test,
     };
     let max_len = spec.model.max_length.min(lm.config.max_sequence_length());
-    let prepared = prepare(examples, &template, &answers, lm, &prompt.trigger_ids, max_len)?;
+    let prepared = prepare(
+        examples,
+        &template,
+        &answers,
+        lm,
+        &prompt.trigger_ids,
+        max_len,
+    )?;
     let scorer = Scorer::<B>::new(lm.model.clone(), target, 256, device.clone());
     let classification = !data.classes.is_empty();
     let rows = evaluate_split(
         &scorer,
         lm.tokenizer.special.pad.id,
-        Split { encoded: &prepared.encoded, golds: &prepared.golds },
+        Split {
+            encoded: &prepared.encoded,
+            golds: &prepared.golds,
+        },
         &prompt.trigger_ids,
         !classification,
     );

@@ -163,10 +163,7 @@ pub fn evaluate_split<B: AutodiffBackend>(
         let examples: Vec<&Encoded> = chunk.iter().map(|&i| &split.encoded[i]).collect();
         let golds: Vec<Gold> = chunk.iter().map(|&i| split.golds[i]).collect();
         let batch = batch_with_triggers(&examples, triggers, pad_id);
-        for (&i, s) in chunk
-            .iter()
-            .zip(scorer.score_rows(&batch, &golds, need_ll))
-        {
+        for (&i, s) in chunk.iter().zip(scorer.score_rows(&batch, &golds, need_ll)) {
             scores[i] = Some(s);
         }
     }

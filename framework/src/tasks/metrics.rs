@@ -9,7 +9,7 @@ pub fn pessimistic_rank(scores: &[f32], gold: usize) -> usize {
     scores
         .iter()
         .enumerate()
-        .filter(|&(i, &s)| i != gold && (s > g || s == g || s.is_nan()))
+        .filter(|&(i, &s)| i != gold && (s >= g || s.is_nan()))
         .count()
 }
 

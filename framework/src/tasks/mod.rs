@@ -270,7 +270,12 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
 pub fn class_indices(examples: &[Example], classes: &[String]) -> Vec<usize> {
     examples
         .iter()
-        .map(|e| classes.iter().position(|c| *c == e.label).expect("loaders only emit known labels"))
+        .map(|e| {
+            classes
+                .iter()
+                .position(|c| *c == e.label)
+                .expect("loaders only emit known labels")
+        })
         .collect()
 }
 

@@ -107,6 +107,9 @@ pub fn uniform(
     Ok(take(pool, indices, rng))
 }
 
+/// Train, dev and evaluation examples.
+pub type Splits = (Vec<Example>, Vec<Example>, Vec<Example>);
+
 /// The budget of a classification task: `train_size` and `dev_size` examples drawn
 /// (stratified, seeded) from their pools — dev from the training pool when it has none of
 /// its own (named in errors), disjoint from train — and the evaluation split capped at `test_size` by a
@@ -119,15 +122,33 @@ pub fn classification_budget(
     train_pool: &mut Vec<Example>,
     dev_pool: Option<(&mut Vec<Example>, &str)>,
     mut test: Vec<Example>,
-) -> Result<(Vec<Example>, Vec<Example>, Vec<Example>), TaskError> {
-    let train = stratified(train_pool, spec.train_size.get(), balance, &mut rng(seed, "train"), &format!("{what} train"))?;
+) -> Result<Splits, TaskError> {
+    let train = stratified(
+        train_pool,
+        spec.train_size.get(),
+        balance,
+        &mut rng(seed, "train"),
+        &format!("{what} train"),
+    )?;
     let (dev_pool, dev_what) = match dev_pool {
         Some((pool, name)) => (pool, format!("{what} dev ({name})")),
         None => (train_pool, format!("{what} dev")),
     };
-    let dev = stratified(dev_pool, spec.dev_size.get(), balance, &mut rng(seed, "dev"), &dev_what)?;
+    let dev = stratified(
+        dev_pool,
+        spec.dev_size.get(),
+        balance,
+        &mut rng(seed, "dev"),
+        &dev_what,
+    )?;
     if let Some(n) = spec.test_size {
-        test = stratified(&mut test, n.get(), false, &mut rng(0, "test"), &format!("{what} evaluation"))?;
+        test = stratified(
+            &mut test,
+            n.get(),
+            false,
+            &mut rng(0, "test"),
+            &format!("{what} evaluation"),
+        )?;
     }
     Ok((train, dev, test))
 }

@@ -102,8 +102,15 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
     if variant == SickVariant::Balanced3 {
         test = sample::equalize_classes(test, &mut rng(0, "test-balance"));
     }
-    let (train, dev, test) =
-        sample::classification_budget(spec, balance, seed, "SICK-E", &mut train_pool, Some((&mut dev_pool, "TRIAL")), test)?;
+    let (train, dev, test) = sample::classification_budget(
+        spec,
+        balance,
+        seed,
+        "SICK-E",
+        &mut train_pool,
+        Some((&mut dev_pool, "TRIAL")),
+        test,
+    )?;
     Ok(TaskData {
         train,
         dev,

@@ -56,7 +56,8 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
     let eval_path = paths.data_dir.join("sst2/dev.tsv");
     let (mut pool, skipped_train) = read(&train_path, spec.malformed_rows)?;
     let (test, skipped_test) = read(&eval_path, spec.malformed_rows)?;
-    let (train, dev, test) = sample::classification_budget(spec, spec.balance, seed, "SST-2", &mut pool, None, test)?;
+    let (train, dev, test) =
+        sample::classification_budget(spec, spec.balance, seed, "SST-2", &mut pool, None, test)?;
     Ok(TaskData {
         train,
         dev,
