@@ -257,14 +257,14 @@ pub fn build(
         .unwrap_or_default();
     let mut plot_name = None;
     if let (Some(metric), true) = (main_metric, curves.iter().any(|c| c.points.len() > 1)) {
-        let stem = report_path.with_file_name(format!("{}.low_resource", meta.name));
+        let stem = report_path.with_file_name(format!("{}_low_resource", meta.name));
         written.extend(plot::low_resource_curve(
             &stem,
             &format!("{}: {metric} vs. training size", meta.name),
             metric,
             &curves,
         )?);
-        plot_name = Some(format!("{}.low_resource", meta.name));
+        plot_name = Some(format!("{}_low_resource", meta.name));
     }
     let markdown = markdown(records, &summary, &metrics, meta, plot_name.as_deref())?;
     write_atomic(report_path, markdown.as_bytes())?;

@@ -90,6 +90,7 @@ where
     chart
         .configure_mesh()
         .x_desc("training examples (log scale)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc(metric)
         .label_style(("sans-serif", 14))
         .draw()
@@ -135,7 +136,7 @@ where
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
