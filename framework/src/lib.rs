@@ -9,6 +9,7 @@
 //! A cell's method uses `tasks` (data and metrics), `lm` (the masked LM), `prompt`
 //! (templates, verbalizers, batches) and `search` (trigger and label-token search).
 
+pub mod backend;
 pub mod baselines;
 pub mod bench;
 pub mod config;

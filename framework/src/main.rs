@@ -195,7 +195,6 @@ enum BenchCommand {
 
 fn bench(command: BenchCommand) -> anyhow::Result<String> {
     use autoprompt::bench::{self, SearchBench};
-    use burn::backend::{Autodiff, Flex, NdArray};
     Ok(match command {
         BenchCommand::Search {
             model,
@@ -220,26 +219,14 @@ fn bench(command: BenchCommand) -> anyhow::Result<String> {
                 warmup,
                 eval_rows,
             };
-            let result = match backend {
-                BackendKind::Ndarray => bench::search_iteration::<Autodiff<NdArray>>(
-                    &b,
-                    "rust-ndarray",
-                    &Default::default(),
-                )?,
-                BackendKind::Flex => {
-                    bench::search_iteration::<Autodiff<Flex>>(&b, "rust-flex", &Default::default())?
-                }
-                #[cfg(feature = "cuda")]
-                BackendKind::Cuda => bench::search_iteration::<Autodiff<burn::backend::Cuda>>(
-                    &b,
-                    "rust-cuda",
-                    &Default::default(),
-                )?,
-                #[cfg(not(feature = "cuda"))]
-                BackendKind::Cuda => {
-                    anyhow::bail!("this binary was built without the `cuda` feature")
-                }
-            };
+            let name = format!("rust-{backend:?}").to_lowercase();
+            let result = autoprompt::with_backend!(
+                backend,
+                B,
+                device,
+                Err(autoprompt::run::no_cuda()),
+                bench::search_iteration::<B>(&b, &name, &device)
+            )?;
             serde_json::to_string(&result)?
         }
         BenchCommand::Forward {
@@ -249,37 +236,16 @@ fn bench(command: BenchCommand) -> anyhow::Result<String> {
             iters,
             backend,
         } => {
-            let result = match backend {
-                BackendKind::Ndarray => bench::encoder_forward::<NdArray>(
-                    &model,
-                    batch,
-                    seq,
-                    iters,
-                    "rust-ndarray",
-                    &Default::default(),
-                )?,
-                BackendKind::Flex => bench::encoder_forward::<Flex>(
-                    &model,
-                    batch,
-                    seq,
-                    iters,
-                    "rust-flex",
-                    &Default::default(),
-                )?,
-                #[cfg(feature = "cuda")]
-                BackendKind::Cuda => bench::encoder_forward::<burn::backend::Cuda>(
-                    &model,
-                    batch,
-                    seq,
-                    iters,
-                    "rust-cuda",
-                    &Default::default(),
-                )?,
-                #[cfg(not(feature = "cuda"))]
-                BackendKind::Cuda => {
-                    anyhow::bail!("this binary was built without the `cuda` feature")
-                }
-            };
+            let name = format!("rust-{backend:?}").to_lowercase();
+            let result = autoprompt::with_backend!(
+                backend,
+                B,
+                device,
+                Err(autoprompt::run::no_cuda()),
+                bench::encoder_forward::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>(
+                    &model, batch, seq, iters, &name, &device
+                )
+            )?;
             serde_json::to_string(&result)?
         }
     })
@@ -629,14 +595,13 @@ fn fill_mask(
             .with_context(|| format!("loading {model}"))?;
         Ok(autoprompt::lm::fill_mask(&lm, text, k, &device)?)
     }
-    match backend {
-        BackendKind::Ndarray => on::<burn::backend::NdArray>(model, text, k, Default::default()),
-        BackendKind::Flex => on::<burn::backend::Flex>(model, text, k, Default::default()),
-        #[cfg(feature = "cuda")]
-        BackendKind::Cuda => on::<burn::backend::Cuda>(model, text, k, Default::default()),
-        #[cfg(not(feature = "cuda"))]
-        BackendKind::Cuda => anyhow::bail!("this binary was built without the `cuda` feature"),
-    }
+    autoprompt::with_backend!(
+        backend,
+        B,
+        device,
+        Err(autoprompt::run::no_cuda().into()),
+        on::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>(model, text, k, device)
+    )
 }
 
 fn main() -> ExitCode {

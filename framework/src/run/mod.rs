@@ -81,32 +81,21 @@ pub fn run(
     cells: &[Cell],
     options: &RunOptions,
 ) -> Result<RunSummary, RunError> {
-    match experiment.settings.backend {
-        BackendKind::Ndarray => {
-            let device = burn::backend::ndarray::NdArrayDevice::Cpu;
-            run_on::<burn::backend::Autodiff<burn::backend::NdArray>>(
-                experiment, cells, options, device,
-            )
-        }
-        BackendKind::Flex => {
-            let device = burn::backend::flex::FlexDevice;
-            run_on::<burn::backend::Autodiff<burn::backend::Flex>>(
-                experiment, cells, options, device,
-            )
-        }
-        #[cfg(feature = "cuda")]
-        BackendKind::Cuda => {
-            let device = burn::backend::cuda::CudaDevice::default();
-            run_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
-                experiment, cells, options, device,
-            )
-        }
-        #[cfg(not(feature = "cuda"))]
-        BackendKind::Cuda => Err(RunError::Backend(
-            BackendKind::Cuda,
-            "this binary was built without the `cuda` feature (cargo build --features cuda)".into(),
-        )),
-    }
+    crate::with_backend!(
+        experiment.settings.backend,
+        B,
+        device,
+        Err(no_cuda()),
+        run_on::<B>(experiment, cells, options, device)
+    )
+}
+
+/// The error for `backend = "cuda"` in a binary built without the `cuda` feature.
+pub fn no_cuda() -> RunError {
+    RunError::Backend(
+        BackendKind::Cuda,
+        "this binary was built without the `cuda` feature (cargo build --features cuda)".into(),
+    )
 }
 
 fn progress_bar(len: usize) -> indicatif::ProgressBar {
@@ -260,37 +249,13 @@ pub fn evaluate_saved(
             (cell, prompt)
         }
     };
-    let metrics = match experiment.settings.backend {
-        BackendKind::Ndarray => evaluate_on::<burn::backend::Autodiff<burn::backend::NdArray>>(
-            experiment,
-            &cell,
-            &prompt,
-            split,
-            Default::default(),
-        )?,
-        BackendKind::Flex => evaluate_on::<burn::backend::Autodiff<burn::backend::Flex>>(
-            experiment,
-            &cell,
-            &prompt,
-            split,
-            Default::default(),
-        )?,
-        #[cfg(feature = "cuda")]
-        BackendKind::Cuda => evaluate_on::<burn::backend::Autodiff<burn::backend::Cuda>>(
-            experiment,
-            &cell,
-            &prompt,
-            split,
-            Default::default(),
-        )?,
-        #[cfg(not(feature = "cuda"))]
-        BackendKind::Cuda => {
-            return Err(RunError::Backend(
-                BackendKind::Cuda,
-                "built without the `cuda` feature".into(),
-            ));
-        }
-    };
+    let metrics = crate::with_backend!(
+        experiment.settings.backend,
+        B,
+        device,
+        Err(no_cuda()),
+        evaluate_on::<B>(experiment, &cell, &prompt, split, device)
+    )?;
     Ok((cell, metrics))
 }
 

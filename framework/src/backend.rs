@@ -1,0 +1,32 @@
+//! The one place a backend is chosen: [`with_backend!`](crate::with_backend) binds a type to
+//! the autodiff backend named by a [`BackendKind`](crate::config::BackendKind) and runs generic
+//! code with it; everything below is generic over burn's `Backend`.
+
+/// `with_backend!(kind, B, device, missing_cuda_error, body)`: evaluates `body` with type `B`
+/// bound to `Autodiff<NdArray>`, `Autodiff<Flex>` or `Autodiff<Cuda>` and `device` to its default
+/// device. Without the `cuda` feature, `BackendKind::Cuda` evaluates `missing_cuda_error` instead.
+#[macro_export]
+macro_rules! with_backend {
+    ($kind:expr, $B:ident, $device:ident, $missing_cuda:expr, $body:expr) => {{
+        match $kind {
+            $crate::config::BackendKind::Ndarray => {
+                type $B = burn::backend::Autodiff<burn::backend::NdArray>;
+                let $device: burn::tensor::Device<$B> = Default::default();
+                $body
+            }
+            $crate::config::BackendKind::Flex => {
+                type $B = burn::backend::Autodiff<burn::backend::Flex>;
+                let $device: burn::tensor::Device<$B> = Default::default();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            $crate::config::BackendKind::Cuda => {
+                type $B = burn::backend::Autodiff<burn::backend::Cuda>;
+                let $device: burn::tensor::Device<$B> = Default::default();
+                $body
+            }
+            #[cfg(not(feature = "cuda"))]
+            $crate::config::BackendKind::Cuda => $missing_cuda,
+        }
+    }};
+}
