@@ -300,6 +300,7 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<Strin
         .collect();
     header.push("n".into());
     header.extend(metrics.iter().cloned());
+    header.push("s / cell".into());
     let mut out = format!(
         "| {} |\n|{}|\n",
         header.join(" | "),
@@ -321,6 +322,11 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<Strin
                 _ => String::new(),
             });
         }
+        let seconds = summary.column("seconds_mean")?.get(row)?;
+        cells.push(match seconds {
+            AnyValue::Float64(s) => format!("{s:.1}"),
+            _ => String::new(),
+        });
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     Ok(out)
