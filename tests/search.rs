@@ -382,3 +382,93 @@ fn search_is_deterministic_for_a_seed() {
         );
     }
 }
+
+#[test]
+fn label_search_finds_distinct_tokens_that_separate_the_classes() {
+    use autoprompt::search::LabelSearchSettings;
+    use autoprompt::search::labels::label_search;
+    let lm = load::<B>();
+    let data = sst2(200, 1, 5);
+    let mask = lm.tokenizer.special.mask.id;
+    let (encoded, golds) = encode(&lm, &data.train, &[mask; 3]);
+    let refs: Vec<&Encoded> = encoded.iter().collect();
+    let batch = batch_with_triggers(&refs, &[mask; 3], lm.tokenizer.special.pad.id);
+    let scorer = Scorer::<B>::new(
+        lm.model.clone(),
+        Target::Classes {
+            label_ids: vec![],
+            spans: vec![],
+        },
+        256,
+        Default::default(),
+    );
+    let features = scorer.mask_features(&batch);
+    let classes: Vec<usize> = golds.iter().map(|g| g.index).collect();
+    let allowed = allowed_tokens(
+        &lm.tokenizer,
+        lm.model.vocab_size(),
+        &[],
+        CandidateFilter {
+            capitalized: false,
+            non_alphabetic: true,
+        },
+    );
+    let result = label_search::<B>(
+        &features,
+        &classes,
+        2,
+        scorer.eval_model().word_embedding_matrix(),
+        &allowed,
+        &LabelSearchSettings::default(),
+        &Default::default(),
+    );
+    let majority = classes
+        .iter()
+        .filter(|&&c| c == 1)
+        .count()
+        .max(classes.iter().filter(|&&c| c == 0).count()) as f64
+        / classes.len() as f64;
+    assert!(
+        result.train_accuracy > majority + 0.05,
+        "probe {} vs majority {majority}",
+        result.train_accuracy
+    );
+    assert_eq!(
+        result.token_ids.iter().map(Vec::len).collect::<Vec<_>>(),
+        [3, 3]
+    );
+    assert!(
+        result.token_ids[0]
+            .iter()
+            .all(|t| !result.token_ids[1].contains(t)),
+        "{:?}",
+        result.token_ids
+    );
+    assert!(
+        result
+            .token_ids
+            .iter()
+            .flatten()
+            .all(|&t| allowed[t as usize])
+    );
+}
+
+#[test]
+fn a_label_token_cannot_serve_two_classes() {
+    let lm = load::<B>();
+    let words: BTreeMap<String, Vec<String>> = [
+        ("0".to_string(), vec!["good".to_string()]),
+        (
+            "1".to_string(),
+            vec!["great".to_string(), "good".to_string()],
+        ),
+    ]
+    .into();
+    let err = Verbalizer::from_words(&["0".to_string(), "1".to_string()], &words, &lm.tokenizer)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`good` is used by both `0` and `1`"),
+        "{err}"
+    );
+}

@@ -26,6 +26,14 @@ pub enum VerbalizerError {
     NotSingleToken { label: String, word: String },
     #[error("label `{label}` has no tokens")]
     Empty { label: String },
+    #[error(
+        "label token `{token}` is used by both `{first}` and `{second}`; classes need distinct tokens"
+    )]
+    Shared {
+        token: String,
+        first: String,
+        second: String,
+    },
     #[error("labels {given:?} do not match the task's classes {expected:?}")]
     Classes {
         given: Vec<String>,
@@ -75,7 +83,18 @@ impl Verbalizer {
                     token_ids,
                 })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<ClassTokens>, _>>()?;
+        for (i, a) in classes.iter().enumerate() {
+            for b in &classes[i + 1..] {
+                if let Some(pos) = a.token_ids.iter().position(|t| b.token_ids.contains(t)) {
+                    return Err(VerbalizerError::Shared {
+                        token: a.tokens[pos].clone(),
+                        first: a.label.clone(),
+                        second: b.label.clone(),
+                    });
+                }
+            }
+        }
         Ok(Self { classes })
     }
 

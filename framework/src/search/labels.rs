@@ -38,8 +38,9 @@ pub fn label_search<B: AutodiffBackend>(
     let y = int_tensor::<B, 2>(classes.iter().copied(), [n, 1], device);
     // Zero initialisation: the problem is convex, so this is deterministic and loses nothing.
     let mut probe: Linear<B> = LinearConfig::new(hidden, num_classes).init(device);
-    probe.weight = probe.weight.map(|w| w.zeros_like());
-    probe.bias = probe.bias.map(|p| p.map(|b| b.zeros_like()));
+    // (`zeros_like` drops the autodiff mark: set it again or Adam never sees a gradient.)
+    probe.weight = probe.weight.map(|w| w.zeros_like().require_grad());
+    probe.bias = probe.bias.map(|p| p.map(|b| b.zeros_like().require_grad()));
     let mut optim = AdamConfig::new().init::<B, Linear<B>>();
     for _ in 0..settings.steps {
         let logits = probe.forward(x.clone());
@@ -56,6 +57,8 @@ pub fn label_search<B: AutodiffBackend>(
         .count();
     // [vocab, classes]: how strongly each token's output embedding points to each class.
     let token_scores = to_vec(embeddings.matmul(probe.weight.val()));
+    // Classes take their tokens in turn, so no token serves two classes.
+    let mut allowed = allowed.to_vec();
     let token_ids = (0..num_classes)
         .map(|c| {
             let column: Vec<f32> = token_scores
@@ -64,7 +67,11 @@ pub fn label_search<B: AutodiffBackend>(
                 .step_by(num_classes)
                 .copied()
                 .collect();
-            top_k(&column, allowed, settings.k)
+            let chosen = top_k(&column, &allowed, settings.k);
+            for &id in &chosen {
+                allowed[id as usize] = false;
+            }
+            chosen
         })
         .collect();
     LabelSearchResult {
