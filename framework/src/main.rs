@@ -552,9 +552,10 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{md}");
             let failed: Vec<_> = comparisons.iter().filter(|c| c.failed()).collect();
             for c in &failed {
+                let now = c.now.map_or_else(|| "missing".to_string(), |v| format!("{v:.4}"));
                 eprintln!(
-                    "regression: {} {}: baseline {:.4}, now {:?} ({:?})",
-                    c.setting, c.metric, c.baseline, c.now, c.verdict
+                    "regression: {} {}: baseline {:.4}, now {now} ({:?})",
+                    c.setting, c.metric, c.baseline, c.verdict
                 );
             }
             if !failed.is_empty() {
