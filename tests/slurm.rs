@@ -78,7 +78,12 @@ fn submit(file: &Path) -> (String, String) {
     )
 }
 
+// The file itself asks for Slurm: array tasks must still run their cell locally.
 const SMALL: &str = r#"
+[launcher]
+kind = "slurm"
+max_parallel = 2
+
 [[grid]]
 seeds = [0, 1, 2]
 task = [{ kind = "sst2", train_size = 10, dev_size = 10, test_size = 40 }]
@@ -111,6 +116,8 @@ fn array_records_match_an_in_process_run() {
     let out = autoprompt(&[
         "run",
         file.to_str().unwrap(),
+        "--launcher",
+        "local",
         "--set",
         &format!("results_dir=\"{}\"", local.display()),
     ]);

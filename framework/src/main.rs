@@ -408,6 +408,10 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let mut launch = experiment.launcher.clone();
             launch.kind = launcher.unwrap_or(launch.kind);
+            // One cell by index is what a scheduler's task runs: always here, never resubmitted.
+            if cell_index.is_some() || shard.is_some() {
+                launch.kind = config::LauncherKind::Local;
+            }
             launch.extra.extend(slurm_args);
             launch.max_parallel = max_parallel.or(launch.max_parallel);
             if launch.kind == config::LauncherKind::Slurm {
@@ -552,7 +556,9 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{md}");
             let failed: Vec<_> = comparisons.iter().filter(|c| c.failed()).collect();
             for c in &failed {
-                let now = c.now.map_or_else(|| "missing".to_string(), |v| format!("{v:.4}"));
+                let now = c
+                    .now
+                    .map_or_else(|| "missing".to_string(), |v| format!("{v:.4}"));
                 eprintln!(
                     "regression: {} {}: baseline {:.4}, now {now} ({:?})",
                     c.setting, c.metric, c.baseline, c.verdict

@@ -101,7 +101,7 @@ pub fn submit(
         .map(|n| format!("%{n}"))
         .unwrap_or_default();
     let script = format!(
-        "#!/bin/bash\n#SBATCH --job-name=autoprompt-{name}\n#SBATCH --array={array}{throttle}\n#SBATCH --output={logs}/%A_%a.out\n#SBATCH --chdir={cwd}\n{extra}\nexec {exe} run {file}{sets} --cell-index \"$SLURM_ARRAY_TASK_ID\"\n",
+        "#!/bin/bash\n#SBATCH --job-name=autoprompt-{name}\n#SBATCH --array={array}{throttle}\n#SBATCH --output={logs}/%A_%a.out\n#SBATCH --chdir={cwd}\n{extra}\nexec {exe} run {file}{sets} --launcher local --cell-index \"$SLURM_ARRAY_TASK_ID\"\n",
         name = experiment.name,
         logs = logs.display(),
         cwd = cwd.display(),
