@@ -153,25 +153,8 @@ enum BenchCommand {
         after_help = "Examples:\n  autoprompt bench search --model splade-tiny --candidates 100"
     )]
     Search {
-        #[arg(long, default_value = autoprompt::lm::EMBEDDED_MODEL)]
-        model: String,
-        /// SST-2 TSV whose first 512 rows are the workload.
-        #[arg(long, default_value = "data/sst2/train.tsv")]
-        data: PathBuf,
-        #[arg(long, default_value_t = 32)]
-        batch_size: usize,
-        #[arg(long, default_value_t = 10)]
-        accumulation: usize,
-        #[arg(long, default_value_t = 10)]
-        candidates: usize,
-        #[arg(long, default_value_t = 3)]
-        triggers: usize,
-        #[arg(long, default_value_t = 5)]
-        iters: usize,
-        #[arg(long, default_value_t = 1)]
-        warmup: usize,
-        #[arg(long, default_value_t = 256)]
-        eval_rows: usize,
+        #[command(flatten)]
+        bench: autoprompt::bench::SearchBench,
         #[arg(long, value_enum, default_value = "ndarray")]
         backend: BackendKind,
     },
@@ -194,31 +177,9 @@ enum BenchCommand {
 }
 
 fn bench(command: BenchCommand) -> anyhow::Result<String> {
-    use autoprompt::bench::{self, SearchBench};
+    use autoprompt::bench;
     Ok(match command {
-        BenchCommand::Search {
-            model,
-            data,
-            batch_size,
-            accumulation,
-            candidates,
-            triggers,
-            iters,
-            warmup,
-            eval_rows,
-            backend,
-        } => {
-            let b = SearchBench {
-                model,
-                data,
-                batch_size,
-                accumulation,
-                candidates,
-                triggers,
-                iters,
-                warmup,
-                eval_rows,
-            };
+        BenchCommand::Search { bench: b, backend } => {
             let name = format!("rust-{backend:?}").to_lowercase();
             let result = autoprompt::with_backend!(
                 backend,

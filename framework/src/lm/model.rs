@@ -200,14 +200,19 @@ impl<B: Backend> MaskedLm<B> {
         token_ids: Tensor<B, 1, Int>,
     ) -> Tensor<B, 2> {
         let k = token_ids.dims()[0];
+        let (weights, bias) = self.decoder_rows(token_ids);
+        features.matmul(weights.transpose()) + bias.reshape([1, k])
+    }
+
+    /// Decoder weights `[k, h]` (the tied word embeddings) and biases `[k]` of `token_ids`.
+    fn decoder_rows(&self, token_ids: Tensor<B, 1, Int>) -> (Tensor<B, 2>, Tensor<B, 1>) {
         let weights = self
             .embeddings
             .word
             .weight
             .val()
             .select(0, token_ids.clone());
-        let bias = self.head.bias.val().select(0, token_ids).reshape([1, k]);
-        features.matmul(weights.transpose()) + bias
+        (weights, self.head.bias.val().select(0, token_ids))
     }
 
     /// One decoder logit per row: `features [n, h]`, `token_ids [n]` → `[n]` (the gold
@@ -218,13 +223,7 @@ impl<B: Backend> MaskedLm<B> {
         token_ids: Tensor<B, 1, Int>,
     ) -> Tensor<B, 1> {
         let n = token_ids.dims()[0];
-        let weights = self
-            .embeddings
-            .word
-            .weight
-            .val()
-            .select(0, token_ids.clone());
-        let bias = self.head.bias.val().select(0, token_ids);
+        let (weights, bias) = self.decoder_rows(token_ids);
         (features * weights).sum_dim(1).reshape([n]) + bias
     }
 

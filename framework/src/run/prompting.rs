@@ -10,7 +10,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::RunError;
 use crate::config::{CellSpec, Labels, MethodSpec};
 use crate::lm::LoadedModel;
-use crate::prompt::{Batch, Encoded, Template, Verbalizer};
+use crate::prompt::{Encoded, Template, Verbalizer};
 use crate::record::PromptArtifact;
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
 use crate::search::labels::{LabelSearchResult, label_search};
@@ -197,6 +197,15 @@ pub fn run<B: AutodiffBackend>(
         ));
     }
 
+    // One frozen model for the label search and the trigger search; its target is set once
+    // the label tokens are known.
+    let mut scorer = Scorer::<B>::new(
+        lm.model.clone(),
+        target.clone(),
+        settings.eval_batch_size,
+        device.clone(),
+    );
+
     // Label tokens: given words, or found by the label search.
     let mut verbalizer = None;
     let mut label_result = None;
@@ -205,12 +214,6 @@ pub fn run<B: AutodiffBackend>(
             Some(Labels::Words(words)) => Verbalizer::from_words(&data.classes, &words, tokenizer)
                 .map_err(|e| RunError::Method(e.to_string()))?,
             _ => {
-                let scorer = Scorer::<B>::new(
-                    lm.model.clone(),
-                    target.clone(),
-                    settings.eval_batch_size,
-                    device.clone(),
-                );
                 let refs: Vec<&Encoded> = train.encoded.iter().collect();
                 let batch = crate::search::trigger::batch_with_triggers(
                     &refs,
@@ -240,14 +243,9 @@ pub fn run<B: AutodiffBackend>(
             spans: v.class_spans(),
         };
         verbalizer = Some(v);
+        scorer.target = target.clone();
     }
 
-    let scorer = Scorer::<B>::new(
-        lm.model.clone(),
-        target.clone(),
-        settings.eval_batch_size,
-        device.clone(),
-    );
     let excluded: Vec<u32> = match &target {
         Target::Classes { label_ids, .. } => label_ids.clone(),
         Target::Vocabulary { .. } => train
@@ -447,9 +445,4 @@ fn whole_word_tokens<B: burn::tensor::backend::Backend>(lm: &LoadedModel<B>) -> 
         }
     }
     allowed
-}
-
-/// Padded batch helper re-exported for `fill-mask` style callers.
-pub fn pad(examples: &[&Encoded], pad_id: u32) -> Batch {
-    Batch::pad(examples, pad_id)
 }
