@@ -38,6 +38,19 @@ nightly *ARGS: setup build
     {{bin}} report experiments/nightly.toml
     {{bin}} compare experiments/nightly.toml {{ARGS}}
 
+# Rebuild the paper's tables (experiments/paper/) and write reports/paper.md: the paper's
+# numbers, ours, and the model each came from. ARGS go to every run, e.g.
+# `just reproduce --set model.source=splade-tiny`; REPRODUCE_SCALE=small adds a per-table
+# budget that fits about an hour on 2 cores (see scripts/reproduce.sh).
+[doc("Rebuild the paper's tables into reports/paper.md; ARGS go to every run")]
+[positional-arguments]
+reproduce *ARGS: setup build
+    scripts/reproduce.sh "$@"
+
+# The paper tables from whatever records exist (no runs).
+paper-report:
+    {{bin}} paper-report experiments/paper --out reports/paper.md
+
 # Top-k predictions for a sentence with [MASK].
 fill-mask *ARGS: setup build
     {{bin}} fill-mask {{ARGS}}

@@ -35,6 +35,41 @@ fn cell_ids_are_stable_and_independent_of_key_order() {
     assert_ne!(c[0].id, a[0].id);
 }
 
+fn cells_with(text: &str, overrides: &[&str]) -> Vec<plan::Cell> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::experiment(dir.path(), "sets", text);
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    plan::plan(&config::load(&path, &overrides).unwrap()).unwrap()
+}
+
+/// `--set` wins over the grid: a single value fixes a grid axis, a list replaces its
+/// values, `seeds` replaces the seed axis; keys the grid does not vary set the base.
+#[test]
+fn set_overrides_grid_axes() {
+    let file = "[task]\nkind = \"sick_e\"\ntrain_size = 10\ndev_size = 10\n[model]\nsource = \"bert-base-cased\"\n[method]\nkind = \"majority\"\n[grid]\n\"model.source\" = [\"bert-base-cased\", \"roberta-large\"]\n\"task.variant\" = [\"standard\", \"balanced3\", \"two_way\"]\nseeds = [0, 1]\n";
+    assert_eq!(cells_with(file, &[]).len(), 12);
+    let fixed = cells_with(file, &["model.source=splade-tiny"]);
+    assert_eq!(fixed.len(), 6);
+    assert!(fixed.iter().all(|c| c.spec.model.source == "splade-tiny"));
+    let narrowed = cells_with(
+        file,
+        &[
+            "model.source=splade-tiny",
+            "task.variant=[\"two_way\"]",
+            "seeds=[7]",
+            "task.train_size=30",
+        ],
+    );
+    assert_eq!(narrowed.len(), 1);
+    let spec = &narrowed[0].spec;
+    assert_eq!(spec.seed, 7);
+    assert_eq!(spec.task.train_size.get(), 30);
+    assert_eq!(
+        serde_json::to_value(spec.task.variant).unwrap(),
+        serde_json::json!("two_way")
+    );
+}
+
 const MANY_CELLS: &str = "[task]\nkind = \"sick_e\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n[grid]\n\"task.train_size\" = [10, 20, 30, 40, 50, 60, 70, 80]\nseeds = [0, 1, 2, 3, 4]\n";
 
 fn records(dir: &Path, name: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -286,5 +321,83 @@ fn autoprompt_cell_end_to_end_on_the_embedded_model() {
         dir.path()
             .join(format!("results/e2e/prompts/{id}.best.json"))
             .is_file()
+    );
+}
+
+/// `paper-report` pairs each published number with ours for the same method, setting and
+/// metric, prints the model ours came from, and never fills a setting the paper table maps
+/// to `none`.
+#[test]
+fn paper_report_pairs_numbers_and_names_our_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let experiments = dir.path().join("experiments");
+    let tables = dir.path().join("tables");
+    std::fs::create_dir_all(&experiments).unwrap();
+    std::fs::create_dir_all(&tables).unwrap();
+    let file = common::experiment(
+        &experiments,
+        "paper_sick",
+        "name = \"paper_sick\"\n[task]\nkind = \"sick_e\"\ntrain_size = 20\ndev_size = 10\n[model]\nsource = \"bert-base-cased\"\n[method]\nkind = \"majority\"\n[grid]\n\"task.variant\" = [\"balanced3\", \"two_way\"]\n\"model.source\" = [\"bert-base-cased\", \"roberta-large\"]\n",
+    );
+    let out = run_cmd(&file)
+        .args(["--set", "model.source=splade-tiny"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |paper_row: &str, variant: &str, value: f64| {
+        format!(
+            "[[row]]\npaper_row = \"{paper_row}\"\nmethod = \"majority\"\nmodel = \"Majority\"\nvariant = \"{variant}\"\nmetric = \"accuracy\"\nvalue = {value}\n"
+        )
+    };
+    let table = format!(
+        "table = \"Table 2\"\ntitle = \"SICK-E\"\nsource = \"test\"\nexperiment = \"paper_sick\"\n[variants]\nstandard = \"none\"\n{}{}{}[[row]]\npaper_row = \"LSTM\"\nmethod = \"other\"\nmodel = \"LSTM\"\nmetric = \"accuracy\"\nvalue = 70.1\n",
+        row("Majority", "balanced3", 33.3),
+        row("Majority", "two_way", 50.0),
+        row("Majority", "standard", 56.7),
+    );
+    std::fs::write(tables.join("table2.toml"), table).unwrap();
+    let report = dir.path().join("paper.md");
+    let out = Command::new(common::bin())
+        .arg("paper-report")
+        .arg(&experiments)
+        .arg("--tables")
+        .arg(&tables)
+        .arg("--out")
+        .arg(&report)
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    // Balanced test sets: the majority baseline is exactly chance, in percent.
+    assert!(
+        text.contains(
+            "| Majority | balanced3 | accuracy | Majority | 33.3 | — | 33.3 | 1 | train 20 |"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "| Majority | two_way | accuracy | Majority | 50.0 | — | 50.0 | 1 | train 20 |"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "| Majority | standard | accuracy | Majority | 56.7 | — | not measured here |"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("no counterpart in this project: LSTM (accuracy) 70.1"),
+        "{text}"
     );
 }

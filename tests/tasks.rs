@@ -71,9 +71,12 @@ fn sick_variants_are_built_from_the_file() {
 
     s.variant = Some(SickVariant::TwoWay);
     let two = tasks::load(&s, &paths(), 0).unwrap();
-    assert_eq!(two.classes, ["ENTAILMENT", "NOT_ENTAILMENT"]);
-    assert_eq!(count(&two.test, "ENTAILMENT"), 1404);
-    assert_eq!(count(&two.test, "NOT_ENTAILMENT"), 2790 + 712);
+    assert_eq!(two.classes, ["CONTRADICTION", "ENTAILMENT"]);
+    assert_eq!(count(&two.test, "CONTRADICTION"), 712);
+    assert_eq!(count(&two.test, "ENTAILMENT"), 712);
+    assert_eq!(count(&two.test, "NEUTRAL"), 0);
+    assert_eq!(count(&two.train, "CONTRADICTION"), 50);
+    assert_eq!(count(&two.train, "ENTAILMENT"), 50);
 
     s.variant = Some(SickVariant::Balanced3);
     let balanced = tasks::load(&s, &paths(), 0).unwrap();

@@ -96,6 +96,21 @@ enum Command {
     /// Aggregate the records of an experiment into tables (parquet, CSV) and reports/<name>.md.
     #[command(after_help = "Examples:\n  autoprompt report experiments/sst2_lowres.toml")]
     Report(ExperimentArgs),
+    /// The paper's tables next to ours: reports/paper/*.toml (published numbers) joined with
+    /// the records of the experiments in experiments/paper/, written to reports/paper.md.
+    #[command(
+        after_help = "Examples:\n  autoprompt paper-report experiments/paper\n  just reproduce --set model.source=splade-tiny"
+    )]
+    PaperReport {
+        /// Directory of the experiments that reproduce the tables.
+        #[arg(default_value = "experiments/paper")]
+        experiments: PathBuf,
+        /// Directory of the transcribed paper tables.
+        #[arg(long, default_value = "reports/paper")]
+        tables: PathBuf,
+        #[arg(long, default_value = "reports/paper.md")]
+        out: PathBuf,
+    },
     /// Predict the masked tokens of a sentence: the quickest check that a model loads right.
     #[command(
         after_help = "Examples:\n  autoprompt fill-mask --model splade-tiny \"paris is the capital of [MASK] .\"\n  autoprompt fill-mask --model roberta-large \"The movie was <mask>.\" --top-k 5"
@@ -323,6 +338,48 @@ fn report(experiment: &Experiment) -> anyhow::Result<bool> {
     Ok(files.failed_cells.is_empty())
 }
 
+/// Joins the paper's numbers with the records of every experiment in `experiments_dir`.
+fn paper_report(experiments_dir: &Path, tables_dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let tables = report::paper::read_tables(tables_dir)?;
+    let mut experiments = std::collections::BTreeMap::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(experiments_dir)
+        .with_context(|| format!("{}: cannot list experiments", experiments_dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let experiment = config::load(&file, &[])?;
+        experiments.insert(
+            experiment.name.clone(),
+            experiment.settings.results_dir.clone(),
+        );
+    }
+    for (path, table) in &tables {
+        anyhow::ensure!(
+            experiments.contains_key(&table.experiment),
+            "{}: experiment `{}` is not in {}",
+            path.display(),
+            table.experiment,
+            experiments_dir.display()
+        );
+    }
+    let records_of = |name: &str| -> Vec<autoprompt::record::Record> {
+        experiments
+            .get(name)
+            .filter(|dir| dir.join(name).join("cells").is_dir())
+            .and_then(|dir| Store::open(dir, name).ok())
+            .and_then(|store| store.records().ok())
+            .unwrap_or_default()
+    };
+    let markdown = report::paper::report_markdown(&tables, &records_of);
+    autoprompt::store::write_atomic(out, markdown.as_bytes())?;
+    println!("{markdown}");
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
 fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(args) => {
@@ -466,6 +523,11 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::PaperReport {
+            experiments,
+            tables,
+            out,
+        } => paper_report(&experiments, &tables, &out)?,
         Command::Bench(command) => println!("{}", bench(command)?),
         Command::Compare {
             experiment: args,

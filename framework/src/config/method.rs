@@ -103,6 +103,25 @@ impl MethodSpec {
         }
     }
 
+    /// The prompt template, for the methods that have one.
+    pub fn template(&self) -> Option<&str> {
+        match self {
+            MethodSpec::Manual { template, .. } => template.as_deref(),
+            MethodSpec::Autoprompt { template, .. } | MethodSpec::LabelSearch { template, .. } => {
+                Some(template)
+            }
+            _ => None,
+        }
+    }
+
+    /// The trigger-search settings of an AutoPrompt cell.
+    pub fn search_settings(&self) -> Option<&SearchSettings> {
+        match self {
+            MethodSpec::Autoprompt { search, .. } => Some(search),
+            _ => None,
+        }
+    }
+
     /// Whether the method needs a masked LM.
     pub fn needs_model(&self) -> bool {
         !matches!(self, MethodSpec::Majority)

@@ -200,9 +200,15 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
             })
             .split("__"),
     );
+    let mut axis_overrides = vec![];
     for arg in overrides {
         let (key, value) = parse_override(arg)?;
-        figment = figment.merge((key, value));
+        let value = serde_json::to_value(&value).expect("TOML values are JSON-serialisable");
+        // `seeds` only exists as a grid axis; everything else also sets the base document.
+        if key != "seeds" {
+            figment = figment.merge((key.clone(), value.clone()));
+        }
+        axis_overrides.push((key, value));
     }
     let syntax = |source: figment::Error| ConfigError::Syntax {
         path: path.to_owned(),
@@ -291,6 +297,9 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
         block.sort_by(|a, b| a.0.cmp(&b.0));
         grid.push(block);
     }
+    for (key, value) in &axis_overrides {
+        override_axis(&mut grid, key, value);
+    }
     let data_dir = file.data_dir.unwrap_or_else(|| PathBuf::from("data"));
     let settings = RunSettings {
         backend: file.backend,
@@ -322,6 +331,32 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
         base: Value::Object(base),
         grid,
     })
+}
+
+/// Applies a `--set key=value` to the grid: the command line wins over the file, grid
+/// included. Where a block varies `key`, a list replaces the axis's values and a single
+/// value fixes it (so `--set model.source=splade-tiny` runs a grid over paper models on
+/// the embedded one, and `--set 'task.relation=["P19","P20"]'` narrows a relation sweep).
+/// Axes nested under `key` are dropped (the override sets their whole table). `seeds`
+/// sets the seed axis of every block.
+fn override_axis(grid: &mut [Vec<(String, Vec<Value>)>], key: &str, value: &Value) {
+    let axis = if key == "seeds" { "seed" } else { key };
+    let values = match value {
+        Value::Array(list) if !list.is_empty() => list.clone(),
+        other => vec![other.clone()],
+    };
+    let nested = format!("{axis}.");
+    for block in grid.iter_mut() {
+        block.retain(|(k, _)| !k.starts_with(&nested));
+        match block.iter_mut().find(|(k, _)| k == axis) {
+            Some((_, axis_values)) => *axis_values = values.clone(),
+            None if axis == "seed" => {
+                block.push((axis.to_string(), values.clone()));
+                block.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            None => {}
+        }
+    }
 }
 
 /// A short description of a JSON value for error messages.

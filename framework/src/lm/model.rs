@@ -244,6 +244,18 @@ pub fn log_sum_exp_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     (x - max.clone()).exp().sum_dim(1).log() + max
 }
 
+/// A linear layer applied to every token: `[batch, seq, in]` → `[batch, seq, out]`.
+///
+/// The tokens are flattened into one `[batch · seq, in]` matrix first, so the CPU backends
+/// run one large GEMM (weights packed once) instead of `batch` small ones, each of which
+/// would re-pack the weight matrix.
+fn tokenwise<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [batch, seq, width] = x.dims();
+    let out = linear.forward(x.reshape([batch * seq, width]));
+    let out_width = out.dims()[1];
+    out.reshape([batch, seq, out_width])
+}
+
 impl<B: Backend> EncoderLayer<B> {
     /// `x [batch, seq, h]`, `mask_bias [batch, 1, 1, seq]` → `[batch, seq, h]`.
     fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>, dropout: &Dropout) -> Tensor<B, 3> {
@@ -251,9 +263,9 @@ impl<B: Backend> EncoderLayer<B> {
         let heads = self.num_heads;
         let head_dim = h / heads;
         let split = |t: Tensor<B, 3>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x.clone()));
+        let q = split(tokenwise(&self.query, x.clone()));
+        let k = split(tokenwise(&self.key, x.clone()));
+        let v = split(tokenwise(&self.value, x.clone()));
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .div_scalar((head_dim as f64).sqrt())
@@ -265,10 +277,10 @@ impl<B: Backend> EncoderLayer<B> {
             .reshape([batch, seq, h]);
         let attended = self
             .attention_norm
-            .forward(dropout.forward(self.attention_output.forward(context)) + x);
-        let inner = gelu_exact(self.intermediate.forward(attended.clone()));
+            .forward(dropout.forward(tokenwise(&self.attention_output, context)) + x);
+        let inner = gelu_exact(tokenwise(&self.intermediate, attended.clone()));
         self.output_norm
-            .forward(dropout.forward(self.output.forward(inner)) + attended)
+            .forward(dropout.forward(tokenwise(&self.output, inner)) + attended)
     }
 }
 

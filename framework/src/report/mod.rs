@@ -9,6 +9,7 @@ use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
 pub mod nightly;
+pub mod paper;
 pub mod plot;
 
 use crate::record::{Record, Status};

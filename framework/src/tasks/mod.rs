@@ -36,7 +36,7 @@ pub enum SickVariant {
     Standard,
     /// Three classes, every split down-sampled to equal class counts.
     Balanced3,
-    /// Entailment vs. not entailment (neutral and contradiction merged).
+    /// Contradiction vs. entailment (neutral pairs left out), every split balanced.
     TwoWay,
 }
 

@@ -1,7 +1,9 @@
 //! SICK-E from `SICK.txt` (tab-separated, CRLF, no final newline). `SemEval_set` gives the
 //! splits: TRAIN → train budget, TRIAL → dev budget, TEST → evaluation. The paper's
 //! variants are built from the file: standard 3-class, 3-way balanced (every split
-//! down-sampled to equal classes), 2-way (entailment vs. not).
+//! down-sampled to equal classes), 2-way (contradiction vs. entailment, neutral pairs left
+//! out, every split down-sampled to equal classes: the paper's "unbiased variant with 2-way
+//! classification of contradiction vs. entailment").
 
 use super::sample::{self, rng};
 use super::{
@@ -13,7 +15,7 @@ const LABELS: [&str; 3] = ["CONTRADICTION", "ENTAILMENT", "NEUTRAL"];
 /// Class names of a variant, in a fixed order.
 pub fn classes(variant: SickVariant) -> Vec<String> {
     let names: &[&str] = match variant {
-        SickVariant::TwoWay => &["ENTAILMENT", "NOT_ENTAILMENT"],
+        SickVariant::TwoWay => &["CONTRADICTION", "ENTAILMENT"],
         _ => &LABELS,
     };
     names.iter().map(|s| s.to_string()).collect()
@@ -67,11 +69,7 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
         } else if !LABELS.contains(&fields[label]) {
             Err(format!("unknown entailment_label `{}`", fields[label]))
         } else {
-            let gold = match (variant, fields[label]) {
-                (SickVariant::TwoWay, "ENTAILMENT") => "ENTAILMENT",
-                (SickVariant::TwoWay, _) => "NOT_ENTAILMENT",
-                (_, l) => l,
-            };
+            let gold = fields[label];
             Ok(Row {
                 split: fields[split].to_string(),
                 example: Example {
@@ -89,17 +87,20 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
             message,
         }))?;
     }
+    let keep = |r: &&Row| variant != SickVariant::TwoWay || r.example.label != "NEUTRAL";
     let split_of = |name: &str| -> Vec<Example> {
         sink.rows
             .iter()
+            .filter(keep)
             .filter(|r| r.split == name)
             .map(|r| r.example.clone())
             .collect()
     };
     let (mut train_pool, mut dev_pool, mut test) =
         (split_of("TRAIN"), split_of("TRIAL"), split_of("TEST"));
-    let balance = spec.balance || variant == SickVariant::Balanced3;
-    if variant == SickVariant::Balanced3 {
+    let unbiased = variant != SickVariant::Standard;
+    let balance = spec.balance || unbiased;
+    if unbiased {
         test = sample::equalize_classes(test, &mut rng(0, "test-balance"));
     }
     let (train, dev, test) = sample::classification_budget(

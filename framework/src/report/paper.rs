@@ -1,0 +1,341 @@
+//! `reports/paper.md`: the paper's published numbers (data in `reports/paper/*.toml`) next to
+//! this project's, row by row, each with the model that produced it.
+//!
+//! A paper number is only ever paired with our number for the same method, setting and
+//! metric; our model is printed in its own column, so a number from the embedded model never
+//! lands in a column labelled with a paper model.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::MethodKind;
+use crate::record::{Record, Status};
+use crate::tasks::{SickVariant, TaskKind};
+
+/// One table of the paper, as transcribed in `reports/paper/<file>.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperTable {
+    /// "Table 1", as printed.
+    pub table: String,
+    pub title: String,
+    /// Where the numbers come from.
+    pub source: String,
+    /// The experiment (its `name`) whose records reproduce this table.
+    pub experiment: String,
+    #[serde(default)]
+    pub aggregate: Aggregate,
+    /// Number of relations behind the paper's mean (for `mean_over_relations`).
+    pub relations: Option<usize>,
+    /// Paper setting → ours (`""` is a task's only setting; `"none"`: not measured here).
+    #[serde(default)]
+    pub variants: BTreeMap<String, String>,
+    #[serde(default)]
+    pub note: String,
+    pub row: Vec<PaperRow>,
+}
+
+/// How our per-cell numbers become one number per paper row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    /// One cell (or the seed mean of cells) per row.
+    #[default]
+    None,
+    /// The mean over relations of each relation's (seed-mean) metric.
+    MeanOverRelations,
+    /// The paper row's `variant` is a relation id.
+    PerRelation,
+}
+
+/// One published number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperRow {
+    /// The row name as printed.
+    pub paper_row: String,
+    /// Our method id, or `other` for systems this project does not implement.
+    pub method: String,
+    /// The model the paper used.
+    pub model: String,
+    /// The table's setting (SICK-E variant, original/perturbed, a relation id, ...).
+    #[serde(default)]
+    pub variant: String,
+    /// `accuracy`, `p_at_1`, `p_at_10` or `mrr` (percent in the paper).
+    pub metric: String,
+    pub value: f64,
+    /// Trigger tokens of the paper's AutoPrompt row, where the table has several.
+    pub triggers: Option<usize>,
+    /// Where in the source the number was read.
+    #[serde(default)]
+    pub quote: String,
+}
+
+/// Our number for a paper row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ours {
+    pub model: String,
+    /// In percent, like the paper.
+    pub value: f64,
+    /// Cells behind the number (seeds × relations).
+    pub cells: usize,
+    /// Relations behind a mean over relations.
+    pub relations: usize,
+    /// Training budget and search iterations, from the cell specs.
+    pub budget: String,
+}
+
+/// Errors of the paper report.
+#[derive(Debug, thiserror::Error)]
+pub enum PaperError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+}
+
+/// Reads every `*.toml` in `dir`, in file-name order.
+pub fn read_tables(dir: &Path) -> Result<Vec<(PathBuf, PaperTable)>, PaperError> {
+    let read_err = |source| PaperError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read_err)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|source| PaperError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let table: PaperTable = toml::from_str(&text).map_err(|e| PaperError::Parse {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            Ok((path, table))
+        })
+        .collect()
+}
+
+/// The setting of a record in a table's terms: SICK-E variant, original/perturbed, or "".
+fn setting_of(record: &Record) -> String {
+    let task = &record.spec.task;
+    match task.kind {
+        TaskKind::SickE => serde_json::to_value(task.variant.unwrap_or(SickVariant::Standard))
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        TaskKind::RelationExtraction if task.perturbed => "perturbed".into(),
+        TaskKind::RelationExtraction => "original".into(),
+        _ => String::new(),
+    }
+}
+
+fn trigger_count(record: &Record) -> Option<usize> {
+    record
+        .spec
+        .method
+        .template()
+        .map(|t| t.matches("[T]").count())
+}
+
+/// "train 1000, 10 iters" from a cell's spec.
+fn budget_of(record: &Record) -> String {
+    let mut parts = vec![format!("train {}", record.spec.task.train_size)];
+    if let Some(search) = record.spec.method.search_settings() {
+        parts.push(format!("{} iters", search.iters));
+    }
+    if let Some(n) = record.spec.task.test_size {
+        parts.push(format!("test ≤ {n}"));
+    }
+    parts.join(", ")
+}
+
+/// Our number for `row`: the seed mean of matching finished cells, per model actually used;
+/// for `mean_over_relations`, the mean over relations of those. Rows whose setting is
+/// mapped to `none`, or whose method is `other`, have none.
+pub fn ours_for(table: &PaperTable, row: &PaperRow, records: &[Record]) -> Vec<Ours> {
+    if row.method == "other" {
+        return vec![];
+    }
+    let setting = match table.aggregate {
+        Aggregate::PerRelation => String::new(),
+        _ => table
+            .variants
+            .get(&row.variant)
+            .cloned()
+            .unwrap_or_else(|| row.variant.clone()),
+    };
+    if setting == "none" {
+        return vec![];
+    }
+    // model → relation → (values, budget)
+    let mut groups: BTreeMap<String, BTreeMap<String, (Vec<f64>, String)>> = BTreeMap::new();
+    for record in records {
+        let relation = record.spec.task.relation.clone().unwrap_or_default();
+        let matches = record.status == Status::Finished
+            && record.spec.method.name() == row.method
+            && setting_of(record) == setting
+            && (table.aggregate != Aggregate::PerRelation || relation == row.variant)
+            && (row.triggers.is_none() || trigger_count(record) == row.triggers);
+        let Some(value) = record.metrics.get(&row.metric).filter(|_| matches) else {
+            continue;
+        };
+        let model = match record.spec.method.kind() {
+            MethodKind::Majority => "—".to_string(),
+            _ => record.spec.model.source.clone(),
+        };
+        let entry = groups
+            .entry(model)
+            .or_default()
+            .entry(relation)
+            .or_insert_with(|| (vec![], budget_of(record)));
+        entry.0.push(*value);
+    }
+    groups
+        .into_iter()
+        .map(|(model, by_relation)| {
+            let cells = by_relation.values().map(|(v, _)| v.len()).sum();
+            let means: Vec<f64> = by_relation
+                .values()
+                .map(|(v, _)| v.iter().sum::<f64>() / v.len() as f64)
+                .collect();
+            let mut budgets: Vec<&str> = by_relation.values().map(|(_, b)| b.as_str()).collect();
+            budgets.sort_unstable();
+            budgets.dedup();
+            Ours {
+                model,
+                value: 100.0 * means.iter().sum::<f64>() / means.len() as f64,
+                cells,
+                relations: by_relation.len(),
+                budget: budgets.join("; "),
+            }
+        })
+        .collect()
+}
+
+fn metric_label(metric: &str) -> &str {
+    match metric {
+        "accuracy" => "accuracy",
+        "p_at_1" => "P@1",
+        "p_at_10" => "P@10",
+        "mrr" => "MRR",
+        other => other,
+    }
+}
+
+/// The markdown of one table.
+pub fn table_markdown(table: &PaperTable, records: &[Record], source_file: &Path) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## {} — {}\n", table.table, table.title);
+    let _ = writeln!(
+        out,
+        "Paper: {} (transcribed in `{}`). Ours: experiment `{}`.",
+        table.source,
+        source_file.display(),
+        table.experiment
+    );
+    if !table.note.is_empty() {
+        let _ = writeln!(out, "{}", table.note);
+    }
+    let per_relation = table.aggregate == Aggregate::PerRelation;
+    let setting_header = if per_relation { "relation" } else { "setting" };
+    let _ = writeln!(
+        out,
+        "\n| paper row | {setting_header} | metric | paper model | paper | our model | ours | cells | our budget |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let mut paper_only = vec![];
+    for row in &table.row {
+        let ours = ours_for(table, row, records);
+        if row.method == "other" {
+            let setting = if row.variant.is_empty() {
+                String::new()
+            } else {
+                format!("{}, ", row.variant)
+            };
+            paper_only.push(format!(
+                "{} ({setting}{}) {:.1}",
+                row.paper_row,
+                metric_label(&row.metric),
+                row.value
+            ));
+            continue;
+        }
+        let lead = format!(
+            "| {} | {} | {} | {} | {:.1} |",
+            row.paper_row,
+            if row.variant.is_empty() {
+                "—"
+            } else {
+                &row.variant
+            },
+            metric_label(&row.metric),
+            row.model,
+            row.value
+        );
+        if ours.is_empty() {
+            let why = if table.variants.get(&row.variant).map(String::as_str) == Some("none") {
+                "not measured here"
+            } else {
+                "not run"
+            };
+            let _ = writeln!(out, "{lead} — | {why} | 0 | — |");
+        }
+        for o in &ours {
+            let cells = match (table.aggregate, table.relations) {
+                (Aggregate::MeanOverRelations, Some(n)) => {
+                    format!("{} ({} of {n} relations)", o.cells, o.relations)
+                }
+                _ => o.cells.to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{lead} {} | {:.1} | {cells} | {} |",
+                o.model, o.value, o.budget
+            );
+        }
+    }
+    if !paper_only.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nPaper rows with no counterpart in this project: {}.",
+            paper_only.join("; ")
+        );
+    }
+    out
+}
+
+/// The whole report: every table in `tables_dir`, with records from `results_dir`.
+pub fn report_markdown(
+    tables: &[(PathBuf, PaperTable)],
+    records_of: &dyn Fn(&str) -> Vec<Record>,
+) -> String {
+    let mut out = String::from(
+        "# The paper's tables, reproduced\n\n\
+         Generated by `just reproduce` (`autoprompt paper-report`). Each row pairs one number \
+         of Shin et al. (2020) with ours for the same method, setting and metric; `our model` \
+         says which model produced ours. Where it is not the paper's model, the two numbers \
+         measure different models and are shown side by side, not as a replication. Paper \
+         numbers are percentages as printed; ours are converted to percent. `cells` counts the \
+         runs (seeds × relations) behind our number.\n\n",
+    );
+    for (path, table) in tables {
+        let records = records_of(&table.experiment);
+        out.push_str(&table_markdown(table, &records, path));
+        out.push('\n');
+    }
+    out
+}
