@@ -11,18 +11,32 @@
 #   BENCH_CANDIDATES  default "10 100";  BENCH_ITERS default 5;  BENCH_ACCUMULATION default 10
 #   BENCH_PYTHON   python with torch + transformers (default: a venv under $CARGO_TARGET_DIR)
 #   BENCH_BACKENDS default "ndarray flex"
+#   BENCH_OPENBLAS  1 (default) also times the ndarray backend with OpenBLAS matmuls
+#                  (`--features openblas`; installs Debian's libopenblas-dev when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target="${CARGO_TARGET_DIR:-target}"
 bin="$target/debug/autoprompt"
+# Each entry: "binary backend".
+runs=()
+for backend in ${BENCH_BACKENDS:-ndarray flex}; do runs+=("$bin $backend"); done
+if [ "${BENCH_OPENBLAS:-1}" = 1 ]; then
+  if ! ldconfig -p | grep -q libopenblas; then
+    apt-get install -y -q libopenblas-dev >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q libopenblas-dev >/dev/null; }
+  fi
+  # Same target directory: both feature sets stay cached, so switching back is a relink.
+  cargo build --locked --bin autoprompt --features openblas
+  cp "$bin" "$target/debug/autoprompt-openblas"
+  cargo build --locked --bin autoprompt
+  runs+=("$target/debug/autoprompt-openblas ndarray")
+fi
 out_dir=results/bench
 mkdir -p "$out_dir" reports
 threads=$(nproc)
 iters="${BENCH_ITERS:-5}"
 accumulation="${BENCH_ACCUMULATION:-10}"
 candidates="${BENCH_CANDIDATES:-10 100}"
-backends="${BENCH_BACKENDS:-ndarray flex}"
 models="${BENCH_MODELS:-models/splade-tiny ${BENCH_BASE_MODEL:-}}"
 
 python="${BENCH_PYTHON:-}"
@@ -47,8 +61,9 @@ for model in $models; do
     common=(--batch-size 32 --accumulation "$accumulation" --candidates "$k" --triggers 3 --iters "$iters" --warmup 1)
     tag="{\"model\": \"$(basename "$model")\", \"candidates\": $k, \"accumulation\": $accumulation}"
     # Interleaved: Rust, reference loop, same-algorithm PyTorch, in turn.
-    for backend in $backends; do
-      r=$("$bin" -q bench search --model "$model" --backend "$backend" "${common[@]}")
+    for run in "${runs[@]}"; do
+      read -r exe backend <<< "$run"
+      r=$("$exe" -q bench search --model "$model" --backend "$backend" "${common[@]}")
       echo "$tag $r" | python3 -c "$merge" >> "$results"
     done
     for mode in reference same-algorithm; do
@@ -61,8 +76,9 @@ done
 forward="$out_dir/forward.jsonl"
 : > "$forward"
 for model in $models; do
-  for backend in $backends; do
-    r=$("$bin" -q bench forward --model "$model" --backend "$backend" --batch 32 --seq 64)
+  for run in "${runs[@]}"; do
+    read -r exe backend <<< "$run"
+    r=$("$exe" -q bench forward --model "$model" --backend "$backend" --batch 32 --seq 64)
     echo "{\"model\": \"$(basename "$model")\"} $r" | python3 -c "$merge" >> "$forward"
   done
 done

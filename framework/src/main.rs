@@ -195,7 +195,7 @@ fn bench(command: BenchCommand) -> anyhow::Result<String> {
     use autoprompt::bench;
     Ok(match command {
         BenchCommand::Search { bench: b, backend } => {
-            let name = format!("rust-{backend:?}").to_lowercase();
+            let name = implementation_name(backend);
             let result = autoprompt::with_backend!(
                 backend,
                 B,
@@ -212,7 +212,7 @@ fn bench(command: BenchCommand) -> anyhow::Result<String> {
             iters,
             backend,
         } => {
-            let name = format!("rust-{backend:?}").to_lowercase();
+            let name = implementation_name(backend);
             let result = autoprompt::with_backend!(
                 backend,
                 B,
@@ -336,6 +336,16 @@ fn report(experiment: &Experiment) -> anyhow::Result<bool> {
         eprintln!("failed cell {id}: {error}");
     }
     Ok(files.failed_cells.is_empty())
+}
+
+/// `rust-<backend>`, with `+openblas` where the ndarray backend's matmuls go to OpenBLAS.
+fn implementation_name(backend: BackendKind) -> String {
+    let blas = cfg!(feature = "openblas") && backend == BackendKind::Ndarray;
+    format!(
+        "rust-{}{}",
+        format!("{backend:?}").to_lowercase(),
+        if blas { "+openblas" } else { "" }
+    )
 }
 
 /// Joins the paper's numbers with the records of every experiment in `experiments_dir`.
