@@ -8,6 +8,9 @@
 #   BENCH_MODELS   space-separated model dirs (default: models/splade-tiny, and
 #                  $BENCH_BASE_MODEL when set: a BERT-base-sized random model written by
 #                  scripts/make_random_bert.py --size base)
+#   BENCH_SEARCH_MODELS  models for the search iteration (default: BENCH_MODELS; one
+#                  BERT-base-sized iteration at accumulation 10 / 100 candidates takes many
+#                  minutes per implementation on 2 cores)
 #   BENCH_CANDIDATES  default "10 100";  BENCH_ITERS default 5;  BENCH_ACCUMULATION default 10
 #   BENCH_PYTHON   python with torch + transformers (default: a venv under $CARGO_TARGET_DIR)
 #   BENCH_BACKENDS default "ndarray flex"
@@ -56,7 +59,7 @@ merge='import sys,json; a,b=sys.stdin.read().split("} {",1); x=json.loads(a+"}")
 
 results="$out_dir/search.jsonl"
 : > "$results"
-for model in $models; do
+for model in ${BENCH_SEARCH_MODELS:-$models}; do
   for k in $candidates; do
     common=(--batch-size 32 --accumulation "$accumulation" --candidates "$k" --triggers 3 --iters "$iters" --warmup 1)
     tag="{\"model\": \"$(basename "$model")\", \"candidates\": $k, \"accumulation\": $accumulation}"

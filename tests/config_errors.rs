@@ -259,6 +259,18 @@ fn labels_on_fact_retrieval() {
 }
 
 #[test]
+fn at_most_on_a_classification_task() {
+    let err = error_of(
+        "[task]\nkind = \"sst2\"\nat_most = true\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
+        &[],
+    );
+    assert_has(
+        &err,
+        &["key `task.at_most`", "only lama and relation_extraction"],
+    );
+}
+
+#[test]
 fn variant_on_the_wrong_task() {
     let err = error_of(
         "[task]\nkind = \"sst2\"\nvariant = \"two_way\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",

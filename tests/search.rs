@@ -34,6 +34,7 @@ fn sst2(train: usize, dev: usize, seed: u64) -> tasks::TaskData {
         variant: None,
         relation: None,
         perturbed: false,
+        at_most: false,
         malformed_rows: MalformedRows::Error,
     };
     let paths = DataPaths {

@@ -16,6 +16,7 @@ fn spec(kind: TaskKind, train: usize, dev: usize) -> TaskSpec {
         variant: None,
         relation: None,
         perturbed: false,
+        at_most: false,
         malformed_rows: MalformedRows::Error,
     }
 }
@@ -113,6 +114,27 @@ fn lama_test_facts_are_filtered_and_train_excludes_them() {
             .iter()
             .all(|e| !test_facts.contains(&(e.field("sub_label").unwrap(), e.label.as_str())))
     );
+}
+
+/// P108's LPAQA pool, minus its LAMA test facts, holds 18 facts: an exact budget of 150
+/// is an error naming the numbers; `at_most` splits the 18 in the asked 3:1 proportion.
+#[test]
+fn lama_budget_at_most_takes_what_a_small_relation_has() {
+    let mut s = spec(TaskKind::Lama, 150, 50);
+    s.relation = Some("P108".into());
+    let err = tasks::load(&s, &paths(), 0).unwrap_err().to_string();
+    assert!(
+        err.contains("asked for 150") && err.contains("only 18"),
+        "{err}"
+    );
+    s.at_most = true;
+    let data = tasks::load(&s, &paths(), 0).unwrap();
+    assert_eq!((data.train.len(), data.dev.len()), (13, 5));
+    let mut wide = spec(TaskKind::Lama, 150, 50);
+    wide.relation = Some("P19".into());
+    wide.at_most = true;
+    let p19 = tasks::load(&wide, &paths(), 0).unwrap();
+    assert_eq!((p19.train.len(), p19.dev.len()), (150, 50));
 }
 
 #[test]

@@ -153,11 +153,13 @@ fn trigger_count(record: &Record) -> Option<usize> {
 
 /// "train 1000, 10 iters" from a cell's spec.
 fn budget_of(record: &Record) -> String {
-    let mut parts = vec![format!("train {}", record.spec.task.train_size)];
+    let task = &record.spec.task;
+    let cap = if task.at_most { "≤ " } else { "" };
+    let mut parts = vec![format!("train {cap}{}", task.train_size)];
     if let Some(search) = record.spec.method.search_settings() {
         parts.push(format!("{} iters", search.iters));
     }
-    if let Some(n) = record.spec.task.test_size {
+    if let Some(n) = task.test_size {
         parts.push(format!("test ≤ {n}"));
     }
     parts.join(", ")

@@ -110,6 +110,23 @@ fn fnv(text: &str) -> u64 {
     })
 }
 
+/// Train and dev sizes: as asked, or under `at_most` capped by what the pools hold.
+enum Pools {
+    /// Train and dev come from one pool (LAMA): split it in the asked proportion.
+    Shared(usize),
+    /// Train and dev pools are separate (relation extraction): cap each.
+    Separate(usize, usize),
+}
+
+fn budget(spec: &TaskSpec, pools: Pools) -> (usize, usize) {
+    let (train, dev) = (spec.train_size.get(), spec.dev_size.get());
+    match pools {
+        _ if !spec.at_most => (train, dev),
+        Pools::Shared(available) => sample::capped_split(available, train, dev),
+        Pools::Separate(train_pool, dev_pool) => (train.min(train_pool), dev.min(dev_pool)),
+    }
+}
+
 pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, TaskError> {
     let relation = spec
         .relation
@@ -172,18 +189,10 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
                 .filter(|f| !seen.contains(&(f.sub_label.as_str(), f.obj_label.as_str())))
                 .map(|f| to_example(f, None))
                 .collect();
-            let train = sample::uniform(
-                &mut pool,
-                spec.train_size.get(),
-                &mut rng(seed, "train"),
-                "LAMA train",
-            )?;
-            let dev = sample::uniform(
-                &mut pool,
-                spec.dev_size.get(),
-                &mut rng(seed, "dev"),
-                "LAMA dev",
-            )?;
+            let (train_size, dev_size) = budget(spec, Pools::Shared(pool.len()));
+            let train =
+                sample::uniform(&mut pool, train_size, &mut rng(seed, "train"), "LAMA train")?;
+            let dev = sample::uniform(&mut pool, dev_size, &mut rng(seed, "dev"), "LAMA dev")?;
             (train, dev, test)
         }
         _ => {
@@ -221,18 +230,15 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
             let test = pools.remove(&0).unwrap_or_default();
             let mut dev_pool = pools.remove(&1).unwrap_or_default();
             let mut train_pool: Vec<Example> = pools.into_values().flatten().collect();
+            let (train_size, dev_size) =
+                budget(spec, Pools::Separate(train_pool.len(), dev_pool.len()));
             let train = sample::uniform(
                 &mut train_pool,
-                spec.train_size.get(),
+                train_size,
                 &mut rng(seed, "train"),
                 "RE train",
             )?;
-            let dev = sample::uniform(
-                &mut dev_pool,
-                spec.dev_size.get(),
-                &mut rng(seed, "dev"),
-                "RE dev",
-            )?;
+            let dev = sample::uniform(&mut dev_pool, dev_size, &mut rng(seed, "dev"), "RE dev")?;
             (train, dev, test)
         }
     };

@@ -75,6 +75,12 @@ pub struct TaskSpec {
     /// LAMA / relation extraction only: the T-REx relation id, e.g. `P19`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relation: Option<String>,
+    /// LAMA / relation extraction only: `train_size` and `dev_size` are upper bounds, and a
+    /// relation with fewer facts uses all it has (the paper's "at most 1000 facts per
+    /// relation"); the record's counts say how many were used. Default false: too few facts
+    /// is an error.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub at_most: bool,
     /// Relation extraction only: replace the object in the context sentence by another
     /// object of the relation (the paper's perturbed setting). Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -106,6 +112,12 @@ impl TaskSpec {
         }
         if self.variant.is_some() && self.kind != TaskKind::SickE {
             return Err(("task.variant".into(), "only sick_e has variants".into()));
+        }
+        if self.at_most && !needs_relation {
+            return Err((
+                "task.at_most".into(),
+                "only lama and relation_extraction take budgets as upper bounds (classification budgets are exact)".into(),
+            ));
         }
         if self.perturbed && self.kind != TaskKind::RelationExtraction {
             return Err((

@@ -107,6 +107,19 @@ pub fn uniform(
     Ok(take(pool, indices, rng))
 }
 
+/// Train and dev sizes when both come from one pool of `available` examples and the
+/// budget is a cap: the asked sizes when they fit, otherwise the pool split in the same
+/// proportion (at least one dev example when there are two or more), like the paper's
+/// "at most 1000 facts, split 80-20".
+pub fn capped_split(available: usize, train: usize, dev: usize) -> (usize, usize) {
+    if train + dev <= available {
+        return (train, dev);
+    }
+    let scaled_dev = (available * dev).div_ceil(train + dev);
+    let dev = scaled_dev.clamp(usize::from(available >= 2), available);
+    (available - dev, dev)
+}
+
 /// Train, dev and evaluation examples.
 pub type Splits = (Vec<Example>, Vec<Example>, Vec<Example>);
 
