@@ -4,6 +4,7 @@
 
 pub mod candidates;
 pub mod labels;
+pub mod parallel;
 pub mod scorer;
 pub mod trigger;
 

@@ -219,18 +219,23 @@ impl<B: AutodiffBackend> Scorer<B> {
         need_log_likelihood: bool,
     ) -> Vec<RowScore> {
         assert_eq!(batch.rows, golds.len());
-        let mut out = Vec::with_capacity(batch.rows);
-        let mut start = 0;
-        while start < batch.rows {
-            let end = (start + self.eval_rows).min(batch.rows);
-            out.extend(self.score_chunk(
+        // Chunks of at most `eval_rows`, and at least one per worker thread.
+        let workers = super::parallel::workers(batch.rows);
+        let chunk = self.eval_rows.min(batch.rows.div_ceil(workers)).max(1);
+        let bounds: Vec<(usize, usize)> = (0..batch.rows)
+            .step_by(chunk)
+            .map(|start| (start, (start + chunk).min(batch.rows)))
+            .collect();
+        super::parallel::map_ordered(&bounds, |&(start, end)| {
+            self.score_chunk(
                 &slice_rows(batch, start, end),
                 &golds[start..end],
                 need_log_likelihood,
-            ));
-            start = end;
-        }
-        out
+            )
+        })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn score_chunk(

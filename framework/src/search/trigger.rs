@@ -233,14 +233,27 @@ pub fn propose<B: AutodiffBackend>(
     let slots = triggers.len();
     let mut grad = vec![vec![0f32; ctx.scorer.eval_model().hidden_size()]; slots];
     let mut loss = 0.0;
-    for _ in 0..s.accumulation_steps.max(1) {
-        let idx = stream.next(s.batch_size, rng);
-        let examples: Vec<&Encoded> = idx.iter().map(|&i| &train.encoded[i]).collect();
-        let golds: Vec<Gold> = idx.iter().map(|&i| train.golds[i]).collect();
-        let w: Option<Vec<f32>> = weights.map(|w| idx.iter().map(|&i| w[i]).collect());
-        let batch = batch_with_triggers(&examples, triggers, ctx.pad_id);
-        let (l, g) = ctx.scorer.trigger_gradient(&batch, &golds, w.as_deref());
-        loss += l / s.accumulation_steps.max(1) as f32;
+    // Batches are drawn in order from the stream, their gradients computed side by side and
+    // summed in draw order (the same sum as one after the other).
+    let steps = s.accumulation_steps.max(1);
+    let batches: Vec<(Batch, Vec<Gold>, Option<Vec<f32>>)> = (0..steps)
+        .map(|_| {
+            let idx = stream.next(s.batch_size, rng);
+            let examples: Vec<&Encoded> = idx.iter().map(|&i| &train.encoded[i]).collect();
+            let golds: Vec<Gold> = idx.iter().map(|&i| train.golds[i]).collect();
+            let w: Option<Vec<f32>> = weights.map(|w| idx.iter().map(|&i| w[i]).collect());
+            (
+                batch_with_triggers(&examples, triggers, ctx.pad_id),
+                golds,
+                w,
+            )
+        })
+        .collect();
+    let gradients = super::parallel::map_ordered(&batches, |(batch, golds, w)| {
+        ctx.scorer.trigger_gradient(batch, golds, w.as_deref())
+    });
+    for (l, g) in gradients {
+        loss += l / steps as f32;
         for (acc, slot) in grad.iter_mut().zip(g) {
             acc.iter_mut().zip(slot).for_each(|(a, b)| *a += b);
         }
