@@ -142,6 +142,10 @@ fn relation_extraction_contexts_and_perturbation() {
     let mut s = spec(TaskKind::RelationExtraction, 100, 30);
     s.relation = Some("P19".into());
     let original = tasks::load(&s, &paths(), 0).unwrap();
+    assert_eq!(
+        original.manual_template.as_deref(),
+        Some("[CLS] {context} [SEP] {sub_label} was born in [P] . [SEP]")
+    );
     let with_object = original
         .test
         .iter()

@@ -134,6 +134,12 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
         .expect("validated: lama needs a relation");
     let (vocab, vocab_path) = common_vocab(&paths.lama_dir)?;
     let (template, relations_path) = manual_template(&paths.lama_dir, relation)?;
+    // Relation extraction reads the evidence sentence first, as in the paper's LAMA rows of
+    // its relation-extraction table.
+    let template = match spec.kind {
+        TaskKind::RelationExtraction => template.replacen("[CLS]", "[CLS] {context} [SEP]", 1),
+        _ => template,
+    };
     let in_vocab: BTreeSet<&str> = vocab.iter().map(String::as_str).collect();
     let mut lama_file = paths.lama_dir.join(format!("TREx/{relation}.jsonl"));
     if !lama_file.is_file() && spec.kind == TaskKind::Lama {
