@@ -84,6 +84,8 @@ for model in $models; do
     r=$("$exe" -q bench forward --model "$model" --backend "$backend" --batch 32 --seq 64)
     echo "{\"model\": \"$(basename "$model")\"} $r" | python3 -c "$merge" >> "$forward"
   done
+  r=$("$python" benches/torch_forward.py --model "$model" --batch 32 --seq 64 --threads "$threads")
+  echo "{\"model\": \"$(basename "$model")\"} $r" | python3 -c "$merge" >> "$forward"
 done
 sgemm=$("$python" -c 'import torch,time; torch.set_num_threads('"$threads"'); a=torch.randn(2048,2048); b=torch.randn(2048,2048); a@b; t=[]
 for _ in range(5):

@@ -1,0 +1,53 @@
+"""Encoder forward of a BERT-style model in PyTorch at batch x seq (random token ids), for
+`just bench`: the same workload as `autoprompt bench forward`, printed as one JSON line."""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from transformers import AutoConfig, AutoModel
+
+
+def encoder_flops(layers, hidden, intermediate, batch, seq):
+    """FLOPs of one encoder forward (as in the Rust bench): projections, attention, FFN."""
+    tokens = batch * seq
+    return layers * (tokens * (8 * hidden * hidden + 4 * hidden * intermediate) + 4 * batch * seq * seq * hidden)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--seq", type=int, default=64)
+    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    config = AutoConfig.from_pretrained(a.model)
+    model = AutoModel.from_pretrained(a.model).eval()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, config.vocab_size, (a.batch, a.seq), generator=g)
+    times = []
+    with torch.no_grad():
+        model(input_ids=ids)
+        for _ in range(a.iters):
+            t0 = time.perf_counter()
+            model(input_ids=ids)
+            times.append(time.perf_counter() - t0)
+    secs = statistics.median(times)
+    gflop = encoder_flops(config.num_hidden_layers, config.hidden_size, config.intermediate_size, a.batch, a.seq) / 1e9
+    print(json.dumps({
+        "implementation": "pytorch",
+        "batch": a.batch,
+        "seq": a.seq,
+        "median_seconds": secs,
+        "gflop": gflop,
+        "gflops_per_second": gflop / secs,
+        "backend_sgemm_gflops_per_second": float("nan"),
+    }))
+
+
+if __name__ == "__main__":
+    main()
