@@ -137,11 +137,7 @@ fn kill_dash_nine_then_resume_keeps_finished_records() {
         before.len()
     );
     let out = run_cmd(&file).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let after = records(dir.path(), "resume");
     assert_eq!(after.len(), 40);
     for (path, bytes) in &before {
@@ -233,11 +229,7 @@ fn report_is_a_pure_function_of_the_records() {
             .current_dir(dir.path())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out);
         let root = dir.path().join("results/report_det");
         [
             "summary.parquet",
@@ -279,11 +271,7 @@ fn autoprompt_cell_end_to_end_on_the_embedded_model() {
     let body = "[task]\nkind = \"sst2\"\ntrain_size = 16\ndev_size = 16\ntest_size = 64\n[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {sentence} [T] [T] [P] . [SEP]\"\nlabels = { \"0\" = [\"terrible\"], \"1\" = [\"great\"] }\nsearch = { iters = 3, batch_size = 8, accumulation_steps = 2, num_candidates = 5 }\n";
     let file = common::experiment(dir.path(), "e2e", body);
     let out = run_cmd(&file).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let (path, bytes) = records(dir.path(), "e2e").pop().unwrap();
     let record: autoprompt::record::Record = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(
@@ -343,11 +331,7 @@ fn paper_report_pairs_numbers_and_names_our_model() {
         .args(["--set", "model.source=splade-tiny"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let row = |paper_row: &str, variant: &str, value: f64| {
         format!(
             "[[row]]\npaper_row = \"{paper_row}\"\nmethod = \"majority\"\nmodel = \"Majority\"\nvariant = \"{variant}\"\nmetric = \"accuracy\"\nvalue = {value}\n"
@@ -371,11 +355,7 @@ fn paper_report_pairs_numbers_and_names_our_model() {
         .current_dir(common::repo())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let text = std::fs::read_to_string(&report).unwrap();
     // Balanced test sets: the majority baseline is exactly chance, in percent.
     assert!(

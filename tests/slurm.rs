@@ -62,11 +62,7 @@ fn records(results: &Path, name: &str) -> Vec<Record> {
 
 fn submit(file: &Path) -> (String, String) {
     let out = autoprompt(&["run", file.to_str().unwrap(), "--launcher", "slurm"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(stdout.contains("submitted array job"), "{stdout}");
     let dir = file.parent().unwrap().join("results");
@@ -121,11 +117,7 @@ fn array_records_match_an_in_process_run() {
         "--set",
         &format!("results_dir=\"{}\"", local.display()),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let in_process = records(&local, "slurm_small");
     for (a, b) in from_slurm.iter().zip(&in_process) {
         assert_eq!(a.id, b.id);

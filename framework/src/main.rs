@@ -350,40 +350,7 @@ fn implementation_name(backend: BackendKind) -> String {
 
 /// Joins the paper's numbers with the records of every experiment in `experiments_dir`.
 fn paper_report(experiments_dir: &Path, tables_dir: &Path, out: &Path) -> anyhow::Result<()> {
-    let tables = report::paper::read_tables(tables_dir)?;
-    let mut experiments = std::collections::BTreeMap::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(experiments_dir)
-        .with_context(|| format!("{}: cannot list experiments", experiments_dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
-    for file in files {
-        let experiment = config::load(&file, &[])?;
-        experiments.insert(
-            experiment.name.clone(),
-            experiment.settings.results_dir.clone(),
-        );
-    }
-    for (path, table) in &tables {
-        anyhow::ensure!(
-            experiments.contains_key(&table.experiment),
-            "{}: experiment `{}` is not in {}",
-            path.display(),
-            table.experiment,
-            experiments_dir.display()
-        );
-    }
-    let records_of = |name: &str| -> Vec<autoprompt::record::Record> {
-        experiments
-            .get(name)
-            .filter(|dir| dir.join(name).join("cells").is_dir())
-            .and_then(|dir| Store::open(dir, name).ok())
-            .and_then(|store| store.records().ok())
-            .unwrap_or_default()
-    };
-    let markdown = report::paper::report_markdown(&tables, &records_of);
+    let markdown = report::paper::build(experiments_dir, tables_dir)?;
     autoprompt::store::write_atomic(out, markdown.as_bytes())?;
     println!("{markdown}");
     eprintln!("wrote {}", out.display());

@@ -42,6 +42,15 @@ pub fn splade_tiny() -> PathBuf {
 }
 
 /// The `autoprompt` binary built for these tests.
+/// Asserts that a command exited 0, showing its stderr when it did not.
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_autoprompt"))
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::config::MethodKind;
 use crate::record::{Record, Status};
+use crate::store::Store;
 use crate::tasks::{SickVariant, TaskKind};
 
 /// One table of the paper, as transcribed in `reports/paper/<file>.toml`.
@@ -98,22 +99,36 @@ pub enum PaperError {
     },
     #[error("{}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    #[error("{}: experiment `{experiment}` is not in {}", path.display(), dir.display())]
+    UnknownExperiment {
+        path: PathBuf,
+        experiment: String,
+        dir: PathBuf,
+    },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
-/// Reads every `*.toml` in `dir`, in file-name order.
-pub fn read_tables(dir: &Path) -> Result<Vec<(PathBuf, PaperTable)>, PaperError> {
-    let read_err = |source| PaperError::Read {
-        path: dir.to_owned(),
-        source,
-    };
+/// The `*.toml` files of `dir`, in file-name order.
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, PaperError> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(read_err)?
+        .map_err(|source| PaperError::Read {
+            path: dir.to_owned(),
+            source,
+        })?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     paths.sort();
-    paths
+    Ok(paths)
+}
+
+/// Reads every `*.toml` in `dir`, in file-name order.
+pub fn read_tables(dir: &Path) -> Result<Vec<(PathBuf, PaperTable)>, PaperError> {
+    toml_files(dir)?
         .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).map_err(|source| PaperError::Read {
@@ -127,6 +142,42 @@ pub fn read_tables(dir: &Path) -> Result<Vec<(PathBuf, PaperTable)>, PaperError>
             Ok((path, table))
         })
         .collect()
+}
+
+/// The records of every experiment in `experiments_dir`, by experiment name (an experiment
+/// that has not run yet has none).
+pub fn read_records(experiments_dir: &Path) -> Result<BTreeMap<String, Vec<Record>>, PaperError> {
+    let mut records = BTreeMap::new();
+    for file in toml_files(experiments_dir)? {
+        let experiment = crate::config::load(&file, &[])?;
+        let results = &experiment.settings.results_dir;
+        let ran = results.join(&experiment.name).join("cells").is_dir();
+        let found = if ran {
+            Store::open(results, &experiment.name)?.records()?
+        } else {
+            vec![]
+        };
+        records.insert(experiment.name, found);
+    }
+    Ok(records)
+}
+
+/// The report of the tables in `tables_dir` against the experiments in `experiments_dir`;
+/// a table naming an experiment that is not there is an error.
+pub fn build(experiments_dir: &Path, tables_dir: &Path) -> Result<String, PaperError> {
+    let tables = read_tables(tables_dir)?;
+    let records = read_records(experiments_dir)?;
+    if let Some((path, table)) = tables
+        .iter()
+        .find(|(_, t)| !records.contains_key(&t.experiment))
+    {
+        return Err(PaperError::UnknownExperiment {
+            path: path.clone(),
+            experiment: table.experiment.clone(),
+            dir: experiments_dir.to_owned(),
+        });
+    }
+    Ok(report_markdown(&tables, &records))
 }
 
 /// The setting of a record in a table's terms: SICK-E variant, original/perturbed, or "".
@@ -320,10 +371,10 @@ pub fn table_markdown(table: &PaperTable, records: &[Record], source_file: &Path
     out
 }
 
-/// The whole report: every table in `tables_dir`, with records from `results_dir`.
+/// The whole report: every table, with the records of its experiment.
 pub fn report_markdown(
     tables: &[(PathBuf, PaperTable)],
-    records_of: &dyn Fn(&str) -> Vec<Record>,
+    records: &BTreeMap<String, Vec<Record>>,
 ) -> String {
     let mut out = String::from(
         "# The paper's tables, reproduced\n\n\
@@ -335,8 +386,10 @@ pub fn report_markdown(
          runs (seeds × relations) behind our number.\n\n",
     );
     for (path, table) in tables {
-        let records = records_of(&table.experiment);
-        out.push_str(&table_markdown(table, &records, path));
+        let found = records
+            .get(&table.experiment)
+            .map_or(&[][..], Vec::as_slice);
+        out.push_str(&table_markdown(table, found, path));
         out.push('\n');
     }
     out
