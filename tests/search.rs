@@ -171,9 +171,10 @@ fn trigger_gradient_matches_finite_differences() {
     let scorer = Scorer::<B>::new(lm.model.clone(), target, 64, Default::default());
     let (loss, grad) = scorer.trigger_gradient(&batch, &golds, None);
     let reference = independent_loss(&lm, &batch, &golds, &v, None);
-    // The scorer reports the loss as f32.
+    // The scorer computes in f32 (on the host engine, in its own summation order): a few
+    // units in the last place of a loss near 8.
     assert!(
-        (loss as f64 - reference).abs() / reference < 1e-6,
+        (loss as f64 - reference).abs() / reference < 1e-5,
         "loss {loss} vs independent {reference}"
     );
     let h = grad[0].len();

@@ -30,3 +30,11 @@ macro_rules! with_backend {
         }
     }};
 }
+
+/// Whether `B` computes on the host CPU (ndarray, flex), where the search's hot loop runs on
+/// the host engine ([`crate::lm::host`]) instead of burn's op-by-op kernels.
+pub fn runs_on_host<B: burn::tensor::backend::Backend>() -> bool {
+    use std::any::TypeId;
+    let id = TypeId::of::<B>();
+    id == TypeId::of::<burn::backend::NdArray>() || id == TypeId::of::<burn::backend::Flex>()
+}

@@ -313,6 +313,7 @@ pub fn load_weights<B: Backend>(
         layers,
         head,
         dropout: 0.0,
+        layer_norm_eps: eps,
     })
 }
 

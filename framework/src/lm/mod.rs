@@ -4,10 +4,12 @@
 //! - [`model`]: the network and the entry points the search needs (forward from input
 //!   embeddings; scoring only requested tokens at [MASK]).
 //! - [`loader`]: checkpoint name table and strict loading.
+//! - [`host`]: the frozen model on the CPU with fused kernels (the search's hot loop).
 //! - [`tokenizer`]: tokenizers and special tokens.
 //! - [`source`]: resolving a model name to files.
 
 pub mod config;
+pub mod host;
 pub mod loader;
 pub mod model;
 pub mod source;

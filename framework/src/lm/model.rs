@@ -38,6 +38,10 @@ pub struct MaskedLm<B: Backend> {
     /// it only ever acts on an autodiff backend.
     #[module(skip)]
     pub dropout: f64,
+    /// LayerNorm epsilon of every norm (burn keeps it private inside `LayerNorm`; the host
+    /// engine needs it to reproduce the norms).
+    #[module(skip)]
+    pub layer_norm_eps: f64,
 }
 
 #[derive(Module, Debug)]
@@ -128,6 +132,7 @@ impl<B: Backend> MaskedLm<B> {
             layers,
             head,
             dropout: 0.0,
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 

@@ -3,6 +3,7 @@
 //! settings), plain results out; no files, no configuration loading.
 
 pub mod candidates;
+mod host;
 pub mod labels;
 pub mod parallel;
 pub mod scorer;
@@ -10,7 +11,7 @@ pub mod trigger;
 
 use serde::{Deserialize, Serialize};
 
-pub use scorer::{Gold, RowScore, Scorer, Target};
+pub use scorer::{Engine, Gold, RowScore, Scorer, Target};
 pub use trigger::{SearchResult, SearchStep};
 
 /// Class balance during the search.

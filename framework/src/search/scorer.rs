@@ -7,6 +7,7 @@ use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
+use crate::lm::host::HostModel;
 use crate::lm::{EncoderInput, MaskedLm};
 use crate::prompt::Batch;
 use crate::prompt::verbalizer::class_scores;
@@ -26,7 +27,7 @@ pub enum Target {
 }
 
 impl Target {
-    fn scored_ids(&self) -> &[u32] {
+    pub(crate) fn scored_ids(&self) -> &[u32] {
         match self {
             Target::Classes { label_ids, .. } => label_ids,
             Target::Vocabulary { candidate_ids } => candidate_ids,
@@ -52,10 +53,36 @@ pub struct RowScore {
     pub gold_log_likelihood: f32,
 }
 
+/// Which implementation runs the scorer's gradients and evaluations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// The host engine when the backend runs on the CPU, else burn.
+    #[default]
+    Auto,
+    /// The host engine ([`crate::lm::host`]) whatever the backend.
+    Host,
+    /// burn's own tensor ops on the chosen backend.
+    Burn,
+}
+
+impl Engine {
+    /// Whether this choice runs the host engine for backend `B`.
+    pub fn uses_host<B: Backend>(self) -> bool {
+        match self {
+            Engine::Auto => crate::backend::runs_on_host::<B>(),
+            Engine::Host => true,
+            Engine::Burn => false,
+        }
+    }
+}
+
 /// A frozen model ready for gradients (autodiff copy) and fast evaluation (inner copy).
 pub struct Scorer<B: AutodiffBackend> {
     grad_model: MaskedLm<B>,
     eval_model: MaskedLm<B::InnerBackend>,
+    /// The host engine's copy of the weights, when it runs the hot loop.
+    host: Option<HostModel>,
     device: B::Device,
     pub target: Target,
     /// Rows per forward pass in evaluation.
@@ -107,13 +134,28 @@ fn encoder_input<B: Backend>(
 }
 
 impl<B: AutodiffBackend> Scorer<B> {
-    /// Freezes `model` (no parameter gradients: 2–3× cheaper backward passes).
+    /// Freezes `model` (no parameter gradients: 2–3× cheaper backward passes); the hot loop
+    /// runs on the host engine when the backend is a CPU one ([`Engine::Auto`]).
     pub fn new(model: MaskedLm<B>, target: Target, eval_rows: usize, device: B::Device) -> Self {
+        Self::with_engine(model, target, eval_rows, device, Engine::Auto)
+    }
+
+    pub fn with_engine(
+        model: MaskedLm<B>,
+        target: Target,
+        eval_rows: usize,
+        device: B::Device,
+        engine: Engine,
+    ) -> Self {
         let grad_model = model.no_grad();
         let eval_model = grad_model.valid();
+        let host = engine
+            .uses_host::<B::InnerBackend>()
+            .then(|| HostModel::from_model(&eval_model));
         Self {
             grad_model,
             eval_model,
+            host,
             device,
             target,
             eval_rows: eval_rows.max(1),
@@ -133,6 +175,9 @@ impl<B: AutodiffBackend> Scorer<B> {
         golds: &[Gold],
         weights: Option<&[f32]>,
     ) -> (f32, Vec<Vec<f32>>) {
+        if let Some(host) = &self.host {
+            return super::host::trigger_gradient(host, &self.target, batch, golds, weights);
+        }
         let model = &self.grad_model;
         let device = &self.device;
         let (mut input, predict) = encoder_input(model, batch, device);
@@ -244,41 +289,26 @@ impl<B: AutodiffBackend> Scorer<B> {
         golds: &[Gold],
         need_log_likelihood: bool,
     ) -> Vec<RowScore> {
+        if let Some(host) = &self.host {
+            return super::host::score_rows(host, &self.target, batch, golds, need_log_likelihood);
+        }
         let model = &self.eval_model;
         let device = &self.device;
         let (input, predict) = encoder_input(model, batch, device);
         let features = model.mask_features(model.encode(input), predict);
         let ids = self.target.scored_ids();
-        let k = ids.len();
         let id_tensor =
-            int_tensor::<B::InnerBackend, 1>(ids.iter().map(|&i| i as usize), [k], device);
+            int_tensor::<B::InnerBackend, 1>(ids.iter().map(|&i| i as usize), [ids.len()], device);
         let log_z = need_log_likelihood.then(|| to_vec(model.log_normalizer(features.clone())));
         let scores = to_vec(model.score_tokens(features, id_tensor));
-        scores
-            .chunks(k)
-            .zip(golds)
-            .enumerate()
-            .map(|(row, (logits, gold))| {
-                let z = log_z.as_ref().map_or(f32::NAN, |z| z[row]);
-                match &self.target {
-                    Target::Classes { spans, .. } => {
-                        let classes = class_scores(logits, spans);
-                        RowScore {
-                            rank: pessimistic_rank(&classes, gold.index),
-                            gold_log_likelihood: classes[gold.index] - z,
-                        }
-                    }
-                    Target::Vocabulary { .. } => RowScore {
-                        rank: pessimistic_rank(logits, gold.index),
-                        gold_log_likelihood: logits[gold.index] - z,
-                    },
-                }
-            })
-            .collect()
+        row_scores(&self.target, &scores, log_z.as_deref(), golds)
     }
 
     /// `[rows, hidden]` head features at `[P]` (inputs of the label search).
     pub fn mask_features(&self, batch: &Batch) -> Vec<f32> {
+        if let Some(host) = &self.host {
+            return super::host::mask_features(host, batch);
+        }
         let mut out = vec![];
         let mut start = 0;
         while start < batch.rows {
@@ -297,6 +327,13 @@ impl<B: AutodiffBackend> Scorer<B> {
     /// HotFlip scores of every vocabulary token for one slot: `−(E · g)`, i.e. the
     /// first-order decrease of the loss when the slot's embedding moves to the token's.
     pub fn hotflip_scores(&self, slot_gradient: &[f32]) -> Vec<f32> {
+        if let Some(host) = &self.host {
+            return host
+                .embedding_products(slot_gradient)
+                .into_iter()
+                .map(|v| -v)
+                .collect();
+        }
         let h = slot_gradient.len();
         let g = Tensor::<B::InnerBackend, 2>::from_data(
             TensorData::new(slot_gradient.to_vec(), [h, 1]),
@@ -304,6 +341,38 @@ impl<B: AutodiffBackend> Scorer<B> {
         );
         to_vec(self.eval_model.word_embedding_matrix().matmul(g).neg())
     }
+}
+
+/// Per-row ranks and gold log-likelihoods from the scored tokens' logits `[rows, k]` and,
+/// when computed, the full-vocabulary log-normaliser `[rows]`.
+pub(crate) fn row_scores(
+    target: &Target,
+    scores: &[f32],
+    log_z: Option<&[f32]>,
+    golds: &[Gold],
+) -> Vec<RowScore> {
+    let k = target.scored_ids().len();
+    scores
+        .chunks(k)
+        .zip(golds)
+        .enumerate()
+        .map(|(row, (logits, gold))| {
+            let z = log_z.map_or(f32::NAN, |z| z[row]);
+            match target {
+                Target::Classes { spans, .. } => {
+                    let classes = class_scores(logits, spans);
+                    RowScore {
+                        rank: pessimistic_rank(&classes, gold.index),
+                        gold_log_likelihood: classes[gold.index] - z,
+                    }
+                }
+                Target::Vocabulary { .. } => RowScore {
+                    rank: pessimistic_rank(logits, gold.index),
+                    gold_log_likelihood: logits[gold.index] - z,
+                },
+            }
+        })
+        .collect()
 }
 
 /// Rows `start..end` of a batch.

@@ -1,0 +1,271 @@
+//! One post-norm encoder layer on packed sequences, forward and input-gradient backward.
+
+use super::kernels::{self, Dense, Norm, NormCache, View, matmul};
+
+/// Which tokens a layer computes outputs for (keys and values always come from every token).
+#[derive(Debug, Clone)]
+pub enum Queries {
+    /// Every token: the output is `[tokens, h]`.
+    All,
+    /// One packed token index per row: the output is `[rows, h]`.
+    OnePerRow(Vec<usize>),
+}
+
+impl Queries {
+    /// Row `r`'s queries as `(first packed token, count, first output row)`.
+    fn of_row(&self, starts: &[usize], r: usize) -> (usize, usize, usize) {
+        match self {
+            Queries::All => (starts[r], starts[r + 1] - starts[r], starts[r]),
+            Queries::OnePerRow(tokens) => (tokens[r], 1, r),
+        }
+    }
+
+    fn count(&self, starts: &[usize]) -> usize {
+        match self {
+            Queries::All => starts.last().copied().unwrap_or(0),
+            Queries::OnePerRow(tokens) => tokens.len(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HostLayer {
+    /// Query, key and value projections side by side: `W [h, 3h]`.
+    qkv: Dense,
+    attention_output: Dense,
+    attention_norm: Norm,
+    intermediate: Dense,
+    output: Dense,
+    output_norm: Norm,
+    heads: usize,
+}
+
+/// Activations of one layer kept for its backward pass.
+#[derive(Debug, Clone, Default)]
+pub struct LayerCache {
+    qkv: Vec<f32>,
+    /// Attention weights, row after row, head after head: `[queries, keys]` blocks.
+    probs: Vec<f32>,
+    attention_norm: NormCache,
+    intermediate_pre: Vec<f32>,
+    output_norm: NormCache,
+}
+
+/// Concatenates `[in, out_i]` weights along the output axis.
+fn fuse(parts: [Dense; 3]) -> Dense {
+    let inputs = parts[0].inputs;
+    let outputs: usize = parts.iter().map(|p| p.outputs).sum();
+    let mut weight = Vec::with_capacity(inputs * outputs);
+    for i in 0..inputs {
+        for p in &parts {
+            weight.extend_from_slice(&p.weight[i * p.outputs..(i + 1) * p.outputs]);
+        }
+    }
+    let bias = parts.iter().flat_map(|p| p.bias.iter().copied()).collect();
+    Dense {
+        weight,
+        bias,
+        inputs,
+        outputs,
+    }
+}
+
+/// Rows of `x` (`[tokens, h]`) at the query tokens, in output order.
+fn query_rows(x: &[f32], h: usize, queries: &Queries) -> Vec<f32> {
+    match queries {
+        Queries::All => x.to_vec(),
+        Queries::OnePerRow(tokens) => tokens
+            .iter()
+            .flat_map(|&t| x[t * h..(t + 1) * h].iter().copied())
+            .collect(),
+    }
+}
+
+impl HostLayer {
+    pub fn new(
+        qkv: [Dense; 3],
+        attention_output: Dense,
+        attention_norm: Norm,
+        intermediate: Dense,
+        output: Dense,
+        output_norm: Norm,
+        heads: usize,
+    ) -> Self {
+        Self {
+            qkv: fuse(qkv),
+            attention_output,
+            attention_norm,
+            intermediate,
+            output,
+            output_norm,
+            heads,
+        }
+    }
+
+    fn hidden(&self) -> usize {
+        self.attention_output.outputs
+    }
+
+    /// `x [tokens, h]` → the layer output at `queries`.
+    pub fn forward(
+        &self,
+        x: &[f32],
+        starts: &[usize],
+        queries: &Queries,
+        cache: Option<&mut LayerCache>,
+    ) -> Vec<f32> {
+        let h = self.hidden();
+        let head_dim = h / self.heads;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let qkv = self.qkv.forward(x);
+        let mut context = vec![0.0; queries.count(starts) * h];
+        let keep_probs = cache.is_some();
+        let mut probs_all = vec![];
+        let mut scores = vec![];
+        for r in 0..starts.len() - 1 {
+            let (start, len) = (starts[r], starts[r + 1] - starts[r]);
+            let (q0, nq, out0) = queries.of_row(starts, r);
+            for head in 0..self.heads {
+                let col = head * head_dim;
+                scores.clear();
+                scores.resize(nq * len, 0.0);
+                matmul(
+                    &mut scores,
+                    len,
+                    View::block(&qkv, 3 * h, (q0, nq), (col, head_dim)),
+                    View::block(&qkv, 3 * h, (start, len), (h + col, head_dim)).t(),
+                    false,
+                );
+                scores.iter_mut().for_each(|s| *s *= scale);
+                kernels::softmax_rows(&mut scores, len);
+                matmul(
+                    &mut context[out0 * h + col..],
+                    h,
+                    View::dense(&scores, nq, len),
+                    View::block(&qkv, 3 * h, (start, len), (2 * h + col, head_dim)),
+                    false,
+                );
+                if keep_probs {
+                    probs_all.extend_from_slice(&scores);
+                }
+            }
+        }
+        let mut attended = self.attention_output.forward(&context);
+        let residual = query_rows(x, h, queries);
+        attended
+            .iter_mut()
+            .zip(&residual)
+            .for_each(|(a, x)| *a += x);
+        match cache {
+            None => {
+                self.attention_norm.forward(&mut attended, None);
+                let mut inner = self.intermediate.forward(&attended);
+                kernels::gelu(&mut inner);
+                let mut out = self.output.forward(&inner);
+                out.iter_mut().zip(&attended).for_each(|(o, a)| *o += a);
+                self.output_norm.forward(&mut out, None);
+                out
+            }
+            Some(c) => {
+                self.attention_norm
+                    .forward(&mut attended, Some(&mut c.attention_norm));
+                let pre = self.intermediate.forward(&attended);
+                let inner = kernels::gelu_of(&pre);
+                let mut out = self.output.forward(&inner);
+                out.iter_mut().zip(&attended).for_each(|(o, a)| *o += a);
+                self.output_norm.forward(&mut out, Some(&mut c.output_norm));
+                c.qkv = qkv;
+                c.probs = probs_all;
+                c.intermediate_pre = pre;
+                out
+            }
+        }
+    }
+
+    /// The gradient w.r.t. the layer input `[tokens, h]`, given the gradient w.r.t. its
+    /// output at `queries`.
+    pub fn backward(
+        &self,
+        d_out: &[f32],
+        starts: &[usize],
+        queries: &Queries,
+        cache: &LayerCache,
+    ) -> Vec<f32> {
+        let h = self.hidden();
+        let head_dim = h / self.heads;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let tokens = starts.last().copied().unwrap_or(0);
+        // Output LayerNorm, feed-forward and its residual.
+        let mut d_sum = d_out.to_vec();
+        self.output_norm.backward(&mut d_sum, &cache.output_norm);
+        let mut d_inner = self.output.backward_input(&d_sum);
+        kernels::gelu_backward(&mut d_inner, &cache.intermediate_pre);
+        let mut d_attended = self.intermediate.backward_input(&d_inner);
+        d_attended.iter_mut().zip(&d_sum).for_each(|(a, s)| *a += s);
+        // Attention LayerNorm; `d_attended` becomes the gradient of (projection + residual).
+        self.attention_norm
+            .backward(&mut d_attended, &cache.attention_norm);
+        let d_context = self.attention_output.backward_input(&d_attended);
+        // Attention, head by head, into the gradient of the fused projection.
+        let qkv = &cache.qkv;
+        let mut d_qkv = vec![0.0; tokens * 3 * h];
+        let mut probs_at = 0;
+        let mut d_scores = vec![];
+        for r in 0..starts.len() - 1 {
+            let (start, len) = (starts[r], starts[r + 1] - starts[r]);
+            let (q0, nq, out0) = queries.of_row(starts, r);
+            for head in 0..self.heads {
+                let col = head * head_dim;
+                let probs = &cache.probs[probs_at..probs_at + nq * len];
+                probs_at += nq * len;
+                let d_ctx = View::block(&d_context, h, (out0, nq), (col, head_dim));
+                // d values += Pᵀ · d context
+                matmul(
+                    &mut d_qkv[start * 3 * h + 2 * h + col..],
+                    3 * h,
+                    View::dense(probs, nq, len).t(),
+                    d_ctx,
+                    true,
+                );
+                // d P = d context · Vᵀ, then through the softmax and the scale.
+                d_scores.clear();
+                d_scores.resize(nq * len, 0.0);
+                matmul(
+                    &mut d_scores,
+                    len,
+                    d_ctx,
+                    View::block(qkv, 3 * h, (start, len), (2 * h + col, head_dim)).t(),
+                    false,
+                );
+                kernels::softmax_backward_rows(&mut d_scores, probs, len);
+                d_scores.iter_mut().for_each(|d| *d *= scale);
+                // d queries += dS · K ; d keys += dSᵀ · Q
+                matmul(
+                    &mut d_qkv[q0 * 3 * h + col..],
+                    3 * h,
+                    View::dense(&d_scores, nq, len),
+                    View::block(qkv, 3 * h, (start, len), (h + col, head_dim)),
+                    true,
+                );
+                matmul(
+                    &mut d_qkv[start * 3 * h + h + col..],
+                    3 * h,
+                    View::dense(&d_scores, nq, len).t(),
+                    View::block(qkv, 3 * h, (q0, nq), (col, head_dim)),
+                    true,
+                );
+            }
+        }
+        let mut d_x = self.qkv.backward_input(&d_qkv);
+        // The residual around attention reaches the input at the query tokens.
+        for r in 0..starts.len() - 1 {
+            let (q0, nq, out0) = queries.of_row(starts, r);
+            let src = &d_attended[out0 * h..(out0 + nq) * h];
+            d_x[q0 * h..(q0 + nq) * h]
+                .iter_mut()
+                .zip(src)
+                .for_each(|(d, s)| *d += s);
+        }
+        d_x
+    }
+}
