@@ -13,7 +13,9 @@
 #                  minutes per implementation on 2 cores)
 #   BENCH_CANDIDATES  default "10 100";  BENCH_ITERS default 5;  BENCH_ACCUMULATION default 10
 #   BENCH_PYTHON   python with torch + transformers (default: a venv under $CARGO_TARGET_DIR)
-#   BENCH_BACKENDS default "ndarray flex"
+#   BENCH_BACKENDS default "ndarray flex": burn backends timed with burn's own ops
+#                  (`--engine burn`), beside the host engine (`rust-host`, what the search
+#                  uses on any CPU backend)
 #   BENCH_OPENBLAS  1 (default) also times the ndarray backend with OpenBLAS matmuls
 #                  (`--features openblas`; installs Debian's libopenblas-dev when missing)
 set -euo pipefail
@@ -21,9 +23,9 @@ cd "$(dirname "$0")/.."
 
 target="${CARGO_TARGET_DIR:-target}"
 bin="$target/debug/autoprompt"
-# Each entry: "binary backend".
-runs=()
-for backend in ${BENCH_BACKENDS:-ndarray flex}; do runs+=("$bin $backend"); done
+# Each entry: "binary backend engine".
+runs=("$bin ndarray host")
+for backend in ${BENCH_BACKENDS:-ndarray flex}; do runs+=("$bin $backend burn"); done
 if [ "${BENCH_OPENBLAS:-1}" = 1 ]; then
   if ! ldconfig -p | grep -q libopenblas; then
     apt-get install -y -q libopenblas-dev >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q libopenblas-dev >/dev/null; }
@@ -32,7 +34,7 @@ if [ "${BENCH_OPENBLAS:-1}" = 1 ]; then
   cargo build --locked --bin autoprompt --features openblas
   cp "$bin" "$target/debug/autoprompt-openblas"
   cargo build --locked --bin autoprompt
-  runs+=("$target/debug/autoprompt-openblas ndarray")
+  runs+=("$target/debug/autoprompt-openblas ndarray burn")
 fi
 out_dir=results/bench
 mkdir -p "$out_dir" reports
@@ -65,8 +67,8 @@ for model in ${BENCH_SEARCH_MODELS:-$models}; do
     tag="{\"model\": \"$(basename "$model")\", \"candidates\": $k, \"accumulation\": $accumulation}"
     # Interleaved: Rust, reference loop, same-algorithm PyTorch, in turn.
     for run in "${runs[@]}"; do
-      read -r exe backend <<< "$run"
-      r=$("$exe" -q bench search --model "$model" --backend "$backend" "${common[@]}")
+      read -r exe backend engine <<< "$run"
+      r=$("$exe" -q bench search --model "$model" --backend "$backend" --engine "$engine" "${common[@]}")
       echo "$tag $r" | python3 -c "$merge" >> "$results"
     done
     for mode in reference same-algorithm; do
@@ -80,8 +82,8 @@ forward="$out_dir/forward.jsonl"
 : > "$forward"
 for model in $models; do
   for run in "${runs[@]}"; do
-    read -r exe backend <<< "$run"
-    r=$("$exe" -q bench forward --model "$model" --backend "$backend" --batch 32 --seq 64)
+    read -r exe backend engine <<< "$run"
+    r=$("$exe" -q bench forward --model "$model" --backend "$backend" --engine "$engine" --batch 32 --seq 64)
     echo "{\"model\": \"$(basename "$model")\"} $r" | python3 -c "$merge" >> "$forward"
   done
   r=$("$python" benches/torch_forward.py --model "$model" --batch 32 --seq 64 --threads "$threads")

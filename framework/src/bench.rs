@@ -15,7 +15,7 @@ use crate::prompt::{Encoded, Template, Verbalizer};
 use crate::run::RunError;
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
 use crate::search::trigger::{BatchStream, SearchContext, Split, propose};
-use crate::search::{Gold, Scorer, SearchSettings, SelectBy, Target};
+use crate::search::{Engine, Gold, Scorer, SearchSettings, SelectBy, Target};
 use crate::tasks::{MalformedRows, sample};
 
 /// The search-iteration workload (also the flags of `autoprompt bench search`).
@@ -45,6 +45,9 @@ pub struct SearchBench {
     /// Rows per evaluation forward pass.
     #[arg(long, default_value_t = 256)]
     pub eval_rows: usize,
+    /// Who runs the gradients and evaluations (`auto`: the host engine on CPU backends).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub engine: Engine,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,7 +123,13 @@ pub fn search_iteration<B: AutodiffBackend>(
         label_ids: verbalizer.all_token_ids(),
         spans: verbalizer.class_spans(),
     };
-    let scorer = Scorer::<B>::new(lm.model.clone(), target, bench.eval_rows, device.clone());
+    let scorer = Scorer::<B>::with_engine(
+        lm.model.clone(),
+        target,
+        bench.eval_rows,
+        device.clone(),
+        bench.engine,
+    );
     let settings = SearchSettings {
         batch_size: bench.batch_size,
         accumulation_steps: bench.accumulation,
@@ -251,5 +260,80 @@ pub fn encoder_forward<B: Backend>(
         gflop,
         gflops_per_second: gflop / secs,
         backend_sgemm_gflops_per_second: 2.0 * (n as f64).powi(3) / 1e9 / median(mm),
+    })
+}
+
+/// Encoder forward throughput of the host engine ([`crate::lm::host`]) at `batch × seq`,
+/// run the way the search runs it: the rows split across one worker per core.
+pub fn host_encoder_forward(
+    model_source: &str,
+    batch: usize,
+    seq: usize,
+    iters: usize,
+    name: &str,
+) -> Result<ForwardResult, RunError> {
+    use crate::lm::host::{HostModel, Packed, kernels};
+    use crate::search::parallel::{map_ordered, workers};
+    let lm = crate::lm::load::<burn::backend::NdArray>(model_source, &Default::default())?;
+    let host = HostModel::from_model(&lm.model);
+    let mut rng = sample::rng(0, "forward");
+    let vocab = host.vocab_size() as u32;
+    let ids: Vec<u32> = (0..batch * seq)
+        .map(|_| rng.random_range(1000..vocab))
+        .collect();
+    let per_worker = batch.div_ceil(workers(batch));
+    let shards: Vec<Packed> = ids
+        .chunks(per_worker * seq)
+        .map(|rows| {
+            let n = rows.len();
+            Packed::from_padded(rows, &vec![0; n], &vec![1.0; n], seq)
+        })
+        .collect();
+    let run = || {
+        let t0 = Instant::now();
+        let hidden = map_ordered(&shards, |p| host.encode(p));
+        assert_eq!(
+            hidden.iter().map(Vec::len).sum::<usize>(),
+            batch * seq * host.hidden_size()
+        );
+        t0.elapsed().as_secs_f64()
+    };
+    run();
+    let secs = median((0..iters).map(|_| run()).collect());
+    let c = &lm.config;
+    let gflop = encoder_flops(c.num_layers, c.hidden_size, c.intermediate_size, batch, seq) / 1e9;
+    // The engine's own 2048² product, split by rows across the same workers.
+    let n: usize = 2048;
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.1).collect();
+    let halves: Vec<(usize, usize)> = {
+        let per = n.div_ceil(workers(n));
+        (0..n).step_by(per).map(|s| (s, per.min(n - s))).collect()
+    };
+    let product = || {
+        let t0 = Instant::now();
+        map_ordered(&halves, |&(row0, rows)| {
+            let mut out = vec![0.0; rows * n];
+            kernels::matmul(
+                &mut out,
+                n,
+                kernels::View::block(&a, n, (row0, rows), (0, n)),
+                kernels::View::dense(&b, n, n),
+                false,
+            );
+            out
+        });
+        t0.elapsed().as_secs_f64()
+    };
+    product();
+    let mm = median((0..3).map(|_| product()).collect());
+    Ok(ForwardResult {
+        implementation: name.to_string(),
+        batch,
+        seq,
+        median_seconds: secs,
+        gflop,
+        gflops_per_second: gflop / secs,
+        backend_sgemm_gflops_per_second: 2.0 * (n as f64).powi(3) / 1e9 / mm,
     })
 }

@@ -188,6 +188,9 @@ enum BenchCommand {
         iters: usize,
         #[arg(long, value_enum, default_value = "ndarray")]
         backend: BackendKind,
+        /// `auto` and `host` time the host engine (CPU backends), `burn` the backend's ops.
+        #[arg(long, value_enum, default_value = "auto")]
+        engine: autoprompt::search::Engine,
     },
 }
 
@@ -195,7 +198,7 @@ fn bench(command: BenchCommand) -> anyhow::Result<String> {
     use autoprompt::bench;
     Ok(match command {
         BenchCommand::Search { bench: b, backend } => {
-            let name = implementation_name(backend);
+            let name = implementation_name(backend, b.engine);
             let result = autoprompt::with_backend!(
                 backend,
                 B,
@@ -211,8 +214,13 @@ fn bench(command: BenchCommand) -> anyhow::Result<String> {
             seq,
             iters,
             backend,
+            engine,
         } => {
-            let name = implementation_name(backend);
+            let name = implementation_name(backend, engine);
+            if name == HOST_ENGINE {
+                let result = bench::host_encoder_forward(&model, batch, seq, iters, &name)?;
+                return Ok(serde_json::to_string(&result)?);
+            }
             let result = autoprompt::with_backend!(
                 backend,
                 B,
@@ -338,8 +346,22 @@ fn report(experiment: &Experiment) -> anyhow::Result<bool> {
     Ok(files.failed_cells.is_empty())
 }
 
-/// `rust-<backend>`, with `+openblas` where the ndarray backend's matmuls go to OpenBLAS.
-fn implementation_name(backend: BackendKind) -> String {
+/// The benchmark name of the host engine.
+const HOST_ENGINE: &str = "rust-host";
+
+/// `rust-host` where the host engine runs, else `rust-<backend>`, with `+openblas` where the
+/// ndarray backend's matmuls go to OpenBLAS.
+fn implementation_name(backend: BackendKind, engine: autoprompt::search::Engine) -> String {
+    let host = autoprompt::with_backend!(
+        backend,
+        B,
+        _device,
+        false,
+        engine.uses_host::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>()
+    );
+    if host {
+        return HOST_ENGINE.to_string();
+    }
     let blas = cfg!(feature = "openblas") && backend == BackendKind::Ndarray;
     format!(
         "rust-{}{}",

@@ -61,6 +61,10 @@ pub struct Provenance {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git_commit: Option<String>,
     pub backend: String,
+    /// `host` or `burn`: who ran the search's hot loop (absent in records from before the
+    /// host engine, which all ran on burn).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub engine: String,
     pub seed: u64,
     /// File path → SHA-256 of every data and model file used.
     pub files: BTreeMap<String, String>,

@@ -80,6 +80,9 @@ pub struct CellSpec {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSettings {
     pub backend: BackendKind,
+    /// Who runs the search's gradients and evaluations (`auto`: the host engine on CPU
+    /// backends). Results agree to float rounding, so it is not part of a cell's id.
+    pub engine: crate::search::Engine,
     pub data: DataPaths,
     pub results_dir: PathBuf,
 }
@@ -99,6 +102,8 @@ struct ExperimentFile {
     results_dir: Option<PathBuf>,
     #[serde(default)]
     backend: BackendKind,
+    #[serde(default)]
+    engine: crate::search::Engine,
     // The cell spec and grid are checked per cell by the planner.
     seed: Option<Value>,
     task: Option<Value>,
@@ -156,12 +161,13 @@ pub enum ConfigError {
 
 /// Environment variables that may override top-level keys (`AUTOPROMPT_DATA_DIR`, ...);
 /// nested keys use `__` (`AUTOPROMPT_TASK__TRAIN_SIZE=100`).
-const ENV_KEYS: [&str; 5] = [
+const ENV_KEYS: [&str; 6] = [
     "data_dir",
     "lama_dir",
     "lpaqa_dir",
     "results_dir",
     "backend",
+    "engine",
 ];
 
 /// Parses one `--set key.path=value` (value as TOML; a bare word is a string).
@@ -303,6 +309,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
     let data_dir = file.data_dir.unwrap_or_else(|| PathBuf::from("data"));
     let settings = RunSettings {
         backend: file.backend,
+        engine: file.engine,
         data: DataPaths {
             lama_dir: file.lama_dir.unwrap_or_else(|| data_dir.join("lama")),
             lpaqa_dir: file.lpaqa_dir.unwrap_or_else(|| data_dir.join("lpaqa")),

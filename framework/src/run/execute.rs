@@ -65,6 +65,7 @@ pub fn execute_cell<B: AutodiffBackend>(
             package_version: env!("CARGO_PKG_VERSION").to_string(),
             git_commit: provenance::git_commit(),
             backend: format!("{:?}", experiment.settings.backend).to_lowercase(),
+            engine: engine_name(experiment),
             seed: cell.spec.seed,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ..Default::default()
@@ -162,12 +163,19 @@ fn fill<B: AutodiffBackend>(
         }
         _ => {
             let best_path = store.prompt_path(&cell.id);
-            let outcome = prompting::run(spec, &data, &lm, device, |artifact| {
-                let json = serde_json::to_vec_pretty(artifact).expect("prompts serialise");
-                if let Err(e) = write_atomic(&best_path, &json) {
-                    tracing::warn!(error = %e, "could not save the best-so-far prompt");
-                }
-            })?;
+            let outcome = prompting::run(
+                spec,
+                &data,
+                &lm,
+                device,
+                experiment.settings.engine,
+                |artifact| {
+                    let json = serde_json::to_vec_pretty(artifact).expect("prompts serialise");
+                    if let Err(e) = write_atomic(&best_path, &json) {
+                        tracing::warn!(error = %e, "could not save the best-so-far prompt");
+                    }
+                },
+            )?;
             record.timings.seconds_per_iteration =
                 outcome.search.as_ref().map(|s| s.seconds_per_iteration);
             record.metrics = outcome.metrics;
@@ -180,4 +188,17 @@ fn fill<B: AutodiffBackend>(
     record.timings.method_seconds = method_start.elapsed().as_secs_f64();
     record.provenance.files = provenance::file_hashes(&files);
     Ok(())
+}
+
+/// `host` or `burn`: who runs the search's hot loop for this experiment's backend.
+fn engine_name(experiment: &Experiment) -> String {
+    let engine = experiment.settings.engine;
+    let host = crate::with_backend!(
+        experiment.settings.backend,
+        B,
+        _device,
+        false,
+        engine.uses_host::<<B as AutodiffBackend>::InnerBackend>()
+    );
+    if host { "host" } else { "burn" }.to_string()
 }

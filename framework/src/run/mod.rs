@@ -268,5 +268,13 @@ fn evaluate_on<B: AutodiffBackend>(
 ) -> Result<std::collections::BTreeMap<String, f64>, RunError> {
     let data = crate::tasks::load(&cell.spec.task, &experiment.settings.data, cell.spec.seed)?;
     let lm = crate::lm::load::<B>(&cell.spec.model.source, &device)?;
-    prompting::evaluate_prompt(&cell.spec, &data, &lm, prompt, split, &device)
+    prompting::evaluate_prompt(
+        &cell.spec,
+        &data,
+        &lm,
+        prompt,
+        split,
+        &device,
+        experiment.settings.engine,
+    )
 }

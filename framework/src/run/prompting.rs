@@ -15,7 +15,9 @@ use crate::record::PromptArtifact;
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
 use crate::search::labels::{LabelSearchResult, label_search};
 use crate::search::trigger::{SearchContext, Split, evaluate_split, search};
-use crate::search::{Gold, RowScore, Scorer, SearchResult, SearchSettings, SelectBy, Target};
+use crate::search::{
+    Engine, Gold, RowScore, Scorer, SearchResult, SearchSettings, SelectBy, Target,
+};
 use crate::tasks::metrics::{accuracy, retrieval};
 use crate::tasks::{Example, TaskData};
 
@@ -138,6 +140,7 @@ pub fn run<B: AutodiffBackend>(
     data: &TaskData,
     lm: &LoadedModel<B>,
     device: &B::Device,
+    engine: Engine,
     mut on_best: impl FnMut(&PromptArtifact),
 ) -> Result<PromptOutcome, RunError> {
     let classification = spec.task.is_classification();
@@ -199,11 +202,12 @@ pub fn run<B: AutodiffBackend>(
 
     // One frozen model for the label search and the trigger search; its target is set once
     // the label tokens are known.
-    let mut scorer = Scorer::<B>::new(
+    let mut scorer = Scorer::<B>::with_engine(
         lm.model.clone(),
         target.clone(),
         settings.eval_batch_size,
         device.clone(),
+        engine,
     );
 
     // Label tokens: given words, or found by the label search.
@@ -383,6 +387,7 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
     prompt: &PromptArtifact,
     split_name: SplitName,
     device: &B::Device,
+    engine: Engine,
 ) -> Result<BTreeMap<String, f64>, RunError> {
     let template =
         Template::parse(&prompt.template).map_err(|e| RunError::Method(e.to_string()))?;
@@ -417,7 +422,7 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
         &prompt.trigger_ids,
         max_len,
     )?;
-    let scorer = Scorer::<B>::new(lm.model.clone(), target, 256, device.clone());
+    let scorer = Scorer::<B>::with_engine(lm.model.clone(), target, 256, device.clone(), engine);
     let classification = !data.classes.is_empty();
     let rows = evaluate_split(
         &scorer,

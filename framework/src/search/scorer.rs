@@ -54,7 +54,17 @@ pub struct RowScore {
 }
 
 /// Which implementation runs the scorer's gradients and evaluations.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
     /// The host engine when the backend runs on the CPU, else burn.
