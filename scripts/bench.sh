@@ -11,6 +11,9 @@
 #   BENCH_SEARCH_MODELS  models for the search iteration (default: BENCH_MODELS; one
 #                  BERT-base-sized iteration at accumulation 10 / 100 candidates takes many
 #                  minutes per implementation on 2 cores)
+#   BENCH_FORWARD_MODELS models for the encoder forward (default: BENCH_MODELS; empty: none)
+#   BENCH_APPEND   1: add to results/bench/*.jsonl instead of starting them afresh (so a
+#                  slow workload can be run on its own and still land in the same report)
 #   BENCH_CANDIDATES  default "10 100";  BENCH_ITERS default 5;  BENCH_ACCUMULATION default 10
 #   BENCH_PYTHON   python with torch + transformers (default: a venv under $CARGO_TARGET_DIR)
 #   BENCH_BACKENDS default "ndarray flex": burn backends timed with burn's own ops
@@ -25,7 +28,7 @@ target="${CARGO_TARGET_DIR:-target}"
 bin="$target/debug/autoprompt"
 # Each entry: "binary backend engine".
 runs=("$bin ndarray host")
-for backend in ${BENCH_BACKENDS:-ndarray flex}; do runs+=("$bin $backend burn"); done
+for backend in ${BENCH_BACKENDS-ndarray flex}; do runs+=("$bin $backend burn"); done
 if [ "${BENCH_OPENBLAS:-1}" = 1 ]; then
   if ! ldconfig -p | grep -q libopenblas; then
     apt-get install -y -q libopenblas-dev >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q libopenblas-dev >/dev/null; }
@@ -60,7 +63,9 @@ fi
 merge='import sys,json; a,b=sys.stdin.read().split("} {",1); x=json.loads(a+"}"); x.update(json.loads("{"+b)); print(json.dumps(x))'
 
 results="$out_dir/search.jsonl"
-: > "$results"
+forward="$out_dir/forward.jsonl"
+if [ "${BENCH_APPEND:-0}" != 1 ]; then : > "$results"; : > "$forward"; fi
+touch "$results" "$forward"
 for model in ${BENCH_SEARCH_MODELS:-$models}; do
   for k in $candidates; do
     common=(--batch-size 32 --accumulation "$accumulation" --candidates "$k" --triggers 3 --iters "$iters" --warmup 1)
@@ -78,9 +83,7 @@ for model in ${BENCH_SEARCH_MODELS:-$models}; do
   done
 done
 
-forward="$out_dir/forward.jsonl"
-: > "$forward"
-for model in $models; do
+for model in ${BENCH_FORWARD_MODELS-$models}; do
   for run in "${runs[@]}"; do
     read -r exe backend engine <<< "$run"
     r=$("$exe" -q bench forward --model "$model" --backend "$backend" --engine "$engine" --batch 32 --seq 64)
