@@ -381,3 +381,31 @@ fn paper_report_pairs_numbers_and_names_our_model() {
         "{text}"
     );
 }
+
+/// The host engine and burn's own ops find the same prompt and the same test accuracy for
+/// the same cell (they agree to float rounding, so the search takes the same steps), and
+/// each record says which engine ran its search.
+#[test]
+fn host_engine_and_burn_agree_end_to_end() {
+    common::splade_tiny();
+    let body = "[task]\nkind = \"sst2\"\ntrain_size = 16\ndev_size = 16\ntest_size = 64\n[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {sentence} [T] [T] [P] . [SEP]\"\nlabels = { \"0\" = [\"terrible\"], \"1\" = [\"great\"] }\nsearch = { iters = 3, batch_size = 8, accumulation_steps = 2, num_candidates = 5 }\n";
+    let run = |engine: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = common::experiment(dir.path(), "engines", body);
+        let out = run_cmd(&file)
+            .args(["--set", &format!("engine={engine}")])
+            .output()
+            .unwrap();
+        common::assert_success(&out);
+        let (_, bytes) = records(dir.path(), "engines").pop().unwrap();
+        serde_json::from_slice::<autoprompt::record::Record>(&bytes).unwrap()
+    };
+    let host = run("host");
+    let burn = run("burn");
+    assert_eq!(host.provenance.engine, "host");
+    assert_eq!(burn.provenance.engine, "burn");
+    let triggers = |r: &autoprompt::record::Record| r.prompt.as_ref().unwrap().trigger_ids.clone();
+    assert_eq!(triggers(&host), triggers(&burn));
+    assert_eq!(host.metrics["accuracy"], burn.metrics["accuracy"]);
+    assert_eq!(host.metrics["dev_accuracy"], burn.metrics["dev_accuracy"]);
+}
