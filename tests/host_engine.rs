@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::num::NonZeroUsize;
-
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -15,7 +13,6 @@ use autoprompt::lm::{self, EncoderInput, LoadedModel};
 use autoprompt::prompt::{Batch, Encoded, Template};
 use autoprompt::search::trigger::batch_with_triggers;
 use autoprompt::search::{Engine, Gold, Scorer, Target};
-use autoprompt::tasks::{self, DataPaths, MalformedRows, TaskKind, TaskSpec};
 
 type B = Autodiff<NdArray>;
 type Inner = NdArray;
@@ -26,24 +23,7 @@ fn load<BK: burn::tensor::backend::Backend>() -> LoadedModel<BK> {
 
 /// 12 SST-2 training sentences and their encodings with three triggers.
 fn batch(lm: &LoadedModel<B>) -> (Batch, Vec<usize>) {
-    let spec = TaskSpec {
-        kind: TaskKind::Sst2,
-        train_size: NonZeroUsize::new(12).unwrap(),
-        dev_size: NonZeroUsize::new(1).unwrap(),
-        test_size: None,
-        balance: false,
-        variant: None,
-        relation: None,
-        perturbed: false,
-        at_most: false,
-        malformed_rows: MalformedRows::Error,
-    };
-    let paths = DataPaths {
-        data_dir: common::data_dir(),
-        lama_dir: "unused".into(),
-        lpaqa_dir: "unused".into(),
-    };
-    let data = tasks::load(&spec, &paths, 5).unwrap();
+    let data = common::sst2(12, 1, 5);
     let triggers = [
         lm.tokenizer.single_token_id("movie").unwrap(),
         lm.tokenizer.special.mask.id,

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::activation::log_softmax;
@@ -16,7 +15,7 @@ use autoprompt::prompt::{Batch, Encoded, Template, Verbalizer};
 use autoprompt::search::candidates::{CandidateFilter, allowed_tokens};
 use autoprompt::search::trigger::{SearchContext, Split, batch_with_triggers, search};
 use autoprompt::search::{Gold, Scorer, SearchSettings, SelectBy, Target};
-use autoprompt::tasks::{self, DataPaths, MalformedRows, TaskKind, TaskSpec};
+use autoprompt::tasks;
 
 type B = Autodiff<NdArray>;
 
@@ -25,24 +24,7 @@ fn load<BK: burn::tensor::backend::Backend>() -> LoadedModel<BK> {
 }
 
 fn sst2(train: usize, dev: usize, seed: u64) -> tasks::TaskData {
-    let spec = TaskSpec {
-        kind: TaskKind::Sst2,
-        train_size: NonZeroUsize::new(train).unwrap(),
-        dev_size: NonZeroUsize::new(dev).unwrap(),
-        test_size: None,
-        balance: false,
-        variant: None,
-        relation: None,
-        perturbed: false,
-        at_most: false,
-        malformed_rows: MalformedRows::Error,
-    };
-    let paths = DataPaths {
-        data_dir: common::data_dir(),
-        lama_dir: "unused".into(),
-        lpaqa_dir: "unused".into(),
-    };
-    tasks::load(&spec, &paths, seed).unwrap()
+    common::sst2(train, dev, seed)
 }
 
 const TEMPLATE: &str = "[CLS] {sentence} [T] [T] [T] [P] . [SEP]";

@@ -2,23 +2,10 @@
 
 mod common;
 
-use std::num::NonZeroUsize;
-
 use autoprompt::tasks::{self, DataPaths, MalformedRows, SickVariant, TaskKind, TaskSpec};
 
 fn spec(kind: TaskKind, train: usize, dev: usize) -> TaskSpec {
-    TaskSpec {
-        kind,
-        train_size: NonZeroUsize::new(train).unwrap(),
-        dev_size: NonZeroUsize::new(dev).unwrap(),
-        test_size: None,
-        balance: false,
-        variant: None,
-        relation: None,
-        perturbed: false,
-        at_most: false,
-        malformed_rows: MalformedRows::Error,
-    }
+    common::task_spec(kind, train, dev)
 }
 
 fn paths() -> DataPaths {

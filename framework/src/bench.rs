@@ -196,6 +196,28 @@ pub struct ForwardResult {
     pub backend_sgemm_gflops_per_second: f64,
 }
 
+impl ForwardResult {
+    /// `square_matmul`: the side `n` of the square product timed beside the forward and
+    /// its median seconds.
+    fn new(
+        name: &str,
+        [batch, seq]: [usize; 2],
+        seconds: f64,
+        gflop: f64,
+        (n, square_matmul_seconds): (usize, f64),
+    ) -> Self {
+        Self {
+            implementation: name.to_string(),
+            batch,
+            seq,
+            median_seconds: seconds,
+            gflop,
+            gflops_per_second: gflop / seconds,
+            backend_sgemm_gflops_per_second: 2.0 * (n as f64).powi(3) / 1e9 / square_matmul_seconds,
+        }
+    }
+}
+
 /// FLOPs of one encoder forward (multiply-adds × 2): projections, attention, feed-forward.
 pub fn encoder_flops(
     layers: usize,
@@ -252,15 +274,13 @@ pub fn encoder_forward<B: Backend>(
             t0.elapsed().as_secs_f64()
         })
         .collect();
-    Ok(ForwardResult {
-        implementation: name.to_string(),
-        batch,
-        seq,
-        median_seconds: secs,
+    Ok(ForwardResult::new(
+        name,
+        [batch, seq],
+        secs,
         gflop,
-        gflops_per_second: gflop / secs,
-        backend_sgemm_gflops_per_second: 2.0 * (n as f64).powi(3) / 1e9 / median(mm),
-    })
+        (n, median(mm)),
+    ))
 }
 
 /// Encoder forward throughput of the host engine ([`crate::lm::host`]) at `batch × seq`,
@@ -327,13 +347,5 @@ pub fn host_encoder_forward(
     };
     product();
     let mm = median((0..3).map(|_| product()).collect());
-    Ok(ForwardResult {
-        implementation: name.to_string(),
-        batch,
-        seq,
-        median_seconds: secs,
-        gflop,
-        gflops_per_second: gflop / secs,
-        backend_sgemm_gflops_per_second: 2.0 * (n as f64).powi(3) / 1e9 / mm,
-    })
+    Ok(ForwardResult::new(name, [batch, seq], secs, gflop, (n, mm)))
 }

@@ -66,3 +66,35 @@ pub fn experiment(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::write(&path, format!("{header}{body}")).unwrap();
     path
 }
+
+/// A task spec with the given budget and every option at its default.
+pub fn task_spec(
+    kind: autoprompt::tasks::TaskKind,
+    train: usize,
+    dev: usize,
+) -> autoprompt::tasks::TaskSpec {
+    use std::num::NonZeroUsize;
+    autoprompt::tasks::TaskSpec {
+        kind,
+        train_size: NonZeroUsize::new(train).unwrap(),
+        dev_size: NonZeroUsize::new(dev).unwrap(),
+        test_size: None,
+        balance: false,
+        variant: None,
+        relation: None,
+        perturbed: false,
+        at_most: false,
+        malformed_rows: autoprompt::tasks::MalformedRows::Error,
+    }
+}
+
+/// SST-2 from the repository's data with a `train` / `dev` budget.
+pub fn sst2(train: usize, dev: usize, seed: u64) -> autoprompt::tasks::TaskData {
+    let paths = autoprompt::tasks::DataPaths {
+        data_dir: data_dir(),
+        lama_dir: "unused".into(),
+        lpaqa_dir: "unused".into(),
+    };
+    let spec = task_spec(autoprompt::tasks::TaskKind::Sst2, train, dev);
+    autoprompt::tasks::load(&spec, &paths, seed).unwrap()
+}
