@@ -31,6 +31,21 @@ macro_rules! with_backend {
     }};
 }
 
+/// Whether `engine` runs the search's hot loop on the host engine for `backend` (the
+/// run-time counterpart of [`crate::search::Engine::uses_host`]).
+pub fn host_engine_runs(
+    backend: crate::config::BackendKind,
+    engine: crate::search::Engine,
+) -> bool {
+    crate::with_backend!(
+        backend,
+        B,
+        _device,
+        false,
+        engine.uses_host::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>()
+    )
+}
+
 /// Whether `B` computes on the host CPU (ndarray, flex), where the search's hot loop runs on
 /// the host engine ([`crate::lm::host`]) instead of burn's op-by-op kernels.
 pub fn runs_on_host<B: burn::tensor::backend::Backend>() -> bool {

@@ -217,7 +217,7 @@ fn bench(command: BenchCommand) -> anyhow::Result<String> {
             engine,
         } => {
             let name = implementation_name(backend, engine);
-            if name == HOST_ENGINE {
+            if autoprompt::backend::host_engine_runs(backend, engine) {
                 let result = bench::host_encoder_forward(&model, batch, seq, iters, &name)?;
                 return Ok(serde_json::to_string(&result)?);
             }
@@ -346,21 +346,11 @@ fn report(experiment: &Experiment) -> anyhow::Result<bool> {
     Ok(files.failed_cells.is_empty())
 }
 
-/// The benchmark name of the host engine.
-const HOST_ENGINE: &str = "rust-host";
-
 /// `rust-host` where the host engine runs, else `rust-<backend>`, with `+openblas` where the
 /// ndarray backend's matmuls go to OpenBLAS.
 fn implementation_name(backend: BackendKind, engine: autoprompt::search::Engine) -> String {
-    let host = autoprompt::with_backend!(
-        backend,
-        B,
-        _device,
-        false,
-        engine.uses_host::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>()
-    );
-    if host {
-        return HOST_ENGINE.to_string();
+    if autoprompt::backend::host_engine_runs(backend, engine) {
+        return "rust-host".to_string();
     }
     let blas = cfg!(feature = "openblas") && backend == BackendKind::Ndarray;
     format!(

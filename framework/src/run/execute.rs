@@ -192,13 +192,7 @@ fn fill<B: AutodiffBackend>(
 
 /// `host` or `burn`: who runs the search's hot loop for this experiment's backend.
 fn engine_name(experiment: &Experiment) -> String {
-    let engine = experiment.settings.engine;
-    let host = crate::with_backend!(
-        experiment.settings.backend,
-        B,
-        _device,
-        false,
-        engine.uses_host::<<B as AutodiffBackend>::InnerBackend>()
-    );
+    let settings = &experiment.settings;
+    let host = crate::backend::host_engine_runs(settings.backend, settings.engine);
     if host { "host" } else { "burn" }.to_string()
 }

@@ -276,12 +276,8 @@ impl<B: AutodiffBackend> Scorer<B> {
         assert_eq!(batch.rows, golds.len());
         // Chunks of at most `eval_rows`, and at least one per worker thread.
         let workers = super::parallel::workers(batch.rows);
-        let chunk = self.eval_rows.min(batch.rows.div_ceil(workers)).max(1);
-        let bounds: Vec<(usize, usize)> = (0..batch.rows)
-            .step_by(chunk)
-            .map(|start| (start, (start + chunk).min(batch.rows)))
-            .collect();
-        super::parallel::map_ordered(&bounds, |&(start, end)| {
+        let chunk = self.eval_rows.min(batch.rows.div_ceil(workers));
+        super::parallel::map_ordered(&row_chunks(batch.rows, chunk), |&(start, end)| {
             self.score_chunk(
                 &slice_rows(batch, start, end),
                 &golds[start..end],
@@ -315,23 +311,23 @@ impl<B: AutodiffBackend> Scorer<B> {
     }
 
     /// `[rows, hidden]` head features at `[P]` (inputs of the label search).
+    /// Chunks of `eval_rows`, side by side on the worker threads.
     pub fn mask_features(&self, batch: &Batch) -> Vec<f32> {
+        super::parallel::map_ordered(&row_chunks(batch.rows, self.eval_rows), |&(start, end)| {
+            self.mask_features_chunk(&slice_rows(batch, start, end))
+        })
+        .concat()
+    }
+
+    fn mask_features_chunk(&self, batch: &Batch) -> Vec<f32> {
         if let Some(host) = &self.host {
             return super::host::mask_features(host, batch);
         }
-        let mut out = vec![];
-        let mut start = 0;
-        while start < batch.rows {
-            let end = (start + self.eval_rows).min(batch.rows);
-            let chunk = slice_rows(batch, start, end);
-            let (input, predict) = encoder_input(&self.eval_model, &chunk, &self.device);
-            out.extend(to_vec(
-                self.eval_model
-                    .mask_features(self.eval_model.encode(input), predict),
-            ));
-            start = end;
-        }
-        out
+        let (input, predict) = encoder_input(&self.eval_model, batch, &self.device);
+        to_vec(
+            self.eval_model
+                .mask_features(self.eval_model.encode(input), predict),
+        )
     }
 
     /// HotFlip scores of every vocabulary token for one slot: `−(E · g)`, i.e. the
@@ -382,6 +378,15 @@ pub(crate) fn row_scores(
                 },
             }
         })
+        .collect()
+}
+
+/// `(start, end)` ranges of at most `size` rows (at least one) covering `0..rows`.
+fn row_chunks(rows: usize, size: usize) -> Vec<(usize, usize)> {
+    let size = size.max(1);
+    (0..rows)
+        .step_by(size)
+        .map(|start| (start, (start + size).min(rows)))
         .collect()
 }
 

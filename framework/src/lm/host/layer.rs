@@ -156,30 +156,25 @@ impl HostLayer {
             .iter_mut()
             .zip(&residual)
             .for_each(|(a, x)| *a += x);
-        match cache {
-            None => {
-                self.attention_norm.forward(&mut attended, None);
-                let mut inner = self.intermediate.forward(&attended);
-                kernels::gelu(&mut inner);
-                let mut out = self.output.forward(&inner);
-                out.iter_mut().zip(&attended).for_each(|(o, a)| *o += a);
-                self.output_norm.forward(&mut out, None);
-                out
-            }
-            Some(c) => {
-                self.attention_norm
-                    .forward(&mut attended, Some(&mut c.attention_norm));
-                let pre = self.intermediate.forward(&attended);
-                let inner = kernels::gelu_of(&pre);
-                let mut out = self.output.forward(&inner);
-                out.iter_mut().zip(&attended).for_each(|(o, a)| *o += a);
-                self.output_norm.forward(&mut out, Some(&mut c.output_norm));
-                c.qkv = qkv;
-                c.probs = probs_all;
-                c.intermediate_pre = pre;
-                out
-            }
+        let mut cache = cache;
+        self.attention_norm.forward(
+            &mut attended,
+            cache.as_deref_mut().map(|c| &mut c.attention_norm),
+        );
+        let mut inner = self.intermediate.forward(&attended);
+        // The pre-activation is copied only when the backward pass will need it.
+        let pre = cache.is_some().then(|| inner.clone());
+        kernels::gelu(&mut inner);
+        let mut out = self.output.forward(&inner);
+        out.iter_mut().zip(&attended).for_each(|(o, a)| *o += a);
+        self.output_norm
+            .forward(&mut out, cache.as_deref_mut().map(|c| &mut c.output_norm));
+        if let Some(c) = cache {
+            c.qkv = qkv;
+            c.probs = probs_all;
+            c.intermediate_pre = pre.expect("kept for the cache");
         }
+        out
     }
 
     /// The gradient w.r.t. the layer input `[tokens, h]`, given the gradient w.r.t. its

@@ -228,13 +228,8 @@ impl HostModel {
         let mut x = self.embed(packed);
         self.embedding_norm
             .forward(&mut x, cache.as_deref_mut().map(|c| &mut c.embedding_norm));
-        let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
-            let queries = if i == last {
-                last_queries
-            } else {
-                &Queries::All
-            };
+            let queries = self.queries_of_layer(i, last_queries);
             let layer_cache = cache.as_deref_mut().map(|c| {
                 c.layers.push(LayerCache::default());
                 c.layers.last_mut().expect("just pushed")
@@ -242,6 +237,15 @@ impl HostModel {
             x = layer.forward(&x, &packed.starts, queries, layer_cache);
         }
         x
+    }
+
+    /// Layer `i` computes every token, except the last, which computes `last_queries`.
+    fn queries_of_layer<'a>(&self, i: usize, last_queries: &'a Queries) -> &'a Queries {
+        if i + 1 == self.layers.len() {
+            last_queries
+        } else {
+            &Queries::All
+        }
     }
 
     /// Last hidden states of every token, `[tokens, h]` (the full encoder forward).
@@ -298,14 +302,9 @@ impl HostModel {
         self.head_norm.backward(&mut d, &cache.head_norm);
         kernels::gelu_backward(&mut d, &cache.head_pre);
         d = self.head_dense.backward_input(&d);
-        let last = self.layers.len().saturating_sub(1);
         let last_queries = Queries::OnePerRow(mask_tokens.to_vec());
         for (i, (layer, layer_cache)) in self.layers.iter().zip(&cache.layers).enumerate().rev() {
-            let queries = if i == last {
-                &last_queries
-            } else {
-                &Queries::All
-            };
+            let queries = self.queries_of_layer(i, &last_queries);
             d = layer.backward(&d, &packed.starts, queries, layer_cache);
         }
         self.embedding_norm.backward(&mut d, &cache.embedding_norm);
