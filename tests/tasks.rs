@@ -88,7 +88,9 @@ fn lama_test_facts_are_filtered_and_train_excludes_them() {
         Some("[CLS] {sub_label} was born in [P] . [SEP]")
     );
     assert_eq!(a.test.len() + a.filtered_examples, 944);
-    let vocab = a.candidate_vocab.as_ref().unwrap();
+    let Some(tasks::Candidates::Words(vocab)) = a.candidates.as_ref() else {
+        panic!("LAMA ranks its common vocabulary");
+    };
     assert_eq!(vocab.len(), 21018);
     assert!(a.test.iter().all(|e| vocab.contains(&e.label)));
     let test_facts: Vec<(&str, &str)> = a

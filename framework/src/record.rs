@@ -70,6 +70,9 @@ pub struct Provenance {
     pub files: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_origin: Option<String>,
+    /// Where a hub dataset came from: `owner/name@<commit> (Hugging Face cache)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_origin: Option<String>,
     pub threads: usize,
 }
 

@@ -74,18 +74,11 @@ pub fn task_spec(
     dev: usize,
 ) -> autoprompt::tasks::TaskSpec {
     use std::num::NonZeroUsize;
-    autoprompt::tasks::TaskSpec {
+    autoprompt::tasks::TaskSpec::new(
         kind,
-        train_size: NonZeroUsize::new(train).unwrap(),
-        dev_size: NonZeroUsize::new(dev).unwrap(),
-        test_size: None,
-        balance: false,
-        variant: None,
-        relation: None,
-        perturbed: false,
-        at_most: false,
-        malformed_rows: autoprompt::tasks::MalformedRows::Error,
-    }
+        NonZeroUsize::new(train).unwrap(),
+        NonZeroUsize::new(dev).unwrap(),
+    )
 }
 
 /// SST-2 from the repository's data with a `train` / `dev` budget.

@@ -76,6 +76,24 @@ pub struct CellSpec {
     pub seed: u64,
 }
 
+impl CellSpec {
+    /// The text columns a cell reads from a table task: its template's fields; none for
+    /// `majority`; every text column for the linear probe and fine-tuning (which encode the
+    /// whole row). A manual cell without a template reads the task's built-in one.
+    pub fn text_columns(&self) -> crate::tasks::TextColumns {
+        use crate::tasks::TextColumns;
+        match (&self.method, self.method.template()) {
+            (MethodSpec::Majority, _) => TextColumns::Named(vec![]),
+            (_, Some(template)) => TextColumns::Named(
+                crate::prompt::Template::parse(template)
+                    .map(|t| t.fields().into_iter().map(str::to_string).collect())
+                    .unwrap_or_default(),
+            ),
+            (_, None) => TextColumns::AllText,
+        }
+    }
+}
+
 /// Settings of a run that do not change what a cell computes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSettings {

@@ -94,6 +94,7 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
     }
     let mut cells = Vec::with_capacity(combos.len());
     let mut seen = BTreeMap::new();
+    let mut preflight: BTreeMap<String, Result<(), (String, String)>> = BTreeMap::new();
     for (index, combo) in combos.into_iter().enumerate() {
         let context = (!combo.is_empty()).then(|| {
             combo
@@ -133,6 +134,20 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
         })?;
         validate(&spec, &experiment.settings.data)
             .map_err(|(key, message)| invalid(key, message))?;
+        if spec.task.kind.reads_table() {
+            // A user's table is read once per distinct (task, columns) at plan time, so a bad
+            // file, column, label or budget stops the run before any cell starts.
+            let text = spec.text_columns();
+            let memo_key = serde_json::to_string(&(&spec.task, &text)).expect("specs serialise");
+            let checked = preflight.entry(memo_key).or_insert_with(|| {
+                crate::tasks::load_columns(&spec.task, &experiment.settings.data, spec.seed, &text)
+                    .map(|_| ())
+                    .map_err(|e| (e.config_key(), e.to_string()))
+            });
+            if let Err((key, message)) = checked {
+                return Err(invalid(key.clone(), message.clone()));
+            }
+        }
         let id = cell_id(&spec);
         if let Some(first) = seen.insert(id.clone(), index) {
             return Err(invalid(
@@ -181,9 +196,12 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
     let check_template = |template: &str, allow_triggers: bool| -> Result<(), (String, String)> {
         let parsed = Template::parse(template)
             .map_err(|e| ("method.template".to_string(), e.to_string()))?;
-        parsed
-            .check_fields(spec.task.fields())
-            .map_err(|e| ("method.template".to_string(), e.to_string()))?;
+        // A table task's fields are its file's columns, checked when the file is read.
+        if !spec.task.kind.reads_table() {
+            parsed
+                .check_fields(spec.task.fields())
+                .map_err(|e| ("method.template".to_string(), e.to_string()))?;
+        }
         if !allow_triggers && parsed.num_triggers() > 0 {
             return Err((
                 "method.template".into(),
@@ -213,7 +231,7 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
         MethodSpec::Manual { template, labels } => {
             match template {
                 Some(t) => check_template(t, false)?,
-                None if classification => {
+                None if !spec.task.has_builtin_template() => {
                     return Err((
                         "method.template".into(),
                         "required (only LAMA relations have a built-in manual template)".into(),
@@ -310,6 +328,7 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
 
 fn data_hint(kind: TaskKind) -> &'static str {
     match kind {
+        TaskKind::Classification | TaskKind::FactProbe => "table tasks name their files in [task]",
         TaskKind::Sst2 | TaskKind::SickE => {
             "set data_dir or AUTOPROMPT_DATA_DIR to a directory with sst2/ and sick/"
         }
@@ -338,5 +357,7 @@ pub fn required_files(task: &TaskSpec, data: &DataPaths) -> Vec<PathBuf> {
             data.lama_dir.join("common_vocab_cased.txt"),
             data.lama_dir.join(format!("TREx/{rel}.jsonl")),
         ],
+        // Read (and so checked) in full by the planner.
+        TaskKind::Classification | TaskKind::FactProbe => vec![],
     }
 }

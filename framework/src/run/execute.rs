@@ -107,7 +107,12 @@ fn fill<B: AutodiffBackend>(
     started: Instant,
 ) -> Result<(), RunError> {
     let spec = &cell.spec;
-    let data = crate::tasks::load(&spec.task, &experiment.settings.data, spec.seed)?;
+    let data = crate::tasks::load_columns(
+        &spec.task,
+        &experiment.settings.data,
+        spec.seed,
+        &spec.text_columns(),
+    )?;
     record.counts = Counts {
         train: data.train.len(),
         dev: data.dev.len(),
@@ -117,6 +122,7 @@ fn fill<B: AutodiffBackend>(
         unscorable: 0,
     };
     let mut files = data.files.clone();
+    record.provenance.data_origin = data.origin.clone();
     if let MethodSpec::Majority = spec.method {
         record.timings.load_seconds = started.elapsed().as_secs_f64();
         record.metrics = crate::baselines::majority::evaluate(

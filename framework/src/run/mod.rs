@@ -266,7 +266,12 @@ fn evaluate_on<B: AutodiffBackend>(
     split: prompting::SplitName,
     device: B::Device,
 ) -> Result<std::collections::BTreeMap<String, f64>, RunError> {
-    let data = crate::tasks::load(&cell.spec.task, &experiment.settings.data, cell.spec.seed)?;
+    let data = crate::tasks::load_columns(
+        &cell.spec.task,
+        &experiment.settings.data,
+        cell.spec.seed,
+        &cell.spec.text_columns(),
+    )?;
     let lm = crate::lm::load::<B>(&cell.spec.model.source, &device)?;
     prompting::evaluate_prompt(
         &cell.spec,

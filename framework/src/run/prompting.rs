@@ -19,7 +19,7 @@ use crate::search::{
     Engine, Gold, RowScore, Scorer, SearchResult, SearchSettings, SelectBy, Target,
 };
 use crate::tasks::metrics::{accuracy, retrieval};
-use crate::tasks::{Example, TaskData};
+use crate::tasks::{Candidates, Example, TaskData};
 
 /// What a prompt method produced.
 #[derive(Debug, Clone)]
@@ -347,22 +347,51 @@ fn answers_and_target(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> (A
         };
         return (Answers::Classes(data.classes.clone()), target);
     }
-    let vocab = data.candidate_vocab.as_deref().unwrap_or_default();
     let mut map = HashMap::new();
     let mut ids = vec![];
-    for word in vocab {
-        let key = if tokenizer.lowercases {
+    let key_of = |word: &str| {
+        if tokenizer.lowercases {
             word.to_lowercase()
         } else {
-            word.clone()
-        };
-        if map.contains_key(&key) {
-            continue;
+            word.to_string()
         }
-        if let Some(id) = tokenizer.single_token_id(word) {
-            map.insert(key, (ids.len(), id));
-            ids.push(id);
+    };
+    match &data.candidates {
+        Some(Candidates::Words(vocab)) => {
+            for word in vocab {
+                let key = key_of(word);
+                if map.contains_key(&key) {
+                    continue;
+                }
+                if let Some(id) = tokenizer.single_token_id(word) {
+                    map.insert(key, (ids.len(), id));
+                    ids.push(id);
+                }
+            }
         }
+        Some(Candidates::ModelVocabulary) => {
+            // Every token but the special ones is ranked; gold answers map to theirs.
+            let mut index_of = vec![None; tokenizer.vocab_size()];
+            for id in 0..tokenizer.vocab_size() as u32 {
+                if !tokenizer.special_ids.contains(&id) {
+                    index_of[id as usize] = Some(ids.len());
+                    ids.push(id);
+                }
+            }
+            let golds = data.train.iter().chain(&data.dev).chain(&data.test);
+            for example in golds {
+                let key = key_of(&example.label);
+                if map.contains_key(&key) {
+                    continue;
+                }
+                if let Some(id) = tokenizer.single_token_id(&example.label)
+                    && let Some(Some(index)) = index_of.get(id as usize)
+                {
+                    map.insert(key, (*index, id));
+                }
+            }
+        }
+        None => {}
     }
     (
         Answers::Tokens(map),

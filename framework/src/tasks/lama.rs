@@ -19,7 +19,8 @@ use serde::Deserialize;
 
 use super::sample::{self, rng};
 use super::{
-    DataPaths, Example, RowSink, TaskData, TaskError, TaskKind, TaskSpec, lines, read_text,
+    Candidates, DataPaths, Example, RowSink, TaskData, TaskError, TaskKind, TaskSpec, lines,
+    read_text,
 };
 
 const LAMA_HINT: &str = "LAMA is not shipped with the repository: download facebookresearch/LAMA's data.zip \
@@ -110,23 +111,6 @@ fn fnv(text: &str) -> u64 {
     })
 }
 
-/// Train and dev sizes: as asked, or under `at_most` capped by what the pools hold.
-enum Pools {
-    /// Train and dev come from one pool (LAMA): split it in the asked proportion.
-    Shared(usize),
-    /// Train and dev pools are separate (relation extraction): cap each.
-    Separate(usize, usize),
-}
-
-fn budget(spec: &TaskSpec, pools: Pools) -> (usize, usize) {
-    let (train, dev) = (spec.train_size.get(), spec.dev_size.get());
-    match pools {
-        _ if !spec.at_most => (train, dev),
-        Pools::Shared(available) => sample::capped_split(available, train, dev),
-        Pools::Separate(train_pool, dev_pool) => (train.min(train_pool), dev.min(dev_pool)),
-    }
-}
-
 pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, TaskError> {
     let relation = spec
         .relation
@@ -165,7 +149,7 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
             label: f.obj_label.clone(),
         }
     };
-    let (train, dev, mut test) = match spec.kind {
+    let (train, dev, test) = match spec.kind {
         TaskKind::Lama => {
             let test: Vec<Example> = facts
                 .iter()
@@ -195,11 +179,7 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
                 .filter(|f| !seen.contains(&(f.sub_label.as_str(), f.obj_label.as_str())))
                 .map(|f| to_example(f, None))
                 .collect();
-            let (train_size, dev_size) = budget(spec, Pools::Shared(pool.len()));
-            let train =
-                sample::uniform(&mut pool, train_size, &mut rng(seed, "train"), "LAMA train")?;
-            let dev = sample::uniform(&mut pool, dev_size, &mut rng(seed, "dev"), "LAMA dev")?;
-            (train, dev, test)
+            sample::fact_budget(spec, seed, "LAMA", &mut pool, None, test)?
         }
         _ => {
             let objects: Vec<&str> = {
@@ -236,33 +216,19 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
             let test = pools.remove(&0).unwrap_or_default();
             let mut dev_pool = pools.remove(&1).unwrap_or_default();
             let mut train_pool: Vec<Example> = pools.into_values().flatten().collect();
-            let (train_size, dev_size) =
-                budget(spec, Pools::Separate(train_pool.len(), dev_pool.len()));
-            let train = sample::uniform(
-                &mut train_pool,
-                train_size,
-                &mut rng(seed, "train"),
-                "RE train",
-            )?;
-            let dev = sample::uniform(&mut dev_pool, dev_size, &mut rng(seed, "dev"), "RE dev")?;
-            (train, dev, test)
+            sample::fact_budget(spec, seed, "RE", &mut train_pool, Some(&mut dev_pool), test)?
         }
     };
-    if let Some(n) = spec.test_size {
-        let available = test.len();
-        if n.get() < available {
-            test = sample::uniform(&mut test, n.get(), &mut rng(0, "test"), "evaluation")?;
-        }
-    }
     Ok(TaskData {
         train,
         dev,
         test,
         classes: vec![],
-        candidate_vocab: Some(vocab),
+        candidates: Some(Candidates::Words(vocab)),
         manual_template: Some(template),
         files,
         skipped_rows: skipped,
         filtered_examples: filtered,
+        origin: None,
     })
 }

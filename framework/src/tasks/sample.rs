@@ -65,6 +65,14 @@ pub fn stratified(
     rng: &mut ChaCha8Rng,
     what: &str,
 ) -> Result<Vec<Example>, TaskError> {
+    // An empty pool has no classes to allocate to: without this check it would give nothing.
+    if size > pool.len() {
+        return Err(TaskError::Budget {
+            what: what.to_string(),
+            asked: size,
+            available: pool.len(),
+        });
+    }
     let mut by_label: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, e) in pool.iter().enumerate() {
         by_label.entry(e.label.as_str()).or_default().push(i);
@@ -166,6 +174,46 @@ pub fn classification_budget(
     Ok((train, dev, test))
 }
 
+/// The budget of a fact-retrieval task: `train_size` and `dev_size` facts drawn uniformly
+/// (seeded) — dev from its own pool when there is one, else from what the train draw left —
+/// and the evaluation facts capped at `test_size` by a fixed, seed-independent subsample.
+/// Under `at_most` the sizes are caps: a shared pool is split in the asked proportion
+/// ([`capped_split`]), separate pools are each capped. `what` names the task in errors.
+pub fn fact_budget(
+    spec: &super::TaskSpec,
+    seed: u64,
+    what: &str,
+    train_pool: &mut Vec<Example>,
+    dev_pool: Option<&mut Vec<Example>>,
+    mut test: Vec<Example>,
+) -> Result<Splits, TaskError> {
+    let (train_size, dev_size) = (spec.train_size.get(), spec.dev_size.get());
+    let (train_size, dev_size) = match &dev_pool {
+        _ if !spec.at_most => (train_size, dev_size),
+        None => capped_split(train_pool.len(), train_size, dev_size),
+        Some(dev) => (train_size.min(train_pool.len()), dev_size.min(dev.len())),
+    };
+    let train = uniform(
+        train_pool,
+        train_size,
+        &mut rng(seed, "train"),
+        &format!("{what} train"),
+    )?;
+    let dev_pool = dev_pool.unwrap_or(train_pool);
+    let dev = uniform(
+        dev_pool,
+        dev_size,
+        &mut rng(seed, "dev"),
+        &format!("{what} dev"),
+    )?;
+    if let Some(n) = spec.test_size
+        && n.get() < test.len()
+    {
+        test = uniform(&mut test, n.get(), &mut rng(0, "test"), "evaluation")?;
+    }
+    Ok((train, dev, test))
+}
+
 /// Down-samples every class to the size of the smallest (SICK-E 3-way balanced).
 pub fn equalize_classes(examples: Vec<Example>, rng: &mut ChaCha8Rng) -> Vec<Example> {
     let mut by_label: BTreeMap<String, Vec<Example>> = BTreeMap::new();
@@ -228,7 +276,16 @@ mod tests {
     #[test]
     fn over_budget_is_an_error() {
         let err =
-            stratified(&mut pool(3, 3), 10, true, &mut rng(0, "x"), "SST-2 train").unwrap_err();
-        assert!(err.to_string().contains("asked for 5"), "{err}");
+            stratified(&mut pool(5, 1), 4, true, &mut rng(0, "x"), "SST-2 train").unwrap_err();
+        assert!(
+            err.to_string().contains("(label `0`): asked for 2"),
+            "{err}"
+        );
+        let err =
+            stratified(&mut pool(3, 3), 10, false, &mut rng(0, "x"), "SST-2 train").unwrap_err();
+        assert!(err.to_string().contains("asked for 10"), "{err}");
+        // An empty pool has no class to fall short in: still an error, not zero examples.
+        let err = stratified(&mut vec![], 1, false, &mut rng(0, "x"), "dev").unwrap_err();
+        assert!(err.to_string().contains("only 0"), "{err}");
     }
 }

@@ -117,10 +117,11 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
         dev,
         test,
         classes: classes(variant),
-        candidate_vocab: None,
+        candidates: None,
         manual_template: None,
         files: vec![path],
         skipped_rows: sink.skipped,
         filtered_examples: 0,
+        origin: None,
     })
 }

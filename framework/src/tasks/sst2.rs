@@ -63,10 +63,11 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
         dev,
         test,
         classes: CLASSES.iter().map(|c| c.to_string()).collect(),
-        candidate_vocab: None,
+        candidates: None,
         manual_template: None,
         files: vec![train_path, eval_path],
         skipped_rows: skipped_train + skipped_test,
         filtered_examples: 0,
+        origin: None,
     })
 }

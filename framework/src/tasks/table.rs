@@ -1,0 +1,649 @@
+//! Reading one table file (CSV, TSV, JSON Lines, JSON, Parquet) into the string columns a
+//! task needs, with every problem named by file, line (or row) and column.
+//!
+//! - **CSV, TSV, Parquet** are scanned lazily by polars, selecting only the requested
+//!   columns. CSV and TSV are read as text, with no type inference (so `007` stays `007` and a
+//!   numeric-looking sentence stays a sentence); TSV without quoting, as GLUE's and SICK's
+//!   files are written. Before polars sees a text file, one pass over its bytes checks UTF-8,
+//!   the header (present, no duplicate names) and every record's field count, and maps
+//!   records to line numbers — polars reports none of these with a line.
+//! - **JSON Lines and JSON arrays** are read with serde_json, line by line. polars' JSON
+//!   reader needs its streaming engine (a large build for two formats) and reports a syntax
+//!   error without its line; JSON is typed per row anyway, so types are checked per row.
+//!
+//! Values: a text column must hold strings; a key column (label, object, split) strings or
+//! integers, integers written in decimal. Values are trimmed; null, missing or empty values
+//! are `None` for the caller to treat as malformed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde_json::Value;
+
+use super::{TableFormat, TaskError};
+
+/// What a column holds, which decides the types it may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnRole {
+    /// Text for a template or encoder: strings only.
+    Text,
+    /// A label, object or split name: strings or integers.
+    Key,
+}
+
+/// One column a task asks for.
+#[derive(Debug, Clone)]
+pub struct ColumnRequest {
+    pub name: String,
+    pub role: ColumnRole,
+    /// What the column is for, in the experiment's terms (for errors).
+    pub purpose: String,
+    /// The experiment key that names it (for plan-time errors).
+    pub key: String,
+}
+
+/// The columns of a read.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub columns: Vec<ColumnRequest>,
+    /// Also read every other text column (strings only), in file order.
+    pub all_text: bool,
+}
+
+/// The requested columns of one file.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub path: PathBuf,
+    pub format: TableFormat,
+    /// Column name → one trimmed value per row (`None`: null, missing or empty).
+    pub columns: Vec<(String, Vec<Option<String>>)>,
+    /// Text columns read because of [`Request::all_text`], in file order.
+    pub extra_text: Vec<String>,
+    rows: usize,
+    /// Line of each row in the file (CSV, TSV, JSON Lines), for errors.
+    lines: Option<Vec<usize>>,
+}
+
+impl Table {
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The values of a column that was read.
+    pub fn column(&self, name: &str) -> &[Option<String>] {
+        self.columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .expect("only requested columns are looked up")
+    }
+
+    /// Where row `index` (0-based) is, as a user finds it: `line 7` in a text file, `row 7`
+    /// of a Parquet file, `item 7` of a JSON array (both 1-based).
+    pub fn place(&self, index: usize) -> String {
+        self.locator().place(index)
+    }
+
+    /// What [`Table::place`] needs, without the values.
+    pub fn locator(&self) -> Locator {
+        Locator {
+            path: self.path.clone(),
+            format: self.format,
+            lines: self.lines.clone(),
+        }
+    }
+}
+
+/// Finds a row of a table that was read, for errors after its values are gone.
+#[derive(Debug, Clone)]
+pub struct Locator {
+    pub path: PathBuf,
+    format: TableFormat,
+    lines: Option<Vec<usize>>,
+}
+
+impl Locator {
+    /// See [`Table::place`].
+    pub fn place(&self, index: usize) -> String {
+        match (&self.lines, self.format) {
+            (Some(lines), _) => format!("line {}", lines[index]),
+            (None, TableFormat::Json) => format!("item {} of the array", index + 1),
+            (None, _) => format!("row {}", index + 1),
+        }
+    }
+}
+
+/// The format of `path`: `format` when given, else by extension.
+pub fn format_of(
+    path: &Path,
+    format: Option<TableFormat>,
+    key: &str,
+) -> Result<TableFormat, TaskError> {
+    format
+        .or_else(|| TableFormat::from_extension(path))
+        .ok_or_else(|| TaskError::Table {
+            path: path.to_owned(),
+            key: key.to_string(),
+            message: "cannot tell the format from the extension (expected .csv, .tsv, .jsonl, .json or .parquet); set task.format".into(),
+        })
+}
+
+/// Reads the requested columns of `path`. `key` is the experiment key that named the file.
+pub fn read(
+    path: &Path,
+    format: TableFormat,
+    request: &Request,
+    key: &str,
+) -> Result<Table, TaskError> {
+    let table_error = |message: String| TaskError::Table {
+        path: path.to_owned(),
+        key: key.to_string(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|source| TaskError::Io {
+        path: path.to_owned(),
+        hint: format!("the file named by {key}"),
+        source,
+    })?;
+    let parquet_magic = bytes.starts_with(b"PAR1");
+    match format {
+        TableFormat::Parquet => {
+            if !parquet_magic {
+                return Err(table_error(
+                    "is not a Parquet file (it does not start with the `PAR1` magic); if it is CSV, TSV or JSON, give it that extension or set task.format".into(),
+                ));
+            }
+            if !bytes.ends_with(b"PAR1") || bytes.len() < 12 {
+                return Err(table_error(
+                    "is a truncated Parquet file (its footer, which must end with `PAR1`, is missing)".into(),
+                ));
+            }
+            drop(bytes);
+            read_parquet(path, request, key)
+        }
+        _ if parquet_magic => Err(table_error(format!(
+            "looks like a Parquet file (it starts with `PAR1`), not {}; give it the .parquet extension or set task.format = \"parquet\"",
+            format_name(format)
+        ))),
+        _ => {
+            let text = std::str::from_utf8(&bytes).map_err(|e| {
+                let line = bytes[..e.valid_up_to()]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1;
+                table_error(format!(
+                    "line {line}: invalid UTF-8 (byte {} of the file); tables must be UTF-8 text",
+                    e.valid_up_to() + 1
+                ))
+            })?;
+            match format {
+                TableFormat::Csv | TableFormat::Tsv => {
+                    read_delimited(path, text, format, request, key)
+                }
+                TableFormat::Jsonl => read_json_lines(path, text, request, key),
+                TableFormat::Json => read_json_array(path, text, request, key),
+                TableFormat::Parquet => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+fn format_name(format: TableFormat) -> &'static str {
+    match format {
+        TableFormat::Csv => "CSV",
+        TableFormat::Tsv => "TSV",
+        TableFormat::Jsonl => "JSON Lines",
+        TableFormat::Json => "JSON",
+        TableFormat::Parquet => "Parquet",
+    }
+}
+
+fn missing(path: &Path, request: &ColumnRequest, available: &[String]) -> TaskError {
+    TaskError::MissingColumn {
+        path: path.to_owned(),
+        column: request.name.clone(),
+        role: request.purpose.clone(),
+        key: request.key.clone(),
+        available: available.to_vec(),
+    }
+}
+
+/// The columns to read: the requested ones (each must exist), then, under `all_text`,
+/// every other column `is_text` accepts.
+fn chosen_columns(
+    path: &Path,
+    request: &Request,
+    available: &[String],
+    is_text: impl Fn(&str) -> bool,
+) -> Result<(Vec<String>, Vec<String>), TaskError> {
+    let mut names = vec![];
+    for c in &request.columns {
+        if !available.contains(&c.name) {
+            return Err(missing(path, c, available));
+        }
+        if !names.contains(&c.name) {
+            names.push(c.name.clone());
+        }
+    }
+    let mut extra = vec![];
+    if request.all_text {
+        for name in available {
+            if !names.contains(name) && is_text(name) {
+                extra.push(name.clone());
+            }
+        }
+    }
+    Ok((names, extra))
+}
+
+/// One pass over a CSV/TSV text: the header's names, and the first line of every record.
+/// Checks that every record has as many fields as the header. Blank lines are skipped, as
+/// polars skips them.
+fn scan_delimited(
+    path: &Path,
+    text: &str,
+    separator: u8,
+    quoting: bool,
+    key: &str,
+) -> Result<(Vec<String>, Vec<usize>), TaskError> {
+    let table_error = |message: String| TaskError::Table {
+        path: path.to_owned(),
+        key: key.to_string(),
+        message,
+    };
+    let mut header: Option<Vec<String>> = None;
+    let mut record_lines = vec![];
+    let (mut line, mut start_line) = (1usize, 1usize);
+    let (mut in_quotes, mut fields, mut field, mut blank) = (false, vec![], String::new(), true);
+    let mut finish = |fields: &mut Vec<String>, start_line: usize| -> Result<(), TaskError> {
+        let got = std::mem::take(fields);
+        match &header {
+            None => {
+                let names: Vec<String> = got.iter().map(|f| f.trim().to_string()).collect();
+                let mut seen = BTreeSet::new();
+                for n in &names {
+                    if !seen.insert(n) {
+                        return Err(table_error(format!(
+                            "line {start_line}: the header names column `{n}` twice; column names must be unique"
+                        )));
+                    }
+                }
+                header = Some(names);
+            }
+            Some(names) if got.len() != names.len() => {
+                return Err(table_error(format!(
+                    "line {start_line}: {} fields, but the header has {} ({}){}",
+                    got.len(),
+                    names.len(),
+                    names.join(", "),
+                    if quoting {
+                        "; a field holding the separator must be quoted"
+                    } else {
+                        "; TSV fields cannot hold tabs"
+                    }
+                )));
+            }
+            Some(_) => record_lines.push(start_line),
+        }
+        Ok(())
+    };
+    for c in text.chars() {
+        match c {
+            '"' if quoting => {
+                in_quotes = !in_quotes;
+                field.push(c);
+                blank = false;
+            }
+            '\n' if !in_quotes => {
+                if !blank {
+                    fields.push(std::mem::take(&mut field));
+                    finish(&mut fields, start_line)?;
+                }
+                field.clear();
+                blank = true;
+                line += 1;
+                start_line = line;
+            }
+            '\n' => {
+                field.push(c);
+                line += 1;
+            }
+            c if c as u32 == separator as u32 && !in_quotes => {
+                fields.push(std::mem::take(&mut field));
+                blank = false;
+            }
+            '\r' if !in_quotes => {}
+            c => {
+                field.push(c);
+                blank = false;
+            }
+        }
+    }
+    if !blank {
+        fields.push(field);
+        finish(&mut fields, start_line)?;
+    }
+    let Some(names) = header else {
+        return Err(table_error(
+            "is empty: expected a header row naming the columns".into(),
+        ));
+    };
+    Ok((names, record_lines))
+}
+
+fn read_delimited(
+    path: &Path,
+    text: &str,
+    format: TableFormat,
+    request: &Request,
+    key: &str,
+) -> Result<Table, TaskError> {
+    let (separator, quoting) = match format {
+        TableFormat::Tsv => (b'\t', false),
+        _ => (b',', true),
+    };
+    let (header, lines) = scan_delimited(path, text, separator, quoting, key)?;
+    let (names, extra) = chosen_columns(path, request, &header, |_| true)?;
+    let all: Vec<String> = names.iter().chain(&extra).cloned().collect();
+    let polars_error = |e: PolarsError| TaskError::Table {
+        path: path.to_owned(),
+        key: key.to_string(),
+        message: format!("could not be read as {}: {e}", format_name(format)),
+    };
+    let frame = LazyCsvReader::new(PlPath::Local(path.into()))
+        .with_has_header(true)
+        .with_separator(separator)
+        .with_quote_char(quoting.then_some(b'"'))
+        .with_infer_schema_length(Some(0))
+        .with_missing_is_null(true)
+        .finish()
+        .and_then(|lf| {
+            lf.select(all.iter().map(|n| col(n.as_str())).collect::<Vec<_>>())
+                .collect()
+        })
+        .map_err(polars_error)?;
+    if frame.height() != lines.len() {
+        return Err(TaskError::Table {
+            path: path.to_owned(),
+            key: key.to_string(),
+            message: format!(
+                "polars read {} rows where the file has {} records; check its quoting",
+                frame.height(),
+                lines.len()
+            ),
+        });
+    }
+    let mut columns = vec![];
+    for name in &all {
+        let values: Vec<Option<String>> = frame
+            .column(name)
+            .and_then(|c| c.str().map(|s| s.into_iter().map(clean).collect()))
+            .map_err(polars_error)?;
+        columns.push((name.clone(), values));
+    }
+    // CSV has no types: a label column of decimals is the float column JSON and Parquet
+    // reject by type.
+    for c in request.columns.iter().filter(|c| c.role == ColumnRole::Key) {
+        let values = &columns.iter().find(|(n, _)| *n == c.name).expect("read").1;
+        if let Some((row, v)) = values.iter().enumerate().find_map(|(i, v)| {
+            v.as_deref()
+                .filter(|v| is_fractional_number(v))
+                .map(|v| (i, v))
+        }) && values.iter().flatten().all(|v| v.parse::<f64>().is_ok())
+        {
+            return Err(TaskError::Table {
+                path: path.to_owned(),
+                key: c.key.clone(),
+                message: format!(
+                    "column `{}` ({}) holds decimal numbers (`{v}` on line {}); labels must be strings or integers",
+                    c.name, c.purpose, lines[row]
+                ),
+            });
+        }
+    }
+    Ok(Table {
+        path: path.to_owned(),
+        format,
+        rows: frame.height(),
+        columns,
+        extra_text: extra,
+        lines: Some(lines),
+    })
+}
+
+/// A JSON value as an error names it.
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(a) => format!("a list of {}", a.len()),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+fn is_fractional_number(v: &str) -> bool {
+    v.parse::<i64>().is_err() && v.parse::<f64>().is_ok_and(f64::is_finite)
+}
+
+fn clean(v: Option<&str>) -> Option<String> {
+    v.map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+fn read_parquet(path: &Path, request: &Request, key: &str) -> Result<Table, TaskError> {
+    let polars_error = |e: PolarsError| TaskError::Table {
+        path: path.to_owned(),
+        key: key.to_string(),
+        message: format!("could not be read as Parquet (truncated or corrupt?): {e}"),
+    };
+    let mut lazy = LazyFrame::scan_parquet(PlPath::Local(path.into()), Default::default())
+        .map_err(polars_error)?;
+    let schema = lazy.collect_schema().map_err(polars_error)?;
+    let available: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+    let dtype = |name: &str| schema.get(name).cloned().expect("present");
+    let (names, extra) =
+        chosen_columns(path, request, &available, |n| dtype(n) == DataType::String)?;
+    for c in &request.columns {
+        let dt = dtype(&c.name);
+        let ok = match c.role {
+            ColumnRole::Text => dt == DataType::String,
+            ColumnRole::Key => dt == DataType::String || dt.is_integer(),
+        };
+        if !ok {
+            let expected = match c.role {
+                ColumnRole::Text => "text columns must hold strings",
+                ColumnRole::Key if dt.is_float() => {
+                    "labels must be strings or integers, not decimal numbers"
+                }
+                ColumnRole::Key => "labels must be strings or integers",
+            };
+            return Err(TaskError::Table {
+                path: path.to_owned(),
+                key: c.key.clone(),
+                message: format!(
+                    "column `{}` ({}) has type {dt}; {expected}",
+                    c.name, c.purpose
+                ),
+            });
+        }
+    }
+    let all: Vec<String> = names.iter().chain(&extra).cloned().collect();
+    let frame = lazy
+        .select(
+            all.iter()
+                .map(|n| col(n.as_str()).cast(DataType::String))
+                .collect::<Vec<_>>(),
+        )
+        .collect()
+        .map_err(polars_error)?;
+    let mut columns = vec![];
+    for name in &all {
+        let values: Vec<Option<String>> = frame
+            .column(name)
+            .and_then(|c| c.str().map(|s| s.into_iter().map(clean).collect()))
+            .map_err(polars_error)?;
+        columns.push((name.clone(), values));
+    }
+    Ok(Table {
+        path: path.to_owned(),
+        format: TableFormat::Parquet,
+        rows: frame.height(),
+        columns,
+        extra_text: extra,
+        lines: None,
+    })
+}
+
+/// Rows of a JSON table before column selection: objects with their place.
+fn read_json_lines(
+    path: &Path,
+    text: &str,
+    request: &Request,
+    key: &str,
+) -> Result<Table, TaskError> {
+    let mut objects = vec![];
+    let mut lines = vec![];
+    for (line, row) in super::lines(text) {
+        if row.trim().is_empty() {
+            continue;
+        }
+        let value: Value = serde_json::from_str(row).map_err(|e| TaskError::Table {
+            path: path.to_owned(),
+            key: key.to_string(),
+            message: format!("line {line}: invalid JSON: {e}"),
+        })?;
+        let Value::Object(object) = value else {
+            return Err(TaskError::Table {
+                path: path.to_owned(),
+                key: key.to_string(),
+                message: format!(
+                    "line {line}: expected a JSON object (one row), found {}",
+                    describe(&value)
+                ),
+            });
+        };
+        objects.push(object);
+        lines.push(line);
+    }
+    json_table(path, TableFormat::Jsonl, objects, Some(lines), request)
+}
+
+fn read_json_array(
+    path: &Path,
+    text: &str,
+    request: &Request,
+    key: &str,
+) -> Result<Table, TaskError> {
+    let table_error = |message: String| TaskError::Table {
+        path: path.to_owned(),
+        key: key.to_string(),
+        message,
+    };
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| table_error(format!("line {}: invalid JSON: {e}", e.line())))?;
+    let Value::Array(items) = value else {
+        return Err(table_error(format!(
+            "expected a JSON array of objects (one per row), found {}; for one object per line use .jsonl",
+            describe(&value)
+        )));
+    };
+    let mut objects = vec![];
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            Value::Object(object) => objects.push(object),
+            other => {
+                return Err(table_error(format!(
+                    "item {} of the array: expected an object (one row), found {}",
+                    i + 1,
+                    describe(&other)
+                )));
+            }
+        }
+    }
+    json_table(path, TableFormat::Json, objects, None, request)
+}
+
+fn json_table(
+    path: &Path,
+    format: TableFormat,
+    objects: Vec<serde_json::Map<String, Value>>,
+    lines: Option<Vec<usize>>,
+    request: &Request,
+) -> Result<Table, TaskError> {
+    let place = |i: usize| match &lines {
+        Some(lines) => format!("line {}", lines[i]),
+        None => format!("item {} of the array", i + 1),
+    };
+    // Columns in order of first appearance.
+    let mut available: Vec<String> = vec![];
+    for object in &objects {
+        for k in object.keys() {
+            if !available.contains(k) {
+                available.push(k.clone());
+            }
+        }
+    }
+    let is_text = |name: &str| {
+        objects
+            .iter()
+            .filter_map(|o| o.get(name))
+            .all(|v| matches!(v, Value::String(_) | Value::Null))
+    };
+    let (names, extra) = chosen_columns(path, request, &available, is_text)?;
+    let role_of = |name: &str| {
+        request
+            .columns
+            .iter()
+            .find(|c| c.name == name)
+            .map_or((ColumnRole::Text, None), |c| (c.role, Some(c)))
+    };
+    let mut columns = vec![];
+    for name in names.iter().chain(&extra) {
+        let (role, request) = role_of(name);
+        let mut values = Vec::with_capacity(objects.len());
+        for (i, object) in objects.iter().enumerate() {
+            let value = match object.get(name) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => clean(Some(s)),
+                Some(Value::Number(n)) if role == ColumnRole::Key && (n.is_i64() || n.is_u64()) => {
+                    Some(n.to_string())
+                }
+                Some(other) => {
+                    let expected = match role {
+                        ColumnRole::Text => "text columns must hold strings",
+                        ColumnRole::Key => "labels must be strings or integers",
+                    };
+                    return Err(TaskError::Table {
+                        path: path.to_owned(),
+                        key: request.map_or_else(String::new, |c| c.key.clone()),
+                        message: format!(
+                            "{}, column `{name}`{}: found {}; {expected}",
+                            place(i),
+                            request.map_or_else(String::new, |c| format!(" ({})", c.purpose)),
+                            describe(other)
+                        ),
+                    });
+                }
+            };
+            values.push(value);
+        }
+        columns.push((name.clone(), values));
+    }
+    Ok(Table {
+        path: path.to_owned(),
+        format,
+        rows: objects.len(),
+        columns,
+        extra_text: extra,
+        lines,
+    })
+}
