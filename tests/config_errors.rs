@@ -266,7 +266,10 @@ fn at_most_on_a_classification_task() {
     );
     assert_has(
         &err,
-        &["key `task.at_most`", "only lama, relation_extraction and fact_probe"],
+        &[
+            "key `task.at_most`",
+            "only lama, relation_extraction and fact_probe",
+        ],
     );
 }
 

@@ -1050,3 +1050,81 @@ fn the_example_experiment_plans_from_the_repository() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("own_data_example — 8 cells"), "{stdout}");
 }
+
+/// Every method runs on a table task (SICK pairs, three string classes, one CSV with a split
+/// column), and `autoprompt eval` of the AutoPrompt cell's saved prompt reproduces its dev
+/// accuracy.
+#[test]
+fn every_method_runs_on_a_table_task_and_eval_reproduces_the_record() {
+    common::splade_tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::data_dir().join("sick/SICK.txt")).unwrap();
+    let mut csv = String::from("premise,hypothesis,gold,part\n");
+    for line in text.lines().skip(1).take(1500) {
+        let f: Vec<&str> = line.trim_end_matches('\r').split('\t').collect();
+        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            quote(f[1]),
+            quote(f[2]),
+            f[3].to_lowercase(),
+            f[11].to_lowercase()
+        ));
+    }
+    std::fs::write(dir.path().join("pairs.csv"), csv).unwrap();
+    let template = "[CLS] {premise} [T] [P] [T] {hypothesis} [SEP]";
+    let words =
+        "labels = { contradiction = [\"no\"], entailment = [\"yes\"], neutral = [\"maybe\"] }";
+    let body = format!(
+        "[task]\nkind = \"classification\"\nfile = \"pairs.csv\"\nsplit_column = \"part\"\nsplits = {{ dev = \"trial\" }}\nlabel = \"gold\"\ntrain_size = 24\ndev_size = 12\ntest_size = 60\n[model]\nsource = {:?}\n[grid]\nmethod = [\n  {{ kind = \"majority\" }},\n  {{ kind = \"manual\", template = \"[CLS] {{premise}} ? [P] , {{hypothesis}} [SEP]\", {words} }},\n  {{ kind = \"autoprompt\", template = \"{template}\", labels = \"auto\", {SEARCH} }},\n  {{ kind = \"label_search\", template = \"{template}\" }},\n  {{ kind = \"linear_probe\", probe = {{ epochs = 2 }} }},\n  {{ kind = \"finetune\", finetune = {{ epochs = 1, batch_size = 8 }} }},\n]\n",
+        common::splade_tiny().display().to_string()
+    );
+    let file = common::experiment(dir.path(), "pairs", &body);
+    let out = cli(dir.path(), &["run", file.to_str().unwrap()], &[]);
+    common::assert_success(&out);
+    let store = autoprompt::store::Store::open(&dir.path().join("results"), "pairs").unwrap();
+    let records = store.records().unwrap();
+    assert_eq!(records.len(), 6);
+    for r in &records {
+        assert_eq!(
+            r.status,
+            autoprompt::record::Status::Finished,
+            "{:?}",
+            r.error
+        );
+        assert_eq!(r.counts.test, 60, "{}", r.spec.method.name());
+        let acc = r.metrics["accuracy"];
+        assert!(
+            (0.0..=1.0).contains(&acc) && (acc * 60.0).fract() == 0.0,
+            "{acc}"
+        );
+    }
+    let searched = records
+        .iter()
+        .find(|r| r.spec.method.name() == "autoprompt")
+        .unwrap();
+    let classes: Vec<&str> = searched
+        .prompt
+        .as_ref()
+        .and_then(|p| p.verbalizer.as_ref())
+        .map(|v| v.classes.iter().map(|c| c.label.as_str()).collect())
+        .unwrap();
+    assert_eq!(classes, ["contradiction", "entailment", "neutral"]);
+    let record_path = store.record_path(&searched.id);
+    let out = cli(
+        dir.path(),
+        &[
+            "eval",
+            file.to_str().unwrap(),
+            "--prompt",
+            record_path.to_str().unwrap(),
+            "--split",
+            "dev",
+        ],
+        &[],
+    );
+    common::assert_success(&out);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let expected = format!("accuracy         {:.4}", searched.metrics["dev_accuracy"]);
+    assert!(printed.contains(&expected), "{printed} vs {expected}");
+}
