@@ -353,13 +353,12 @@ fn lama_relation_as_fact_probe_draws_the_same_facts() {
 const SEARCH: &str =
     "search = { iters = 5, batch_size = 8, accumulation_steps = 2, num_candidates = 10 }";
 
+/// A cell's method, metrics (sorted by name) and trigger ids.
+type CellOutcome = (String, Vec<(String, f64)>, Vec<u32>);
+
 /// Runs an experiment in-process and returns (method, metrics, trigger ids) per cell,
 /// sorted by method.
-fn run_experiment(
-    dir: &Path,
-    name: &str,
-    body: &str,
-) -> Vec<(String, Vec<(String, f64)>, Vec<u32>)> {
+fn run_experiment(dir: &Path, name: &str, body: &str) -> Vec<CellOutcome> {
     let shared = common::shared_data();
     let header = format!(
         "data_dir = {:?}\nlama_dir = {:?}\nlpaqa_dir = {:?}\nresults_dir = {:?}\n",

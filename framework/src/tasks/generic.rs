@@ -64,7 +64,11 @@ pub fn load(spec: &TaskSpec, seed: u64, text: &TextColumns) -> Result<TaskData, 
     let source = spec
         .table_source()
         .map_err(|(key, message)| TaskError::Setting { key, message })?;
-    let (sources, split_column, origin) = sources(&source)?;
+    let Resolved {
+        sources,
+        split_column,
+        origin,
+    } = sources(&source)?;
     let request = request(spec, text, split_column.as_deref());
     let mut pools = Pools {
         dev: sources
@@ -110,10 +114,17 @@ pub fn load(spec: &TaskSpec, seed: u64, text: &TextColumns) -> Result<TaskData, 
     Ok(data)
 }
 
+/// A source resolved to files.
+struct Resolved {
+    sources: Vec<Source>,
+    /// One-file sources: the column naming each row's split.
+    split_column: Option<String>,
+    /// Hub sources: the dataset id and commit, for provenance.
+    origin: Option<String>,
+}
+
 /// The files of a source, the split column (one-file sources) and the hub origin.
-fn sources(
-    source: &TableSource,
-) -> Result<(Vec<Source>, Option<String>, Option<String>), TaskError> {
+fn sources(source: &TableSource) -> Result<Resolved, TaskError> {
     let file = |path: &PathBuf, split, key| Source {
         path: path.clone(),
         split: Some(split),
@@ -124,21 +135,25 @@ fn sources(
             let mut list = vec![file(train, Split::Train, "task.train")];
             list.extend(dev.iter().map(|d| file(d, Split::Dev, "task.dev")));
             list.push(file(test, Split::Test, "task.test"));
-            (list, None, None)
+            Resolved {
+                sources: list,
+                split_column: None,
+                origin: None,
+            }
         }
         TableSource::OneFile {
             file: path,
             split_column,
             ..
-        } => (
-            vec![Source {
+        } => Resolved {
+            sources: vec![Source {
                 path: path.clone(),
                 split: None,
                 key: "task.file",
             }],
-            Some(split_column.clone()),
-            None,
-        ),
+            split_column: Some(split_column.clone()),
+            origin: None,
+        },
         TableSource::Hub {
             id,
             config,
@@ -155,7 +170,11 @@ fn sources(
                 list.push(file(p, Split::Dev, "task.hub"));
             }
             list.extend(found.test.iter().map(|p| file(p, Split::Test, "task.hub")));
-            (list, None, Some(found.origin))
+            Resolved {
+                sources: list,
+                split_column: None,
+                origin: Some(found.origin),
+            }
         }
     })
 }
