@@ -268,6 +268,12 @@ fn sentence_pair_segments() {
 }
 
 fn run_search(seed: u64) -> autoprompt::search::SearchResult {
+    run_search_with(seed, &SearchSettings::default()).0
+}
+
+/// A short search on SST-2 with `options`' `keep_initial` and `eval_batches`; returns the
+/// result and the starting prompt's dev metric.
+fn run_search_with(seed: u64, options: &SearchSettings) -> (autoprompt::search::SearchResult, f64) {
     let lm = load::<B>();
     let data = sst2(24, 24, 0);
     let v = verbalizer(&lm);
@@ -284,6 +290,8 @@ fn run_search(seed: u64) -> autoprompt::search::SearchResult {
         batch_size: 8,
         accumulation_steps: 2,
         num_candidates: 8,
+        keep_initial: options.keep_initial,
+        eval_batches: options.eval_batches,
         ..Default::default()
     };
     let allowed = allowed_tokens(
@@ -318,10 +326,19 @@ fn run_search(seed: u64) -> autoprompt::search::SearchResult {
         seed,
         |_, _| improvements += 1,
     );
-    assert!(
-        improvements >= 1,
-        "the initial prompt counts as the first best"
-    );
+    let accepted = result.steps.iter().filter(|s| s.accepted).count();
+    if settings.keep_initial {
+        assert!(
+            improvements >= 1,
+            "the initial prompt counts as the first best"
+        );
+    } else {
+        assert_eq!(
+            improvements > 0,
+            accepted > 0,
+            "only accepted prompts are bests"
+        );
+    }
     assert_eq!(result.steps.len(), 4);
     for step in &result.steps {
         // Acceptance rule: a candidate is taken only when strictly better on the batch.
@@ -336,7 +353,140 @@ fn run_search(seed: u64) -> autoprompt::search::SearchResult {
             assert!(allowed[*id as usize], "filtered token {id} proposed");
         }
     }
-    result
+    let initial = autoprompt::search::trigger::evaluate_split(
+        &scorer,
+        lm.tokenizer.special.pad.id,
+        Split {
+            encoded: &dev,
+            golds: &dev_golds,
+        },
+        &[mask; 3],
+        false,
+    );
+    let initial_dev = autoprompt::search::trigger::metric(&initial, SelectBy::Accuracy);
+    (result, initial_dev)
+}
+
+/// The reference keeps the first accepted trigger whatever the start scored on dev (its best
+/// starts at −∞); `keep_initial` lets the start compete. Either way the result is the best
+/// dev metric among the prompts that compete.
+#[test]
+fn best_on_dev_starts_at_minus_infinity_unless_keep_initial() {
+    let mask_id = load::<B>().tokenizer.special.mask.id;
+    for seed in [0, 3] {
+        for keep_initial in [false, true] {
+            let options = SearchSettings {
+                keep_initial,
+                ..Default::default()
+            };
+            let (result, initial_dev) = run_search_with(seed, &options);
+            let accepted: Vec<f64> = result.steps.iter().filter_map(|s| s.dev).collect();
+            let best_accepted = accepted.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mask = result.trigger_ids.iter().all(|&t| t == mask_id);
+            eprintln!(
+                "seed {seed} keep_initial {keep_initial}: start {initial_dev}, accepted {accepted:?}, best {}",
+                result.best_dev
+            );
+            match (keep_initial, accepted.is_empty()) {
+                (_, true) => assert!(mask && result.best_dev == initial_dev),
+                (false, false) => {
+                    assert_eq!(result.best_dev, best_accepted, "seed {seed}");
+                    assert!(!mask, "an accepted trigger replaces the start");
+                }
+                (true, false) => {
+                    assert_eq!(
+                        result.best_dev,
+                        best_accepted.max(initial_dev),
+                        "seed {seed}"
+                    );
+                    assert_eq!(mask, initial_dev >= best_accepted, "seed {seed}");
+                }
+            }
+        }
+    }
+}
+
+/// Candidates are scored on `eval_batches` fresh batches drawn after the gradient batches
+/// and the slot, and their metric is the one over all those rows: recomputed here row by
+/// row, one prompt at a time, from a replay of the same stream.
+#[test]
+fn candidates_are_scored_on_eval_batches_fresh_batches() {
+    use autoprompt::search::trigger::{BatchStream, evaluate_split, metric, propose};
+    use rand::Rng;
+    let lm = load::<B>();
+    let data = sst2(40, 8, 0);
+    let v = verbalizer(&lm);
+    let mask = lm.tokenizer.special.mask.id;
+    let (train, train_golds) = encode(&lm, &data.train, &[mask; 3]);
+    let target = Target::Classes {
+        label_ids: v.all_token_ids(),
+        spans: v.class_spans(),
+    };
+    let scorer = Scorer::<B>::new(lm.model.clone(), target, 256, Default::default());
+    let settings = SearchSettings {
+        batch_size: 8,
+        accumulation_steps: 2,
+        num_candidates: 4,
+        eval_batches: Some(3),
+        ..Default::default()
+    };
+    let allowed = allowed_tokens(
+        &lm.tokenizer,
+        lm.model.vocab_size(),
+        &v.all_token_ids(),
+        CandidateFilter::default(),
+    );
+    let classes: Vec<usize> = train_golds.iter().map(|g| g.index).collect();
+    let display = |id: u32| lm.tokenizer.display_token(id);
+    let ctx = SearchContext {
+        scorer: &scorer,
+        settings: &settings,
+        select_by: SelectBy::Accuracy,
+        allowed: &allowed,
+        pad_id: lm.tokenizer.special.pad.id,
+        initial_trigger: mask,
+        train_classes: &classes,
+        display: &display,
+    };
+    let split = Split {
+        encoded: &train,
+        golds: &train_golds,
+    };
+    let triggers = [mask; 3];
+    let mut rng = tasks::sample::rng(5, "propose");
+    let mut replay_rng = rng.clone();
+    let mut stream = BatchStream::new(&classes, false);
+    let mut replay = BatchStream::new(&classes, false);
+    let proposal = propose(&ctx, split, &triggers, &mut stream, &mut rng, None);
+    for _ in 0..settings.accumulation_steps {
+        replay.next(settings.batch_size, &mut replay_rng);
+    }
+    assert_eq!(proposal.slot, replay_rng.random_range(0..3));
+    let rows: Vec<usize> = (0..3)
+        .flat_map(|_| replay.next(settings.batch_size, &mut replay_rng))
+        .collect();
+    assert_eq!(rows.len(), 24);
+    let encoded: Vec<Encoded> = rows.iter().map(|&i| train[i].clone()).collect();
+    let golds: Vec<Gold> = rows.iter().map(|&i| train_golds[i]).collect();
+    let score = |t: &[u32]| {
+        let split = Split {
+            encoded: &encoded,
+            golds: &golds,
+        };
+        metric(
+            &evaluate_split(&scorer, ctx.pad_id, split, t, false),
+            SelectBy::Accuracy,
+        )
+    };
+    assert_eq!(proposal.current, score(&triggers));
+    assert_eq!(proposal.candidates.len(), 4);
+    for (&c, &m) in proposal.candidates.iter().zip(&proposal.candidate_metrics) {
+        let mut t = triggers;
+        t[proposal.slot] = c;
+        assert_eq!(m, score(&t), "candidate {c}");
+    }
+    // Metrics over 24 rows: multiples of 1/24, finer than one 8-row batch's 1/8.
+    assert_eq!((proposal.current * 24.0).fract(), 0.0);
 }
 
 #[test]

@@ -255,6 +255,7 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
                 ("eval_batch_size", search.eval_batch_size),
                 ("accumulation_steps", search.accumulation_steps),
                 ("restarts", search.restarts),
+                ("eval_batches", search.eval_batches.unwrap_or(1)),
             ] {
                 if value == 0 {
                     return Err((format!("method.search.{key}"), "must be at least 1".into()));

@@ -68,6 +68,24 @@ pub struct SearchSettings {
     /// Initial token of every trigger slot. Default: the mask token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initial_trigger: Option<String>,
+    /// Fresh training batches the current prompt and every candidate are scored on each
+    /// iteration (the metric over all their rows decides). Default: `accumulation_steps`, as
+    /// in the paper's code (10 × 32 = 320 examples); 1 scores them on one batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_batches: Option<usize>,
+    /// Let the starting prompt (every slot `initial_trigger`) compete for best-on-dev.
+    /// Default false: as in the paper's code, the best dev metric starts at −∞, so the first
+    /// accepted trigger is kept over the start; the start is the result only when no
+    /// candidate is ever accepted. Always serialised: it changed the search's default, so
+    /// cells from before it have other ids.
+    pub keep_initial: bool,
+}
+
+impl SearchSettings {
+    /// Batches of candidate evaluation per iteration (see [`SearchSettings::eval_batches`]).
+    pub fn eval_batches(&self) -> usize {
+        self.eval_batches.unwrap_or(self.accumulation_steps).max(1)
+    }
 }
 
 impl Default for SearchSettings {
@@ -85,6 +103,8 @@ impl Default for SearchSettings {
             restarts: 1,
             select_by: None,
             initial_trigger: None,
+            eval_batches: None,
+            keep_initial: false,
         }
     }
 }
