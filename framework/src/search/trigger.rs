@@ -26,8 +26,8 @@
 //! - **Candidates.** Special tokens (and, with the filters, label tokens, gold objects,
 //!   capitalised or non-alphabetic tokens) are never candidates: the reference filters them
 //!   only under `--filter`, and can otherwise place `[CLS]` or `[MASK]` in a trigger.
-//! - **No acceptance at all.** If no candidate is ever accepted the reference has no best
-//!   trigger (it fails at the end); here the starting prompt is the result.
+//! - **No acceptance at all.** Both return the starting prompt; its dev metric is reported
+//!   here (the reference reports −∞).
 //! - **LAMA's masks.** With `--print-lama` the reference treats a trigger that still holds a
 //!   `[MASK]` as scoring −∞ (any candidate is accepted until no mask is left); that rule is
 //!   not applied here.
