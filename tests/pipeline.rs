@@ -409,3 +409,45 @@ fn host_engine_and_burn_agree_end_to_end() {
     assert_eq!(host.metrics["accuracy"], burn.metrics["accuracy"]);
     assert_eq!(host.metrics["dev_accuracy"], burn.metrics["dev_accuracy"]);
 }
+
+/// Every subcommand's `--help` starts with its own summary (a doc comment on the wrong
+/// variant once gave `compare` fill-mask's text and `fill-mask` none).
+#[test]
+fn every_subcommand_help_starts_with_its_own_summary() {
+    let cases = [
+        (vec!["plan"], "Print the cells of an experiment"),
+        (vec!["run"], "Run the cells of an experiment"),
+        (vec!["eval"], "Re-evaluate a saved prompt"),
+        (
+            vec!["status"],
+            "Finished / failed / pending / running cells",
+        ),
+        (vec!["report"], "Aggregate the records of an experiment"),
+        (vec!["paper-report"], "The paper's tables next to ours"),
+        (
+            vec!["compare"],
+            "Compare an experiment's summary with a stored baseline",
+        ),
+        (vec!["fill-mask"], "Predict the masked tokens of a sentence"),
+        (
+            vec!["bench", "search"],
+            "Median wall time of one trigger-search iteration",
+        ),
+    ];
+    let mut firsts = std::collections::BTreeSet::new();
+    for (args, expected) in cases {
+        let out = Command::new(common::bin())
+            .args(&args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        common::assert_success(&out);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let first = text.lines().next().unwrap_or("").to_string();
+        assert!(
+            first.to_lowercase().contains(&expected.to_lowercase()),
+            "{args:?}: first line `{first}`, expected `{expected}`"
+        );
+        assert!(firsts.insert(first.clone()), "{args:?} repeats `{first}`");
+    }
+}

@@ -111,10 +111,6 @@ enum Command {
         #[arg(long, default_value = "reports/paper.md")]
         out: PathBuf,
     },
-    /// Predict the masked tokens of a sentence: the quickest check that a model loads right.
-    #[command(
-        after_help = "Examples:\n  autoprompt fill-mask --model splade-tiny \"paris is the capital of [MASK] .\"\n  autoprompt fill-mask --model roberta-large \"The movie was <mask>.\" --top-k 5"
-    )]
     /// Compare an experiment's summary with a stored baseline (nightly regression check).
     #[command(
         after_help = "Examples:\n  autoprompt compare experiments/nightly.toml\n  autoprompt compare experiments/nightly.toml --update-baseline --reason \"new tokenizer handling\""
@@ -147,6 +143,10 @@ enum Command {
     /// Speed measurements through the project's code path (used by `just bench`); prints JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Predict the masked tokens of a sentence: the quickest check that a model loads right.
+    #[command(
+        after_help = "Examples:\n  autoprompt fill-mask --model splade-tiny \"paris is the capital of [MASK] .\"\n  autoprompt fill-mask --model roberta-large \"The movie was <mask>.\" --top-k 5"
+    )]
     FillMask {
         /// A model directory, a Hugging Face hub id, or `splade-tiny`.
         #[arg(long, default_value = autoprompt::lm::EMBEDDED_MODEL)]
