@@ -356,3 +356,73 @@ fn fill_mask_predicts_real_words() {
             .all(|w| w[0].probability >= w[1].probability)
     );
 }
+
+/// SPLADE-tiny's files with one weight value replaced by NaN, in `dir`.
+fn splade_tiny_with_nan(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = common::splade_tiny();
+    let model = dir.join("nan-model");
+    std::fs::create_dir_all(&model).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap().flatten() {
+        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+    }
+    let path = model.join("model.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let (_, info) = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(name, info)| name.contains("LayerNorm.gamma") && info["dtype"] == "F32")
+        .unwrap();
+    let start = 8 + header_len + info["data_offsets"][0].as_u64().unwrap() as usize;
+    bytes[start..start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    model
+}
+
+/// A NaN in a weight is refused when the checkpoint is read (naming the tensor), so no
+/// prompt is ever "found" on non-finite scores; in a sweep that cell fails with the reason
+/// and the next cell runs.
+#[test]
+fn non_finite_weight_fails_the_cell_and_the_sweep_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = splade_tiny_with_nan(dir.path());
+    let err = read_checkpoint(&model.join("model.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("LayerNorm.gamma` has 1 NaN or infinite values"),
+        "{err}"
+    );
+    let body = format!(
+        "[task]\nkind = \"sst2\"\ntrain_size = 8\ndev_size = 8\ntest_size = 16\n[method]\nkind = \"manual\"\ntemplate = \"[CLS] {{sentence}} it was [P] . [SEP]\"\nlabels = {{ \"0\" = [\"terrible\"], \"1\" = [\"great\"] }}\n[grid]\n\"model.source\" = [{:?}, {:?}]\n",
+        model.display().to_string(),
+        common::splade_tiny().display().to_string()
+    );
+    let file = common::experiment(dir.path(), "nan", &body);
+    let out = std::process::Command::new(common::bin())
+        .arg("run")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a failed cell fails the run");
+    let store = autoprompt::store::Store::open(&dir.path().join("results"), "nan").unwrap();
+    let records = store.records().unwrap();
+    assert_eq!(records.len(), 2);
+    for r in records {
+        if r.spec.model.source.contains("nan-model") {
+            assert_eq!(r.status, autoprompt::record::Status::Failed);
+            let error = r.error.unwrap_or_default();
+            assert!(error.contains("NaN or infinite"), "{error}");
+            assert!(r.prompt.is_none() && r.metrics.is_empty());
+        } else {
+            assert_eq!(
+                r.status,
+                autoprompt::record::Status::Finished,
+                "{:?}",
+                r.error
+            );
+        }
+    }
+}

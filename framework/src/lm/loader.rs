@@ -88,7 +88,9 @@ pub fn read_checkpoint(path: &Path) -> Result<BTreeMap<String, RawTensor>, LmErr
             };
             let shape = view.shape().to_vec();
             let data = TensorData::from_bytes_vec(view.data().to_vec(), shape.clone(), dtype);
-            out.insert(name, raw_from_data(data, shape).map_err(corrupt)?);
+            let raw = raw_from_data(data, shape).map_err(corrupt)?;
+            check_finite(&name, &raw).map_err(corrupt)?;
+            out.insert(name, raw);
         }
         Ok(out)
     } else {
@@ -100,10 +102,25 @@ pub fn read_checkpoint(path: &Path) -> Result<BTreeMap<String, RawTensor>, LmErr
             let data = snapshot
                 .to_data()
                 .map_err(|e| corrupt(format!("tensor `{name}`: {e}")))?;
-            out.insert(name, raw_from_data(data, shape).map_err(corrupt)?);
+            let raw = raw_from_data(data, shape).map_err(corrupt)?;
+            check_finite(&name, &raw).map_err(corrupt)?;
+            out.insert(name, raw);
         }
         Ok(out)
     }
+}
+
+/// A weight with NaN or infinite values makes every score it touches non-finite, and a
+/// search on such scores would still "find" a prompt: refuse the checkpoint instead.
+fn check_finite(name: &str, raw: &RawTensor) -> Result<(), String> {
+    let bad = raw.values.iter().filter(|v| !v.is_finite()).count();
+    if bad == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "tensor `{name}` has {bad} NaN or infinite values (of {}); its scores could not be finite",
+        raw.values.len()
+    ))
 }
 
 fn raw_from_data(data: TensorData, shape: Vec<usize>) -> Result<RawTensor, String> {
