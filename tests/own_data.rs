@@ -491,6 +491,34 @@ fn lama_relation_as_fact_probe_gives_the_same_metrics_as_lama() {
     assert_eq!(paper, table);
 }
 
+/// LAMA's protocol against the strict one on the same 100 facts of P1412 (no duplicates, so
+/// the same rows): P@1 and P@10 agree (nothing ties a gold here), and MRR differs exactly by
+/// the facts ranked below LAMA's depth of 10,000, which LAMA scores 0.
+#[test]
+fn lama_protocol_scores_deep_facts_zero_in_mrr() {
+    common::splade_tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let template = "[CLS] {sub_label} [T] [T] [P] . [SEP]";
+    let run = |name: &str, ranking: &str| {
+        let body = format!(
+            "[task]\nkind = \"lama\"\nrelation = \"{RELATION}\"\nranking = \"{ranking}\"\ntrain_size = 16\ndev_size = 16\ntest_size = 100\n[method]\nkind = \"autoprompt\"\ntemplate = \"{template}\"\n{SEARCH}\n"
+        );
+        let out = run_experiment(dir.path(), name, &body);
+        out[0]
+            .1
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let lama = run("lama_protocol", "lama");
+    let strict = run("strict_protocol", "strict");
+    assert_eq!(lama["p_at_1"], strict["p_at_1"]);
+    assert_eq!(lama["p_at_10"], strict["p_at_10"]);
+    assert!(lama["mrr"] < strict["mrr"], "{lama:?} vs {strict:?}");
+    // The difference is the reciprocal ranks beyond 10,000: each under 1e-4, so at most 1e-4 in all.
+    assert!(strict["mrr"] - lama["mrr"] < 1e-4, "{lama:?} vs {strict:?}");
+}
+
 #[test]
 fn fact_probe_without_a_vocabulary_ranks_the_whole_model_vocabulary() {
     common::splade_tiny();

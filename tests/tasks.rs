@@ -210,3 +210,23 @@ fn skip_policy_counts_skipped_rows() {
     let data = tasks::load(&s, &p, 0).unwrap();
     assert_eq!(data.skipped_rows, 1);
 }
+
+/// LAMA's protocol (the default for `lama`) removes duplicate evaluation facts; `strict`
+/// keeps them. P138 has 3 repeated (subject, object) facts, all in the common vocabulary.
+#[test]
+fn lama_protocol_removes_duplicate_evaluation_facts() {
+    let mut s = spec(TaskKind::Lama, 10, 10);
+    s.relation = Some("P138".into());
+    let lama = tasks::load(&s, &paths(), 0).unwrap();
+    s.ranking = Some(tasks::Ranking::Strict);
+    let strict = tasks::load(&s, &paths(), 0).unwrap();
+    assert_eq!(strict.test.len(), 645);
+    assert_eq!(lama.test.len(), 642);
+    assert_eq!(lama.filtered_examples, strict.filtered_examples + 3);
+    let facts: std::collections::BTreeSet<_> = lama
+        .test
+        .iter()
+        .map(|e| (e.field("sub_label").unwrap(), e.label.as_str()))
+        .collect();
+    assert_eq!(facts.len(), lama.test.len());
+}

@@ -114,7 +114,7 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
             set_path(&mut doc, key, value.clone())
                 .map_err(|m| invalid(format!("grid.\"{key}\""), m))?;
         }
-        let spec: CellSpec = serde_path_to_error::deserialize(&doc).map_err(|e| {
+        let mut spec: CellSpec = serde_path_to_error::deserialize(&doc).map_err(|e| {
             let key = e.path().to_string();
             let key = if key == "." {
                 "(top level)".to_string()
@@ -132,6 +132,7 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
                 _ => invalid(key, message),
             }
         })?;
+        spec.task.normalize();
         validate(&spec, &experiment.settings.data)
             .map_err(|(key, message)| invalid(key, message))?;
         if spec.task.kind.reads_table() {

@@ -18,8 +18,8 @@ use crate::search::trigger::{SearchContext, Split, evaluate_split, search};
 use crate::search::{
     Engine, Gold, RowScore, Scorer, SearchResult, SearchSettings, SelectBy, Target,
 };
-use crate::tasks::metrics::{accuracy, retrieval};
-use crate::tasks::{Candidates, Example, TaskData};
+use crate::tasks::metrics::{LAMA_MRR_DEPTH, accuracy, retrieval_within};
+use crate::tasks::{Candidates, Example, Ranking, TaskData};
 
 /// What a prompt method produced.
 #[derive(Debug, Clone)]
@@ -100,6 +100,7 @@ fn metrics_of(
     rows: &[RowScore],
     unscorable: usize,
     classification: bool,
+    ranking: Ranking,
     prefix: &str,
 ) -> BTreeMap<String, f64> {
     let mut m = BTreeMap::new();
@@ -108,9 +109,13 @@ fn metrics_of(
         ranks.extend(std::iter::repeat_n(usize::MAX, unscorable));
         m.insert(format!("{prefix}accuracy"), accuracy(&ranks));
     } else {
-        let mut ranks: Vec<Option<usize>> = rows.iter().map(|r| Some(r.rank)).collect();
+        let (rank, depth): (fn(&RowScore) -> usize, _) = match ranking {
+            Ranking::Lama => (|r| r.rank_in_order, Some(LAMA_MRR_DEPTH)),
+            Ranking::Strict => (|r| r.rank, None),
+        };
+        let mut ranks: Vec<Option<usize>> = rows.iter().map(|r| Some(rank(r))).collect();
         ranks.extend(std::iter::repeat_n(None, unscorable));
-        let r = retrieval(&ranks);
+        let r = retrieval_within(&ranks, depth);
         m.insert(format!("{prefix}p_at_1"), r.p_at_1);
         m.insert(format!("{prefix}p_at_10"), r.p_at_10);
         m.insert(format!("{prefix}mrr"), r.mrr);
@@ -317,12 +322,14 @@ pub fn run<B: AutodiffBackend>(
         &evaluate_split(&scorer, ctx.pad_id, split(&test), &triggers, need_ll),
         test.unscorable,
         classification,
+        spec.task.ranking(),
         "",
     );
     metrics.extend(metrics_of(
         &evaluate_split(&scorer, ctx.pad_id, split(&dev), &triggers, need_ll),
         dev.unscorable,
         classification,
+        spec.task.ranking(),
         "dev_",
     ));
     if let Some(r) = &label_result {
@@ -463,7 +470,13 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
         &prompt.trigger_ids,
         !classification,
     );
-    Ok(metrics_of(&rows, prepared.unscorable, classification, ""))
+    Ok(metrics_of(
+        &rows,
+        prepared.unscorable,
+        classification,
+        spec.task.ranking(),
+        "",
+    ))
 }
 
 /// Tokens a label may be: whole words (no sub-word pieces), alphabetic, not special.

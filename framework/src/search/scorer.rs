@@ -11,7 +11,7 @@ use crate::lm::host::HostModel;
 use crate::lm::{EncoderInput, MaskedLm};
 use crate::prompt::Batch;
 use crate::prompt::verbalizer::class_scores;
-use crate::tasks::metrics::pessimistic_rank;
+use crate::tasks::metrics::{pessimistic_rank, rank_in_order};
 
 /// What is predicted at `[P]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,8 +46,12 @@ pub struct Gold {
 /// Per-example result of an evaluation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RowScore {
-    /// 0-based pessimistic rank of the gold answer (0 = correct).
+    /// 0-based pessimistic rank of the gold answer (0 = correct): candidates scoring the
+    /// same as the gold count as above it.
     pub rank: usize,
+    /// 0-based rank with ties broken by candidate order, as a sort of the scores orders them
+    /// (LAMA's evaluation ranks by `topk`); equals `rank` when nothing ties the gold.
+    pub rank_in_order: usize,
     /// Log-likelihood of the gold answer (class: log of its marginal probability); NaN when
     /// not requested.
     pub gold_log_likelihood: f32,
@@ -367,13 +371,16 @@ pub(crate) fn row_scores(
             match target {
                 Target::Classes { spans, .. } => {
                     let classes = class_scores(logits, spans);
+                    let rank = pessimistic_rank(&classes, gold.index);
                     RowScore {
-                        rank: pessimistic_rank(&classes, gold.index),
+                        rank,
+                        rank_in_order: rank,
                         gold_log_likelihood: classes[gold.index] - z,
                     }
                 }
                 Target::Vocabulary { .. } => RowScore {
                     rank: pessimistic_rank(logits, gold.index),
+                    rank_in_order: rank_in_order(logits, gold.index),
                     gold_log_likelihood: logits[gold.index] - z,
                 },
             }

@@ -459,10 +459,12 @@ mod tests {
         let rows = [
             RowScore {
                 rank: 0,
+                rank_in_order: 0,
                 gold_log_likelihood: -1.0,
             },
             RowScore {
                 rank: 2,
+                rank_in_order: 2,
                 gold_log_likelihood: -3.0,
             },
         ];

@@ -583,6 +583,9 @@ fn fact_probe(
             keep(dev);
         }
     }
+    if spec.ranking() == super::Ranking::Lama {
+        filtered += super::remove_duplicate_facts(&mut test, subject);
+    }
     let unseen = |pool: &mut Vec<Example>| pool.retain(|e| !evaluation_facts.contains(&fact(e)));
     unseen(&mut train_pool);
     if let Some(dev) = &mut dev_pool {

@@ -151,7 +151,7 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
     };
     let (train, dev, test) = match spec.kind {
         TaskKind::Lama => {
-            let test: Vec<Example> = facts
+            let mut test: Vec<Example> = facts
                 .iter()
                 .filter(|f| {
                     in_vocab.contains(f.obj_label.as_str()) || {
@@ -161,6 +161,9 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
                 })
                 .map(|f| to_example(f, None))
                 .collect();
+            if spec.ranking() == super::Ranking::Lama {
+                filtered += super::remove_duplicate_facts(&mut test, "sub_label");
+            }
             let seen: BTreeSet<(&str, &str)> = facts
                 .iter()
                 .map(|f| (f.sub_label.as_str(), f.obj_label.as_str()))

@@ -161,6 +161,20 @@ pub enum SickVariant {
     TwoWay,
 }
 
+/// How fact-retrieval predictions are ranked and scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ranking {
+    /// facebookresearch/LAMA's evaluation (the paper's LAMA numbers come from it): duplicate
+    /// (subject, object) evaluation facts removed, ties among candidates in candidate order
+    /// (as a sort orders them), MRR counting the gold only within the top 10,000. Default for
+    /// `lama` and `fact_probe`.
+    Lama,
+    /// Every evaluation fact kept, a tie counted against the gold, MRR over the whole ranking.
+    /// Relation extraction always ranks this way.
+    Strict,
+}
+
 /// What to do with a malformed row (missing field, unknown label, bad JSON).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -209,6 +223,10 @@ pub struct TaskSpec {
     /// `error` (default) or `skip`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub malformed_rows: MalformedRows,
+    /// `lama` and `fact_probe`: `lama` (LAMA's evaluation protocol) or `strict`. Filled in by
+    /// [`TaskSpec::normalize`], so it is part of those cells' ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranking: Option<Ranking>,
     /// What reports call the task (table kinds; default: the file stem or the hub id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -303,6 +321,7 @@ impl TaskSpec {
             at_most: false,
             perturbed: false,
             malformed_rows: MalformedRows::Error,
+            ranking: None,
             name: None,
             train: None,
             dev: None,
@@ -320,6 +339,22 @@ impl TaskSpec {
             object: None,
             vocab: None,
         }
+    }
+
+    /// Fills in defaults that depend on the kind (LAMA's ranking protocol for `lama` and
+    /// `fact_probe`), so that they are part of the cell's id.
+    pub fn normalize(&mut self) {
+        if matches!(self.kind, TaskKind::Lama | TaskKind::FactProbe) && self.ranking.is_none() {
+            self.ranking = Some(Ranking::Lama);
+        }
+    }
+
+    /// The ranking protocol of the task's metrics (`strict` where there is no choice).
+    pub fn ranking(&self) -> Ranking {
+        self.ranking.unwrap_or(match self.kind {
+            TaskKind::Lama | TaskKind::FactProbe => Ranking::Lama,
+            _ => Ranking::Strict,
+        })
     }
 
     /// Checks the combinations serde cannot: returns `(key, message)` on error.
@@ -345,6 +380,12 @@ impl TaskSpec {
             return err(
                 "at_most",
                 "only lama, relation_extraction and fact_probe take budgets as upper bounds (classification budgets are exact)",
+            );
+        }
+        if self.ranking.is_some() && !matches!(self.kind, TaskKind::Lama | TaskKind::FactProbe) {
+            return err(
+                "ranking",
+                "only lama and fact_probe choose a ranking protocol",
             );
         }
         if self.perturbed && self.kind != TaskKind::RelationExtraction {
@@ -785,6 +826,20 @@ pub fn class_indices(examples: &[Example], classes: &[String]) -> Vec<usize> {
                 .expect("loaders only emit known labels")
         })
         .collect()
+}
+
+/// Removes repeated (`field`, label) facts, keeping the first of each (LAMA's evaluation
+/// removes duplicate facts); returns how many were removed.
+pub fn remove_duplicate_facts(examples: &mut Vec<Example>, field: &str) -> usize {
+    let mut seen = std::collections::BTreeSet::new();
+    let before = examples.len();
+    examples.retain(|e| {
+        seen.insert((
+            e.field(field).unwrap_or_default().to_string(),
+            e.label.clone(),
+        ))
+    });
+    before - examples.len()
 }
 
 /// Most frequent labels of `examples`, most frequent first (ties by label).
