@@ -406,6 +406,15 @@ fn methods(template_manual: &str, template_search: &str, labels: &str) -> String
     )
 }
 
+/// Runs one grid on the paper's task and on the table task (each a document up to its
+/// `[task]` keys, the budget appended) and asserts identical metrics and triggers.
+fn assert_same_records(dir: &Path, paper_task: &str, table_task: &str, budget: &str, grid: &str) {
+    let paper = run_experiment(dir, "paper", &format!("{paper_task}\n{budget}{grid}"));
+    let table = run_experiment(dir, "table", &format!("{table_task}\n{budget}{grid}"));
+    assert_eq!(paper.len(), 2);
+    assert_eq!(paper, table);
+}
+
 #[test]
 fn sst2_from_csv_gives_the_same_metrics_as_sst2() {
     common::splade_tiny();
@@ -416,23 +425,17 @@ fn sst2_from_csv_gives_the_same_metrics_as_sst2() {
         "[CLS] {sentence} [T] [T] [P] . [SEP]",
         ", labels = { \"0\" = [\"terrible\"], \"1\" = [\"great\"] }",
     );
-    let budget = "train_size = 32\ndev_size = 48\ntest_size = 64\n";
-    let paper = run_experiment(
+    assert_same_records(
         dir.path(),
-        "paper",
-        &format!("seed = 3\n[task]\nkind = \"sst2\"\n{budget}{grid}"),
-    );
-    let table = run_experiment(
-        dir.path(),
-        "table",
+        "seed = 3\n[task]\nkind = \"sst2\"",
         &format!(
-            "seed = 3\n[task]\nkind = \"classification\"\ntrain = {:?}\ntest = {:?}\n{budget}{grid}",
+            "seed = 3\n[task]\nkind = \"classification\"\ntrain = {:?}\ntest = {:?}",
             train.display().to_string(),
             test.display().to_string()
         ),
+        "train_size = 32\ndev_size = 48\ntest_size = 64\n",
+        &grid,
     );
-    assert_eq!(paper.len(), 2);
-    assert_eq!(paper, table);
 }
 
 #[test]
@@ -446,22 +449,16 @@ fn sick_two_way_from_parquet_gives_the_same_metrics_as_sick_e() {
         "[CLS] {sentence_A} [P] [T] [T] {sentence_B} [SEP]",
         ", labels = { CONTRADICTION = [\"no\"], ENTAILMENT = [\"yes\"] }",
     );
-    let budget = "train_size = 32\ndev_size = 48\ntest_size = 64\n";
-    let paper = run_experiment(
+    assert_same_records(
         dir.path(),
-        "paper",
-        &format!("seed = 1\n[task]\nkind = \"sick_e\"\nvariant = \"two_way\"\n{budget}{grid}"),
-    );
-    let table = run_experiment(
-        dir.path(),
-        "table",
+        "seed = 1\n[task]\nkind = \"sick_e\"\nvariant = \"two_way\"",
         &format!(
-            "seed = 1\n[task]\nkind = \"classification\"\nfile = {:?}\nsplit_column = \"SemEval_set\"\nsplits = {{ train = \"TRAIN\", dev = \"TRIAL\", test = \"TEST\" }}\nlabel = \"entailment_label\"\nlabels = [\"CONTRADICTION\", \"ENTAILMENT\"]\nbalance = true\n{budget}{grid}",
+            "seed = 1\n[task]\nkind = \"classification\"\nfile = {:?}\nsplit_column = \"SemEval_set\"\nsplits = {{ train = \"TRAIN\", dev = \"TRIAL\", test = \"TEST\" }}\nlabel = \"entailment_label\"\nlabels = [\"CONTRADICTION\", \"ENTAILMENT\"]\nbalance = true",
             file.display().to_string()
         ),
+        "train_size = 32\ndev_size = 48\ntest_size = 64\n",
+        &grid,
     );
-    assert_eq!(paper.len(), 2);
-    assert_eq!(paper, table);
 }
 
 #[test]
@@ -471,24 +468,18 @@ fn lama_relation_as_fact_probe_gives_the_same_metrics_as_lama() {
     let (train, test, vocab) = lama_files();
     let (manual, _) = tasks::lama::manual_template(&paths().lama_dir, RELATION).unwrap();
     let grid = methods(&manual, "[CLS] {sub_label} [T] [T] [P] . [SEP]", "");
-    let budget = "train_size = 16\ndev_size = 16\ntest_size = 100\n";
-    let paper = run_experiment(
+    assert_same_records(
         dir.path(),
-        "paper",
-        &format!("[task]\nkind = \"lama\"\nrelation = \"{RELATION}\"\n{budget}{grid}"),
-    );
-    let table = run_experiment(
-        dir.path(),
-        "table",
+        &format!("[task]\nkind = \"lama\"\nrelation = \"{RELATION}\""),
         &format!(
-            "[task]\nkind = \"fact_probe\"\ntrain = {:?}\ntest = {:?}\nvocab = {:?}\n{budget}{grid}",
+            "[task]\nkind = \"fact_probe\"\ntrain = {:?}\ntest = {:?}\nvocab = {:?}",
             train.display().to_string(),
             test.display().to_string(),
             vocab.display().to_string()
         ),
+        "train_size = 16\ndev_size = 16\ntest_size = 100\n",
+        &grid,
     );
-    assert_eq!(paper.len(), 2);
-    assert_eq!(paper, table);
 }
 
 /// LAMA's protocol against the strict one on the same 100 facts of P1412 (no duplicates, so

@@ -267,15 +267,23 @@ fn sentence_pair_segments() {
     assert!(e.segment_ids[sep + 1..].iter().all(|&s| s == 1));
 }
 
-fn run_search(seed: u64) -> autoprompt::search::SearchResult {
-    run_search_with(seed, &SearchSettings::default()).0
+/// SST-2 prompts with three all-mask trigger slots on the embedded model, the scorer of the
+/// two label words, and the trigger candidates a search allows.
+struct Fixture {
+    lm: LoadedModel<B>,
+    mask: u32,
+    train: Vec<Encoded>,
+    train_golds: Vec<Gold>,
+    dev: Vec<Encoded>,
+    dev_golds: Vec<Gold>,
+    scorer: Scorer<B>,
+    allowed: Vec<bool>,
+    classes: Vec<usize>,
 }
 
-/// A short search on SST-2 with `options`' `keep_initial` and `eval_batches`; returns the
-/// result and the starting prompt's dev metric.
-fn run_search_with(seed: u64, options: &SearchSettings) -> (autoprompt::search::SearchResult, f64) {
+fn fixture(train: usize, dev: usize) -> Fixture {
     let lm = load::<B>();
-    let data = sst2(24, 24, 0);
+    let data = sst2(train, dev, 0);
     let v = verbalizer(&lm);
     let mask = lm.tokenizer.special.mask.id;
     let (train, train_golds) = encode(&lm, &data.train, &[mask; 3]);
@@ -285,6 +293,67 @@ fn run_search_with(seed: u64, options: &SearchSettings) -> (autoprompt::search::
         spans: v.class_spans(),
     };
     let scorer = Scorer::<B>::new(lm.model.clone(), target, 256, Default::default());
+    let allowed = allowed_tokens(
+        &lm.tokenizer,
+        lm.model.vocab_size(),
+        &v.all_token_ids(),
+        CandidateFilter::default(),
+    );
+    let classes = train_golds.iter().map(|g| g.index).collect();
+    Fixture {
+        lm,
+        mask,
+        train,
+        train_golds,
+        dev,
+        dev_golds,
+        scorer,
+        allowed,
+        classes,
+    }
+}
+
+impl Fixture {
+    fn context<'a>(
+        &'a self,
+        settings: &'a SearchSettings,
+        display: &'a dyn Fn(u32) -> String,
+    ) -> SearchContext<'a, B> {
+        SearchContext {
+            scorer: &self.scorer,
+            settings,
+            select_by: SelectBy::Accuracy,
+            allowed: &self.allowed,
+            pad_id: self.lm.tokenizer.special.pad.id,
+            initial_trigger: self.mask,
+            train_classes: &self.classes,
+            display,
+        }
+    }
+
+    fn train(&self) -> Split<'_> {
+        Split {
+            encoded: &self.train,
+            golds: &self.train_golds,
+        }
+    }
+
+    fn dev(&self) -> Split<'_> {
+        Split {
+            encoded: &self.dev,
+            golds: &self.dev_golds,
+        }
+    }
+}
+
+fn run_search(seed: u64) -> autoprompt::search::SearchResult {
+    run_search_with(seed, &SearchSettings::default()).0
+}
+
+/// A short search on SST-2 with `options`' `keep_initial` and `eval_batches`; returns the
+/// result and the starting prompt's dev metric.
+fn run_search_with(seed: u64, options: &SearchSettings) -> (autoprompt::search::SearchResult, f64) {
+    let f = fixture(24, 24);
     let settings = SearchSettings {
         iters: 4,
         batch_size: 8,
@@ -294,38 +363,10 @@ fn run_search_with(seed: u64, options: &SearchSettings) -> (autoprompt::search::
         eval_batches: options.eval_batches,
         ..Default::default()
     };
-    let allowed = allowed_tokens(
-        &lm.tokenizer,
-        lm.model.vocab_size(),
-        &v.all_token_ids(),
-        CandidateFilter::default(),
-    );
-    let classes: Vec<usize> = train_golds.iter().map(|g| g.index).collect();
-    let display = |id: u32| lm.tokenizer.display_token(id);
-    let ctx = SearchContext {
-        scorer: &scorer,
-        settings: &settings,
-        select_by: SelectBy::Accuracy,
-        allowed: &allowed,
-        pad_id: lm.tokenizer.special.pad.id,
-        initial_trigger: mask,
-        train_classes: &classes,
-        display: &display,
-    };
+    let display = |id: u32| f.lm.tokenizer.display_token(id);
+    let ctx = f.context(&settings, &display);
     let mut improvements = 0;
-    let result = search(
-        &ctx,
-        Split {
-            encoded: &train,
-            golds: &train_golds,
-        },
-        Split {
-            encoded: &dev,
-            golds: &dev_golds,
-        },
-        seed,
-        |_, _| improvements += 1,
-    );
+    let result = search(&ctx, f.train(), f.dev(), seed, |_, _| improvements += 1);
     let accepted = result.steps.iter().filter(|s| s.accepted).count();
     if settings.keep_initial {
         assert!(
@@ -350,17 +391,14 @@ fn run_search_with(seed: u64, options: &SearchSettings) -> (autoprompt::search::
         );
         assert_eq!(step.dev.is_some(), step.accepted);
         if let Some((id, _, _)) = &step.best_candidate {
-            assert!(allowed[*id as usize], "filtered token {id} proposed");
+            assert!(f.allowed[*id as usize], "filtered token {id} proposed");
         }
     }
     let initial = autoprompt::search::trigger::evaluate_split(
-        &scorer,
-        lm.tokenizer.special.pad.id,
-        Split {
-            encoded: &dev,
-            golds: &dev_golds,
-        },
-        &[mask; 3],
+        &f.scorer,
+        ctx.pad_id,
+        f.dev(),
+        &[f.mask; 3],
         false,
     );
     let initial_dev = autoprompt::search::trigger::metric(&initial, SelectBy::Accuracy);
@@ -413,16 +451,7 @@ fn best_on_dev_starts_at_minus_infinity_unless_keep_initial() {
 fn candidates_are_scored_on_eval_batches_fresh_batches() {
     use autoprompt::search::trigger::{BatchStream, evaluate_split, metric, propose};
     use rand::Rng;
-    let lm = load::<B>();
-    let data = sst2(40, 8, 0);
-    let v = verbalizer(&lm);
-    let mask = lm.tokenizer.special.mask.id;
-    let (train, train_golds) = encode(&lm, &data.train, &[mask; 3]);
-    let target = Target::Classes {
-        label_ids: v.all_token_ids(),
-        spans: v.class_spans(),
-    };
-    let scorer = Scorer::<B>::new(lm.model.clone(), target, 256, Default::default());
+    let f = fixture(40, 8);
     let settings = SearchSettings {
         batch_size: 8,
         accumulation_steps: 2,
@@ -430,34 +459,14 @@ fn candidates_are_scored_on_eval_batches_fresh_batches() {
         eval_batches: Some(3),
         ..Default::default()
     };
-    let allowed = allowed_tokens(
-        &lm.tokenizer,
-        lm.model.vocab_size(),
-        &v.all_token_ids(),
-        CandidateFilter::default(),
-    );
-    let classes: Vec<usize> = train_golds.iter().map(|g| g.index).collect();
-    let display = |id: u32| lm.tokenizer.display_token(id);
-    let ctx = SearchContext {
-        scorer: &scorer,
-        settings: &settings,
-        select_by: SelectBy::Accuracy,
-        allowed: &allowed,
-        pad_id: lm.tokenizer.special.pad.id,
-        initial_trigger: mask,
-        train_classes: &classes,
-        display: &display,
-    };
-    let split = Split {
-        encoded: &train,
-        golds: &train_golds,
-    };
-    let triggers = [mask; 3];
+    let display = |id: u32| f.lm.tokenizer.display_token(id);
+    let ctx = f.context(&settings, &display);
+    let triggers = [f.mask; 3];
     let mut rng = tasks::sample::rng(5, "propose");
     let mut replay_rng = rng.clone();
-    let mut stream = BatchStream::new(&classes, false);
-    let mut replay = BatchStream::new(&classes, false);
-    let proposal = propose(&ctx, split, &triggers, &mut stream, &mut rng, None);
+    let mut stream = BatchStream::new(&f.classes, false);
+    let mut replay = BatchStream::new(&f.classes, false);
+    let proposal = propose(&ctx, f.train(), &triggers, &mut stream, &mut rng, None);
     for _ in 0..settings.accumulation_steps {
         replay.next(settings.batch_size, &mut replay_rng);
     }
@@ -466,15 +475,15 @@ fn candidates_are_scored_on_eval_batches_fresh_batches() {
         .flat_map(|_| replay.next(settings.batch_size, &mut replay_rng))
         .collect();
     assert_eq!(rows.len(), 24);
-    let encoded: Vec<Encoded> = rows.iter().map(|&i| train[i].clone()).collect();
-    let golds: Vec<Gold> = rows.iter().map(|&i| train_golds[i]).collect();
+    let encoded: Vec<Encoded> = rows.iter().map(|&i| f.train[i].clone()).collect();
+    let golds: Vec<Gold> = rows.iter().map(|&i| f.train_golds[i]).collect();
     let score = |t: &[u32]| {
         let split = Split {
             encoded: &encoded,
             golds: &golds,
         };
         metric(
-            &evaluate_split(&scorer, ctx.pad_id, split, t, false),
+            &evaluate_split(&f.scorer, ctx.pad_id, split, t, false),
             SelectBy::Accuracy,
         )
     };

@@ -71,19 +71,9 @@ pub fn load(spec: &TaskSpec, seed: u64, text: &TextColumns) -> Result<TaskData, 
     } = sources(&source)?;
     let request = request(spec, text, split_column.as_deref());
     let mut pools = Pools {
-        dev: sources
-            .iter()
-            .any(|s| s.split == Some(Split::Dev))
-            .then(Vec::new),
+        dev: has_dev_split(&source).then(Vec::new),
         ..Default::default()
     };
-    let dev_split = match &source {
-        TableSource::OneFile { splits, .. } => splits.dev.clone(),
-        _ => None,
-    };
-    if dev_split.is_some() {
-        pools.dev = Some(vec![]);
-    }
     let mut files = vec![];
     for s in &sources {
         let format = table::format_of(&s.path, spec.format, s.key)?;
@@ -121,6 +111,16 @@ struct Resolved {
     split_column: Option<String>,
     /// Hub sources: the dataset id and commit, for provenance.
     origin: Option<String>,
+}
+
+/// Whether a source names a dev split of its own (without one, dev is drawn from train).
+fn has_dev_split(source: &TableSource) -> bool {
+    match source {
+        TableSource::Files { dev, .. } => dev.is_some(),
+        TableSource::OneFile { splits, .. } | TableSource::Hub { splits, .. } => {
+            splits.dev.is_some()
+        }
+    }
 }
 
 /// The files of a source, the split column (one-file sources) and the hub origin.
@@ -270,7 +270,7 @@ fn collect(
     let mut sink = RowSink::new(spec.malformed_rows);
     for row in 0..table.len() {
         let bad = |column: &str, message: String| TaskError::Row {
-            path: table.path.clone(),
+            path: table.locator.path.clone(),
             place: table.place(row),
             column: column.to_string(),
             message,
@@ -316,12 +316,16 @@ fn collect(
     }
     pools.skipped += sink.skipped;
     let table_index = pools.tables.len();
-    pools.tables.push(table.locator());
+    pools.tables.push(table.locator.clone());
     for (s, example, row) in sink.rows {
         let located = (example, table_index, row);
         match s {
             Split::Train => pools.train.push(located),
-            Split::Dev => pools.dev.get_or_insert_with(Vec::new).push(located),
+            Split::Dev => pools
+                .dev
+                .as_mut()
+                .expect("a source with dev rows has a dev split")
+                .push(located),
             Split::Test => pools.test.push(located),
         }
     }

@@ -54,15 +54,13 @@ pub struct Request {
 /// The requested columns of one file.
 #[derive(Debug, Clone)]
 pub struct Table {
-    pub path: PathBuf,
-    pub format: TableFormat,
+    /// The file, and where each row is in it.
+    pub locator: Locator,
     /// Column name → one trimmed value per row (`None`: null, missing or empty).
-    pub columns: Vec<(String, Vec<Option<String>>)>,
+    pub columns: Columns,
     /// Text columns read because of [`Request::all_text`], in file order.
     pub extra_text: Vec<String>,
     rows: usize,
-    /// Line of each row in the file (CSV, TSV, JSON Lines), for errors.
-    lines: Option<Vec<usize>>,
 }
 
 impl Table {
@@ -83,38 +81,39 @@ impl Table {
             .expect("only requested columns are looked up")
     }
 
-    /// Where row `index` (0-based) is, as a user finds it: `line 7` in a text file, `row 7`
-    /// of a Parquet file, `item 7` of a JSON array (both 1-based).
+    /// Where row `index` is (see [`Locator::place`]).
     pub fn place(&self, index: usize) -> String {
-        self.locator().place(index)
-    }
-
-    /// What [`Table::place`] needs, without the values.
-    pub fn locator(&self) -> Locator {
-        Locator {
-            path: self.path.clone(),
-            format: self.format,
-            lines: self.lines.clone(),
-        }
+        self.locator.place(index)
     }
 }
 
-/// Finds a row of a table that was read, for errors after its values are gone.
+/// A table's file and where its rows are, kept for errors after the values are gone.
 #[derive(Debug, Clone)]
 pub struct Locator {
     pub path: PathBuf,
     format: TableFormat,
+    /// Line of each row in the file (CSV, TSV, JSON Lines).
     lines: Option<Vec<usize>>,
 }
 
 impl Locator {
-    /// See [`Table::place`].
+    /// Where row `index` (0-based) is, as a user finds it: `line 7` in a text file, `row 7`
+    /// of a Parquet file, `item 7` of a JSON array (both 1-based).
     pub fn place(&self, index: usize) -> String {
         match (&self.lines, self.format) {
             (Some(lines), _) => format!("line {}", lines[index]),
             (None, TableFormat::Json) => format!("item {} of the array", index + 1),
             (None, _) => format!("row {}", index + 1),
         }
+    }
+}
+
+/// A problem with a whole file (or one of its columns), under the key that named it.
+fn file_error(path: &Path, key: &str, message: String) -> TaskError {
+    TaskError::Table {
+        path: path.to_owned(),
+        key: key.to_string(),
+        message,
     }
 }
 
@@ -126,11 +125,7 @@ pub fn format_of(
 ) -> Result<TableFormat, TaskError> {
     format
         .or_else(|| TableFormat::from_extension(path))
-        .ok_or_else(|| TaskError::Table {
-            path: path.to_owned(),
-            key: key.to_string(),
-            message: "cannot tell the format from the extension (expected .csv, .tsv, .jsonl, .json or .parquet); set task.format".into(),
-        })
+        .ok_or_else(|| file_error(path, key, "cannot tell the format from the extension (expected .csv, .tsv, .jsonl, .json or .parquet); set task.format".into()))
 }
 
 /// Reads the requested columns of `path`. `key` is the experiment key that named the file.
@@ -140,58 +135,66 @@ pub fn read(
     request: &Request,
     key: &str,
 ) -> Result<Table, TaskError> {
-    let table_error = |message: String| TaskError::Table {
-        path: path.to_owned(),
-        key: key.to_string(),
-        message,
-    };
-    let bytes = std::fs::read(path).map_err(|source| TaskError::Io {
+    let table_error = |message: String| file_error(path, key, message);
+    let io_error = |source| TaskError::Io {
         path: path.to_owned(),
         hint: format!("the file named by {key}"),
         source,
-    })?;
-    let parquet_magic = bytes.starts_with(b"PAR1");
-    match format {
-        TableFormat::Parquet => {
-            if !parquet_magic {
-                return Err(table_error(
-                    "is not a Parquet file (it does not start with the `PAR1` magic); if it is CSV, TSV or JSON, give it that extension or set task.format".into(),
-                ));
-            }
-            if !bytes.ends_with(b"PAR1") || bytes.len() < 12 {
-                return Err(table_error(
-                    "is a truncated Parquet file (its footer, which must end with `PAR1`, is missing)".into(),
-                ));
-            }
-            drop(bytes);
-            read_parquet(path, request, key)
+    };
+    if format == TableFormat::Parquet {
+        // polars reads the file itself: look only at its two ends here.
+        let (head, tail, len) = file_ends(path).map_err(io_error)?;
+        if &head != b"PAR1" {
+            return Err(table_error(
+                "is not a Parquet file (it does not start with the `PAR1` magic); if it is CSV, TSV or JSON, give it that extension or set task.format".into(),
+            ));
         }
-        _ if parquet_magic => Err(table_error(format!(
+        if &tail != b"PAR1" || len < 12 {
+            return Err(table_error(
+                "is a truncated Parquet file (its footer, which must end with `PAR1`, is missing)"
+                    .into(),
+            ));
+        }
+        return read_parquet(path, request, key);
+    }
+    let bytes = std::fs::read(path).map_err(io_error)?;
+    if bytes.starts_with(b"PAR1") {
+        return Err(table_error(format!(
             "looks like a Parquet file (it starts with `PAR1`), not {}; give it the .parquet extension or set task.format = \"parquet\"",
             format_name(format)
-        ))),
-        _ => {
-            let text = std::str::from_utf8(&bytes).map_err(|e| {
-                let line = bytes[..e.valid_up_to()]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count()
-                    + 1;
-                table_error(format!(
-                    "line {line}: invalid UTF-8 (byte {} of the file); tables must be UTF-8 text",
-                    e.valid_up_to() + 1
-                ))
-            })?;
-            match format {
-                TableFormat::Csv | TableFormat::Tsv => {
-                    read_delimited(path, text, format, request, key)
-                }
-                TableFormat::Jsonl => read_json_lines(path, text, request, key),
-                TableFormat::Json => read_json_array(path, text, request, key),
-                TableFormat::Parquet => unreachable!("handled above"),
-            }
-        }
+        )));
     }
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        table_error(format!(
+            "line {line}: invalid UTF-8 (byte {} of the file); tables must be UTF-8 text",
+            e.valid_up_to() + 1
+        ))
+    })?;
+    match format {
+        TableFormat::Csv | TableFormat::Tsv => read_delimited(path, text, format, request, key),
+        TableFormat::Jsonl => read_json_lines(path, text, request, key),
+        TableFormat::Json => read_json_array(path, text, request, key),
+        TableFormat::Parquet => unreachable!("read above"),
+    }
+}
+
+/// The first and last 4 bytes of a file (zeros when it is shorter) and its length.
+fn file_ends(path: &Path) -> std::io::Result<([u8; 4], [u8; 4], u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let (mut head, mut tail) = ([0u8; 4], [0u8; 4]);
+    if len >= 4 {
+        file.read_exact(&mut head)?;
+        file.seek(SeekFrom::End(-4))?;
+        file.read_exact(&mut tail)?;
+    }
+    Ok((head, tail, len))
 }
 
 fn format_name(format: TableFormat) -> &'static str {
@@ -252,11 +255,7 @@ fn scan_delimited(
     quoting: bool,
     key: &str,
 ) -> Result<(Vec<String>, Vec<usize>), TaskError> {
-    let table_error = |message: String| TaskError::Table {
-        path: path.to_owned(),
-        key: key.to_string(),
-        message,
-    };
+    let table_error = |message: String| file_error(path, key, message);
     let mut header: Option<Vec<String>> = None;
     let mut record_lines = vec![];
     let (mut line, mut start_line) = (1usize, 1usize);
@@ -351,10 +350,12 @@ fn read_delimited(
     let (header, lines) = scan_delimited(path, text, separator, quoting, key)?;
     let (names, extra) = chosen_columns(path, request, &header, |_| true)?;
     let all: Vec<String> = names.iter().chain(&extra).cloned().collect();
-    let polars_error = |e: PolarsError| TaskError::Table {
-        path: path.to_owned(),
-        key: key.to_string(),
-        message: format!("could not be read as {}: {e}", format_name(format)),
+    let polars_error = |e: PolarsError| {
+        file_error(
+            path,
+            key,
+            format!("could not be read as {}: {e}", format_name(format)),
+        )
     };
     let frame = LazyCsvReader::new(PlPath::Local(path.into()))
         .with_has_header(true)
@@ -369,24 +370,17 @@ fn read_delimited(
         })
         .map_err(polars_error)?;
     if frame.height() != lines.len() {
-        return Err(TaskError::Table {
-            path: path.to_owned(),
-            key: key.to_string(),
-            message: format!(
+        return Err(file_error(
+            path,
+            key,
+            format!(
                 "polars read {} rows where the file has {} records; check its quoting",
                 frame.height(),
                 lines.len()
             ),
-        });
+        ));
     }
-    let mut columns = vec![];
-    for name in &all {
-        let values: Vec<Option<String>> = frame
-            .column(name)
-            .and_then(|c| c.str().map(|s| s.into_iter().map(clean).collect()))
-            .map_err(polars_error)?;
-        columns.push((name.clone(), values));
-    }
+    let columns = string_columns(&frame, &all).map_err(polars_error)?;
     // CSV has no types: a label column of decimals is the float column JSON and Parquet
     // reject by type.
     for c in request.columns.iter().filter(|c| c.role == ColumnRole::Key) {
@@ -397,24 +391,39 @@ fn read_delimited(
                 .map(|v| (i, v))
         }) && values.iter().flatten().all(|v| v.parse::<f64>().is_ok())
         {
-            return Err(TaskError::Table {
-                path: path.to_owned(),
-                key: c.key.clone(),
-                message: format!(
+            return Err(file_error(
+                path,
+                &c.key,
+                format!(
                     "column `{}` ({}) holds decimal numbers (`{v}` on line {}); labels must be strings or integers",
                     c.name, c.purpose, lines[row]
                 ),
-            });
+            ));
         }
     }
     Ok(Table {
-        path: path.to_owned(),
-        format,
+        locator: Locator {
+            path: path.to_owned(),
+            format,
+            lines: Some(lines),
+        },
         rows: frame.height(),
         columns,
         extra_text: extra,
-        lines: Some(lines),
     })
+}
+
+/// The named string columns of a frame, values trimmed (empty → `None`).
+type Columns = Vec<(String, Vec<Option<String>>)>;
+
+fn string_columns(frame: &DataFrame, names: &[String]) -> PolarsResult<Columns> {
+    names
+        .iter()
+        .map(|name| {
+            let values = frame.column(name)?.str()?.into_iter().map(clean).collect();
+            Ok((name.clone(), values))
+        })
+        .collect()
 }
 
 /// A JSON value as an error names it.
@@ -440,10 +449,12 @@ fn clean(v: Option<&str>) -> Option<String> {
 }
 
 fn read_parquet(path: &Path, request: &Request, key: &str) -> Result<Table, TaskError> {
-    let polars_error = |e: PolarsError| TaskError::Table {
-        path: path.to_owned(),
-        key: key.to_string(),
-        message: format!("could not be read as Parquet (truncated or corrupt?): {e}"),
+    let polars_error = |e: PolarsError| {
+        file_error(
+            path,
+            key,
+            format!("could not be read as Parquet (truncated or corrupt?): {e}"),
+        )
     };
     let mut lazy = LazyFrame::scan_parquet(PlPath::Local(path.into()), Default::default())
         .map_err(polars_error)?;
@@ -466,14 +477,14 @@ fn read_parquet(path: &Path, request: &Request, key: &str) -> Result<Table, Task
                 }
                 ColumnRole::Key => "labels must be strings or integers",
             };
-            return Err(TaskError::Table {
-                path: path.to_owned(),
-                key: c.key.clone(),
-                message: format!(
+            return Err(file_error(
+                path,
+                &c.key,
+                format!(
                     "column `{}` ({}) has type {dt}; {expected}",
                     c.name, c.purpose
                 ),
-            });
+            ));
         }
     }
     let all: Vec<String> = names.iter().chain(&extra).cloned().collect();
@@ -485,21 +496,16 @@ fn read_parquet(path: &Path, request: &Request, key: &str) -> Result<Table, Task
         )
         .collect()
         .map_err(polars_error)?;
-    let mut columns = vec![];
-    for name in &all {
-        let values: Vec<Option<String>> = frame
-            .column(name)
-            .and_then(|c| c.str().map(|s| s.into_iter().map(clean).collect()))
-            .map_err(polars_error)?;
-        columns.push((name.clone(), values));
-    }
+    let columns = string_columns(&frame, &all).map_err(polars_error)?;
     Ok(Table {
-        path: path.to_owned(),
-        format: TableFormat::Parquet,
+        locator: Locator {
+            path: path.to_owned(),
+            format: TableFormat::Parquet,
+            lines: None,
+        },
         rows: frame.height(),
         columns,
         extra_text: extra,
-        lines: None,
     })
 }
 
@@ -510,26 +516,20 @@ fn read_json_lines(
     request: &Request,
     key: &str,
 ) -> Result<Table, TaskError> {
+    let table_error = |message: String| file_error(path, key, message);
     let mut objects = vec![];
     let mut lines = vec![];
     for (line, row) in super::lines(text) {
         if row.trim().is_empty() {
             continue;
         }
-        let value: Value = serde_json::from_str(row).map_err(|e| TaskError::Table {
-            path: path.to_owned(),
-            key: key.to_string(),
-            message: format!("line {line}: invalid JSON: {e}"),
-        })?;
+        let value: Value = serde_json::from_str(row)
+            .map_err(|e| table_error(format!("line {line}: invalid JSON: {e}")))?;
         let Value::Object(object) = value else {
-            return Err(TaskError::Table {
-                path: path.to_owned(),
-                key: key.to_string(),
-                message: format!(
-                    "line {line}: expected a JSON object (one row), found {}",
-                    describe(&value)
-                ),
-            });
+            return Err(table_error(format!(
+                "line {line}: expected a JSON object (one row), found {}",
+                describe(&value)
+            )));
         };
         objects.push(object);
         lines.push(line);
@@ -543,11 +543,7 @@ fn read_json_array(
     request: &Request,
     key: &str,
 ) -> Result<Table, TaskError> {
-    let table_error = |message: String| TaskError::Table {
-        path: path.to_owned(),
-        key: key.to_string(),
-        message,
-    };
+    let table_error = |message: String| file_error(path, key, message);
     let value: Value = serde_json::from_str(text)
         .map_err(|e| table_error(format!("line {}: invalid JSON: {e}", e.line())))?;
     let Value::Array(items) = value else {
@@ -579,9 +575,10 @@ fn json_table(
     lines: Option<Vec<usize>>,
     request: &Request,
 ) -> Result<Table, TaskError> {
-    let place = |i: usize| match &lines {
-        Some(lines) => format!("line {}", lines[i]),
-        None => format!("item {} of the array", i + 1),
+    let locator = Locator {
+        path: path.to_owned(),
+        format,
+        lines,
     };
     // Columns in order of first appearance.
     let mut available: Vec<String> = vec![];
@@ -622,16 +619,16 @@ fn json_table(
                         ColumnRole::Text => "text columns must hold strings",
                         ColumnRole::Key => "labels must be strings or integers",
                     };
-                    return Err(TaskError::Table {
-                        path: path.to_owned(),
-                        key: request.map_or_else(String::new, |c| c.key.clone()),
-                        message: format!(
+                    return Err(file_error(
+                        path,
+                        request.map_or("", |c| &c.key),
+                        format!(
                             "{}, column `{name}`{}: found {}; {expected}",
-                            place(i),
+                            locator.place(i),
                             request.map_or_else(String::new, |c| format!(" ({})", c.purpose)),
                             describe(other)
                         ),
-                    });
+                    ));
                 }
             };
             values.push(value);
@@ -639,11 +636,9 @@ fn json_table(
         columns.push((name.clone(), values));
     }
     Ok(Table {
-        path: path.to_owned(),
-        format,
+        locator,
         rows: objects.len(),
         columns,
         extra_text: extra,
-        lines,
     })
 }
