@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 
 use autoprompt::record::{Record, Status};
 
-fn autoprompt(args: &[&str]) -> std::process::Output {
+/// Runs the CLI in `dir` (a test's temp dir): Slurm jobs run where they were submitted, and
+/// the report job writes `reports/<name>.md` there, not into the repository. The embedded
+/// model is found through `AUTOPROMPT_MODELS_DIR`, which sbatch passes on to the jobs.
+fn autoprompt(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(common::bin())
         .args(args)
-        .current_dir(common::repo())
+        .current_dir(dir)
+        .env("AUTOPROMPT_MODELS_DIR", common::repo().join("models"))
         .output()
         .unwrap()
 }
@@ -61,7 +65,8 @@ fn records(results: &Path, name: &str) -> Vec<Record> {
 }
 
 fn submit(file: &Path) -> (String, String) {
-    let out = autoprompt(&["run", file.to_str().unwrap(), "--launcher", "slurm"]);
+    let dir = file.parent().expect("an experiment file has a directory");
+    let out = autoprompt(dir, &["run", file.to_str().unwrap(), "--launcher", "slurm"]);
     common::assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(stdout.contains("submitted array job"), "{stdout}");
@@ -109,14 +114,17 @@ fn array_records_match_an_in_process_run() {
         "the afterany report job ran"
     );
     let local = dir.path().join("local");
-    let out = autoprompt(&[
-        "run",
-        file.to_str().unwrap(),
-        "--launcher",
-        "local",
-        "--set",
-        &format!("results_dir=\"{}\"", local.display()),
-    ]);
+    let out = autoprompt(
+        dir.path(),
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--launcher",
+            "local",
+            "--set",
+            &format!("results_dir=\"{}\"", local.display()),
+        ],
+    );
     common::assert_success(&out);
     let in_process = records(&local, "slurm_small");
     for (a, b) in from_slurm.iter().zip(&in_process) {
@@ -154,7 +162,7 @@ method = [
         "{:?}",
         failed[0].error
     );
-    let status = autoprompt(&["status", file.to_str().unwrap()]);
+    let status = autoprompt(dir.path(), &["status", file.to_str().unwrap()]);
     assert!(
         String::from_utf8_lossy(&status.stdout).contains("1 failed"),
         "{}",
