@@ -451,3 +451,92 @@ fn every_subcommand_help_starts_with_its_own_summary() {
         assert!(firsts.insert(first.clone()), "{args:?} repeats `{first}`");
     }
 }
+
+/// `report` writes every search step of every cell as a table (cell, grid values, step
+/// fields, cumulative encoder rows) and the compute curve, and the summary gains the
+/// encoder rows per cell.
+#[test]
+fn search_steps_become_a_table_and_a_compute_curve() {
+    common::splade_tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let body = "[task]\nkind = \"sst2\"\ntrain_size = 16\ndev_size = 16\ntest_size = 32\n[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {sentence} [T] [T] [P] . [SEP]\"\nlabels = { \"0\" = [\"terrible\"], \"1\" = [\"great\"] }\nsearch = { iters = 3, batch_size = 8, accumulation_steps = 2, num_candidates = 3 }\n[grid]\nseeds = [0, 1]\n\"method.search.beam_size\" = [1, 2]\n";
+    let file = common::experiment(dir.path(), "steps", body);
+    common::assert_success(&run_cmd(&file).output().unwrap());
+    let out = Command::new(common::bin())
+        .arg("report")
+        .arg(&file)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let root = dir.path().join("results/steps");
+    let csv = std::fs::read_to_string(root.join("steps.csv")).unwrap();
+    assert!(root.join("steps.parquet").is_file());
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("steps.csv lacks {name}: {header:?}"))
+    };
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4 * 3, "2 seeds × 2 beam sizes × 3 iterations");
+    let (id, beam, iteration) = (
+        col("id"),
+        col("grid.method.search.beam_size"),
+        col("iteration"),
+    );
+    let (forward, backward) = (col("forward_rows"), col("backward_rows"));
+    for name in [
+        "loss",
+        "current",
+        "best_candidate",
+        "accepted",
+        "dev",
+        "seconds",
+    ] {
+        col(name);
+    }
+    for cell in rows.chunks(3) {
+        let num = |r: &[&str], c: usize| r[c].parse::<u64>().unwrap();
+        assert!(
+            cell.iter()
+                .all(|r| r[id] == cell[0][id] && r[beam] == cell[0][beam])
+        );
+        assert_eq!(
+            cell.iter().map(|r| num(r, iteration)).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        // Forward rows only grow; backward rows grow by the beam's gradient rows (16 each).
+        assert!(
+            cell.windows(2)
+                .all(|w| num(&w[1], forward) > num(&w[0], forward))
+        );
+        let first_backward = num(&cell[0], backward);
+        assert_eq!(first_backward, 16);
+        let last_backward = num(&cell[2], backward);
+        match cell[0][beam] {
+            "1" => assert_eq!(last_backward, 48),
+            "2" => assert_eq!(last_backward, 16 + 32 + 32),
+            other => panic!("beam {other}"),
+        }
+    }
+    let summary = std::fs::read_to_string(root.join("summary.csv")).unwrap();
+    assert!(
+        summary
+            .lines()
+            .next()
+            .unwrap()
+            .contains("encoder_rows_per_cell"),
+        "{summary}"
+    );
+    let report = std::fs::read_to_string(dir.path().join("reports/steps.md")).unwrap();
+    assert!(
+        report.contains("![compute curve](steps_compute.png)"),
+        "{report}"
+    );
+    assert!(report.contains("encoder rows / cell"), "{report}");
+    let png = std::fs::read(dir.path().join("reports/steps_compute.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+}

@@ -615,3 +615,157 @@ fn a_label_token_cannot_serve_two_classes() {
         "{err}"
     );
 }
+
+/// The loop with `beam_size = 1` is the reference's greedy step exactly: the same slots,
+/// candidates, metrics, acceptances and triggers as a replay that calls `propose` and
+/// `accept` on the same random stream, and the encoder rows the formula gives.
+#[test]
+fn beam_of_one_is_the_greedy_step_exactly() {
+    use autoprompt::search::trigger::{BatchStream, accept, evaluate_split, metric, propose};
+    let f = fixture(24, 24);
+    let settings = SearchSettings {
+        iters: 5,
+        batch_size: 8,
+        accumulation_steps: 2,
+        num_candidates: 6,
+        eval_batches: Some(2),
+        ..Default::default()
+    };
+    let display = |id: u32| f.lm.tokenizer.display_token(id);
+    let ctx = f.context(&settings, &display);
+    let result = search(&ctx, f.train(), f.dev(), 9, |_, _| {});
+    assert_eq!(result.steps.len(), 5);
+
+    let mut rng = tasks::sample::rng(9, "search-0");
+    let mut stream = BatchStream::new(&f.classes, false);
+    let mut triggers = vec![f.mask; 3];
+    let (dev_rows, grad_rows, eval_rows) = (24u64, 2 * 8u64, 2 * 8 * 7u64);
+    let (mut forward, mut backward) = (dev_rows, 0u64);
+    for step in &result.steps {
+        let p = propose(&ctx, f.train(), &triggers, &mut stream, &mut rng, None);
+        assert_eq!(
+            (step.slot, step.loss, step.current),
+            (p.slot, p.loss, p.current)
+        );
+        let best = autoprompt::search::trigger::best_index(&p.candidate_metrics)
+            .map(|i| (p.candidates[i], p.candidate_metrics[i]));
+        assert_eq!(step.best_candidate.as_ref().map(|c| (c.0, c.2)), best);
+        let taken = accept(p.current, &p.candidate_metrics);
+        assert_eq!(step.accepted, taken.is_some());
+        forward += grad_rows + eval_rows;
+        backward += grad_rows;
+        if let Some(i) = taken {
+            triggers[p.slot] = p.candidates[i];
+            let d = metric(
+                &evaluate_split(&f.scorer, ctx.pad_id, f.dev(), &triggers, false),
+                SelectBy::Accuracy,
+            );
+            assert_eq!(step.dev, Some(d));
+            forward += dev_rows;
+        }
+        let rows = step.rows.expect("rows counted");
+        assert_eq!((rows.forward, rows.backward), (forward, backward));
+    }
+    assert_eq!(result.rows, result.steps.last().unwrap().rows);
+    let accepted: Vec<f64> = result.steps.iter().filter_map(|s| s.dev).collect();
+    if let Some(best) = accepted.iter().copied().reduce(f64::max) {
+        assert_eq!(result.best_dev, best);
+    }
+}
+
+/// A beam of 3: members are distinct, each expanded with its own candidates (the backward
+/// rows grow with the beam), the search is deterministic per seed, and the reported dev
+/// metric is the returned prompt's.
+#[test]
+fn beam_search_is_deterministic_and_scores_every_member() {
+    use autoprompt::search::trigger::{evaluate_split, metric};
+    let f = fixture(24, 24);
+    let settings = SearchSettings {
+        iters: 3,
+        batch_size: 8,
+        accumulation_steps: 2,
+        num_candidates: 4,
+        eval_batches: Some(1),
+        beam_size: 3,
+        ..Default::default()
+    };
+    let display = |id: u32| f.lm.tokenizer.display_token(id);
+    let ctx = f.context(&settings, &display);
+    let a = search(&ctx, f.train(), f.dev(), 4, |_, _| {});
+    let b = search(&ctx, f.train(), f.dev(), 4, |_, _| {});
+    assert_eq!(a.trigger_ids, b.trigger_ids);
+    assert_eq!(a.steps, {
+        let mut s = b.steps.clone();
+        for (x, y) in s.iter_mut().zip(&a.steps) {
+            x.seconds = y.seconds;
+        }
+        s
+    });
+    // Iteration 0 expands the start alone; from then on three members (4 candidates each
+    // give 5 distinct prompts at least, so the beam fills).
+    let backward: Vec<u64> = a.steps.iter().map(|s| s.rows.unwrap().backward).collect();
+    assert_eq!(backward, vec![16, 16 + 48, 16 + 96]);
+    let forward_step1 = a.steps[1].rows.unwrap().forward - a.steps[0].rows.unwrap().forward;
+    let dev_rows = if a.steps[1].accepted { 24 } else { 0 };
+    // Gradients of 3 members on 16 rows, then 3 members + 12 candidates on one 8-row batch.
+    assert_eq!(forward_step1, 48 + 15 * 8 + dev_rows);
+    let d = metric(
+        &evaluate_split(&f.scorer, ctx.pad_id, f.dev(), &a.trigger_ids, false),
+        SelectBy::Accuracy,
+    );
+    assert_eq!(a.best_dev, d);
+}
+
+/// `positions_per_step = 2`: every candidate changes two distinct slots, each to one of that
+/// slot's top tokens, and only tokens that may become triggers.
+#[test]
+fn multi_position_candidates_change_that_many_slots() {
+    use autoprompt::search::trigger::{BatchStream, accumulate_gradients, expand};
+    let f = fixture(16, 8);
+    let settings = SearchSettings {
+        batch_size: 8,
+        accumulation_steps: 1,
+        num_candidates: 5,
+        ..Default::default()
+    };
+    let display = |id: u32| f.lm.tokenizer.display_token(id);
+    let ctx = f.context(&settings, &display);
+    let start = vec![f.mask; 3];
+    let mut rng = tasks::sample::rng(2, "expand");
+    let mut rows = Default::default();
+    let (_, grad) = accumulate_gradients(
+        &ctx,
+        f.train(),
+        std::slice::from_ref(&start),
+        &mut BatchStream::new(&f.classes, false),
+        &mut rng,
+        None,
+        &mut rows,
+    )
+    .pop()
+    .unwrap();
+    let tops: Vec<Vec<u32>> = (0..3)
+        .map(|s| {
+            autoprompt::search::candidates::top_k(&f.scorer.hotflip_scores(&grad[s]), &f.allowed, 5)
+        })
+        .collect();
+    let candidates = expand(&ctx, 0, &start, &grad, 2, &mut rng);
+    assert_eq!(candidates.len(), 5);
+    for c in &candidates {
+        assert_eq!(c.slots.len(), 2);
+        assert!(c.slots[0] < c.slots[1], "{:?}", c.slots);
+        for (slot, top) in tops.iter().enumerate() {
+            if c.slots.contains(&slot) {
+                assert!(top.contains(&c.triggers[slot]), "{c:?}");
+                assert!(f.allowed[c.triggers[slot] as usize]);
+            } else {
+                assert_eq!(c.triggers[slot], f.mask);
+            }
+        }
+    }
+    // One position per step: one slot, its top tokens in order.
+    let single = expand(&ctx, 0, &start, &grad, 1, &mut rng);
+    let slot = single[0].slots[0];
+    let tokens: Vec<u32> = single.iter().map(|c| c.triggers[slot]).collect();
+    assert_eq!(tokens, tops[slot]);
+}

@@ -1,6 +1,11 @@
 //! Speed measurements through the project's own code path (`autoprompt bench ...`, driven
 //! by `just bench`): one search iteration (`search::trigger::propose`) on SST-2 sentences,
-//! and the encoder forward in GFLOP/s. Timed here, never asserted in tests.
+//! in wall seconds and CPU seconds, and the encoder forward in GFLOP/s. Timed here, never
+//! asserted in tests.
+//!
+//! The iteration is the faithful one: gradients over `accumulation` batches, then the current
+//! trigger and every candidate scored on `eval_batches` fresh batches (default: as many as
+//! `accumulation`, as in the paper's code), exactly what a search step does.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -32,6 +37,10 @@ pub struct SearchBench {
     /// Batches whose gradients are summed per iteration.
     #[arg(long, default_value_t = 10)]
     pub accumulation: usize,
+    /// Fresh batches the current trigger and every candidate are scored on per iteration
+    /// (default: `--accumulation`, as in the paper's code and the search's default).
+    #[arg(long)]
+    pub eval_batches: Option<usize>,
     #[arg(long, default_value_t = 10)]
     pub candidates: usize,
     #[arg(long, default_value_t = 3)]
@@ -54,9 +63,18 @@ pub struct SearchBench {
 pub struct BenchResult {
     pub implementation: String,
     pub median_seconds: f64,
+    /// User + system CPU seconds of the whole process (every thread) over the timed
+    /// iterations, divided by their number.
+    pub cpu_s_per_iteration: f64,
     pub candidate_examples_per_second: f64,
     pub peak_rss_mb: f64,
     pub threads: usize,
+    pub batch_size: usize,
+    pub triggers: usize,
+    /// Timed iterations (after the warm-up).
+    pub iters: usize,
+    /// Batches each candidate was scored on per iteration (the search setting's value).
+    pub eval_batches: usize,
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`), in MiB.
@@ -70,6 +88,26 @@ pub fn peak_rss_mb() -> f64 {
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
+
+/// User + system CPU time of this process so far, every thread (live or exited) counted, in
+/// clock ticks: fields `utime` and `stime` of `/proc/self/stat`. A tick is 1/100 s
+/// ([`CPU_TICKS_PER_SECOND`], Linux's `USER_HZ`, fixed in its ABI on x86 and arm). `None`
+/// where `/proc` is not available.
+pub fn process_cpu_ticks() -> Option<u64> {
+    cpu_ticks_of_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// `utime + stime` of a `/proc/<pid>/stat` line.
+fn cpu_ticks_of_stat(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces and parentheses: count from the last `)`.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // `fields` starts at field 3 (state); utime and stime are fields 14 and 15.
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(ticks(11)? + ticks(12)?)
+}
+
+/// The unit of [`process_cpu_ticks`].
+pub const CPU_TICKS_PER_SECOND: f64 = 100.0;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -135,6 +173,7 @@ pub fn search_iteration<B: AutodiffBackend>(
         accumulation_steps: bench.accumulation,
         num_candidates: bench.candidates,
         eval_batch_size: bench.eval_rows,
+        eval_batches: bench.eval_batches,
         ..Default::default()
     };
     let allowed = allowed_tokens(
@@ -161,25 +200,45 @@ pub fn search_iteration<B: AutodiffBackend>(
     };
     let mut rng = sample::rng(0, "bench");
     let mut stream = BatchStream::new(&train_classes, false);
+    let eval_batches = settings.eval_batches();
     let mut times = vec![];
+    // CPU ticks over the timed iterations; `None` where they cannot be read.
+    let mut cpu = Some(0u64);
     let mut scored = 0usize;
     for it in 0..bench.warmup + bench.iters {
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), process_cpu_ticks());
         let proposal = propose(&ctx, split, &placeholder, &mut stream, &mut rng, None);
         let dt = t0.elapsed().as_secs_f64();
+        let dc = process_cpu_ticks()
+            .zip(c0)
+            .map(|(c1, c0)| c1.saturating_sub(c0));
         if it >= bench.warmup {
             times.push(dt);
-            scored += proposal.candidates.len() * bench.batch_size.min(encoded.len());
+            cpu = cpu.zip(dc).map(|(a, b)| a + b);
+            scored +=
+                proposal.candidates.len() * bench.batch_size.min(encoded.len()) * eval_batches;
         }
-        tracing::info!(iteration = it, seconds = dt, "bench iteration");
+        tracing::info!(
+            iteration = it,
+            seconds = dt,
+            cpu_ticks = dc,
+            "bench iteration"
+        );
     }
     let total: f64 = times.iter().sum();
+    let timed = times.len();
     Ok(BenchResult {
         implementation: name.to_string(),
         median_seconds: median(times),
+        cpu_s_per_iteration: cpu
+            .map_or(f64::NAN, |t| t as f64 / CPU_TICKS_PER_SECOND / timed as f64),
         candidate_examples_per_second: scored as f64 / total,
         peak_rss_mb: peak_rss_mb(),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        batch_size: bench.batch_size,
+        triggers: bench.triggers,
+        iters: timed,
+        eval_batches,
     })
 }
 
@@ -190,11 +249,22 @@ pub struct ForwardResult {
     pub batch: usize,
     pub seq: usize,
     pub median_seconds: f64,
+    /// [`encoder_flops`] at `batch × seq`: the work every implementation performs here.
     pub gflop: f64,
+    /// What `gflop` counts ([`FULL_ENCODER`]), so the report can check that every row
+    /// counts the same work.
+    pub flops_of: &'static str,
     pub gflops_per_second: f64,
     /// Plain `[n, n] × [n, n]` matmul on the same backend, GFLOP/s.
     pub backend_sgemm_gflops_per_second: f64,
 }
+
+/// The work of `bench forward` on every implementation: the full encoder (embeddings, then
+/// every layer at every one of the `batch × seq` tokens, no padding), no MLM head and no
+/// pooler. The host engine's shortcut of running the last layer at `[P]` only (the search's
+/// `mask_features`) is not taken here: [`host_encoder_forward`] calls `HostModel::encode`,
+/// which computes every token of every layer, and checks that it returned all of them.
+pub const FULL_ENCODER: &str = "full encoder: every layer at every token; no MLM head, no pooler";
 
 impl ForwardResult {
     /// `square_matmul`: the side `n` of the square product timed beside the forward and
@@ -212,13 +282,16 @@ impl ForwardResult {
             seq,
             median_seconds: seconds,
             gflop,
+            flops_of: FULL_ENCODER,
             gflops_per_second: gflop / seconds,
             backend_sgemm_gflops_per_second: 2.0 * (n as f64).powi(3) / 1e9 / square_matmul_seconds,
         }
     }
 }
 
-/// FLOPs of one encoder forward (multiply-adds × 2): projections, attention, feed-forward.
+/// FLOPs of one encoder forward (multiply-adds × 2): projections, attention, feed-forward,
+/// at every token of every layer (see [`FULL_ENCODER`]); LayerNorm, GELU, softmax and the
+/// embeddings are not counted.
 pub fn encoder_flops(
     layers: usize,
     hidden: usize,
@@ -348,4 +421,39 @@ pub fn host_encoder_forward(
     product();
     let mm = median((0..3).map(|_| product()).collect());
     Ok(ForwardResult::new(name, [batch, seq], secs, gflop, (n, mm)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_utime_plus_stime_even_with_parentheses_in_the_name() {
+        let stat = "4242 (a (b) c) R 1 4242 4242 0 -1 4194304 100 0 0 0 250 17 0 0 20 0 3 0";
+        assert_eq!(cpu_ticks_of_stat(stat), Some(267));
+        assert_eq!(cpu_ticks_of_stat("4242 (x) R 1"), None);
+    }
+
+    #[test]
+    fn this_process_cpu_time_is_readable_and_grows() {
+        let Some(before) = process_cpu_ticks() else {
+            return; // no /proc here
+        };
+        let t0 = Instant::now();
+        let mut x = 0u64;
+        while t0.elapsed().as_millis() < 50 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(std::hint::black_box(1));
+        }
+        std::hint::black_box(x);
+        assert!(process_cpu_ticks().expect("readable once") >= before);
+    }
+
+    #[test]
+    fn bert_base_forward_flops_at_32_by_64() {
+        // 12 layers, 768 hidden, 3072 intermediate: the 352.7 GFLOP of reports/bench.md.
+        let gflop = encoder_flops(12, 768, 3072, 32, 64) / 1e9;
+        assert!((gflop - 352.7).abs() < 0.05, "{gflop}");
+    }
 }

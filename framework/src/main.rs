@@ -163,7 +163,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Median wall time of one trigger-search iteration (gradient accumulation + candidates).
+    /// Median wall time of one trigger-search iteration (gradient accumulation + candidate
+    /// evaluation on `--eval-batches` batches) and its CPU seconds; prints JSON.
     #[command(
         after_help = "Examples:\n  autoprompt bench search --model splade-tiny --candidates 100"
     )]

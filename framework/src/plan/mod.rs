@@ -257,10 +257,22 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
                 ("accumulation_steps", search.accumulation_steps),
                 ("restarts", search.restarts),
                 ("eval_batches", search.eval_batches.unwrap_or(1)),
+                ("beam_size", search.beam_size),
+                ("positions_per_step", search.positions_per_step),
             ] {
                 if value == 0 {
                     return Err((format!("method.search.{key}"), "must be at least 1".into()));
                 }
+            }
+            let slots = Template::parse(template).map_or(0, |t| t.num_triggers());
+            if search.positions_per_step > slots.max(1) {
+                return Err((
+                    "method.search.positions_per_step".into(),
+                    format!(
+                        "{} is more than the template's {slots} [T] slots",
+                        search.positions_per_step
+                    ),
+                ));
             }
         }
         MethodSpec::LinearProbe { probe } => {

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 pub mod nightly;
 pub mod paper;
 pub mod plot;
+pub mod steps;
 
 use crate::record::{Record, Status};
 use crate::store::write_atomic;
@@ -40,7 +41,7 @@ pub const GROUP_KEYS: [&str; 7] = [
 ];
 
 /// An 8-hex id of a cell's spec without its seed: cells differing only in seed share it.
-fn setting_id(record: &Record) -> String {
+pub(crate) fn setting_id(record: &Record) -> String {
     let mut spec = serde_json::to_value(&record.spec).expect("specs serialise");
     if let Some(obj) = spec.as_object_mut() {
         obj.remove("seed");
@@ -128,6 +129,22 @@ pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
                 .collect::<Vec<_>>(),
         ),
         Column::new(
+            "options".into(),
+            text(&|r| {
+                r.spec
+                    .method
+                    .search_settings()
+                    .map(|s| steps::changed_search_options(s).join(", "))
+            }),
+        ),
+        Column::new(
+            "encoder_rows".into(),
+            records
+                .iter()
+                .map(|r| r.search.as_ref().and_then(|s| s.rows).map(|x| x.total()))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
             "prompt".into(),
             text(&|r| r.prompt.as_ref().map(|p| p.filled.clone())),
         ),
@@ -171,6 +188,19 @@ pub fn summary_frame(cells: &DataFrame, metrics: &[String]) -> Result<DataFrame,
             .mean()
             .alias("seconds_per_iteration_mean"),
     ];
+    // One value per setting (the options are part of it).
+    if cells.column("options").is_ok() {
+        aggs.push(col("options").first().alias("options"));
+    }
+    // Not `_mean`: compute is not a metric the nightly comparison should hold steady.
+    if cells.column("encoder_rows").is_ok() {
+        aggs.push(
+            col("encoder_rows")
+                .cast(DataType::Float64)
+                .mean()
+                .alias("encoder_rows_per_cell"),
+        );
+    }
     for m in metrics {
         aggs.push(col(m.as_str()).mean().alias(format!("{m}_mean")));
         aggs.push(col(m.as_str()).std(1).alias(format!("{m}_sd")));
@@ -257,6 +287,28 @@ pub fn build(
         write_atomic(&path, &bytes)?;
         written.push(path);
     }
+    if let Some(mut steps) = steps::steps_frame(records)? {
+        for (name, bytes) in [
+            ("steps.parquet", parquet_bytes(&mut steps)?),
+            ("steps.csv", csv_bytes(&mut steps)?),
+        ] {
+            let path = results_root.join(name);
+            write_atomic(&path, &bytes)?;
+            written.push(path);
+        }
+    }
+    let compute = steps::compute_curves(records);
+    let mut compute_plot = None;
+    if compute.iter().any(|c| c.points.len() > 1) {
+        let name = format!("{}_compute", meta.name);
+        written.extend(plot::compute_curve(
+            &report_path.with_file_name(&name),
+            &format!("{}: dev metric vs. encoder rows", meta.name),
+            "dev metric of the kept prompt",
+            &compute,
+        )?);
+        compute_plot = Some(name);
+    }
     let main_metric = ["accuracy", "p_at_1"]
         .into_iter()
         .find(|m| metrics.iter().any(|x| x == m));
@@ -275,7 +327,11 @@ pub fn build(
         )?);
         plot_name = Some(format!("{}_low_resource", meta.name));
     }
-    let markdown = markdown(records, &summary, &metrics, meta, plot_name.as_deref())?;
+    let plots = Plots {
+        low_resource: plot_name.as_deref(),
+        compute: compute_plot.as_deref(),
+    };
+    let markdown = markdown(records, &summary, &metrics, meta, &plots)?;
     write_atomic(report_path, markdown.as_bytes())?;
     written.push(report_path.to_owned());
     let failed_cells = records
@@ -307,9 +363,23 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<Strin
         .filter(|k| **k != "setting")
         .map(|k| k.to_string())
         .collect();
+    let options_column = summary
+        .column("options")
+        .ok()
+        .filter(|c| (0..c.len()).any(|row| !cell_text(c, row).is_empty()));
+    if options_column.is_some() {
+        header.push("search options".into());
+    }
     header.push("n".into());
     header.extend(metrics.iter().cloned());
     header.push("s / cell".into());
+    let rows_column = summary
+        .column("encoder_rows_per_cell")
+        .ok()
+        .filter(|c| c.null_count() < c.len());
+    if rows_column.is_some() {
+        header.push("encoder rows / cell".into());
+    }
     let mut out = format!(
         "| {} |\n|{}|\n",
         header.join(" | "),
@@ -321,6 +391,9 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<Strin
             .filter(|k| **k != "setting")
             .map(|k| cell_text(summary.column(k).expect("group key"), row))
             .collect();
+        if let Some(column) = options_column {
+            cells.push(cell_text(column, row).replace('|', "\\|"));
+        }
         cells.push(cell_text(summary.column("n_seeds")?, row));
         for m in metrics {
             let mean = summary.column(&format!("{m}_mean"))?.get(row)?;
@@ -336,6 +409,12 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<Strin
             AnyValue::Float64(s) => format!("{s:.1}"),
             _ => String::new(),
         });
+        if let Some(column) = rows_column {
+            cells.push(match column.get(row)? {
+                AnyValue::Float64(r) => format!("{r:.0}"),
+                _ => String::new(),
+            });
+        }
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     Ok(out)
@@ -357,9 +436,9 @@ pub fn curves(summary: &DataFrame, metric: &str) -> Result<Vec<plot::Curve>, Rep
             .filter(|v| !v.is_empty() && v != "-")
             .collect();
         let points = by_key.entry(parts.join(" · ")).or_default();
-        if !points.iter().any(|p| p.train_size == size as f64) {
+        if !points.iter().any(|p| p.x == size as f64) {
             points.push(plot::Point {
-                train_size: size as f64,
+                x: size as f64,
                 mean,
                 sd: sds.get(row).unwrap_or(0.0),
             });
@@ -368,10 +447,16 @@ pub fn curves(summary: &DataFrame, metric: &str) -> Result<Vec<plot::Curve>, Rep
     Ok(by_key
         .into_iter()
         .map(|(label, mut points)| {
-            points.sort_by(|a, b| a.train_size.total_cmp(&b.train_size));
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
             plot::Curve { label, points }
         })
         .collect())
+}
+
+/// File stems of the plots a report links to.
+struct Plots<'a> {
+    low_resource: Option<&'a str>,
+    compute: Option<&'a str>,
 }
 
 fn markdown(
@@ -379,7 +464,7 @@ fn markdown(
     summary: &DataFrame,
     metrics: &[String],
     meta: &ReportMeta,
-    plot: Option<&str>,
+    plots: &Plots,
 ) -> Result<String, ReportError> {
     let mut md = format!("# {}\n\n", meta.name);
     if !meta.description.is_empty() {
@@ -400,8 +485,13 @@ fn markdown(
     ));
     md.push_str("## Summary (mean ± sd over seeds; evaluation split unless prefixed `dev_`)\n\n");
     md.push_str(&summary_markdown(summary, metrics)?);
-    if let Some(plot) = plot {
+    if let Some(plot) = plots.low_resource {
         md.push_str(&format!("\n![low-resource curve]({plot}.png)\n\n(also as [SVG]({plot}.svg); shaded: ±1 sd over seeds)\n"));
+    }
+    if let Some(plot) = plots.compute {
+        md.push_str(&format!(
+            "\n## Search compute\n\n![compute curve]({plot}.png)\n\nThe dev metric of the prompt each search would return if stopped at a step, against the encoder rows (forward + backward) it had run; mean over seeds, shaded ±1 sd (also as [SVG]({plot}.svg)). Every step is in `steps.parquet` / `steps.csv` beside the records.\n"
+        ));
     }
     let mut prompts: Vec<&Record> = records.iter().filter(|r| r.prompt.is_some()).collect();
     prompts.sort_by(|a, b| {
@@ -576,12 +666,12 @@ mod tests {
             label: "autoprompt".into(),
             points: vec![
                 plot::Point {
-                    train_size: 10.0,
+                    x: 10.0,
                     mean: 0.55,
                     sd: 0.05,
                 },
                 plot::Point {
-                    train_size: 100.0,
+                    x: 100.0,
                     mean: 0.6,
                     sd: 0.03,
                 },

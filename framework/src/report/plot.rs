@@ -1,15 +1,16 @@
-//! The low-resource curve: a metric against training-set size (log x-axis), one line per
-//! method, shaded ±sd over seeds; written as SVG and PNG.
+//! Curves of a metric over seeds, shaded ±sd, on a log x-axis, written as SVG and PNG: the
+//! low-resource curve (against training-set size) and the compute curve (against the
+//! encoder rows a search has run).
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::prelude::*;
 
-/// One point of a curve: train size, mean, sd (0 for one seed).
+/// One point of a curve: x (train size, encoder rows), mean, sd (0 for one seed).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
-    pub train_size: f64,
+    pub x: f64,
     pub mean: f64,
     pub sd: f64,
 }
@@ -52,6 +53,7 @@ const PALETTE: [RGBColor; 6] = [
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
+    x_desc: &str,
     metric: &str,
     curves: &[Curve],
 ) -> Result<(), String>
@@ -59,9 +61,7 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let xs = curves
-        .iter()
-        .flat_map(|c| c.points.iter().map(|p| p.train_size));
+    let xs = curves.iter().flat_map(|c| c.points.iter().map(|p| p.x));
     let (xmin, xmax) = xs.fold((f64::INFINITY, 0f64), |(a, b), x| (a.min(x), b.max(x)));
     let (xmin, xmax) = if xmin.is_finite() {
         (xmin / 1.5, xmax * 1.5)
@@ -89,8 +89,14 @@ where
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
-        .x_desc("training examples (log scale)")
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_desc(x_desc)
+        .x_label_formatter(&|x| {
+            if *x >= 1e5 {
+                format!("{x:.0e}")
+            } else {
+                format!("{x:.0}")
+            }
+        })
         .y_desc(metric)
         .label_style(("sans-serif", 14))
         .draw()
@@ -100,21 +106,15 @@ where
         let band: Vec<(f64, f64)> = curve
             .points
             .iter()
-            .map(|p| (p.train_size, p.mean + p.sd))
-            .chain(
-                curve
-                    .points
-                    .iter()
-                    .rev()
-                    .map(|p| (p.train_size, p.mean - p.sd)),
-            )
+            .map(|p| (p.x, p.mean + p.sd))
+            .chain(curve.points.iter().rev().map(|p| (p.x, p.mean - p.sd)))
             .collect();
         chart
             .draw_series(std::iter::once(Polygon::new(band, color.mix(0.18))))
             .map_err(|e| e.to_string())?;
         chart
             .draw_series(LineSeries::new(
-                curve.points.iter().map(|p| (p.train_size, p.mean)),
+                curve.points.iter().map(|p| (p.x, p.mean)),
                 color.stroke_width(2),
             ))
             .map_err(|e| e.to_string())?
@@ -127,7 +127,7 @@ where
                 curve
                     .points
                     .iter()
-                    .map(|p| Circle::new((p.train_size, p.mean), 4, color.filled())),
+                    .map(|p| Circle::new((p.x, p.mean), 4, color.filled())),
             )
             .map_err(|e| e.to_string())?;
     }
@@ -142,10 +142,38 @@ where
     root.present().map_err(|e| e.to_string())
 }
 
-/// Writes `<stem>.svg` and `<stem>.png`; returns their paths.
+/// The low-resource curve: `<stem>.svg` and `<stem>.png`; returns their paths.
 pub fn low_resource_curve(
     stem: &Path,
     title: &str,
+    metric: &str,
+    curves: &[Curve],
+) -> Result<Vec<PathBuf>, PlotError> {
+    curve_plot(stem, title, "training examples (log scale)", metric, curves)
+}
+
+/// The compute curve: the dev metric of the prompt a search would return against the
+/// encoder rows it has run; `<stem>.svg` and `<stem>.png`.
+pub fn compute_curve(
+    stem: &Path,
+    title: &str,
+    metric: &str,
+    curves: &[Curve],
+) -> Result<Vec<PathBuf>, PlotError> {
+    curve_plot(
+        stem,
+        title,
+        "encoder rows, forward + backward (log scale)",
+        metric,
+        curves,
+    )
+}
+
+/// Writes `<stem>.svg` and `<stem>.png`; returns their paths.
+fn curve_plot(
+    stem: &Path,
+    title: &str,
+    x_desc: &str,
     metric: &str,
     curves: &[Curve],
 ) -> Result<Vec<PathBuf>, PlotError> {
@@ -163,6 +191,7 @@ pub fn low_resource_curve(
     draw(
         SVGBackend::with_string(&mut svg_text, (900, 560)).into_drawing_area(),
         title,
+        x_desc,
         metric,
         curves,
     )
@@ -179,6 +208,7 @@ pub fn low_resource_curve(
     draw(
         BitMapBackend::new(&tmp, (900, 560)).into_drawing_area(),
         title,
+        x_desc,
         metric,
         curves,
     )

@@ -12,7 +12,7 @@ pub mod trigger;
 use serde::{Deserialize, Serialize};
 
 pub use scorer::{Engine, Gold, RowScore, Scorer, Target};
-pub use trigger::{SearchResult, SearchStep};
+pub use trigger::{EncoderRows, SearchResult, SearchStep, StopReason};
 
 /// Class balance during the search.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +79,25 @@ pub struct SearchSettings {
     /// candidate is ever accepted. Always serialised: it changed the search's default, so
     /// cells from before it have other ids.
     pub keep_initial: bool,
+    /// Trigger sequences kept between iterations (a beam search; the paper's code has none
+    /// and lists greedy instability as a limitation). Each member is expanded with the
+    /// candidates of its own gradient; the members and all expansions are scored on the same
+    /// evaluation batches and the best `beam_size` distinct sequences are kept. Default 1:
+    /// exactly the reference's greedy step.
+    #[serde(skip_serializing_if = "is_one")]
+    pub beam_size: usize,
+    /// Trigger slots changed by one candidate. Default 1 (the reference: one random slot,
+    /// its top `num_candidates` tokens). Above 1, as GCG's `n_replace`: each of the
+    /// `num_candidates` candidates changes this many distinct random slots, each to a token
+    /// drawn from that slot's top `num_candidates`.
+    #[serde(skip_serializing_if = "is_one")]
+    pub positions_per_step: usize,
+}
+
+/// Options whose default is 1 are left out of the serialised settings, so the cells that
+/// predate them keep their ids.
+fn is_one(value: &usize) -> bool {
+    *value == 1
 }
 
 impl SearchSettings {
@@ -105,6 +124,8 @@ impl Default for SearchSettings {
             initial_trigger: None,
             eval_batches: None,
             keep_initial: false,
+            beam_size: 1,
+            positions_per_step: 1,
         }
     }
 }

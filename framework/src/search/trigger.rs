@@ -14,7 +14,18 @@
 //!
 //! Named options depart from it: `eval_batches` (1 scores candidates on one batch, ~10×
 //! cheaper and noisier: at 32 rows accuracy moves in steps of 3 points), `keep_initial`
-//! (the start competes on dev), `restarts`, `patience`, `balance`, `select_by`.
+//! (the start competes on dev), `restarts`, `patience`, `balance`, `select_by`, and two
+//! the reference has not: `beam_size` (keep the best B prompts; each is expanded with its
+//! own gradient's candidates and all are scored on the same evaluation batches) and
+//! `positions_per_step` (a candidate changes several slots at once, as GCG's `n_replace`).
+//! Both run through the same loop: the greedy step is the beam of one, and
+//! [`select_beam`] of one is [`accept`]'s rule. GCG's candidate buffer is not offered: its
+//! prompts carry metrics from earlier evaluation batches, which the beam (re-scored every
+//! iteration) does without.
+//!
+//! Every step records the encoder rows run so far ([`EncoderRows`]: forward and backward
+//! rows of the gradient, candidate and dev passes), so settings can be compared at equal
+//! compute.
 //!
 //! Where the search still differs from the reference, and why:
 //! - **Batches.** The reference starts a new shuffled pass of its train loader for the
@@ -69,6 +80,36 @@ pub struct SearchStep {
     /// Dev metric after an accepted change.
     pub dev: Option<f64>,
     pub seconds: f64,
+    /// Encoder rows the search has run so far, this step included (absent in records from
+    /// before they were counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<EncoderRows>,
+}
+
+/// Encoder work in rows (one example through the encoder once): forward passes of the
+/// gradient, candidate-evaluation and dev rows, and backward passes of the gradient rows.
+/// Methods compared at equal compute are compared at equal rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderRows {
+    pub forward: u64,
+    pub backward: u64,
+}
+
+impl EncoderRows {
+    /// Forward and backward rows together.
+    pub fn total(&self) -> u64 {
+        self.forward + self.backward
+    }
+}
+
+/// Why a search stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// Every restart ran its `iters`.
+    Iterations,
+    /// A restart went `patience` iterations without a dev improvement.
+    Patience,
 }
 
 /// The outcome of a search: the best-on-dev triggers and the full trajectory.
@@ -82,8 +123,14 @@ pub struct SearchResult {
     pub iterations_run: usize,
     /// Mean wall time of one iteration.
     pub seconds_per_iteration: f64,
-    /// Why the search stopped (`iterations`, `patience`).
-    pub stopped_by: String,
+    /// Why the search stopped.
+    pub stopped_by: StopReason,
+    /// Dev metric of the starting prompt (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_dev: Option<f64>,
+    /// Encoder rows of the whole search (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<EncoderRows>,
 }
 
 /// Fills each trigger slot of every row of a padded batch.
@@ -217,10 +264,12 @@ pub struct Proposal {
     /// Mean training loss over the accumulated batches.
     pub loss: f32,
     pub candidates: Vec<u32>,
-    /// Selection metric of the current prompt on the evaluation batch.
+    /// Selection metric of the current prompt on the evaluation batches.
     pub current: f64,
-    /// Selection metric of each candidate on the same batch.
+    /// Selection metric of each candidate on the same batches.
     pub candidate_metrics: Vec<f64>,
+    /// Encoder rows this iteration ran.
+    pub rows: EncoderRows,
 }
 
 /// Index of the best metric (the first on ties).
@@ -240,10 +289,181 @@ pub fn accept(current: f64, candidate_metrics: &[f64]) -> Option<usize> {
     best_index(candidate_metrics).filter(|&i| candidate_metrics[i] > current)
 }
 
-/// One iteration without side effects: accumulate the gradient at the trigger slots over
-/// `accumulation_steps` batches, pick a slot, take its HotFlip candidates, and evaluate the
-/// current prompt and every candidate on `eval_batches` fresh batches, all stacked into as
-/// few forward passes as `eval_batch_size` allows.
+/// The next beam: indices of the best `size` distinct prompts of `pool`, best first, ties
+/// going to the earlier entry. With the current prompt first in the pool and `size` 1 this is
+/// [`accept`]'s rule: a candidate replaces the current prompt only if strictly better.
+pub fn select_beam(pool: &[Vec<u32>], metrics: &[f64], size: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..pool.len()).collect();
+    // Stable: equal metrics keep pool order.
+    order.sort_by(|&a, &b| metrics[b].total_cmp(&metrics[a]));
+    let mut kept: Vec<usize> = Vec::with_capacity(size);
+    for i in order {
+        if kept.len() == size {
+            break;
+        }
+        if !kept.iter().any(|&k| pool[k] == pool[i]) {
+            kept.push(i);
+        }
+    }
+    kept
+}
+
+/// A prompt to score: the beam member it came from, the slots it changes and its triggers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub parent: usize,
+    pub slots: Vec<usize>,
+    pub triggers: Vec<u32>,
+}
+
+/// Mean loss and summed trigger-slot gradients of each prompt over `accumulation_steps`
+/// batches, drawn once from the stream for all prompts; their gradients are computed side by
+/// side and summed in draw order (the same sum as one after the other).
+pub fn accumulate_gradients<B: AutodiffBackend>(
+    ctx: &SearchContext<B>,
+    train: Split,
+    prompts: &[Vec<u32>],
+    stream: &mut BatchStream,
+    rng: &mut ChaCha8Rng,
+    weights: Option<&[f32]>,
+    rows: &mut EncoderRows,
+) -> Vec<(f32, Vec<Vec<f32>>)> {
+    let s = ctx.settings;
+    let steps = s.accumulation_steps.max(1);
+    let draws: Vec<Vec<usize>> = (0..steps).map(|_| stream.next(s.batch_size, rng)).collect();
+    let hidden = ctx.scorer.eval_model().hidden_size();
+    prompts
+        .iter()
+        .map(|triggers| {
+            let batches: Vec<(Batch, Vec<Gold>, Option<Vec<f32>>)> = draws
+                .iter()
+                .map(|idx| {
+                    let examples: Vec<&Encoded> = idx.iter().map(|&i| &train.encoded[i]).collect();
+                    let golds: Vec<Gold> = idx.iter().map(|&i| train.golds[i]).collect();
+                    let w = weights.map(|w| idx.iter().map(|&i| w[i]).collect());
+                    (
+                        batch_with_triggers(&examples, triggers, ctx.pad_id),
+                        golds,
+                        w,
+                    )
+                })
+                .collect();
+            let n: u64 = draws.iter().map(|d| d.len() as u64).sum();
+            rows.forward += n;
+            rows.backward += n;
+            let gradients = super::parallel::map_ordered(&batches, |(batch, golds, w)| {
+                ctx.scorer.trigger_gradient(batch, golds, w.as_deref())
+            });
+            let mut grad = vec![vec![0f32; hidden]; triggers.len()];
+            let mut loss = 0.0;
+            for (l, g) in gradients {
+                loss += l / steps as f32;
+                for (acc, slot) in grad.iter_mut().zip(g) {
+                    acc.iter_mut().zip(slot).for_each(|(a, b)| *a += b);
+                }
+            }
+            (loss, grad)
+        })
+        .collect()
+}
+
+/// The candidates of one beam member from its gradient. One position per step (the
+/// reference): a slot drawn uniformly, its top `num_candidates` HotFlip tokens. More: each
+/// of `num_candidates` candidates changes `positions` distinct random slots, each to a token
+/// drawn uniformly from that slot's top `num_candidates`.
+pub fn expand<B: AutodiffBackend>(
+    ctx: &SearchContext<B>,
+    parent: usize,
+    triggers: &[u32],
+    gradient: &[Vec<f32>],
+    positions: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Candidate> {
+    let k = ctx.settings.num_candidates;
+    let slots = triggers.len();
+    let top = |slot: usize| top_k(&ctx.scorer.hotflip_scores(&gradient[slot]), ctx.allowed, k);
+    let with = |changes: &[(usize, u32)]| {
+        let mut t = triggers.to_vec();
+        for &(slot, token) in changes {
+            t[slot] = token;
+        }
+        t
+    };
+    if positions <= 1 {
+        let slot = rng.random_range(0..slots);
+        return top(slot)
+            .into_iter()
+            .map(|token| Candidate {
+                parent,
+                slots: vec![slot],
+                triggers: with(&[(slot, token)]),
+            })
+            .collect();
+    }
+    let tops: Vec<Vec<u32>> = (0..slots).map(top).collect();
+    (0..k)
+        .filter_map(|_| {
+            let mut chosen = rand::seq::index::sample(rng, slots, positions.min(slots)).into_vec();
+            chosen.sort_unstable();
+            let changes: Vec<(usize, u32)> = chosen
+                .iter()
+                .filter(|&&slot| !tops[slot].is_empty())
+                .map(|&slot| (slot, tops[slot][rng.random_range(0..tops[slot].len())]))
+                .collect();
+            (!changes.is_empty()).then(|| Candidate {
+                parent,
+                slots: changes.iter().map(|c| c.0).collect(),
+                triggers: with(&changes),
+            })
+        })
+        .collect()
+}
+
+/// Selection metric of every prompt on `eval_batches` fresh batches: each batch with every
+/// prompt, stacked into one pass (rows prompt by prompt); each prompt's rows are collected
+/// over all batches, so its metric is the reference's sum over batches divided by the same
+/// count for every prompt.
+pub fn score_prompts<B: AutodiffBackend>(
+    ctx: &SearchContext<B>,
+    train: Split,
+    prompts: &[Vec<u32>],
+    stream: &mut BatchStream,
+    rng: &mut ChaCha8Rng,
+    rows: &mut EncoderRows,
+) -> Vec<f64> {
+    let s = ctx.settings;
+    let need_ll = ctx.select_by == SelectBy::LogLikelihood;
+    let mut per_prompt: Vec<Vec<RowScore>> = vec![vec![]; prompts.len()];
+    for _ in 0..s.eval_batches() {
+        let idx = stream.next(s.batch_size, rng);
+        let examples: Vec<&Encoded> = idx.iter().map(|&i| &train.encoded[i]).collect();
+        let golds: Vec<Gold> = idx.iter().map(|&i| train.golds[i]).collect();
+        let stacked: Vec<Batch> = prompts
+            .iter()
+            .map(|p| batch_with_triggers(&examples, p, ctx.pad_id))
+            .collect();
+        let all_golds: Vec<Gold> = std::iter::repeat_n(golds.as_slice(), prompts.len())
+            .flatten()
+            .copied()
+            .collect();
+        rows.forward += all_golds.len() as u64;
+        let scored = ctx
+            .scorer
+            .score_rows(&Batch::concat(&stacked), &all_golds, need_ll);
+        for (collected, part) in per_prompt.iter_mut().zip(scored.chunks(idx.len().max(1))) {
+            collected.extend_from_slice(part);
+        }
+    }
+    per_prompt
+        .iter()
+        .map(|r| metric(r, ctx.select_by))
+        .collect()
+}
+
+/// One greedy iteration (the reference's) without side effects: accumulate the gradient at
+/// the trigger slots over `accumulation_steps` batches, pick a slot, take its HotFlip
+/// candidates, and evaluate the current prompt and every candidate on `eval_batches` fresh
+/// batches, all stacked into as few forward passes as `eval_batch_size` allows.
 pub fn propose<B: AutodiffBackend>(
     ctx: &SearchContext<B>,
     train: Split,
@@ -252,75 +472,35 @@ pub fn propose<B: AutodiffBackend>(
     rng: &mut ChaCha8Rng,
     weights: Option<&[f32]>,
 ) -> Proposal {
-    let s = ctx.settings;
-    let need_ll = ctx.select_by == SelectBy::LogLikelihood;
-    let slots = triggers.len();
-    let mut grad = vec![vec![0f32; ctx.scorer.eval_model().hidden_size()]; slots];
-    let mut loss = 0.0;
-    // Batches are drawn in order from the stream, their gradients computed side by side and
-    // summed in draw order (the same sum as one after the other).
-    let steps = s.accumulation_steps.max(1);
-    let batches: Vec<(Batch, Vec<Gold>, Option<Vec<f32>>)> = (0..steps)
-        .map(|_| {
-            let idx = stream.next(s.batch_size, rng);
-            let examples: Vec<&Encoded> = idx.iter().map(|&i| &train.encoded[i]).collect();
-            let golds: Vec<Gold> = idx.iter().map(|&i| train.golds[i]).collect();
-            let w: Option<Vec<f32>> = weights.map(|w| idx.iter().map(|&i| w[i]).collect());
-            (
-                batch_with_triggers(&examples, triggers, ctx.pad_id),
-                golds,
-                w,
-            )
-        })
+    let mut rows = EncoderRows::default();
+    let current = vec![triggers.to_vec()];
+    let (loss, grad) = accumulate_gradients(ctx, train, &current, stream, rng, weights, &mut rows)
+        .pop()
+        .expect("one prompt");
+    let expanded = expand(ctx, 0, triggers, &grad, 1, rng);
+    // The slot is drawn even when every token is filtered out.
+    let slot = expanded.first().map_or(0, |c| c.slots[0]);
+    let pool: Vec<Vec<u32>> = current
+        .into_iter()
+        .chain(expanded.iter().map(|c| c.triggers.clone()))
         .collect();
-    let gradients = super::parallel::map_ordered(&batches, |(batch, golds, w)| {
-        ctx.scorer.trigger_gradient(batch, golds, w.as_deref())
-    });
-    for (l, g) in gradients {
-        loss += l / steps as f32;
-        for (acc, slot) in grad.iter_mut().zip(g) {
-            acc.iter_mut().zip(slot).for_each(|(a, b)| *a += b);
-        }
-    }
-    let slot = rng.random_range(0..slots);
-    let candidates = top_k(
-        &ctx.scorer.hotflip_scores(&grad[slot]),
-        ctx.allowed,
-        s.num_candidates,
-    );
-    // Each evaluation batch with the current prompt and every candidate, stacked into one
-    // pass (rows variant by variant); each variant's rows are collected over all batches,
-    // so its metric is the reference's sum over batches divided by the same count for every
-    // variant.
-    let variants = 1 + candidates.len();
-    let mut per_variant: Vec<Vec<RowScore>> = vec![vec![]; variants];
-    for _ in 0..s.eval_batches() {
-        let idx = stream.next(s.batch_size, rng);
-        let examples: Vec<&Encoded> = idx.iter().map(|&i| &train.encoded[i]).collect();
-        let golds: Vec<Gold> = idx.iter().map(|&i| train.golds[i]).collect();
-        let base = batch_with_triggers(&examples, triggers, ctx.pad_id);
-        let mut stacked = vec![base.clone()];
-        stacked.extend(candidates.iter().map(|&c| base.with_trigger(slot, c)));
-        let all_golds: Vec<Gold> = std::iter::repeat_n(golds.as_slice(), variants)
-            .flatten()
-            .copied()
-            .collect();
-        let rows = ctx
-            .scorer
-            .score_rows(&Batch::concat(&stacked), &all_golds, need_ll);
-        for (collected, scored) in per_variant.iter_mut().zip(rows.chunks(base.rows)) {
-            collected.extend_from_slice(scored);
-        }
-    }
-    let mut metrics = per_variant.iter().map(|r| metric(r, ctx.select_by));
-    let current = metrics.next().expect("the current prompt is scored");
+    let mut metrics = score_prompts(ctx, train, &pool, stream, rng, &mut rows).into_iter();
     Proposal {
         slot,
         loss,
-        candidates,
-        current,
+        candidates: expanded.iter().map(|c| c.triggers[c.slots[0]]).collect(),
+        current: metrics.next().expect("the current prompt is scored"),
         candidate_metrics: metrics.collect(),
+        rows,
     }
+}
+
+/// The prompt a search would return if it stopped now, and its dev metric.
+#[derive(Debug, Clone)]
+struct Kept {
+    triggers: Vec<u32>,
+    dev: f64,
+    restart: usize,
 }
 
 /// Runs the search; `on_improve` is called with every new best-on-dev prompt (so an
@@ -339,24 +519,39 @@ pub fn search<B: AutodiffBackend>(
         .first()
         .map_or(0, |e| e.trigger_positions.len());
     let weights = (s.balance == Balance::Loss).then(|| class_weights(ctx.train_classes));
+    let mut rows = EncoderRows::default();
+    let dev_metric_of = |triggers: &[u32], rows: &mut EncoderRows| {
+        rows.forward += dev.encoded.len() as u64;
+        metric(
+            &evaluate_split(ctx.scorer, ctx.pad_id, dev, triggers, need_ll),
+            ctx.select_by,
+        )
+    };
     let mut steps = vec![];
-    let mut best: Option<(Vec<u32>, f64, usize)> = None;
+    let mut best: Option<Kept> = None;
     // The starting prompt and its dev metric: the result when nothing is ever accepted.
-    let mut initial: Option<(Vec<u32>, f64, usize)> = None;
+    let mut initial: Option<Kept> = None;
     let mut iterations_run = 0;
-    let mut stopped_by = "iterations".to_string();
+    let mut stopped_by = StopReason::Iterations;
     let started = Instant::now();
     for restart in 0..s.restarts.max(1) {
         let mut rng = rng(seed, &format!("search-{restart}"));
         let mut stream = BatchStream::new(ctx.train_classes, s.balance == Balance::Sample);
-        let mut triggers = vec![ctx.initial_trigger; slots];
-        let dev_rows = evaluate_split(ctx.scorer, ctx.pad_id, dev, &triggers, need_ll);
-        let initial_dev = metric(&dev_rows, ctx.select_by);
-        initial.get_or_insert_with(|| (triggers.clone(), initial_dev, restart));
+        let mut beam = vec![vec![ctx.initial_trigger; slots]];
+        let initial_dev = dev_metric_of(&beam[0], &mut rows);
+        initial.get_or_insert_with(|| Kept {
+            triggers: beam[0].clone(),
+            dev: initial_dev,
+            restart,
+        });
         let mut restart_best = if s.keep_initial {
-            if best.as_ref().is_none_or(|b| initial_dev > b.1) {
-                best = Some((triggers.clone(), initial_dev, restart));
-                on_improve(&triggers, initial_dev);
+            if best.as_ref().is_none_or(|b| initial_dev > b.dev) {
+                best = Some(Kept {
+                    triggers: beam[0].clone(),
+                    dev: initial_dev,
+                    restart,
+                });
+                on_improve(&beam[0], initial_dev);
             }
             initial_dev
         } else {
@@ -369,32 +564,59 @@ pub fn search<B: AutodiffBackend>(
             }
             let t0 = Instant::now();
             iterations_run += 1;
-            let proposal = propose(
+            let gradients = accumulate_gradients(
                 ctx,
                 train,
-                &triggers,
+                &beam,
                 &mut stream,
                 &mut rng,
                 weights.as_deref(),
+                &mut rows,
             );
-            let current = proposal.current;
-            let best_candidate =
-                best_index(&proposal.candidate_metrics).map(|i| (i, proposal.candidate_metrics[i]));
-            let accepted_index = accept(current, &proposal.candidate_metrics);
-            let accepted = accepted_index.is_some();
-            let (slot, loss, candidates) = (proposal.slot, proposal.loss, proposal.candidates);
+            let candidates: Vec<Candidate> = beam
+                .iter()
+                .zip(&gradients)
+                .enumerate()
+                .flat_map(|(i, (member, (_, grad)))| {
+                    expand(ctx, i, member, grad, s.positions_per_step, &mut rng)
+                })
+                .collect();
+            let pool: Vec<Vec<u32>> = beam
+                .iter()
+                .cloned()
+                .chain(candidates.iter().map(|c| c.triggers.clone()))
+                .collect();
+            let metrics = score_prompts(ctx, train, &pool, &mut stream, &mut rng, &mut rows);
+            let (member_metrics, candidate_metrics) = metrics.split_at(beam.len());
+            let best_candidate = best_index(candidate_metrics).map(|i| {
+                let c = &candidates[i];
+                let token = c.triggers[c.slots[0]];
+                (
+                    c.slots[0],
+                    (token, (ctx.display)(token), candidate_metrics[i]),
+                )
+            });
+            let next: Vec<Vec<u32>> = select_beam(&pool, &metrics, s.beam_size.max(1))
+                .into_iter()
+                .map(|i| pool[i].clone())
+                .collect();
+            let accepted = next[0] != beam[0];
+            let current = member_metrics[0];
+            beam = next;
             let mut dev_metric = None;
-            if let Some(i) = accepted_index {
-                triggers[slot] = candidates[i];
-                let dev_rows = evaluate_split(ctx.scorer, ctx.pad_id, dev, &triggers, need_ll);
-                let d = metric(&dev_rows, ctx.select_by);
+            if accepted {
+                let d = dev_metric_of(&beam[0], &mut rows);
                 dev_metric = Some(d);
                 if d > restart_best {
                     restart_best = d;
                     since_improvement = 0;
-                    if best.as_ref().is_none_or(|b| d > b.1) {
-                        best = Some((triggers.clone(), d, restart));
-                        on_improve(&triggers, d);
+                    if best.as_ref().is_none_or(|b| d > b.dev) {
+                        best = Some(Kept {
+                            triggers: beam[0].clone(),
+                            dev: d,
+                            restart,
+                        });
+                        on_improve(&beam[0], d);
                     }
                 } else {
                     since_improvement += 1;
@@ -405,33 +627,36 @@ pub fn search<B: AutodiffBackend>(
             let step = SearchStep {
                 restart,
                 iteration,
-                slot,
-                loss,
+                slot: best_candidate.as_ref().map_or(0, |b| b.0),
+                loss: gradients[0].0,
                 current,
-                best_candidate: best_candidate
-                    .map(|(i, m)| (candidates[i], (ctx.display)(candidates[i]), m)),
+                best_candidate: best_candidate.map(|b| b.1),
                 accepted,
                 dev: dev_metric,
                 seconds: t0.elapsed().as_secs_f64(),
+                rows: Some(rows),
             };
-            tracing::debug!(restart, iteration, slot, loss, current, accepted, dev = ?dev_metric, "search step");
+            tracing::debug!(restart, iteration, slot = step.slot, loss = step.loss, current, accepted, dev = ?dev_metric, "search step");
             steps.push(step);
             if s.patience.is_some_and(|p| since_improvement >= p) {
-                stopped_by = "patience".into();
+                stopped_by = StopReason::Patience;
                 break;
             }
         }
     }
-    let (trigger_ids, best_dev, best_restart) = best.or(initial).expect("at least one restart");
+    let initial = initial.expect("at least one restart");
+    let kept = best.unwrap_or_else(|| initial.clone());
     SearchResult {
-        trigger_tokens: trigger_ids.iter().map(|&t| (ctx.display)(t)).collect(),
-        trigger_ids,
-        best_dev,
-        best_restart,
+        trigger_tokens: kept.triggers.iter().map(|&t| (ctx.display)(t)).collect(),
+        trigger_ids: kept.triggers,
+        best_dev: kept.dev,
+        best_restart: kept.restart,
+        initial_dev: Some(initial.dev),
         steps,
         iterations_run,
         seconds_per_iteration: started.elapsed().as_secs_f64() / iterations_run.max(1) as f64,
         stopped_by,
+        rows: Some(rows),
     }
 }
 
