@@ -17,10 +17,10 @@ setup:
 build:
     cargo build --locked --bin autoprompt
 
-# Run an experiment (resumable), then print and write its report.
+# Run an experiment (resumable), then print and write its report. The report is built even
+# when some cells failed (it lists them); the exit status is then the run's.
 run FILE *ARGS: setup build
-    {{bin}} run {{FILE}} {{ARGS}}
-    {{bin}} report {{FILE}}
+    status=0; {{bin}} run {{FILE}} {{ARGS}} || status=$?; if [ "$status" -le 1 ]; then {{bin}} report {{FILE}}; fi; exit "$status"
 
 # Print the cells of an experiment.
 plan FILE *ARGS: build
@@ -34,9 +34,7 @@ report FILE *ARGS: build
 # (writes reports/nightly.md; exits non-zero naming any regression). Pass
 # `--update-baseline --reason "..."` to rewrite the baseline deliberately.
 nightly *ARGS: setup build
-    {{bin}} run experiments/nightly.toml
-    {{bin}} report experiments/nightly.toml
-    {{bin}} compare experiments/nightly.toml {{ARGS}}
+    status=0; {{bin}} run experiments/nightly.toml || status=$?; if [ "$status" -gt 1 ]; then exit "$status"; fi; {{bin}} report experiments/nightly.toml; {{bin}} compare experiments/nightly.toml {{ARGS}}; exit "$status"
 
 # Rebuild the paper's tables (experiments/paper/) and write reports/paper.md: the paper's
 # numbers, ours, and the model each came from. ARGS go to every run, e.g.

@@ -426,3 +426,49 @@ fn non_finite_weight_fails_the_cell_and_the_sweep_goes_on() {
         }
     }
 }
+
+/// A `pytorch_model.bin` whose pickle calls `os.system` when unpickled (the classic reduce
+/// payload, legacy and zip layouts; `scripts/make_hostile_fixtures.py`) is refused with an
+/// error naming the file, and nothing runs: the payload would create a marker file in the
+/// working directory.
+#[test]
+fn a_pickle_that_calls_a_function_is_refused_never_run() {
+    let fixtures = common::repo().join("tests/fixtures");
+    for payload in ["reduce_os_system.bin", "reduce_os_system_zip.bin"] {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("hostile-model");
+        std::fs::create_dir_all(&model).unwrap();
+        for entry in std::fs::read_dir(fixtures.join("tiny-roberta"))
+            .unwrap()
+            .flatten()
+        {
+            if entry.file_name() != "model.safetensors" {
+                std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+            }
+        }
+        std::fs::copy(
+            fixtures.join("hostile").join(payload),
+            model.join("pytorch_model.bin"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(common::bin())
+            .args(["fill-mask", "--model"])
+            .arg(&model)
+            .arg("the movie was <mask> .")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{payload}: loaded");
+        assert_ne!(
+            out.status.code(),
+            Some(101),
+            "{payload}: panicked: {stderr}"
+        );
+        assert!(stderr.contains("pytorch_model.bin"), "{payload}: {stderr}");
+        assert!(
+            !dir.path().join("pickle_payload_ran").exists(),
+            "{payload}: the pickle's payload ran"
+        );
+    }
+}

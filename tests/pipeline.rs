@@ -540,3 +540,246 @@ fn search_steps_become_a_table_and_a_compute_curve() {
     let png = std::fs::read(dir.path().join("reports/steps_compute.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 }
+
+/// A saved prompt is portable: copied under any name it applies to the cell chosen with
+/// `--cell` (and gives that cell's dev metric again), and a prompt whose token ids do not
+/// name the same tokens in the model's vocabulary is refused with the file and the id —
+/// never a panic.
+#[test]
+fn saved_prompts_are_portable_and_checked_against_the_vocabulary() {
+    common::splade_tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let body = "[task]\nkind = \"sst2\"\ntrain_size = 16\ndev_size = 16\ntest_size = 32\n[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {sentence} [T] [T] [P] . [SEP]\"\nlabels = { \"0\" = [\"terrible\"], \"1\" = [\"great\"] }\nsearch = { iters = 2, batch_size = 8, accumulation_steps = 2, num_candidates = 3 }\n[grid]\nseeds = [0, 1]\n";
+    let file = common::experiment(dir.path(), "portable", body);
+    common::assert_success(&run_cmd(&file).output().unwrap());
+    let (_, bytes) = records(dir.path(), "portable").pop().unwrap();
+    let record: autoprompt::record::Record = serde_json::from_slice(&bytes).unwrap();
+    let prompt = record.prompt.clone().unwrap();
+    let model = prompt.model.as_ref().expect("the prompt names its model");
+    assert_eq!(
+        (model.source.as_str(), model.vocab_size),
+        ("splade-tiny", 30522)
+    );
+    let eval = |prompt: &autoprompt::record::PromptArtifact, cell: Option<&str>| {
+        let path = dir.path().join("my prompt.json");
+        std::fs::write(&path, serde_json::to_vec(prompt).unwrap()).unwrap();
+        let mut cmd = Command::new(common::bin());
+        cmd.args(["eval", file.to_str().unwrap(), "--prompt"])
+            .arg(&path)
+            .args(["--split", "dev"])
+            .current_dir(common::repo());
+        if let Some(id) = cell {
+            cmd.args(["--cell", id]);
+        }
+        cmd.output().unwrap()
+    };
+    let out = eval(&prompt, Some(&record.id));
+    common::assert_success(&out);
+    let expected = format!("accuracy         {:.4}", record.metrics["dev_accuracy"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&expected));
+
+    let stderr = |out: &std::process::Output| {
+        assert!(!out.status.success());
+        assert_ne!(out.status.code(), Some(101), "a panic");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let message = stderr(&eval(&prompt, None));
+    assert!(
+        message.contains("--cell") && message.contains("my prompt.json"),
+        "{message}"
+    );
+
+    let mut outside = prompt.clone();
+    outside.trigger_ids[1] = 4_000_000;
+    let message = stderr(&eval(&outside, Some(&record.id)));
+    assert!(
+        message.contains("my prompt.json")
+            && message.contains("4000000")
+            && message.contains("outside this model's vocabulary"),
+        "{message}"
+    );
+    let mut renamed = prompt.clone();
+    renamed.trigger_tokens[0] = "not-the-same-token".into();
+    let message = stderr(&eval(&renamed, Some(&record.id)));
+    assert!(message.contains("another vocabulary"), "{message}");
+    let mut other_model = prompt;
+    other_model.model.as_mut().unwrap().vocab_size = 50265;
+    let message = stderr(&eval(&other_model, Some(&record.id)));
+    assert!(
+        message.contains("50265") && message.contains("30522"),
+        "{message}"
+    );
+}
+
+/// Fine-tuning and the linear probe draw initialisation and dropout from burn's generator;
+/// with `--jobs 2` cells run side by side, and their records must equal `--jobs 1`'s.
+#[test]
+fn parallel_cells_give_the_records_of_serial_ones() {
+    common::splade_tiny();
+    let body = "[task]\nkind = \"sst2\"\ntrain_size = 24\ndev_size = 16\ntest_size = 300\n[method]\nkind = \"majority\"\n[grid]\nseeds = [0, 1]\nmethod = [\n  { kind = \"finetune\", finetune = { epochs = 2, batch_size = 8 } },\n  { kind = \"linear_probe\", probe = { epochs = 3, batch_size = 8 } },\n]\n";
+    let metrics = |jobs: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = common::experiment(dir.path(), "jobs", body);
+        common::assert_success(&run_cmd(&file).args(["--jobs", jobs]).output().unwrap());
+        let mut out: Vec<(String, std::collections::BTreeMap<String, f64>)> =
+            records(dir.path(), "jobs")
+                .into_iter()
+                .map(|(_, bytes)| {
+                    let r: autoprompt::record::Record = serde_json::from_slice(&bytes).unwrap();
+                    assert_eq!(
+                        r.status,
+                        autoprompt::record::Status::Finished,
+                        "{:?}",
+                        r.error
+                    );
+                    (r.id, r.metrics)
+                })
+                .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    };
+    let serial = metrics("1");
+    assert_eq!(serial.len(), 4);
+    assert_eq!(serial, metrics("2"));
+}
+
+/// A cell that fails every time runs `max_attempts` times (its record counts them), then is
+/// skipped and reported on later runs; `--retry-failed` runs it again.
+#[test]
+fn a_cell_that_always_fails_is_skipped_after_max_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    // SICK's TRIAL split holds 71 contradictions: a balanced dev of 200 cannot be drawn.
+    let file = common::experiment(
+        dir.path(),
+        "attempts",
+        "[task]\nkind = \"sick_e\"\nvariant = \"two_way\"\ntrain_size = 10\ndev_size = 200\n[method]\nkind = \"majority\"\n",
+    );
+    let attempts = || {
+        let (_, bytes) = records(dir.path(), "attempts").pop().unwrap();
+        let r: autoprompt::record::Record = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(r.status, autoprompt::record::Status::Failed);
+        assert!(r.error.unwrap().contains("only 71"));
+        r.attempts
+    };
+    for expected in 1..=2 {
+        let out = run_cmd(&file)
+            .args(["--max-attempts", "2"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(attempts(), expected);
+    }
+    let out = run_cmd(&file)
+        .args(["--max-attempts", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "skipped failures still fail the run"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("after 2 failed attempts") && stderr.contains("only 71"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ran 0"));
+    assert_eq!(attempts(), 2, "a skipped cell is not run");
+    let out = run_cmd(&file)
+        .args(["--max-attempts", "2", "--retry-failed"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(attempts(), 3);
+}
+
+/// The best-so-far prompt files of an experiment.
+fn best_prompts(dir: &Path, name: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir.join("results").join(name).join("prompts"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(".best.json"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// SIGTERM (Slurm's warning before SIGKILL) and SIGINT in the middle of a search: the
+/// runner stops within seconds with 128 + the signal, the finished cell's record is kept, the
+/// interrupted cell writes no record, its best-so-far prompt file is complete, no temp file
+/// is left; the next run resumes (skips the finished cell, starts the other again). A second
+/// signal while stopping exits at once.
+#[test]
+fn sigterm_and_sigint_stop_a_search_cleanly_and_the_next_run_resumes() {
+    common::splade_tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let body = "[task]\nkind = \"sst2\"\ntrain_size = 16\ndev_size = 16\ntest_size = 32\n[method]\nkind = \"majority\"\n[grid]\nmethod = [\n  { kind = \"majority\" },\n  { kind = \"autoprompt\", template = \"[CLS] {sentence} [T] [T] [T] [P] . [SEP]\", labels = { \"0\" = [\"terrible\"], \"1\" = [\"great\"] }, search = { iters = 1000000, batch_size = 8, accumulation_steps = 2, num_candidates = 3, keep_initial = true } },\n]\n";
+    let file = common::experiment(dir.path(), "signals", body);
+    let kill = |pid: u32, signal: &str| {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    for (signals, code) in [
+        (&["TERM"][..], 143),
+        (&["INT"][..], 130),
+        (&["TERM", "TERM"][..], 143),
+    ] {
+        for p in best_prompts(dir.path(), "signals") {
+            std::fs::remove_file(p).unwrap();
+        }
+        let child = run_cmd(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `keep_initial`: the starting prompt is the first best, written before iteration 0.
+        let waited = Instant::now();
+        while best_prompts(dir.path(), "signals").is_empty() {
+            assert!(
+                waited.elapsed() < Duration::from_secs(120),
+                "the search never started"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let sent = Instant::now();
+        for signal in signals {
+            kill(child.id(), signal);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            sent.elapsed()
+        );
+        assert_eq!(out.status.code(), Some(code), "{signals:?}: {stderr}");
+        if signals.len() == 1 {
+            assert!(stderr.contains("stopped by signal"), "{stderr}");
+        }
+        let kept = records(dir.path(), "signals");
+        assert_eq!(kept.len(), 1, "only the finished cell has a record");
+        let record: autoprompt::record::Record = serde_json::from_slice(&kept[0].1).unwrap();
+        assert_eq!(record.spec.method.name(), "majority");
+        for p in best_prompts(dir.path(), "signals") {
+            let prompt: autoprompt::record::PromptArtifact =
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            assert_eq!(prompt.trigger_ids.len(), 3);
+        }
+        assert!(
+            temp_files(dir.path()).is_empty(),
+            "{:?}",
+            temp_files(dir.path())
+        );
+        if code == 130 {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.contains("already finished 1"), "{stdout}");
+        }
+    }
+}

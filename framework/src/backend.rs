@@ -53,3 +53,24 @@ pub fn runs_on_host<B: burn::tensor::backend::Backend>() -> bool {
     let id = TypeId::of::<B>();
     id == TypeId::of::<burn::backend::NdArray>() || id == TypeId::of::<burn::backend::Flex>()
 }
+
+/// Runs `f` with burn's random generator seeded with `seed` and held by this thread alone.
+///
+/// burn draws initialisation and dropout from one generator per backend, shared by every
+/// thread: two cells seeding and drawing from it side by side (`run --jobs N`) would
+/// interleave their draws, and their results would depend on thread timing. Every cell that
+/// seeds it holds this lock from the seed to its last draw, so each cell sees exactly the
+/// stream it would see running alone (cells that draw nothing never wait).
+pub fn with_seeded_rng<B: burn::tensor::backend::Backend, T>(
+    device: &B::Device,
+    seed: u64,
+    f: impl FnOnce() -> T,
+) -> T {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A panic elsewhere leaves the generator's state meaningless but harmless: we reseed.
+    let _held = RNG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    B::seed(device, seed);
+    f()
+}

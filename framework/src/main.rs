@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -76,6 +78,12 @@ enum Command {
         /// Run only the cells with index % N == I, as `I/N` (any other scheduler).
         #[arg(long, value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
+        /// Skip a failed cell once it has failed this many times.
+        #[arg(long, default_value_t = run::DEFAULT_MAX_ATTEMPTS)]
+        max_attempts: u32,
+        /// Run failed cells again whatever their attempt count.
+        #[arg(long)]
+        retry_failed: bool,
     },
     /// Re-evaluate a saved prompt (a cell record or a best-so-far prompt) on a split.
     #[command(
@@ -89,6 +97,11 @@ enum Command {
         prompt: PathBuf,
         #[arg(long, value_enum, default_value = "test")]
         split: run::prompting::SplitName,
+        /// The cell to apply the prompt to (default: the record's own cell, the cell a
+        /// `prompts/<id>.best.json` is named after, or the experiment's only cell). A prompt
+        /// applies to any cell whose model has the vocabulary it was made with.
+        #[arg(long)]
+        cell: Option<String>,
     },
     /// Finished / failed / pending / running cells (from the store, and squeue when a Slurm job is known).
     #[command(after_help = "Examples:\n  autoprompt status experiments/sst2_lowres.toml")]
@@ -248,6 +261,22 @@ fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     Ok((i, n))
 }
 
+/// SIGINT / SIGTERM: the first asks the run to stop cleanly (`autoprompt::interrupt`: no new
+/// cell starts, the running ones stop at their next check and write no record); a second
+/// exits at once with the signal's status. Returns where the received signal's number lands.
+fn install_signal_handlers() -> std::io::Result<Arc<AtomicUsize>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = autoprompt::interrupt::stop_flag();
+    let received = Arc::new(AtomicUsize::new(0));
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as the previous signal left it.
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&stop))?;
+        signal_hook::flag::register_usize(signal, Arc::clone(&received), signal as usize)?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    Ok(received)
+}
+
 fn init_tracing(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "warn",
@@ -400,6 +429,8 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             max_parallel,
             cell_index,
             shard,
+            max_attempts,
+            retry_failed,
         } => {
             let (mut experiment, cells) = load(&args)?;
             if let Some(b) = backend {
@@ -410,6 +441,8 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 jobs,
                 cell_index,
                 shard,
+                max_attempts: Some(max_attempts),
+                retry_failed,
             };
             let selected = run::select(&cells, &options);
             if selected.is_empty() {
@@ -459,6 +492,7 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
+            let received = install_signal_handlers()?;
             let summary = run::run(&experiment, &cells, &options)?;
             println!(
                 "{}: ran {}, failed {}, already finished {}, held by another runner {}, corrupt re-run {}",
@@ -469,7 +503,21 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 summary.locked_elsewhere,
                 summary.rerun_corrupt
             );
-            if summary.failed > 0 {
+            if summary.stopped {
+                let signal = received.load(Ordering::SeqCst);
+                eprintln!(
+                    "{}: stopped by signal {signal} ({} cell(s) interrupted, no partial records); run again to resume",
+                    experiment.name, summary.interrupted
+                );
+                return Ok(ExitCode::from((128 + signal.min(127)) as u8));
+            }
+            for g in &summary.gave_up {
+                eprintln!(
+                    "skipped cell {} after {} failed attempts (--retry-failed runs it): {}",
+                    g.id, g.attempts, g.error
+                );
+            }
+            if summary.failed > 0 || !summary.gave_up.is_empty() {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -477,9 +525,11 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             experiment: args,
             prompt,
             split,
+            cell,
         } => {
             let (experiment, cells) = load(&args)?;
-            let (cell, metrics) = run::evaluate_saved(&experiment, &cells, &prompt, split)?;
+            let (cell, metrics) =
+                run::evaluate_saved(&experiment, &cells, &prompt, split, cell.as_deref())?;
             println!(
                 "cell {} ({}), {split:?} split:",
                 cell.id,
@@ -500,7 +550,12 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             for cell in &cells {
                 let state = match store.state(&cell.id) {
                     CellState::Finished(_) => "finished".to_string(),
-                    CellState::Failed(r) => format!("failed: {}", r.error.as_deref().unwrap_or("")),
+                    CellState::Failed(r) => format!(
+                        "failed ({} attempt{}): {}",
+                        r.attempts,
+                        if r.attempts == 1 { "" } else { "s" },
+                        r.error.as_deref().unwrap_or("")
+                    ),
                     CellState::Corrupt(_) => "corrupt".to_string(),
                     CellState::Pending => queued
                         .get(&cell.index)

@@ -44,6 +44,19 @@ pub struct PromptArtifact {
     pub verbalizer: Option<Verbalizer>,
     /// The template with triggers filled in, for reading.
     pub filled: String,
+    /// The model the prompt was made for, so that it can be applied to any cell of a
+    /// compatible model and refused elsewhere (absent in prompts from before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelIdentity>,
+}
+
+/// Which model a prompt's token ids belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelIdentity {
+    /// `model.source` of the cell that made the prompt.
+    pub source: String,
+    /// Its vocabulary size (trigger and label token ids index this vocabulary).
+    pub vocab_size: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -76,6 +89,10 @@ pub struct Provenance {
     pub threads: usize,
 }
 
+fn one_attempt() -> u32 {
+    1
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
@@ -86,6 +103,9 @@ pub struct Record {
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Times the cell has run, this run included (records from before it was counted: 1).
+    #[serde(default = "one_attempt")]
+    pub attempts: u32,
     /// Evaluation-split metrics by name (`accuracy`, `p_at_1`, `p_at_10`, `mrr`, ...) and
     /// the dev metrics prefixed `dev_`.
     pub metrics: BTreeMap<String, f64>,

@@ -146,7 +146,8 @@ fn evaluate<B: Backend>(
     accuracy_of_logits(&logits, gold)
 }
 
-/// Fine-tunes on `train`, selects the epoch on `dev`; returns `accuracy` and `dev_accuracy`.
+/// Fine-tunes on `train`, selects the epoch on `dev`; returns `accuracy` and `dev_accuracy`,
+/// or `None` when a stop was requested ([`crate::interrupt`]).
 pub fn run<B: AutodiffBackend>(
     lm: &LoadedModel<B>,
     classes: &[String],
@@ -155,7 +156,7 @@ pub fn run<B: AutodiffBackend>(
     seed: u64,
     max_len: usize,
     device: &B::Device,
-) -> Result<BTreeMap<String, f64>, LmError> {
+) -> Result<Option<BTreeMap<String, f64>>, LmError> {
     let [train, dev, test] = splits;
     let encode = |xs: &[Example]| {
         xs.iter()
@@ -166,75 +167,82 @@ pub fn run<B: AutodiffBackend>(
     let (train_x, dev_x, test_x) = (encode(train)?, encode(dev)?, encode(test)?);
     let (train_y, dev_y, test_y) = (gold(train), gold(dev), gold(test));
     let pad = lm.tokenizer.special.pad.id;
-    B::seed(device, seed);
-    let mut encoder = lm.model.clone();
-    encoder.dropout = settings.dropout;
-    let mut model = Classifier {
-        lm: encoder,
-        head: LinearConfig::new(lm.model.hidden_size(), classes.len()).init(device),
-        dropout: settings.dropout,
-    };
-    let epochs = settings
-        .epochs
-        .unwrap_or(if train.len() <= 1000 { 20 } else { 3 });
-    let batch_size = settings.batch_size.max(1);
-    let total_steps = epochs * train.len().div_ceil(batch_size);
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(settings.weight_decay as f32)
-        .init::<B, Classifier<B>>();
-    let mut rng = sample::rng(seed, "finetune");
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut step = 0;
-    let mut best: Option<(f64, Classifier<B::InnerBackend>)> = None;
-    for epoch in 0..epochs {
-        order.shuffle(&mut rng);
-        let mut epoch_loss = 0.0;
-        for batch in order.chunks(batch_size) {
-            let refs: Vec<&(Vec<u32>, Vec<u32>)> = batch.iter().map(|&i| &train_x[i]).collect();
-            let y = Tensor::<B, 2, Int>::from_data(
-                TensorData::new(
-                    batch.iter().map(|&i| train_y[i] as i64).collect::<Vec<_>>(),
-                    [batch.len(), 1],
-                ),
-                device,
+    // Initialisation and dropout draw from burn's generator: seeded, and held by this
+    // cell alone (see `with_seeded_rng`).
+    let metrics = crate::backend::with_seeded_rng::<B, _>(device, seed, || {
+        let mut encoder = lm.model.clone();
+        encoder.dropout = settings.dropout;
+        let mut model = Classifier {
+            lm: encoder,
+            head: LinearConfig::new(lm.model.hidden_size(), classes.len()).init(device),
+            dropout: settings.dropout,
+        };
+        let epochs = settings
+            .epochs
+            .unwrap_or(if train.len() <= 1000 { 20 } else { 3 });
+        let batch_size = settings.batch_size.max(1);
+        let total_steps = epochs * train.len().div_ceil(batch_size);
+        let mut optim = AdamWConfig::new()
+            .with_weight_decay(settings.weight_decay as f32)
+            .init::<B, Classifier<B>>();
+        let mut rng = sample::rng(seed, "finetune");
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        let mut step = 0;
+        let mut best: Option<(f64, Classifier<B::InnerBackend>)> = None;
+        for epoch in 0..epochs {
+            if crate::interrupt::stop_requested() {
+                return None;
+            }
+            order.shuffle(&mut rng);
+            let mut epoch_loss = 0.0;
+            for batch in order.chunks(batch_size) {
+                let refs: Vec<&(Vec<u32>, Vec<u32>)> = batch.iter().map(|&i| &train_x[i]).collect();
+                let y = Tensor::<B, 2, Int>::from_data(
+                    TensorData::new(
+                        batch.iter().map(|&i| train_y[i] as i64).collect::<Vec<_>>(),
+                        [batch.len(), 1],
+                    ),
+                    device,
+                );
+                let loss = log_softmax(model.forward(&inputs(&refs, pad), device), 1)
+                    .gather(1, y)
+                    .mean()
+                    .neg();
+                epoch_loss += loss
+                    .clone()
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec::<f32>()
+                    .expect("f32")[0];
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(
+                    learning_rate(settings.lr, settings.warmup, step, total_steps),
+                    model,
+                    grads,
+                );
+                step += 1;
+            }
+            let eval = model.valid();
+            let dev_acc = evaluate(&eval, &dev_x, &dev_y, pad, device);
+            tracing::debug!(
+                epoch,
+                loss = epoch_loss,
+                dev_accuracy = dev_acc,
+                "fine-tuning epoch"
             );
-            let loss = log_softmax(model.forward(&inputs(&refs, pad), device), 1)
-                .gather(1, y)
-                .mean()
-                .neg();
-            epoch_loss += loss
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .expect("f32")[0];
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(
-                learning_rate(settings.lr, settings.warmup, step, total_steps),
-                model,
-                grads,
-            );
-            step += 1;
+            if best.as_ref().is_none_or(|(b, _)| dev_acc > *b) {
+                best = Some((dev_acc, eval));
+            }
         }
-        let eval = model.valid();
-        let dev_acc = evaluate(&eval, &dev_x, &dev_y, pad, device);
-        tracing::debug!(
-            epoch,
-            loss = epoch_loss,
-            dev_accuracy = dev_acc,
-            "fine-tuning epoch"
+        let (dev_acc, chosen) = best.expect("at least one epoch");
+        let mut metrics = BTreeMap::new();
+        metrics.insert(
+            "accuracy".to_string(),
+            evaluate(&chosen, &test_x, &test_y, pad, device),
         );
-        if best.as_ref().is_none_or(|(b, _)| dev_acc > *b) {
-            best = Some((dev_acc, eval));
-        }
-    }
-    let (dev_acc, chosen) = best.expect("at least one epoch");
-    let mut metrics = BTreeMap::new();
-    metrics.insert(
-        "accuracy".to_string(),
-        evaluate(&chosen, &test_x, &test_y, pad, device),
-    );
-    metrics.insert("dev_accuracy".to_string(), dev_acc);
+        metrics.insert("dev_accuracy".to_string(), dev_acc);
+        Some(metrics)
+    });
     Ok(metrics)
 }
 

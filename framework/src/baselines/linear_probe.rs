@@ -153,7 +153,7 @@ fn predict<B: Backend>(
 }
 
 /// Trains the probe on `train`, selects the epoch on `dev`, returns `accuracy` (evaluation
-/// split) and `dev_accuracy`.
+/// split) and `dev_accuracy`; `None` when a stop was requested ([`crate::interrupt`]).
 pub fn run<B: AutodiffBackend>(
     lm: &LoadedModel<B>,
     classes: &[String],
@@ -162,7 +162,7 @@ pub fn run<B: AutodiffBackend>(
     seed: u64,
     max_len: usize,
     device: &B::Device,
-) -> Result<BTreeMap<String, f64>, LmError> {
+) -> Result<Option<BTreeMap<String, f64>>, LmError> {
     let frozen = crate::lm::LoadedModel {
         model: lm.model.valid(),
         tokenizer: lm.tokenizer.clone(),
@@ -177,49 +177,57 @@ pub fn run<B: AutodiffBackend>(
     let features = |xs: &[Example]| pooled_features(&frozen, xs, max_len, &inner_device);
     let (train_x, dev_x, test_x) = (features(train)?, features(dev)?, features(test)?);
     let hidden = lm.model.hidden_size();
-    B::seed(device, seed);
-    let mut probe: Linear<B> = LinearConfig::new(hidden, classes.len()).init(device);
-    let dropout: Dropout = DropoutConfig::new(settings.dropout).init();
-    let mut optim = AdamConfig::new()
-        .with_weight_decay(Some(WeightDecayConfig::new(settings.weight_decay as f32)))
-        .init::<B, Linear<B>>();
-    let mut rng = sample::rng(seed, "linear-probe");
-    let mut order: Vec<usize> = (0..train_y.len()).collect();
-    let mut best: Option<(f64, Linear<B::InnerBackend>)> = None;
-    for _ in 0..settings.epochs.max(1) {
-        order.shuffle(&mut rng);
-        for batch in order.chunks(settings.batch_size.max(1)) {
-            let x: Vec<f32> = batch
-                .iter()
-                .flat_map(|&i| train_x[i * hidden..(i + 1) * hidden].iter().copied())
-                .collect();
-            let x = Tensor::<B, 2>::from_data(TensorData::new(x, [batch.len(), hidden]), device);
-            let y = Tensor::<B, 2, Int>::from_data(
-                TensorData::new(
-                    batch.iter().map(|&i| train_y[i] as i64).collect::<Vec<_>>(),
-                    [batch.len(), 1],
-                ),
-                device,
-            );
-            let loss = log_softmax(probe.forward(dropout.forward(x)), 1)
-                .gather(1, y)
-                .mean()
-                .neg();
-            let grads = GradientsParams::from_grads(loss.backward(), &probe);
-            probe = optim.step(settings.lr, probe, grads);
+    // Initialisation and dropout draw from burn's generator: seeded, and held by this
+    // cell alone (see `with_seeded_rng`).
+    let metrics = crate::backend::with_seeded_rng::<B, _>(device, seed, || {
+        let mut probe: Linear<B> = LinearConfig::new(hidden, classes.len()).init(device);
+        let dropout: Dropout = DropoutConfig::new(settings.dropout).init();
+        let mut optim = AdamConfig::new()
+            .with_weight_decay(Some(WeightDecayConfig::new(settings.weight_decay as f32)))
+            .init::<B, Linear<B>>();
+        let mut rng = sample::rng(seed, "linear-probe");
+        let mut order: Vec<usize> = (0..train_y.len()).collect();
+        let mut best: Option<(f64, Linear<B::InnerBackend>)> = None;
+        for _ in 0..settings.epochs.max(1) {
+            if crate::interrupt::stop_requested() {
+                return None;
+            }
+            order.shuffle(&mut rng);
+            for batch in order.chunks(settings.batch_size.max(1)) {
+                let x: Vec<f32> = batch
+                    .iter()
+                    .flat_map(|&i| train_x[i * hidden..(i + 1) * hidden].iter().copied())
+                    .collect();
+                let x =
+                    Tensor::<B, 2>::from_data(TensorData::new(x, [batch.len(), hidden]), device);
+                let y = Tensor::<B, 2, Int>::from_data(
+                    TensorData::new(
+                        batch.iter().map(|&i| train_y[i] as i64).collect::<Vec<_>>(),
+                        [batch.len(), 1],
+                    ),
+                    device,
+                );
+                let loss = log_softmax(probe.forward(dropout.forward(x)), 1)
+                    .gather(1, y)
+                    .mean()
+                    .neg();
+                let grads = GradientsParams::from_grads(loss.backward(), &probe);
+                probe = optim.step(settings.lr, probe, grads);
+            }
+            let eval = probe.valid();
+            let dev_acc = accuracy_of_logits(&predict(&eval, &dev_x, hidden, device), &dev_y);
+            if best.as_ref().is_none_or(|(b, _)| dev_acc > *b) {
+                best = Some((dev_acc, eval));
+            }
         }
-        let eval = probe.valid();
-        let dev_acc = accuracy_of_logits(&predict(&eval, &dev_x, hidden, device), &dev_y);
-        if best.as_ref().is_none_or(|(b, _)| dev_acc > *b) {
-            best = Some((dev_acc, eval));
-        }
-    }
-    let (dev_acc, chosen) = best.expect("at least one epoch");
-    let mut metrics = BTreeMap::new();
-    metrics.insert(
-        "accuracy".to_string(),
-        accuracy_of_logits(&predict(&chosen, &test_x, hidden, device), &test_y),
-    );
-    metrics.insert("dev_accuracy".to_string(), dev_acc);
+        let (dev_acc, chosen) = best.expect("at least one epoch");
+        let mut metrics = BTreeMap::new();
+        metrics.insert(
+            "accuracy".to_string(),
+            accuracy_of_logits(&predict(&chosen, &test_x, hidden, device), &test_y),
+        );
+        metrics.insert("dev_accuracy".to_string(), dev_acc);
+        Some(metrics)
+    });
     Ok(metrics)
 }

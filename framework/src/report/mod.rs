@@ -50,13 +50,20 @@ pub(crate) fn setting_id(record: &Record) -> String {
 }
 
 /// What tables call a task: a table task's name (`task.name`, file stem or hub id); for the
-/// paper's tasks the spelling the nightly baseline was written with (`sst2`, `sicke`, `lama`,
-/// `relationextraction`).
+/// paper's tasks the TOML spelling (`sst2`, `sick_e`, `lama`, `relation_extraction`).
 pub fn task_label(task: &crate::tasks::TaskSpec) -> String {
     if task.kind.reads_table() {
         task.display_name()
     } else {
-        format!("{:?}", task.kind).to_lowercase()
+        toml_name(&task.kind)
+    }
+}
+
+/// A unit enum value as the experiment file spells it (its serde name).
+pub fn toml_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
     }
 }
 
@@ -82,7 +89,7 @@ pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
         Column::new("relation".into(), text(&|r| r.spec.task.relation.clone())),
         Column::new(
             "variant".into(),
-            text(&|r| r.spec.task.variant.map(|v| format!("{v:?}").to_lowercase())),
+            text(&|r| r.spec.task.variant.map(|v| toml_name(&v))),
         ),
         Column::new(
             "model".into(),

@@ -122,14 +122,17 @@ where
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
-        chart
-            .draw_series(
-                curve
-                    .points
-                    .iter()
-                    .map(|p| Circle::new((p.x, p.mean), 4, color.filled())),
-            )
-            .map_err(|e| e.to_string())?;
+        // Markers for a handful of points (train sizes); a trajectory is a line.
+        if curve.points.len() <= 20 {
+            chart
+                .draw_series(
+                    curve
+                        .points
+                        .iter()
+                        .map(|p| Circle::new((p.x, p.mean), 4, color.filled())),
+                )
+                .map_err(|e| e.to_string())?;
+        }
     }
     chart
         .configure_series_labels()

@@ -38,14 +38,16 @@ impl<B: AutodiffBackend> Models<B> {
     }
 }
 
-/// Runs a cell and returns its record (a `failed` record when the method errs).
+/// Runs a cell and returns its record (a `failed` record when the method errs), or `None`
+/// when a stop was requested before it finished ([`crate::interrupt`]): an interrupted cell
+/// has no record, so the next run starts it again.
 pub fn execute_cell<B: AutodiffBackend>(
     experiment: &Experiment,
     cell: &Cell,
     store: &Store,
     models: &Models<B>,
     device: &B::Device,
-) -> Record {
+) -> Option<Record> {
     let started = Instant::now();
     let mut record = Record {
         id: cell.id.clone(),
@@ -55,6 +57,7 @@ pub fn execute_cell<B: AutodiffBackend>(
         spec: cell.spec.clone(),
         status: Status::Finished,
         error: None,
+        attempts: 1,
         metrics: Default::default(),
         counts: Counts::default(),
         prompt: None,
@@ -71,7 +74,7 @@ pub fn execute_cell<B: AutodiffBackend>(
             ..Default::default()
         },
     };
-    if let Err(e) = fill(
+    match fill(
         &mut record,
         experiment,
         cell,
@@ -80,11 +83,15 @@ pub fn execute_cell<B: AutodiffBackend>(
         device,
         started,
     ) {
-        record.status = Status::Failed;
-        record.error = Some(error_chain(&e));
+        Ok(()) => {}
+        Err(RunError::Interrupted) => return None,
+        Err(e) => {
+            record.status = Status::Failed;
+            record.error = Some(error_chain(&e));
+        }
     }
     record.timings.total_seconds = started.elapsed().as_secs_f64();
-    record
+    Some(record)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -154,7 +161,8 @@ fn fill<B: AutodiffBackend>(
                 spec.seed,
                 max_len,
                 device,
-            )?;
+            )?
+            .ok_or(RunError::Interrupted)?;
         }
         MethodSpec::Finetune { finetune } => {
             record.metrics = crate::baselines::finetune::run(
@@ -165,7 +173,8 @@ fn fill<B: AutodiffBackend>(
                 spec.seed,
                 max_len,
                 device,
-            )?;
+            )?
+            .ok_or(RunError::Interrupted)?;
         }
         _ => {
             let best_path = store.prompt_path(&cell.id);

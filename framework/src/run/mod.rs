@@ -36,6 +36,15 @@ pub enum RunError {
     Method(String),
     #[error("backend `{0:?}` is not available: {1}")]
     Backend(BackendKind, String),
+    /// A stop was requested ([`crate::interrupt`]) before the cell finished.
+    #[error("interrupted before the cell finished")]
+    Interrupted,
+    #[error("prompt {path}: {mismatch}")]
+    Prompt {
+        path: std::path::PathBuf,
+        #[source]
+        mismatch: prompting::PromptMismatch,
+    },
 }
 
 /// Options of `autoprompt run`.
@@ -49,7 +58,16 @@ pub struct RunOptions {
     pub shard: Option<(usize, usize)>,
     /// Cells to run in parallel.
     pub jobs: usize,
+    /// A failed cell runs again on later runs until it has failed this often; then it is
+    /// skipped (and counted) so that a deterministic failure does not cost every resume or
+    /// Slurm resubmission its time. `None`: [`DEFAULT_MAX_ATTEMPTS`].
+    pub max_attempts: Option<u32>,
+    /// Run failed cells again whatever their attempt count.
+    pub retry_failed: bool,
 }
+
+/// Attempts a failed cell gets by default (`run --max-attempts`).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,6 +79,21 @@ pub struct RunSummary {
     pub locked_elsewhere: usize,
     /// Corrupt records that were re-run.
     pub rerun_corrupt: usize,
+    /// Failed cells skipped because they failed `max_attempts` times (`--retry-failed`
+    /// runs them).
+    pub gave_up: Vec<GaveUp>,
+    /// Cells stopped on request before they finished (no record written).
+    pub interrupted: usize,
+    /// Whether a stop was requested during the run (cells after it were not started).
+    pub stopped: bool,
+}
+
+/// A failed cell left alone after its attempts ran out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaveUp {
+    pub id: String,
+    pub attempts: u32,
+    pub error: String,
 }
 
 /// Selects cells by id prefix (`--only`), plan index (`--cell-index`) and shard.
@@ -129,6 +162,18 @@ fn run_on<B: AutodiffBackend>(
                 summary.rerun_corrupt += 1;
                 pending.push(cell);
             }
+            CellState::Failed(r)
+                if !options.retry_failed
+                    && r.attempts >= options.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS) =>
+            {
+                let error = r.error.clone().unwrap_or_default();
+                tracing::warn!(cell = %cell.id, attempts = r.attempts, %error, "failed every attempt; skipped (--retry-failed runs it)");
+                summary.gave_up.push(GaveUp {
+                    id: cell.id.clone(),
+                    attempts: r.attempts,
+                    error,
+                });
+            }
             CellState::Failed(_) | CellState::Pending => pending.push(cell),
         }
     }
@@ -148,11 +193,15 @@ fn run_on<B: AutodiffBackend>(
         loop {
             let i = next.fetch_add(1, Ordering::SeqCst);
             let Some(cell) = pending.get(i) else { break };
+            if crate::interrupt::stop_requested() {
+                break;
+            }
             let outcome = run_one(experiment, cell, &store, &models, &device);
             let mut s = summary.lock().expect("summary lock");
             match outcome {
-                Ok(Some(Status::Finished)) => s.ran += 1,
-                Ok(Some(Status::Failed)) => s.failed += 1,
+                Ok(Some(CellOutcome::Finished)) => s.ran += 1,
+                Ok(Some(CellOutcome::Failed)) => s.failed += 1,
+                Ok(Some(CellOutcome::Interrupted)) => s.interrupted += 1,
                 Ok(None) => s.locked_elsewhere += 1,
                 Err(e) => {
                     s.failed += 1;
@@ -171,7 +220,8 @@ fn run_on<B: AutodiffBackend>(
     if let Some(e) = first_error.into_inner().expect("error lock") {
         return Err(e);
     }
-    let summary = summary.lock().expect("summary lock").clone();
+    let mut summary = summary.lock().expect("summary lock").clone();
+    summary.stopped = crate::interrupt::stop_requested();
     Ok(summary)
 }
 
@@ -182,18 +232,24 @@ fn run_one<B: AutodiffBackend>(
     store: &Store,
     models: &Models<B>,
     device: &B::Device,
-) -> Result<Option<Status>, RunError> {
+) -> Result<Option<CellOutcome>, RunError> {
     let Some(_lock) = store.try_lock(&cell.id)? else {
         tracing::info!(cell = %cell.id, "held by another runner; skipping");
         return Ok(None);
     };
-    if matches!(store.state(&cell.id), CellState::Finished(_)) {
-        return Ok(None);
-    }
+    let earlier_attempts = match store.state(&cell.id) {
+        CellState::Finished(_) => return Ok(None),
+        CellState::Failed(r) => r.attempts,
+        CellState::Corrupt(_) | CellState::Pending => 0,
+    };
     let span = tracing::info_span!("cell", id = %cell.id, index = cell.index);
     let _enter = span.enter();
     let started = Instant::now();
-    let record = execute_cell::<B>(experiment, cell, store, models, device);
+    let Some(mut record) = execute_cell::<B>(experiment, cell, store, models, device) else {
+        tracing::warn!(cell = %cell.id, "interrupted; no record written (the next run starts the cell again)");
+        return Ok(Some(CellOutcome::Interrupted));
+    };
+    record.attempts = earlier_attempts + 1;
     let status = record.status;
     match status {
         Status::Finished => tracing::info!(
@@ -202,11 +258,24 @@ fn run_one<B: AutodiffBackend>(
             "cell finished"
         ),
         Status::Failed => {
-            tracing::error!(error = record.error.as_deref().unwrap_or(""), "cell failed")
+            // The id in the event itself: under `-q` the cell's info-level span is filtered out.
+            tracing::error!(cell = %cell.id, error = record.error.as_deref().unwrap_or(""), "cell failed")
         }
     }
     store.write_record(&record)?;
-    Ok(Some(status))
+    Ok(Some(match status {
+        Status::Finished => CellOutcome::Finished,
+        Status::Failed => CellOutcome::Failed,
+    }))
+}
+
+/// How one cell of a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CellOutcome {
+    Finished,
+    Failed,
+    /// Stopped on request; no record.
+    Interrupted,
 }
 
 /// Re-evaluates a saved prompt — a cell record (`cells/<id>.json`) or a best-so-far prompt
@@ -216,37 +285,31 @@ pub fn evaluate_saved(
     cells: &[Cell],
     path: &std::path::Path,
     split: prompting::SplitName,
+    cell_id: Option<&str>,
 ) -> Result<(Cell, std::collections::BTreeMap<String, f64>), RunError> {
     let bad = |m: String| RunError::Method(format!("{}: {m}", path.display()));
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let planned = |id: &str| cells.iter().find(|c| c.id == id).cloned();
     let (cell, prompt) = match serde_json::from_slice::<crate::record::Record>(&bytes) {
         Ok(record) => {
             let prompt = record
                 .prompt
                 .ok_or_else(|| bad("the record has no prompt (not a prompt method)".into()))?;
-            let cell = Cell {
-                id: record.id,
-                index: record.index,
-                grid: record.grid,
-                spec: record.spec,
+            let cell = match cell_id {
+                Some(id) => planned(id).ok_or_else(|| no_cell(experiment, id))?,
+                None => Cell {
+                    id: record.id,
+                    index: record.index,
+                    grid: record.grid,
+                    spec: record.spec,
+                },
             };
             (cell, prompt)
         }
         Err(_) => {
             let prompt: crate::record::PromptArtifact = serde_json::from_slice(&bytes)
                 .map_err(|e| bad(format!("neither a record nor a prompt: {e}")))?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let id = name.split('.').next().unwrap_or("");
-            let cell = cells.iter().find(|c| c.id == id).cloned().ok_or_else(|| {
-                bad(format!(
-                    "no cell `{id}` in the plan of {}",
-                    experiment.file.display()
-                ))
-            })?;
-            (cell, prompt)
+            (prompt_cell(experiment, cells, path, cell_id)?, prompt)
         }
     };
     let metrics = crate::with_backend!(
@@ -254,14 +317,52 @@ pub fn evaluate_saved(
         B,
         device,
         Err(no_cuda()),
-        evaluate_on::<B>(experiment, &cell, &prompt, split, device)
+        evaluate_on::<B>(experiment, &cell, path, &prompt, split, device)
     )?;
     Ok((cell, metrics))
+}
+
+fn no_cell(experiment: &Experiment, id: &str) -> RunError {
+    RunError::Method(format!(
+        "no cell `{id}` in the plan of {} (`autoprompt plan` lists them)",
+        experiment.file.display()
+    ))
+}
+
+/// The cell a bare prompt file is applied to: `--cell`, else the cell its file is named
+/// after (`prompts/<id>.best.json`), else the experiment's only cell.
+fn prompt_cell(
+    experiment: &Experiment,
+    cells: &[Cell],
+    path: &std::path::Path,
+    cell_id: Option<&str>,
+) -> Result<Cell, RunError> {
+    let planned = |id: &str| cells.iter().find(|c| c.id == id).cloned();
+    if let Some(id) = cell_id {
+        return planned(id).ok_or_else(|| no_cell(experiment, id));
+    }
+    let stem = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(cell) = stem.split('.').next().and_then(planned) {
+        return Ok(cell);
+    }
+    match cells {
+        [only] => Ok(only.clone()),
+        _ => Err(RunError::Method(format!(
+            "{}: the experiment {} has {} cells and the file is not named after one; choose one with --cell ID",
+            path.display(),
+            experiment.file.display(),
+            cells.len()
+        ))),
+    }
 }
 
 fn evaluate_on<B: AutodiffBackend>(
     experiment: &Experiment,
     cell: &Cell,
+    path: &std::path::Path,
     prompt: &crate::record::PromptArtifact,
     split: prompting::SplitName,
     device: B::Device,
@@ -273,6 +374,10 @@ fn evaluate_on<B: AutodiffBackend>(
         &cell.spec.text_columns(),
     )?;
     let lm = crate::lm::load::<B>(&cell.spec.model.source, &device)?;
+    prompting::check_prompt_vocabulary(prompt, &lm).map_err(|mismatch| RunError::Prompt {
+        path: path.to_owned(),
+        mismatch,
+    })?;
     prompting::evaluate_prompt(
         &cell.spec,
         &data,

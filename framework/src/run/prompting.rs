@@ -5,13 +5,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::RunError;
 use crate::config::{CellSpec, Labels, MethodSpec};
 use crate::lm::LoadedModel;
 use crate::prompt::{Encoded, Template, Verbalizer};
-use crate::record::PromptArtifact;
+use crate::record::{ModelIdentity, PromptArtifact};
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
 use crate::search::labels::{LabelSearchResult, label_search};
 use crate::search::trigger::{SearchContext, Split, evaluate_split, search};
@@ -293,6 +293,10 @@ pub fn run<B: AutodiffBackend>(
             trigger_ids: ids.to_vec(),
             trigger_tokens: tokens,
             verbalizer: verbalizer.clone(),
+            model: Some(ModelIdentity {
+                source: spec.model.source.clone(),
+                vocab_size: lm.model.vocab_size(),
+            }),
         }
     };
     fn split(p: &Prepared) -> Split<'_> {
@@ -314,6 +318,12 @@ pub fn run<B: AutodiffBackend>(
         )),
         _ => None,
     };
+    if search_result
+        .as_ref()
+        .is_some_and(|r| r.stopped_by == crate::search::StopReason::Interrupted)
+    {
+        return Err(RunError::Interrupted);
+    }
     let triggers = search_result
         .as_ref()
         .map_or(placeholder.clone(), |r| r.trigger_ids.clone());
@@ -416,6 +426,67 @@ pub enum SplitName {
 
 /// Re-evaluates a saved prompt (template, trigger ids, label tokens) on one split of the
 /// cell's task data: the metrics `run` reports, without searching.
+/// Why a saved prompt cannot be applied to a model.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PromptMismatch {
+    #[error("token id {id} is outside this model's vocabulary of {vocab_size} tokens")]
+    OutOfVocabulary { id: u32, vocab_size: usize },
+    #[error(
+        "token id {id} is `{here}` in this model's vocabulary but `{saved}` in the prompt: it was made with another vocabulary"
+    )]
+    DifferentToken {
+        id: u32,
+        here: String,
+        saved: String,
+    },
+    #[error("the prompt was made on `{model}` ({saved} tokens); this model has {here}")]
+    VocabularySize {
+        model: String,
+        saved: usize,
+        here: usize,
+    },
+}
+
+/// Checks that a prompt's trigger and label token ids name the same tokens in `lm`'s
+/// vocabulary as when the prompt was made (ids are only meaningful in one vocabulary).
+pub fn check_prompt_vocabulary<B: Backend>(
+    prompt: &PromptArtifact,
+    lm: &LoadedModel<B>,
+) -> Result<(), PromptMismatch> {
+    let vocab_size = lm.model.vocab_size();
+    if let Some(m) = prompt.model.as_ref().filter(|m| m.vocab_size != vocab_size) {
+        return Err(PromptMismatch::VocabularySize {
+            model: m.source.clone(),
+            saved: m.vocab_size,
+            here: vocab_size,
+        });
+    }
+    let labels = prompt.verbalizer.iter().flat_map(|v| {
+        v.classes
+            .iter()
+            .flat_map(|c| c.token_ids.iter().zip(&c.tokens))
+    });
+    for (&id, saved) in prompt
+        .trigger_ids
+        .iter()
+        .zip(&prompt.trigger_tokens)
+        .chain(labels)
+    {
+        if id as usize >= vocab_size {
+            return Err(PromptMismatch::OutOfVocabulary { id, vocab_size });
+        }
+        let here = lm.tokenizer.display_token(id);
+        if &here != saved {
+            return Err(PromptMismatch::DifferentToken {
+                id,
+                here,
+                saved: saved.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 pub fn evaluate_prompt<B: AutodiffBackend>(
     spec: &CellSpec,
     data: &TaskData,

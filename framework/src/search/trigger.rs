@@ -110,6 +110,8 @@ pub enum StopReason {
     Iterations,
     /// A restart went `patience` iterations without a dev improvement.
     Patience,
+    /// A stop was requested ([`crate::interrupt`]); the result is not a finished search.
+    Interrupted,
 }
 
 /// The outcome of a search: the best-on-dev triggers and the full trajectory.
@@ -535,6 +537,9 @@ pub fn search<B: AutodiffBackend>(
     let mut stopped_by = StopReason::Iterations;
     let started = Instant::now();
     for restart in 0..s.restarts.max(1) {
+        if stopped_by == StopReason::Interrupted {
+            break;
+        }
         let mut rng = rng(seed, &format!("search-{restart}"));
         let mut stream = BatchStream::new(ctx.train_classes, s.balance == Balance::Sample);
         let mut beam = vec![vec![ctx.initial_trigger; slots]];
@@ -560,6 +565,10 @@ pub fn search<B: AutodiffBackend>(
         let mut since_improvement = 0;
         for iteration in 0..s.iters {
             if slots == 0 {
+                break;
+            }
+            if crate::interrupt::stop_requested() {
+                stopped_by = StopReason::Interrupted;
                 break;
             }
             let t0 = Instant::now();
