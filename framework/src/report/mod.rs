@@ -541,9 +541,17 @@ fn markdown(
                     .unwrap_or_default()
                     .to_lowercase()
             );
+            let options = r
+                .spec
+                .method
+                .search_settings()
+                .map(|s| steps::changed_search_options(s).join(", "))
+                .filter(|o| !o.is_empty())
+                .map_or(String::new(), |o| format!(" ({o})"));
             md.push_str(&format!(
-                "| {} | {} | {} | {} | `{}` | {} | {} |\n",
+                "| {}{} | {} | {} | {} | `{}` | {} | {} |\n",
                 r.spec.method.name(),
+                options,
                 task,
                 r.spec.task.train_size,
                 r.spec.seed,
