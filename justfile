@@ -60,6 +60,14 @@ test: setup
     cargo test --locked --workspace -- --test-threads 2
     tests/slurm/run.sh
 
+# Property-based tests at length: 20,000 generated inputs per property (`just test` runs 48).
+fuzz CASES="20000":
+    FUZZ_CASES={{CASES}} cargo test --locked --test fuzz -- --nocapture
+
+# Run the fault and fuzz tests and write reports/reliability.md from their output.
+reliability: setup build
+    python3 scripts/reliability.py
+
 # Only the Slurm launcher tests (part of `just test`).
 test-slurm: setup
     tests/slurm/run.sh

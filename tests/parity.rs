@@ -425,6 +425,12 @@ fn non_finite_weight_fails_the_cell_and_the_sweep_goes_on() {
             );
         }
     }
+    common::reliability(
+        "NaN in a weight of `model.safetensors`",
+        "the cell fails naming the tensor, no prompt is reported, the sweep goes on",
+        "that cell failed (NaN or infinite values named); the next cell finished",
+        "parity::non_finite_weight_fails_the_cell_and_the_sweep_goes_on",
+    );
 }
 
 /// A `pytorch_model.bin` whose pickle calls `os.system` when unpickled (the classic reduce
@@ -469,6 +475,22 @@ fn a_pickle_that_calls_a_function_is_refused_never_run() {
         assert!(
             !dir.path().join("pickle_payload_ran").exists(),
             "{payload}: the pickle's payload ran"
+        );
+        let reason = stderr
+            .split("Pickle parsing error: ")
+            .nth(1)
+            .and_then(|r| r.split(". ").next())
+            .unwrap_or("")
+            .to_string();
+        common::reliability(
+            &format!("`pytorch_model.bin` with an `os.system` reduce payload ({payload})"),
+            "refused with an error naming the file; nothing executed",
+            &format!(
+                "exit {}; no marker file; the error names pytorch_model.bin: {}",
+                out.status.code().unwrap_or(-1),
+                reason.replace('|', "/")
+            ),
+            "parity::a_pickle_that_calls_a_function_is_refused_never_run",
         );
     }
 }

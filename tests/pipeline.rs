@@ -154,6 +154,16 @@ fn kill_dash_nine_then_resume_keeps_finished_records() {
         stdout.contains(&format!("already finished {}", before.len())),
         "{stdout}"
     );
+    common::reliability(
+        "kill -9 in the middle of a sweep",
+        "finished records kept byte-identical, no temp file, the next run completes the rest",
+        &format!(
+            "{} records before the kill kept byte-identical; resume wrote the other {}; 0 temp files",
+            before.len(),
+            40 - before.len()
+        ),
+        "pipeline::kill_dash_nine_then_resume_keeps_finished_records",
+    );
 }
 
 #[test]
@@ -183,6 +193,12 @@ fn corrupt_record_is_rerun() {
         "re-run record differs"
     );
     assert!(again[1] == recs[1], "the intact record was rewritten");
+    common::reliability(
+        "a truncated record file",
+        "detected as corrupt and the cell run again; intact records untouched",
+        "re-run reproduced the record (timings aside); the intact record byte-identical",
+        "pipeline::corrupt_record_is_rerun",
+    );
 }
 
 #[test]
@@ -211,6 +227,12 @@ fn two_runners_run_each_cell_exactly_once() {
         "each cell must run exactly once"
     );
     assert_eq!(records(dir.path(), "concurrent").len(), 40);
+    common::reliability(
+        "two runners on one results directory",
+        "each cell runs exactly once",
+        "40 cells, 40 `cell finished` events over both runners, 40 records",
+        "pipeline::two_runners_run_each_cell_exactly_once",
+    );
 }
 
 #[test]
@@ -609,6 +631,12 @@ fn saved_prompts_are_portable_and_checked_against_the_vocabulary() {
         message.contains("50265") && message.contains("30522"),
         "{message}"
     );
+    common::reliability(
+        "a saved prompt with a trigger id outside the vocabulary, another token, another vocabulary size",
+        "an error naming the prompt file and the id, never a panic",
+        "each refused with exit 1 naming `my prompt.json` (and the id, token or sizes)",
+        "pipeline::saved_prompts_are_portable_and_checked_against_the_vocabulary",
+    );
 }
 
 /// Fine-tuning and the linear probe draw initialisation and dropout from burn's generator;
@@ -691,6 +719,12 @@ fn a_cell_that_always_fails_is_skipped_after_max_attempts() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(attempts(), 3);
+    common::reliability(
+        "a cell that fails every time",
+        "retried up to `--max-attempts` (default 3), then skipped and reported; `--retry-failed` runs it",
+        "attempts 1, 2 recorded; third run skipped it (ran 0, reported with its error); --retry-failed ran it (attempts 3)",
+        "pipeline::a_cell_that_always_fails_is_skipped_after_max_attempts",
+    );
 }
 
 /// The best-so-far prompt files of an experiment.
@@ -781,5 +815,66 @@ fn sigterm_and_sigint_stop_a_search_cleanly_and_the_next_run_resumes() {
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(stdout.contains("already finished 1"), "{stdout}");
         }
+        common::reliability(
+            &format!("SIG{} mid-search", signals.join(" + SIG")),
+            "stop within seconds, exit 128 + signal, no partial record or temp file, valid best-so-far prompt, the next run resumes",
+            &format!(
+                "exit {code} after {:.2} s; 1 finished record kept, the interrupted cell has none; best prompt file parses; 0 temp files",
+                sent.elapsed().as_secs_f64()
+            ),
+            "pipeline::sigterm_and_sigint_stop_a_search_cleanly_and_the_next_run_resumes",
+        );
     }
+}
+
+/// A file-size limit (`ulimit -f`, SIGXFSZ ignored, so writes fail with EFBIG as on a full
+/// disk) while records are written: an error naming the record's path and no panic, the
+/// earlier record byte-identical, no temp file left; the next run, with space, completes.
+#[test]
+fn a_full_disk_fails_the_write_cleanly_and_the_next_run_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::experiment(
+        dir.path(),
+        "full",
+        "[task]\nkind = \"sst2\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n[grid]\nseeds = [0, 1, 2]\n",
+    );
+    common::assert_success(
+        &run_cmd(&file)
+            .args(["--set", "seeds=[0]"])
+            .output()
+            .unwrap(),
+    );
+    let before = records(dir.path(), "full");
+    assert_eq!(before.len(), 1);
+    // Records are a few KiB: a 1 KiB limit fails every new one.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 1; exec \"$0\" run \"$1\"")
+        .arg(common::bin())
+        .arg(&file)
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("results/full/cells/"), "{stderr}");
+    assert!(stderr.contains("too large"), "{stderr}");
+    assert_eq!(
+        records(dir.path(), "full"),
+        before,
+        "the earlier record changed"
+    );
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "{:?}",
+        temp_files(dir.path())
+    );
+    common::reliability(
+        "file-size limit (`ulimit -f 1`, EFBIG as on a full disk) while writing records",
+        "an error naming the path, earlier records intact, no half-written file; the next run completes",
+        "exit 1, error names the record path; earlier record byte-identical; 0 temp files; next run wrote 3/3 records",
+        "pipeline::a_full_disk_fails_the_write_cleanly_and_the_next_run_completes",
+    );
+    common::assert_success(&run_cmd(&file).output().unwrap());
+    assert_eq!(records(dir.path(), "full").len(), 3);
 }

@@ -91,3 +91,9 @@ pub fn sst2(train: usize, dev: usize, seed: u64) -> autoprompt::tasks::TaskData 
     let spec = task_spec(autoprompt::tasks::TaskKind::Sst2, train, dev);
     autoprompt::tasks::load(&spec, &paths, seed).unwrap()
 }
+
+/// One row of `reports/reliability.md` (`just reliability` collects these lines from the
+/// tests' output): the fault, what is promised, what this run observed, and the test.
+pub fn reliability(fault: &str, promise: &str, observed: &str, test: &str) {
+    eprintln!("reliability | {fault} | {promise} | {observed} | `{test}`");
+}

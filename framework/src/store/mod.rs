@@ -174,12 +174,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let name = path.file_name().expect("a file path").to_string_lossy();
     let stem = name.strip_suffix(".json").unwrap_or(&name);
     let tmp = dir.join(format!(".{stem}.{}.tmp", std::process::id()));
-    {
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    // A full disk or a file-size limit: no half-written temp file stays behind, and the
+    // error names the file that could not be written (the target is untouched).
+    if let Err(source) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::Io {
+            path: path.to_owned(),
+            source,
+        });
     }
-    fs::rename(&tmp, path).map_err(io(path))?;
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
