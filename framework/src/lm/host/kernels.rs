@@ -4,13 +4,16 @@
 //! independent batches on separate cores.
 
 /// A strided matrix operand: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
+///
+/// The fields are private on purpose: [`matmul`] hands them to an `unsafe` GEMM, and only
+/// the constructors (which check that every element lies inside `data`) may set them.
 #[derive(Debug, Clone, Copy)]
 pub struct View<'a> {
-    pub data: &'a [f32],
-    pub rows: usize,
-    pub cols: usize,
-    pub row_stride: usize,
-    pub col_stride: usize,
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
 }
 
 impl<'a> View<'a> {
@@ -79,6 +82,11 @@ pub fn matmul(out: &mut [f32], out_stride: usize, a: View, b: View, accumulate: 
     assert!(
         (m - 1) * out_stride + n <= out.len(),
         "product [{m}, {n}] does not fit the output"
+    );
+    // Rows closer than `n` apart would overlap: the GEMM would write one row over another.
+    assert!(
+        m == 1 || out_stride >= n,
+        "output rows {out_stride} apart cannot hold {n} columns"
     );
     if k == 0 {
         if !accumulate {
@@ -447,5 +455,25 @@ mod tests {
             dot(&v)
         });
         assert_close(&analytic, &numeric, 1e-2);
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "cannot hold")]
+    fn output_rows_closer_than_a_row_are_refused() {
+        let a = [1.0f32; 4];
+        let mut out = [0.0f32; 8];
+        matmul(&mut out, 1, View::dense(&a, 2, 2), View::dense(&a, 2, 2), false);
+    }
+
+    #[test]
+    #[should_panic(expected = "exceeds")]
+    fn a_view_past_its_data_is_refused() {
+        let a = [1.0f32; 4];
+        View::strided(&a, 2, 3, 3, 1);
     }
 }

@@ -21,7 +21,8 @@
 //! (`search::parallel`). [`HostModel::from_model`] copies any backend's weights, and
 //! `tests/host_engine.rs` checks features and gradients against the burn model.
 
-pub mod kernels;
+/// Crate-private: its `View` feeds an `unsafe` GEMM, so only this crate builds views.
+pub(crate) mod kernels;
 mod layer;
 
 use burn::tensor::Tensor;
