@@ -83,8 +83,8 @@ def main() -> int:
         "",
         "- A results directory made unwritable by permission bits: the tests run as root, where permission bits do not stop writes; no read-only remount was tried.",
         "- A results directory that vanishes mid-run, and stale locks on NFS-like shared storage: not tested yet.",
+        "- The prompt-artifact reader is not fuzzed (its malformed cases are hand-written tests).",
         "- Checkpointing a running search or fine-tuning run: not built yet. An interrupted or killed cell starts again from zero.",
-        "- Truncated safetensors, a header that lies about offsets, a wrong dtype, a tokenizer that does not match `vocab_size`: not in this report yet.",
         "",
     ]
     (ROOT / "reports" / "reliability.md").write_text("\n".join(md))

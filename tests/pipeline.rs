@@ -878,3 +878,36 @@ fn a_full_disk_fails_the_write_cleanly_and_the_next_run_completes() {
     common::assert_success(&run_cmd(&file).output().unwrap());
     assert_eq!(records(dir.path(), "full").len(), 3);
 }
+
+/// A results directory that is a file: a clear error before any cell runs, never a panic.
+#[test]
+fn a_results_directory_that_is_a_file_is_an_error_before_any_cell_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("results");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let file = common::experiment(
+        dir.path(),
+        "blocked",
+        "[task]\nkind = \"sst2\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
+    );
+    let out = run_cmd(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("results"), "{stderr}");
+    assert!(!stderr.contains("cell finished") && !stderr.contains("panicked"));
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"not a directory");
+    common::reliability(
+        "the results directory is a file",
+        "a clear error before any cell runs",
+        &format!(
+            "exit 1 before any cell: `{}`",
+            stderr
+                .lines()
+                .last()
+                .unwrap_or("")
+                .replace(&dir.path().display().to_string(), "<tmp>")
+                .replace('|', "/")
+        ),
+        "pipeline::a_results_directory_that_is_a_file_is_an_error_before_any_cell_runs",
+    );
+}

@@ -467,7 +467,13 @@ mod bounds {
     fn output_rows_closer_than_a_row_are_refused() {
         let a = [1.0f32; 4];
         let mut out = [0.0f32; 8];
-        matmul(&mut out, 1, View::dense(&a, 2, 2), View::dense(&a, 2, 2), false);
+        matmul(
+            &mut out,
+            1,
+            View::dense(&a, 2, 2),
+            View::dense(&a, 2, 2),
+            false,
+        );
     }
 
     #[test]
