@@ -911,3 +911,29 @@ fn a_results_directory_that_is_a_file_is_an_error_before_any_cell_runs() {
         "pipeline::a_results_directory_that_is_a_file_is_an_error_before_any_cell_runs",
     );
 }
+
+/// The library knows nothing of clap (ARCHITECTURE.md): no file under `framework/src` but
+/// `main.rs` names it; the CLI keeps mirrors of the library's enums.
+#[test]
+fn the_library_derives_no_clap_types() {
+    let src = common::repo().join("framework/src");
+    let mut stack = vec![src.clone()];
+    let mut offenders = vec![];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") && path != src.join("main.rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                if ["clap::", "#[arg(", "#[command("]
+                    .iter()
+                    .any(|p| text.contains(p))
+                {
+                    offenders.push(path);
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "clap in the library: {offenders:?}");
+}

@@ -23,39 +23,28 @@ use crate::search::trigger::{BatchStream, SearchContext, Split, propose};
 use crate::search::{Engine, Gold, Scorer, SearchSettings, SelectBy, Target};
 use crate::tasks::{MalformedRows, sample};
 
-/// The search-iteration workload (also the flags of `autoprompt bench search`).
-#[derive(Debug, Clone, clap::Args)]
+/// The search-iteration workload (the CLI's `autoprompt bench search` flags fill it).
+#[derive(Debug, Clone)]
 pub struct SearchBench {
     /// A model directory, hub id, or `splade-tiny`.
-    #[arg(long, default_value = crate::lm::EMBEDDED_MODEL)]
     pub model: String,
     /// SST-2 TSV whose first 512 rows are the workload.
-    #[arg(long, default_value = "data/sst2/train.tsv")]
     pub data: PathBuf,
-    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Batches whose gradients are summed per iteration.
-    #[arg(long, default_value_t = 10)]
     pub accumulation: usize,
     /// Fresh batches the current trigger and every candidate are scored on per iteration
-    /// (default: `--accumulation`, as in the paper's code and the search's default).
-    #[arg(long)]
+    /// (`None`: `accumulation`, as in the paper's code and the search's default).
     pub eval_batches: Option<usize>,
-    #[arg(long, default_value_t = 10)]
     pub candidates: usize,
-    #[arg(long, default_value_t = 3)]
     pub triggers: usize,
     /// Timed iterations (the median is reported).
-    #[arg(long, default_value_t = 5)]
     pub iters: usize,
     /// Untimed iterations first.
-    #[arg(long, default_value_t = 1)]
     pub warmup: usize,
     /// Rows per evaluation forward pass.
-    #[arg(long, default_value_t = 256)]
     pub eval_rows: usize,
-    /// Who runs the gradients and evaluations (`auto`: the host engine on CPU backends).
-    #[arg(long, value_enum, default_value = "auto")]
+    /// Who runs the gradients and evaluations (`Auto`: the host engine on CPU backends).
     pub engine: Engine,
 }
 

@@ -62,10 +62,10 @@ enum Command {
         jobs: usize,
         /// Backend (overrides the experiment's `backend`).
         #[arg(long, value_enum)]
-        backend: Option<BackendKind>,
+        backend: Option<choices::Backend>,
         /// Where cells run (overrides `[launcher] kind`).
         #[arg(long, value_enum)]
-        launcher: Option<config::LauncherKind>,
+        launcher: Option<choices::Launcher>,
         /// Extra sbatch argument (repeatable), e.g. `--slurm-arg=--gres=gpu:1`.
         #[arg(long = "slurm-arg", allow_hyphen_values = true)]
         slurm_args: Vec<String>,
@@ -96,7 +96,7 @@ enum Command {
         #[arg(long)]
         prompt: PathBuf,
         #[arg(long, value_enum, default_value = "test")]
-        split: run::prompting::SplitName,
+        split: choices::Split,
         /// The cell to apply the prompt to (default: the record's own cell, the cell a
         /// `prompts/<id>.best.json` is named after, or the experiment's only cell). A prompt
         /// applies to any cell whose model has the vocabulary it was made with.
@@ -168,7 +168,7 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         top_k: usize,
         #[arg(long, value_enum, default_value = "ndarray")]
-        backend: BackendKind,
+        backend: choices::Backend,
         /// Text with one or more `[MASK]` (or the model's own mask token).
         text: String,
     },
@@ -183,9 +183,9 @@ enum BenchCommand {
     )]
     Search {
         #[command(flatten)]
-        bench: autoprompt::bench::SearchBench,
+        bench: choices::SearchBench,
         #[arg(long, value_enum, default_value = "ndarray")]
-        backend: BackendKind,
+        backend: choices::Backend,
     },
     /// Encoder forward GFLOP/s at batch × seq, and a square matmul on the same backend.
     #[command(
@@ -201,10 +201,10 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         iters: usize,
         #[arg(long, value_enum, default_value = "ndarray")]
-        backend: BackendKind,
+        backend: choices::Backend,
         /// `auto` and `host` time the host engine (CPU backends), `burn` the backend's ops.
         #[arg(long, value_enum, default_value = "auto")]
-        engine: autoprompt::search::Engine,
+        engine: choices::Engine,
     },
 }
 
@@ -212,6 +212,7 @@ fn bench(command: BenchCommand) -> anyhow::Result<String> {
     use autoprompt::bench;
     Ok(match command {
         BenchCommand::Search { bench: b, backend } => {
+            let (b, backend): (bench::SearchBench, BackendKind) = (b.into(), backend.into());
             let name = implementation_name(backend, b.engine);
             let result = autoprompt::with_backend!(
                 backend,
@@ -230,6 +231,8 @@ fn bench(command: BenchCommand) -> anyhow::Result<String> {
             backend,
             engine,
         } => {
+            let (backend, engine): (BackendKind, autoprompt::search::Engine) =
+                (backend.into(), engine.into());
             let name = implementation_name(backend, engine);
             if autoprompt::backend::host_engine_runs(backend, engine) {
                 let result = bench::host_encoder_forward(&model, batch, seq, iters, &name)?;
@@ -275,6 +278,118 @@ fn install_signal_handlers() -> std::io::Result<Arc<AtomicUsize>> {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
     Ok(received)
+}
+
+/// Command-line spellings of the library's enums and the bench workload: the library
+/// derives no clap types (ARCHITECTURE.md), so the CLI keeps these mirrors and converts.
+mod choices {
+    use std::path::PathBuf;
+
+    use clap::ValueEnum;
+
+    macro_rules! mirror {
+        ($(#[$doc:meta])* $cli:ident => $lib:path { $($(#[$vdoc:meta])* $variant:ident),* $(,)? }) => {
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+            pub enum $cli { $($(#[$vdoc])* $variant),* }
+
+            impl From<$cli> for $lib {
+                fn from(choice: $cli) -> Self {
+                    match choice { $($cli::$variant => <$lib>::$variant),* }
+                }
+            }
+        };
+    }
+
+    mirror!(
+        /// Which burn backend runs the cells.
+        Backend => autoprompt::config::BackendKind {
+            /// burn-ndarray on the CPU.
+            Ndarray,
+            /// burn-flex on the CPU.
+            Flex,
+            /// burn-cuda (the `cuda` feature and an NVIDIA GPU).
+            Cuda,
+        }
+    );
+    mirror!(
+        /// Where cells run.
+        Launcher => autoprompt::config::LauncherKind {
+            /// In this process.
+            Local,
+            /// As a Slurm job array.
+            Slurm,
+        }
+    );
+    mirror!(
+        /// Who runs the scorer's gradients and evaluations.
+        Engine => autoprompt::search::Engine {
+            /// The host engine on CPU backends, else burn.
+            Auto,
+            /// The host engine whatever the backend.
+            Host,
+            /// burn's own ops on the chosen backend.
+            Burn,
+        }
+    );
+    mirror!(
+        /// A split of a task.
+        Split => autoprompt::run::prompting::SplitName { Train, Dev, Test }
+    );
+
+    /// The flags of `autoprompt bench search`.
+    #[derive(Debug, Clone, clap::Args)]
+    pub struct SearchBench {
+        /// A model directory, hub id, or `splade-tiny`.
+        #[arg(long, default_value = autoprompt::lm::EMBEDDED_MODEL)]
+        pub model: String,
+        /// SST-2 TSV whose first 512 rows are the workload.
+        #[arg(long, default_value = "data/sst2/train.tsv")]
+        pub data: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        pub batch_size: usize,
+        /// Batches whose gradients are summed per iteration.
+        #[arg(long, default_value_t = 10)]
+        pub accumulation: usize,
+        /// Fresh batches the current trigger and every candidate are scored on per iteration
+        /// (default: `--accumulation`, as in the paper's code and the search's default).
+        #[arg(long)]
+        pub eval_batches: Option<usize>,
+        #[arg(long, default_value_t = 10)]
+        pub candidates: usize,
+        #[arg(long, default_value_t = 3)]
+        pub triggers: usize,
+        /// Timed iterations (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        pub iters: usize,
+        /// Untimed iterations first.
+        #[arg(long, default_value_t = 1)]
+        pub warmup: usize,
+        /// Rows per evaluation forward pass.
+        #[arg(long, default_value_t = 256)]
+        pub eval_rows: usize,
+        /// Who runs the gradients and evaluations (`auto`: the host engine on CPU backends).
+        #[arg(long, value_enum, default_value = "auto")]
+        pub engine: Engine,
+    }
+
+    impl From<SearchBench> for autoprompt::bench::SearchBench {
+        fn from(b: SearchBench) -> Self {
+            Self {
+                model: b.model,
+                data: b.data,
+                batch_size: b.batch_size,
+                accumulation: b.accumulation,
+                eval_batches: b.eval_batches,
+                candidates: b.candidates,
+                triggers: b.triggers,
+                iters: b.iters,
+                warmup: b.warmup,
+                eval_rows: b.eval_rows,
+                engine: b.engine.into(),
+            }
+        }
+    }
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -434,7 +549,7 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let (mut experiment, cells) = load(&args)?;
             if let Some(b) = backend {
-                experiment.settings.backend = b;
+                experiment.settings.backend = b.into();
             }
             let options = RunOptions {
                 only: only.clone(),
@@ -461,7 +576,7 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let mut launch = experiment.launcher.clone();
-            launch.kind = launcher.unwrap_or(launch.kind);
+            launch.kind = launcher.map_or(launch.kind, Into::into);
             // One cell by index is what a scheduler's task runs: always here, never resubmitted.
             if cell_index.is_some() || shard.is_some() {
                 launch.kind = config::LauncherKind::Local;
@@ -529,7 +644,7 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let (experiment, cells) = load(&args)?;
             let (cell, metrics) =
-                run::evaluate_saved(&experiment, &cells, &prompt, split, cell.as_deref())?;
+                run::evaluate_saved(&experiment, &cells, &prompt, split.into(), cell.as_deref())?;
             println!(
                 "cell {} ({}), {split:?} split:",
                 cell.id,
@@ -655,7 +770,7 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             backend,
             text,
         } => {
-            let predictions = fill_mask(&model, &text, top_k, backend)?;
+            let predictions = fill_mask(&model, &text, top_k, backend.into())?;
             for (i, preds) in predictions.iter().enumerate() {
                 println!("mask {}:", i + 1);
                 for p in preds {

@@ -22,7 +22,7 @@ pub use method::{Labels, LabelsKeyword, MethodKind, MethodSpec, NESTED_PATH};
 use crate::tasks::{DataPaths, TaskSpec};
 
 /// Which burn backend runs the cells. Chosen once, at the top; everything below is generic.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
     /// burn-ndarray on the CPU (default).

@@ -417,7 +417,7 @@ fn answers_and_target(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> (A
 }
 
 /// Which split `autoprompt eval` scores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SplitName {
     Train,
     Dev,

@@ -58,17 +58,7 @@ pub struct RowScore {
 }
 
 /// Which implementation runs the scorer's gradients and evaluations.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
     /// The host engine when the backend runs on the CPU, else burn.
