@@ -5,6 +5,22 @@
 //! itself (so it can take gradients w.r.t. trigger embeddings), runs [`MaskedLm::encode`],
 //! picks the [MASK] rows with [`MaskedLm::mask_features`] and scores only the tokens it
 //! needs with [`MaskedLm::score_tokens`].
+//!
+//! ## The mirror contract with the host engine
+//!
+//! [`crate::lm::host`] runs the same network on a frozen `f32` copy for the search on CPU
+//! backends. Each piece below has a twin there; a change to one needs the same change to
+//! the other, and `tests/host_engine.rs` (BERT and RoBERTa, single sentences and pairs:
+//! hidden states, mask features, scores, trigger gradients) must pass for both.
+//!
+//! | here (burn) | host engine |
+//! |---|---|
+//! | `Embeddings` + `MaskedLm::encode` (words + positions with RoBERTa's offset + token types, LayerNorm) | `HostModel::embed` |
+//! | `EncoderLayer::forward` (post-norm attention and feed-forward, exact GELU) | `HostLayer::forward` (fused QKV, packed rows) and `HostLayer::backward` |
+//! | `MaskedLm::mask_features` (`MlmHead`'s transform at `[P]`) | `HostModel::mask_features`, `head_transform` |
+//! | `MaskedLm::score_tokens` / `score_row_tokens` (tied decoder + bias) | `HostModel::score_tokens` |
+//! | `MaskedLm::log_normalizer` | `HostModel::log_normalizer` (and `log_normalizer_with_gradient`) |
+//! | autodiff w.r.t. `inputs_embeds` | `HostModel::input_gradient` (input-only backward) |
 
 use burn::module::{Module, Param};
 use burn::nn::{

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
-use sha2::{Digest, Sha256};
 
 pub mod nightly;
 pub mod paper;
@@ -40,13 +39,12 @@ pub const GROUP_KEYS: [&str; 7] = [
     "setting",
 ];
 
-/// An 8-hex id of a cell's spec without its seed: cells differing only in seed share it.
+/// An 8-hex id of a cell's setting: the cell id ([`crate::plan::cell_id`], one hashing
+/// scheme for both) of its spec with the seed zeroed, so cells differing only in seed share it.
 pub(crate) fn setting_id(record: &Record) -> String {
-    let mut spec = serde_json::to_value(&record.spec).expect("specs serialise");
-    if let Some(obj) = spec.as_object_mut() {
-        obj.remove("seed");
-    }
-    hex::encode(&Sha256::digest(spec.to_string().as_bytes())[..4])
+    let mut spec = record.spec.clone();
+    spec.seed = 0;
+    crate::plan::cell_id(&spec)[..8].to_string()
 }
 
 /// What tables call a task: a table task's name (`task.name`, file stem or hub id); for the

@@ -20,6 +20,10 @@
 //! The kernels are single-threaded; callers run independent batches on separate cores
 //! (`search::parallel`). [`HostModel::from_model`] copies any backend's weights, and
 //! `tests/host_engine.rs` checks features and gradients against the burn model.
+//!
+//! This module mirrors [`crate::lm::model`]: its module doc holds the table of which function
+//! here stands for which burn module. A change to either side needs the other and
+//! `tests/host_engine.rs`.
 
 /// Crate-private: its `View` feeds an `unsafe` GEMM, so only this crate builds views.
 pub(crate) mod kernels;
