@@ -13,7 +13,7 @@ use autoprompt::config::{self, BackendKind, ConfigError, Experiment};
 use autoprompt::plan::{self, Cell};
 use autoprompt::report::{self, ReportMeta};
 use autoprompt::run::{self, RunOptions};
-use autoprompt::store::{CellState, Store};
+use autoprompt::store::{CellState, HeldLock, Store};
 
 #[derive(Parser)]
 #[command(name = "autoprompt", version, about = "AutoPrompt experiments on masked language models", long_about = None)]
@@ -106,6 +106,21 @@ enum Command {
     /// Finished / failed / pending / running cells (from the store, and squeue when a Slurm job is known).
     #[command(after_help = "Examples:\n  autoprompt status experiments/sst2_lowres.toml")]
     Status(ExperimentArgs),
+    /// Break the locks of cells whose runner is gone (shared filesystems can keep a lock after
+    /// its process died); a lock held by a live process, or by one on another host, needs --force.
+    #[command(
+        after_help = "Examples:\n  autoprompt unlock experiments/sst2_lowres.toml\n  autoprompt unlock experiments/sst2_lowres.toml --cell 3fa2c1d0 --force"
+    )]
+    Unlock {
+        #[command(flatten)]
+        experiment: ExperimentArgs,
+        /// Only these cells (id or id prefix; repeatable). Default: every cell.
+        #[arg(long)]
+        cell: Vec<String>,
+        /// Also break locks whose holder may be alive (another host, or a live process here).
+        #[arg(long)]
+        force: bool,
+    },
     /// Aggregate the records of an experiment into tables (parquet, CSV) and reports/<name>.md.
     #[command(after_help = "Examples:\n  autoprompt report experiments/sst2_lowres.toml")]
     Report(ExperimentArgs),
@@ -672,9 +687,16 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                         r.error.as_deref().unwrap_or("")
                     ),
                     CellState::Corrupt(_) => "corrupt".to_string(),
-                    CellState::Pending => queued
-                        .get(&cell.index)
-                        .map_or("pending".to_string(), |s| s.to_lowercase()),
+                    CellState::Pending => match store.held_lock(&cell.id)? {
+                        Some(HeldLock::Held(Some(h))) => format!("running: {h}"),
+                        Some(HeldLock::Held(None)) => "running".to_string(),
+                        Some(HeldLock::Stale(h)) => {
+                            format!("stale lock: {h} is gone (`autoprompt unlock` breaks it)")
+                        }
+                        None => queued
+                            .get(&cell.index)
+                            .map_or("pending".to_string(), |s| s.to_lowercase()),
+                    },
                 };
                 let bucket = state.split(':').next().unwrap_or("").to_string();
                 *counts.entry(bucket).or_default() += 1;
@@ -689,6 +711,43 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+        }
+        Command::Unlock {
+            experiment: args,
+            cell: only,
+            force,
+        } => {
+            let (experiment, cells) = load(&args)?;
+            let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
+            let mut refused = 0;
+            for cell in cells
+                .iter()
+                .filter(|c| only.is_empty() || only.iter().any(|o| c.id.starts_with(o.as_str())))
+            {
+                match store.held_lock(&cell.id)? {
+                    None => {}
+                    Some(HeldLock::Stale(h)) => {
+                        store.break_lock(&cell.id)?;
+                        println!("{}: broke the stale lock of {h}", cell.id);
+                    }
+                    Some(HeldLock::Held(h)) if force => {
+                        store.break_lock(&cell.id)?;
+                        let who = h.map_or("an unknown holder".to_string(), |h| h.to_string());
+                        println!("{}: broke the lock of {who} (--force)", cell.id);
+                    }
+                    Some(HeldLock::Held(h)) => {
+                        refused += 1;
+                        let who = h.map_or("an unknown holder".to_string(), |h| h.to_string());
+                        eprintln!(
+                            "{}: held by {who}, which may be running; check it, then --force",
+                            cell.id
+                        );
+                    }
+                }
+            }
+            if refused > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Report(args) => {
             let (experiment, _) = load(&args)?;

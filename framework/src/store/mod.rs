@@ -47,6 +47,63 @@ pub enum CellState {
     Pending,
 }
 
+/// Who took a cell's lock, as its lock file says (written when the lock is taken).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    pub host: String,
+    pub pid: u32,
+    /// Seconds since the Unix epoch.
+    pub since: u64,
+}
+
+impl LockHolder {
+    fn this_process() -> Self {
+        Self {
+            host: this_host(),
+            pid: std::process::id(),
+            since: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split_whitespace();
+        Some(Self {
+            host: parts.next()?.to_string(),
+            pid: parts.next()?.parse().ok()?,
+            since: parts.next()?.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} on {} since {}", self.pid, self.host, self.since)
+    }
+}
+
+/// The host name (Linux: `/proc/sys/kernel/hostname`).
+fn this_host() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// A cell lock another runner holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeldLock {
+    /// Held by a live process of this host, or by a process of another host (which this
+    /// host cannot check); `None` when the lock file names no holder.
+    Held(Option<LockHolder>),
+    /// Held, but by a process of this host that no longer exists: the filesystem kept a lock
+    /// its owner can no longer release (shared filesystems' lock daemons can). `autoprompt
+    /// unlock` breaks it.
+    Stale(LockHolder),
+}
+
 /// A held cell lock; dropping it releases the lock.
 #[derive(Debug)]
 pub struct CellLock {
@@ -94,7 +151,7 @@ impl Store {
 
     /// Tries to take the lock of a cell; `None` when another runner holds it.
     pub fn try_lock(&self, id: &str) -> Result<Option<CellLock>, StoreError> {
-        let path = self.root.join("locks").join(format!("{id}.lock"));
+        let path = self.lock_path(id);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -104,10 +161,66 @@ impl Store {
         match file.try_lock() {
             Ok(()) => {
                 self.remove_stale_temps(id)?;
+                // Who holds it, for `autoprompt status` and `unlock` (best effort: the lock
+                // itself is the flock, not this text).
+                let mut file = file;
+                let holder = LockHolder::this_process();
+                let _ = file.set_len(0).and_then(|()| {
+                    writeln!(file, "{} {} {}", holder.host, holder.pid, holder.since)
+                });
                 Ok(Some(CellLock { _file: file }))
             }
             Err(fs::TryLockError::WouldBlock) => Ok(None),
             Err(fs::TryLockError::Error(e)) => Err(StoreError::Io { path, source: e }),
+        }
+    }
+
+    fn lock_path(&self, id: &str) -> PathBuf {
+        self.root.join("locks").join(format!("{id}.lock"))
+    }
+
+    /// Whether another runner holds the cell's lock, and who (`None`: nobody does).
+    ///
+    /// The lock is an OS file lock (`flock`): the OS releases it when its process dies, so
+    /// on a local filesystem a killed runner never leaves a lock behind. On a shared
+    /// filesystem (NFS, as Slurm clusters use) lock semantics depend on the server: a lock
+    /// can outlive its holder. A holder on this host that no longer runs is reported as
+    /// [`HeldLock::Stale`]; one on another host is reported with its host and pid, for the
+    /// user to check.
+    pub fn held_lock(&self, id: &str) -> Result<Option<HeldLock>, StoreError> {
+        let path = self.lock_path(id);
+        let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
+            return Ok(None);
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(None),
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| LockHolder::parse(&t));
+                Ok(Some(match holder {
+                    Some(h)
+                        if h.host == this_host()
+                            && !Path::new(&format!("/proc/{}", h.pid)).exists() =>
+                    {
+                        HeldLock::Stale(h)
+                    }
+                    other => HeldLock::Held(other),
+                }))
+            }
+            Err(fs::TryLockError::Error(e)) => Err(StoreError::Io { path, source: e }),
+        }
+    }
+
+    /// Breaks a cell's lock by removing its lock file, so that the next runner locks a new
+    /// one. The old holder, if it still runs, is not stopped and could write the record too:
+    /// only for a lock whose holder is gone. Returns whether there was a lock file.
+    pub fn break_lock(&self, id: &str) -> Result<bool, StoreError> {
+        let path = self.lock_path(id);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::Io { path, source: e }),
         }
     }
 
