@@ -84,7 +84,6 @@ def main() -> int:
         "- A results directory made unwritable by permission bits: the tests run as root, where permission bits do not stop writes; no read-only remount was tried.",
         "- A results directory that vanishes mid-run: not tested yet.",
         "- Stale locks are simulated with `flock` on the local filesystem (a holder line naming another host, or a dead process here); no NFS server was available to reproduce a lock that outlives its process.",
-        "- The prompt-artifact reader is not fuzzed (its malformed cases are hand-written tests).",
         "- Checkpointing a running search or fine-tuning run: not built yet. An interrupted or killed cell starts again from zero.",
         "",
     ]

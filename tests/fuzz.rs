@@ -1,6 +1,6 @@
 //! Hostile input by generation (proptest): mutated shipped experiment files, `--set`
-//! overrides, templates, and mutated rows of the shipped SST-2 and SICK files and of a user's
-//! table. The property everywhere: no panic, and an error names the file it came from.
+//! overrides, templates, mutated rows of the shipped SST-2 and SICK files and of a user's
+//! table, and byte-mutated saved prompts. The property everywhere: no panic, and an error names the file it came from.
 //!
 //! Seeded and bounded: `FUZZ_CASES` cases per property (default 48, a few seconds in
 //! `just test`); `just fuzz` runs many more. Each property prints its case count, which
@@ -426,6 +426,74 @@ fn mutated_rows_of_a_users_table_give_errors_naming_the_file() {
                 lpaqa_dir: "unused".into(),
             };
             load_task(&spec, &paths, "reviews.tsv")
+        },
+    );
+}
+
+/// Byte-level mutations of a saved record and of a bare prompt file, from a real run: the
+/// reader gives a prompt or an error naming the file; a prompt that parses has a template
+/// that parses or fails without panicking.
+#[test]
+fn mutated_saved_prompts_are_read_or_refused_naming_the_file() {
+    common::splade_tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let body = "[task]\nkind = \"sst2\"\ntrain_size = 16\ndev_size = 8\ntest_size = 16\n[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {sentence} [T] [T] [P] . [SEP]\"\nlabels = { \"0\" = [\"terrible\"], \"1\" = [\"great\"] }\nsearch = { iters = 1, batch_size = 8, accumulation_steps = 1, num_candidates = 2, keep_initial = true }\n";
+    let file = common::experiment(dir.path(), "saved", body);
+    let out = std::process::Command::new(common::bin())
+        .arg("run")
+        .arg(&file)
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let root = dir.path().join("results/saved");
+    let first_file = |sub: &str| {
+        std::fs::read_dir(root.join(sub))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"))
+            .unwrap()
+    };
+    let seeds = [
+        std::fs::read(first_file("cells")).unwrap(),
+        std::fs::read(first_file("prompts")).unwrap(),
+    ];
+    let edit = prop_oneof![
+        (0usize..100_000, any::<u8>()).prop_map(|(i, b)| (0u8, i, b)),
+        (0usize..100_000, any::<u8>()).prop_map(|(i, b)| (1u8, i, b)),
+        (0usize..100_000).prop_map(|i| (2u8, i, 0)),
+    ];
+    check(
+        "saved prompt files",
+        (0..2usize, prop::collection::vec(edit, 1..6)),
+        |(which, edits)| {
+            let mut bytes = seeds[which].clone();
+            for (kind, i, b) in edits {
+                if bytes.is_empty() {
+                    break;
+                }
+                let i = i % bytes.len();
+                match kind {
+                    0 => bytes[i] = b,
+                    1 => bytes.insert(i, b),
+                    _ => bytes.truncate(i),
+                }
+            }
+            let path = dir.path().join("mutated prompt.json");
+            std::fs::write(&path, &bytes).unwrap();
+            match autoprompt::run::read_saved_prompt(&path) {
+                Ok(saved) => {
+                    let prompt = match saved {
+                        autoprompt::run::SavedPrompt::Record { prompt, .. } => prompt,
+                        autoprompt::run::SavedPrompt::Bare(prompt) => prompt,
+                    };
+                    let _ = autoprompt::prompt::Template::parse(&prompt.template);
+                    Ok(Outcome::Accepted)
+                }
+                Err(e) if e.to_string().contains("mutated prompt.json") => Ok(Outcome::Rejected),
+                Err(e) => Err(format!("error does not name the file: {e}")),
+            }
         },
     );
 }

@@ -287,30 +287,13 @@ pub fn evaluate_saved(
     split: prompting::SplitName,
     cell_id: Option<&str>,
 ) -> Result<(Cell, std::collections::BTreeMap<String, f64>), RunError> {
-    let bad = |m: String| RunError::Method(format!("{}: {m}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let planned = |id: &str| cells.iter().find(|c| c.id == id).cloned();
-    let (cell, prompt) = match serde_json::from_slice::<crate::record::Record>(&bytes) {
-        Ok(record) => {
-            let prompt = record
-                .prompt
-                .ok_or_else(|| bad("the record has no prompt (not a prompt method)".into()))?;
-            let cell = match cell_id {
-                Some(id) => planned(id).ok_or_else(|| no_cell(experiment, id))?,
-                None => Cell {
-                    id: record.id,
-                    index: record.index,
-                    grid: record.grid,
-                    spec: record.spec,
-                },
-            };
-            (cell, prompt)
-        }
-        Err(_) => {
-            let prompt: crate::record::PromptArtifact = serde_json::from_slice(&bytes)
-                .map_err(|e| bad(format!("neither a record nor a prompt: {e}")))?;
-            (prompt_cell(experiment, cells, path, cell_id)?, prompt)
-        }
+    let (cell, prompt) = match read_saved_prompt(path)? {
+        SavedPrompt::Record { cell, prompt } => match cell_id {
+            Some(id) => (planned(id).ok_or_else(|| no_cell(experiment, id))?, prompt),
+            None => (*cell, prompt),
+        },
+        SavedPrompt::Bare(prompt) => (prompt_cell(experiment, cells, path, cell_id)?, prompt),
     };
     let metrics = crate::with_backend!(
         experiment.settings.backend,
@@ -320,6 +303,44 @@ pub fn evaluate_saved(
         evaluate_on::<B>(experiment, &cell, path, &prompt, split, device)
     )?;
     Ok((cell, metrics))
+}
+
+/// What a saved prompt file holds.
+#[derive(Debug, Clone)]
+pub enum SavedPrompt {
+    /// A cell record (`cells/<id>.json`): the prompt and the cell that made it.
+    Record {
+        cell: Box<Cell>,
+        prompt: crate::record::PromptArtifact,
+    },
+    /// A bare prompt (`prompts/<id>.best.json`, or a copy under any name).
+    Bare(crate::record::PromptArtifact),
+}
+
+/// Reads a saved prompt file; every error names the file.
+pub fn read_saved_prompt(path: &std::path::Path) -> Result<SavedPrompt, RunError> {
+    let bad = |m: String| RunError::Method(format!("{}: {m}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    match serde_json::from_slice::<crate::record::Record>(&bytes) {
+        Ok(record) => {
+            let prompt = record
+                .prompt
+                .ok_or_else(|| bad("the record has no prompt (not a prompt method)".into()))?;
+            let cell = Cell {
+                id: record.id,
+                index: record.index,
+                grid: record.grid,
+                spec: record.spec,
+            };
+            Ok(SavedPrompt::Record {
+                cell: Box::new(cell),
+                prompt,
+            })
+        }
+        Err(_) => serde_json::from_slice(&bytes)
+            .map(SavedPrompt::Bare)
+            .map_err(|e| bad(format!("neither a record nor a prompt: {e}"))),
+    }
 }
 
 fn no_cell(experiment: &Experiment, id: &str) -> RunError {
