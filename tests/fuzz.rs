@@ -66,23 +66,6 @@ fn check<S: Strategy>(
     );
 }
 
-fn shipped_experiments() -> Vec<PathBuf> {
-    let mut out = vec![];
-    let mut stack = vec![common::repo().join("experiments")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "toml") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// One mutation of a TOML file's lines.
 #[derive(Debug, Clone)]
 enum Mutation {
@@ -173,12 +156,9 @@ fn load_and_plan(file: &Path, set: &[String]) -> Result<Outcome, String> {
             Err(format!("error does not name {name}: {e}"))
         }
     };
-    match autoprompt::config::load(file, set) {
-        Err(e) => named(e.to_string()),
-        Ok(experiment) => match autoprompt::plan::plan(&experiment) {
-            Err(e) => named(e.to_string()),
-            Ok(_) => Ok(Outcome::Accepted),
-        },
+    match common::load_and_plan(file, set) {
+        Err(e) => named(e),
+        Ok(_) => Ok(Outcome::Accepted),
     }
 }
 
@@ -186,7 +166,7 @@ fn load_and_plan(file: &Path, set: &[String]) -> Result<Outcome, String> {
 fn mutated_shipped_experiment_files_give_errors_naming_the_file() {
     // Shipped files name data relative to the repository root, where `just run` runs.
     std::env::set_current_dir(common::repo()).unwrap();
-    let files = shipped_experiments();
+    let files = common::shipped_experiments();
     let texts: Vec<(String, String)> = files
         .iter()
         .map(|f| {

@@ -344,6 +344,16 @@ impl Fixture {
             golds: &self.dev_golds,
         }
     }
+
+    /// Dev accuracy of `triggers`, computed apart from the search.
+    fn dev_accuracy(&self, triggers: &[u32]) -> f64 {
+        use autoprompt::search::trigger::{evaluate_split, metric};
+        let pad = self.lm.tokenizer.special.pad.id;
+        metric(
+            &evaluate_split(&self.scorer, pad, self.dev(), triggers, false),
+            SelectBy::Accuracy,
+        )
+    }
 }
 
 fn run_search(seed: u64) -> autoprompt::search::SearchResult {
@@ -394,14 +404,7 @@ fn run_search_with(seed: u64, options: &SearchSettings) -> (autoprompt::search::
             assert!(f.allowed[*id as usize], "filtered token {id} proposed");
         }
     }
-    let initial = autoprompt::search::trigger::evaluate_split(
-        &f.scorer,
-        ctx.pad_id,
-        f.dev(),
-        &[f.mask; 3],
-        false,
-    );
-    let initial_dev = autoprompt::search::trigger::metric(&initial, SelectBy::Accuracy);
+    let initial_dev = f.dev_accuracy(&[f.mask; 3]);
     (result, initial_dev)
 }
 
@@ -621,7 +624,7 @@ fn a_label_token_cannot_serve_two_classes() {
 /// `accept` on the same random stream, and the encoder rows the formula gives.
 #[test]
 fn beam_of_one_is_the_greedy_step_exactly() {
-    use autoprompt::search::trigger::{BatchStream, accept, evaluate_split, metric, propose};
+    use autoprompt::search::trigger::{BatchStream, accept, propose};
     let f = fixture(24, 24);
     let settings = SearchSettings {
         iters: 5,
@@ -656,11 +659,7 @@ fn beam_of_one_is_the_greedy_step_exactly() {
         backward += grad_rows;
         if let Some(i) = taken {
             triggers[p.slot] = p.candidates[i];
-            let d = metric(
-                &evaluate_split(&f.scorer, ctx.pad_id, f.dev(), &triggers, false),
-                SelectBy::Accuracy,
-            );
-            assert_eq!(step.dev, Some(d));
+            assert_eq!(step.dev, Some(f.dev_accuracy(&triggers)));
             forward += dev_rows;
         }
         let rows = step.rows.expect("rows counted");
@@ -678,7 +677,6 @@ fn beam_of_one_is_the_greedy_step_exactly() {
 /// metric is the returned prompt's.
 #[test]
 fn beam_search_is_deterministic_and_scores_every_member() {
-    use autoprompt::search::trigger::{evaluate_split, metric};
     let f = fixture(24, 24);
     let settings = SearchSettings {
         iters: 3,
@@ -709,11 +707,7 @@ fn beam_search_is_deterministic_and_scores_every_member() {
     let dev_rows = if a.steps[1].accepted { 24 } else { 0 };
     // Gradients of 3 members on 16 rows, then 3 members + 12 candidates on one 8-row batch.
     assert_eq!(forward_step1, 48 + 15 * 8 + dev_rows);
-    let d = metric(
-        &evaluate_split(&f.scorer, ctx.pad_id, f.dev(), &a.trigger_ids, false),
-        SelectBy::Accuracy,
-    );
-    assert_eq!(a.best_dev, d);
+    assert_eq!(a.best_dev, f.dev_accuracy(&a.trigger_ids));
 }
 
 /// `positions_per_step = 2`: every candidate changes two distinct slots, each to one of that
@@ -749,7 +743,7 @@ fn multi_position_candidates_change_that_many_slots() {
             autoprompt::search::candidates::top_k(&f.scorer.hotflip_scores(&grad[s]), &f.allowed, 5)
         })
         .collect();
-    let candidates = expand(&ctx, 0, &start, &grad, 2, &mut rng);
+    let candidates = expand(&ctx, &start, &grad, 2, &mut rng);
     assert_eq!(candidates.len(), 5);
     for c in &candidates {
         assert_eq!(c.slots.len(), 2);
@@ -764,7 +758,7 @@ fn multi_position_candidates_change_that_many_slots() {
         }
     }
     // One position per step: one slot, its top tokens in order.
-    let single = expand(&ctx, 0, &start, &grad, 1, &mut rng);
+    let single = expand(&ctx, &start, &grad, 1, &mut rng);
     let slot = single[0].slots[0];
     let tokens: Vec<u32> = single.iter().map(|c| c.triggers[slot]).collect();
     assert_eq!(tokens, tops[slot]);

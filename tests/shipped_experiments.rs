@@ -6,36 +6,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-
-fn experiment_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            experiment_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "toml") {
-            out.push(path);
-        }
-    }
-}
-
-fn load_and_plan(
-    file: &Path,
-    set: &[String],
-) -> Result<(autoprompt::config::Experiment, Vec<autoprompt::plan::Cell>), String> {
-    let experiment = autoprompt::config::load(file, set).map_err(|e| e.to_string())?;
-    let cells = autoprompt::plan::plan(&experiment).map_err(|e| e.to_string())?;
-    Ok((experiment, cells))
-}
 
 #[test]
 fn every_task_setting_of_every_shipped_experiment_loads_its_data() {
     // Shipped files name their data relative to the repository root, where `just run` runs.
     std::env::set_current_dir(common::repo()).unwrap();
     common::shared_data();
-    let mut files = vec![];
-    experiment_files(&common::repo().join("experiments"), &mut files);
-    files.sort();
+    let files = common::shipped_experiments();
     assert!(files.len() >= 10, "{files:?}");
     // T-REx relations present in the staged LAMA data.
     let available: Vec<String> = std::fs::read_dir(common::shared_data().join("lama/TREx"))
@@ -56,7 +33,7 @@ fn every_task_setting_of_every_shipped_experiment_loads_its_data() {
             format!("lama_dir={:?}", shared.join("lama").display().to_string()),
             format!("lpaqa_dir={:?}", shared.join("lpaqa").display().to_string()),
         ];
-        let (experiment, cells) = match load_and_plan(file, &dirs) {
+        let (experiment, cells) = match common::load_and_plan(file, &dirs) {
             Ok(planned) => planned,
             // The staged LAMA data holds 28 of the 41 T-REx relations: a sweep over all 41
             // is checked on the relations present (the missing ones are a clear error).
@@ -64,7 +41,8 @@ fn every_task_setting_of_every_shipped_experiment_loads_its_data() {
                 let narrowed = format!("task.relation={available:?}");
                 let mut set = dirs.to_vec();
                 set.push(narrowed);
-                load_and_plan(file, &set).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+                common::load_and_plan(file, &set)
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
             }
             Err(e) => panic!("{}: {e}", file.display()),
         };

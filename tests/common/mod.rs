@@ -97,3 +97,31 @@ pub fn sst2(train: usize, dev: usize, seed: u64) -> autoprompt::tasks::TaskData 
 pub fn reliability(fault: &str, promise: &str, observed: &str, test: &str) {
     eprintln!("reliability | {fault} | {promise} | {observed} | `{test}`");
 }
+
+/// Every shipped experiment file (`experiments/**.toml`), sorted.
+pub fn shipped_experiments() -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![repo().join("experiments")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Loads and plans an experiment with `--set` overrides; an error as its message.
+pub fn load_and_plan(
+    file: &Path,
+    set: &[String],
+) -> Result<(autoprompt::config::Experiment, Vec<autoprompt::plan::Cell>), String> {
+    let experiment = autoprompt::config::load(file, set).map_err(|e| e.to_string())?;
+    let cells = autoprompt::plan::plan(&experiment).map_err(|e| e.to_string())?;
+    Ok((experiment, cells))
+}

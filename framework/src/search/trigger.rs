@@ -310,12 +310,18 @@ pub fn select_beam(pool: &[Vec<u32>], metrics: &[f64], size: usize) -> Vec<usize
     kept
 }
 
-/// A prompt to score: the beam member it came from, the slots it changes and its triggers.
+/// A prompt to score: the slots it changes and its triggers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
-    pub parent: usize,
     pub slots: Vec<usize>,
     pub triggers: Vec<u32>,
+}
+
+/// The rows of one gradient batch: examples, golds and (under `balance = "loss"`) weights.
+struct Draw<'a> {
+    examples: Vec<&'a Encoded>,
+    golds: Vec<Gold>,
+    weights: Option<Vec<f32>>,
 }
 
 /// Mean loss and summed trigger-slot gradients of each prompt over `accumulation_steps`
@@ -334,27 +340,28 @@ pub fn accumulate_gradients<B: AutodiffBackend>(
     let steps = s.accumulation_steps.max(1);
     let draws: Vec<Vec<usize>> = (0..steps).map(|_| stream.next(s.batch_size, rng)).collect();
     let hidden = ctx.scorer.eval_model().hidden_size();
+    // Each draw's rows, gathered once for every prompt.
+    let gathered: Vec<Draw> = draws
+        .iter()
+        .map(|idx| Draw {
+            examples: idx.iter().map(|&i| &train.encoded[i]).collect(),
+            golds: idx.iter().map(|&i| train.golds[i]).collect(),
+            weights: weights.map(|w| idx.iter().map(|&i| w[i]).collect()),
+        })
+        .collect();
+    let n: u64 = draws.iter().map(|d| d.len() as u64).sum();
     prompts
         .iter()
         .map(|triggers| {
-            let batches: Vec<(Batch, Vec<Gold>, Option<Vec<f32>>)> = draws
+            let batches: Vec<(Batch, &Draw)> = gathered
                 .iter()
-                .map(|idx| {
-                    let examples: Vec<&Encoded> = idx.iter().map(|&i| &train.encoded[i]).collect();
-                    let golds: Vec<Gold> = idx.iter().map(|&i| train.golds[i]).collect();
-                    let w = weights.map(|w| idx.iter().map(|&i| w[i]).collect());
-                    (
-                        batch_with_triggers(&examples, triggers, ctx.pad_id),
-                        golds,
-                        w,
-                    )
-                })
+                .map(|d| (batch_with_triggers(&d.examples, triggers, ctx.pad_id), d))
                 .collect();
-            let n: u64 = draws.iter().map(|d| d.len() as u64).sum();
             rows.forward += n;
             rows.backward += n;
-            let gradients = super::parallel::map_ordered(&batches, |(batch, golds, w)| {
-                ctx.scorer.trigger_gradient(batch, golds, w.as_deref())
+            let gradients = super::parallel::map_ordered(&batches, |(batch, d)| {
+                ctx.scorer
+                    .trigger_gradient(batch, &d.golds, d.weights.as_deref())
             });
             let mut grad = vec![vec![0f32; hidden]; triggers.len()];
             let mut loss = 0.0;
@@ -375,7 +382,6 @@ pub fn accumulate_gradients<B: AutodiffBackend>(
 /// drawn uniformly from that slot's top `num_candidates`.
 pub fn expand<B: AutodiffBackend>(
     ctx: &SearchContext<B>,
-    parent: usize,
     triggers: &[u32],
     gradient: &[Vec<f32>],
     positions: usize,
@@ -396,7 +402,6 @@ pub fn expand<B: AutodiffBackend>(
         return top(slot)
             .into_iter()
             .map(|token| Candidate {
-                parent,
                 slots: vec![slot],
                 triggers: with(&[(slot, token)]),
             })
@@ -413,7 +418,6 @@ pub fn expand<B: AutodiffBackend>(
                 .map(|&slot| (slot, tops[slot][rng.random_range(0..tops[slot].len())]))
                 .collect();
             (!changes.is_empty()).then(|| Candidate {
-                parent,
                 slots: changes.iter().map(|c| c.0).collect(),
                 triggers: with(&changes),
             })
@@ -479,7 +483,7 @@ pub fn propose<B: AutodiffBackend>(
     let (loss, grad) = accumulate_gradients(ctx, train, &current, stream, rng, weights, &mut rows)
         .pop()
         .expect("one prompt");
-    let expanded = expand(ctx, 0, triggers, &grad, 1, rng);
+    let expanded = expand(ctx, triggers, &grad, 1, rng);
     // The slot is drawn even when every token is filtered out.
     let slot = expanded.first().map_or(0, |c| c.slots[0]);
     let pool: Vec<Vec<u32>> = current
@@ -585,9 +589,8 @@ pub fn search<B: AutodiffBackend>(
             let candidates: Vec<Candidate> = beam
                 .iter()
                 .zip(&gradients)
-                .enumerate()
-                .flat_map(|(i, (member, (_, grad)))| {
-                    expand(ctx, i, member, grad, s.positions_per_step, &mut rng)
+                .flat_map(|(member, (_, grad))| {
+                    expand(ctx, member, grad, s.positions_per_step, &mut rng)
                 })
                 .collect();
             let pool: Vec<Vec<u32>> = beam
