@@ -355,3 +355,24 @@ fn cli_exits_with_2_and_names_the_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn negative_or_textual_checkpoint_interval() {
+    let err = error_of(
+        &format!("checkpoint_seconds = -1\n{SST2_TASK}{MAJORITY}"),
+        &[],
+    );
+    assert_has(
+        &err,
+        &[
+            "checkpoint_seconds",
+            "expected a number of seconds >= 0",
+            "-1",
+        ],
+    );
+    let err = error_of(
+        &format!("checkpoint_seconds = \"often\"\n{SST2_TASK}{MAJORITY}"),
+        &[],
+    );
+    assert_has(&err, &["checkpoint_seconds", "often"]);
+}

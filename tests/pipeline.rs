@@ -912,6 +912,56 @@ fn a_results_directory_that_is_a_file_is_an_error_before_any_cell_runs() {
     );
 }
 
+/// The results directory deleted in the middle of a sweep: the runner stops at its next write
+/// with an error naming the directory (no panic), and writes nothing into a recreated one.
+#[test]
+fn a_results_directory_that_vanishes_mid_run_stops_the_run_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::experiment(dir.path(), "vanish", MANY_CELLS);
+    let child = run_cmd(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while records(dir.path(), "vanish").len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no records appeared"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Renamed away in one step (as a deletion or an unmount looks to the runner); a
+    // recursive delete would race with the runner's writes.
+    std::fs::rename(dir.path().join("results"), dir.path().join("gone")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("disappeared during the run") && stderr.contains("vanish"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        records(dir.path(), "vanish").is_empty(),
+        "a record was written into a recreated directory"
+    );
+    common::reliability(
+        "the results directory vanishes mid-run",
+        "a clear error at the next write, never a panic, nothing written into a recreated directory",
+        &format!(
+            "moved away after 3 records: exit 1, `{}`",
+            stderr
+                .lines()
+                .last()
+                .unwrap_or("")
+                .replace(&dir.path().display().to_string(), "<tmp>")
+                .replace('|', "/")
+        ),
+        "pipeline::a_results_directory_that_vanishes_mid_run_stops_the_run_with_an_error",
+    );
+}
+
 /// The library knows nothing of clap (ARCHITECTURE.md): no file under `framework/src` but
 /// `main.rs` names it; the CLI keeps mirrors of the library's enums.
 #[test]
@@ -1030,5 +1080,138 @@ fn stale_and_foreign_locks_are_shown_and_can_be_broken() {
             "pipeline::stale_and_foreign_locks_are_shown_and_can_be_broken",
         );
         std::fs::remove_dir_all(dir.path().join("results/locked/cells")).unwrap();
+    }
+}
+
+/// A record with what differs between runs of the same cell taken out: wall times,
+/// provenance (commit, threads) and attempt counts.
+fn without_run_details(bytes: &[u8]) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for key in [
+                    "timings",
+                    "provenance",
+                    "attempts",
+                    "seconds",
+                    "seconds_per_iteration",
+                ] {
+                    map.remove(key);
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    strip(&mut v);
+    v
+}
+
+/// The modification time of a cell's checkpoint, if it has one.
+fn checkpoint_mtime(dir: &Path, name: &str) -> Option<std::time::SystemTime> {
+    std::fs::read_dir(dir.join("results").join(name).join("checkpoints"))
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".ckpt"))
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max()
+}
+
+/// Preemption: a search cell and a fine-tuning cell, each killed with SIGKILL at random
+/// moments four times (every kill after the attempt has saved a checkpoint of its own), then
+/// run to the end: the run resumes from the checkpoint (not from zero), the record equals an
+/// uninterrupted run's in everything but wall times, and the checkpoint is gone.
+#[test]
+fn cells_killed_repeatedly_resume_from_checkpoints_and_equal_an_uninterrupted_run() {
+    common::splade_tiny();
+    let cells = [
+        (
+            "search",
+            "[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {sentence} [T] [T] [T] [P] . [SEP]\"\nlabels = { \"0\" = [\"terrible\"], \"1\" = [\"great\"] }\nsearch = { iters = 40, batch_size = 8, accumulation_steps = 2, num_candidates = 10, restarts = 2 }\n",
+            "resuming the search from its checkpoint",
+        ),
+        (
+            "finetune",
+            "[method]\nkind = \"finetune\"\nfinetune = { epochs = 8, batch_size = 8 }\n",
+            "resuming fine-tuning from its checkpoint",
+        ),
+    ];
+    let mut random = fastrand::Rng::with_seed(17);
+    for (name, method, resumed_line) in cells {
+        let body = format!(
+            "checkpoint_seconds = 0\n[task]\nkind = \"sst2\"\ntrain_size = 32\ndev_size = 32\ntest_size = 64\n{method}"
+        );
+        let clean = tempfile::tempdir().unwrap();
+        let file = common::experiment(clean.path(), name, &body);
+        let started = Instant::now();
+        common::assert_success(&run_cmd(&file).arg("-q").output().unwrap());
+        let uninterrupted_seconds = started.elapsed().as_secs_f64();
+        let expected = records(clean.path(), name);
+        assert_eq!(expected.len(), 1);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = common::experiment(dir.path(), name, &body);
+        let mut delays = vec![];
+        for _ in 0..4 {
+            let mut child = run_cmd(&file)
+                .arg("-q")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let spawned = std::time::SystemTime::now();
+            let waited = Instant::now();
+            // Wait for this attempt's own first save, then a random moment more.
+            while checkpoint_mtime(dir.path(), name).is_none_or(|t| t < spawned) {
+                assert!(
+                    waited.elapsed() < Duration::from_secs(120),
+                    "{name}: no checkpoint was saved"
+                );
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "{name}: the cell finished before it could be killed"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let delay = random.u64(0..=800);
+            delays.push(delay);
+            std::thread::sleep(Duration::from_millis(delay));
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            assert!(
+                records(dir.path(), name).is_empty(),
+                "{name}: finished too early"
+            );
+        }
+        let out = run_cmd(&file).output().unwrap();
+        common::assert_success(&out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(resumed_line), "{name}: {stderr}");
+        let got = records(dir.path(), name);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            without_run_details(&got[0].1),
+            without_run_details(&expected[0].1),
+            "{name}: the resumed record differs from the uninterrupted one"
+        );
+        assert!(
+            checkpoint_mtime(dir.path(), name).is_none(),
+            "{name}: checkpoint left"
+        );
+        assert!(
+            temp_files(dir.path()).is_empty(),
+            "{:?}",
+            temp_files(dir.path())
+        );
+        common::reliability(
+            &format!("kill -9 of a long {name} cell, four times"),
+            "the cell resumes from its last checkpoint, and the final record equals an uninterrupted run's (wall times aside); the checkpoint is deleted with the record",
+            &format!(
+                "kills {delays:?} ms after each attempt's first checkpoint (the uninterrupted cell took {uninterrupted_seconds:.1} s); the final run resumed; record equal; 0 checkpoints and temp files left"
+            ),
+            "pipeline::cells_killed_repeatedly_resume_from_checkpoints_and_equal_an_uninterrupted_run",
+        );
     }
 }

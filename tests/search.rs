@@ -763,3 +763,84 @@ fn multi_position_candidates_change_that_many_slots() {
     let tokens: Vec<u32> = single.iter().map(|c| c.triggers[slot]).collect();
     assert_eq!(tokens, tops[slot]);
 }
+
+/// Keeps every state the search saves (a save at every iteration) and resumes from a chosen one.
+struct MemoryCheckpoints {
+    saved: Vec<autoprompt::search::trigger::SearchState>,
+    resume_from: Option<autoprompt::search::trigger::SearchState>,
+}
+
+impl autoprompt::checkpoint::Checkpoints<autoprompt::search::trigger::SearchState>
+    for MemoryCheckpoints
+{
+    fn resume(&mut self) -> Option<autoprompt::search::trigger::SearchState> {
+        self.resume_from.take()
+    }
+    fn due(&self) -> bool {
+        true
+    }
+    fn save(&mut self, state: &autoprompt::search::trigger::SearchState) {
+        self.saved.push(state.clone());
+    }
+}
+
+/// A search resumed from the state saved at any iteration boundary (a checkpoint, round-tripped
+/// through its file format) finishes with the result of the search that was never stopped,
+/// wall times aside; with two restarts, a state from either restart works.
+#[test]
+fn a_search_resumed_from_any_checkpoint_equals_the_uninterrupted_one() {
+    use autoprompt::checkpoint::Checkpoints;
+    use autoprompt::search::trigger::search_resumable;
+    let f = fixture(24, 24);
+    let settings = SearchSettings {
+        iters: 4,
+        restarts: 2,
+        batch_size: 8,
+        accumulation_steps: 2,
+        num_candidates: 5,
+        eval_batches: Some(1),
+        ..Default::default()
+    };
+    let display = |id: u32| f.lm.tokenizer.display_token(id);
+    let ctx = f.context(&settings, &display);
+    let without_times = |mut r: autoprompt::search::SearchResult| {
+        r.seconds_per_iteration = 0.0;
+        r.steps.iter_mut().for_each(|s| s.seconds = 0.0);
+        r
+    };
+    let mut all = MemoryCheckpoints {
+        saved: vec![],
+        resume_from: None,
+    };
+    let mut improvements = 0;
+    let whole = without_times(search_resumable(
+        &ctx,
+        f.train(),
+        f.dev(),
+        5,
+        |_, _| improvements += 1,
+        &mut all,
+    ));
+    assert_eq!(all.saved.len(), 8, "one state before every iteration");
+    assert_eq!(
+        whole,
+        without_times(search(&ctx, f.train(), f.dev(), 5, |_, _| {}))
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (i, state) in all.saved.iter().enumerate() {
+        assert_eq!(state.position(), (i / 4, i % 4));
+        // Through the file format, as a killed run's next attempt reads it.
+        let mut file = autoprompt::store::FileCheckpoints::new(
+            dir.path().join("c.ckpt"),
+            std::time::Duration::ZERO,
+        );
+        file.save(state);
+        let mut resumed = MemoryCheckpoints {
+            saved: vec![],
+            resume_from: file.resume(),
+        };
+        assert_eq!(resumed.resume_from.as_ref(), Some(state));
+        let result = search_resumable(&ctx, f.train(), f.dev(), 5, |_, _| {}, &mut resumed);
+        assert_eq!(without_times(result), whole, "resumed from state {i}");
+    }
+}

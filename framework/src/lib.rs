@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod baselines;
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod interrupt;
 pub mod lm;

@@ -2,19 +2,27 @@
 //! token's state ([CLS] / `<s>`), all weights trained with AdamW (bias correction on), linear
 //! warm-up over the first 10% of steps then linear decay, dropout in training mode, and the
 //! epoch with the best dev accuracy evaluated.
+//!
+//! Long runs checkpoint at epoch boundaries ([`FinetuneState`]: weights, optimizer moments,
+//! the best epoch's weights, the shuffle's order and generator). So that a resumed run draws
+//! the dropout masks an uninterrupted one draws, burn's generator is seeded at the start of
+//! every epoch from the cell's seed and the epoch (its position cannot be saved).
 
 use std::collections::BTreeMap;
 
 use burn::module::{AutodiffModule, Module};
 use burn::nn::{Dropout, Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder, RecorderError};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
+use rand::RngCore;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::linear_probe::sentence_input;
+use crate::checkpoint::{Checkpoints, RngPosition};
 use crate::lm::{EncoderInput, LmError, LoadedModel, MaskedLm};
 use crate::tasks::metrics::accuracy_of_logits;
 use crate::tasks::{Example, sample};
@@ -113,6 +121,50 @@ impl<B: Backend> Classifier<B> {
     }
 }
 
+/// A fine-tuning run at an epoch boundary: what a checkpoint holds ([`crate::checkpoint`]).
+/// Weights and optimizer state are burn records in MessagePack at full precision, so a
+/// resumed run continues bit for bit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinetuneState {
+    next_epoch: usize,
+    step: usize,
+    /// The shuffle order so far (each epoch shuffles the previous order).
+    order: Vec<usize>,
+    rng: RngPosition,
+    #[serde(with = "serde_bytes")]
+    model: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    optimizer: Vec<u8>,
+    /// The best epoch's dev accuracy and weights so far.
+    best_dev: Option<f64>,
+    #[serde(with = "serde_bytes")]
+    best_model: Vec<u8>,
+}
+
+fn to_bytes<B: Backend, R: Record<B>>(record: R) -> Result<Vec<u8>, RecorderError> {
+    Recorder::<B>::record(
+        &NamedMpkBytesRecorder::<FullPrecisionSettings>::default(),
+        record,
+        (),
+    )
+}
+
+fn from_bytes<B: Backend, R: Record<B>>(
+    bytes: &[u8],
+    device: &B::Device,
+) -> Result<R, RecorderError> {
+    Recorder::<B>::load(
+        &NamedMpkBytesRecorder::<FullPrecisionSettings>::default(),
+        bytes.to_vec(),
+        device,
+    )
+}
+
+/// The seed of burn's generator (dropout) for one epoch.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    sample::rng(seed, &format!("finetune-dropout-{epoch}")).next_u64()
+}
+
 /// Learning rate at `step` of `total`: linear warm-up, then linear decay to 0.
 pub fn learning_rate(peak: f64, warmup_fraction: f64, step: usize, total: usize) -> f64 {
     let warmup = ((total as f64) * warmup_fraction).ceil().max(1.0);
@@ -156,6 +208,7 @@ pub fn run<B: AutodiffBackend>(
     seed: u64,
     max_len: usize,
     device: &B::Device,
+    checkpoints: &mut dyn Checkpoints<FinetuneState>,
 ) -> Result<Option<BTreeMap<String, f64>>, LmError> {
     let [train, dev, test] = splits;
     let encode = |xs: &[Example]| {
@@ -172,9 +225,16 @@ pub fn run<B: AutodiffBackend>(
     let metrics = crate::backend::with_seeded_rng::<B, _>(device, seed, || {
         let mut encoder = lm.model.clone();
         encoder.dropout = settings.dropout;
+        let head = LinearConfig::new(lm.model.hidden_size(), classes.len()).init(device);
+        // burn initialises parameters lazily, at first use, and a clone (a checkpoint's
+        // snapshot) initialises on its own with other draws: initialise now, from the seed.
+        head.weight.val();
+        if let Some(bias) = &head.bias {
+            bias.val();
+        }
         let mut model = Classifier {
             lm: encoder,
-            head: LinearConfig::new(lm.model.hidden_size(), classes.len()).init(device),
+            head,
             dropout: settings.dropout,
         };
         let epochs = settings
@@ -182,17 +242,45 @@ pub fn run<B: AutodiffBackend>(
             .unwrap_or(if train.len() <= 1000 { 20 } else { 3 });
         let batch_size = settings.batch_size.max(1);
         let total_steps = epochs * train.len().div_ceil(batch_size);
-        let mut optim = AdamWConfig::new()
-            .with_weight_decay(settings.weight_decay as f32)
-            .init::<B, Classifier<B>>();
+        let new_optim = || {
+            AdamWConfig::new()
+                .with_weight_decay(settings.weight_decay as f32)
+                .init::<B, Classifier<B>>()
+        };
+        let mut optim = new_optim();
         let mut rng = sample::rng(seed, "finetune");
         let mut order: Vec<usize> = (0..train.len()).collect();
         let mut step = 0;
         let mut best: Option<(f64, Classifier<B::InnerBackend>)> = None;
-        for epoch in 0..epochs {
-            if crate::interrupt::stop_requested() {
+        let mut first_epoch = 0;
+        if let Some(state) = checkpoints.resume() {
+            match restore(state, model.clone(), new_optim(), device) {
+                Ok(r) => {
+                    tracing::info!(
+                        epoch = r.next_epoch,
+                        "resuming fine-tuning from its checkpoint"
+                    );
+                    (model, optim, best) = (r.model, r.optim, r.best);
+                    (first_epoch, step, order) = (r.next_epoch, r.step, r.order);
+                    r.rng.restore(&mut rng);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "checkpoint does not fit this model; starting over")
+                }
+            }
+        }
+        for epoch in first_epoch..epochs {
+            let stop = crate::interrupt::stop_requested();
+            if stop || checkpoints.due() {
+                match snapshot(epoch, step, &order, &rng, &model, &optim, best.as_ref()) {
+                    Ok(state) => checkpoints.save(&state),
+                    Err(e) => tracing::warn!(error = %e, "could not record a checkpoint"),
+                }
+            }
+            if stop {
                 return None;
             }
+            B::seed(device, epoch_seed(seed, epoch));
             order.shuffle(&mut rng);
             let mut epoch_loss = 0.0;
             for batch in order.chunks(batch_size) {
@@ -244,6 +332,66 @@ pub fn run<B: AutodiffBackend>(
         Some(metrics)
     });
     Ok(metrics)
+}
+
+/// A fine-tuning run restored from a checkpoint.
+struct Restored<B: AutodiffBackend, O> {
+    next_epoch: usize,
+    step: usize,
+    order: Vec<usize>,
+    rng: RngPosition,
+    model: Classifier<B>,
+    optim: O,
+    best: Option<(f64, Classifier<B::InnerBackend>)>,
+}
+
+fn restore<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
+    state: FinetuneState,
+    model: Classifier<B>,
+    optim: O,
+    device: &B::Device,
+) -> Result<Restored<B, O>, RecorderError> {
+    let valid = model.valid();
+    let best = match state.best_dev {
+        Some(dev) => Some((
+            dev,
+            valid.load_record(from_bytes::<B::InnerBackend, _>(&state.best_model, device)?),
+        )),
+        None => None,
+    };
+    Ok(Restored {
+        next_epoch: state.next_epoch,
+        step: state.step,
+        order: state.order,
+        rng: state.rng,
+        model: model.load_record(from_bytes::<B, _>(&state.model, device)?),
+        optim: optim.load_record(from_bytes::<B, _>(&state.optimizer, device)?),
+        best,
+    })
+}
+
+fn snapshot<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
+    next_epoch: usize,
+    step: usize,
+    order: &[usize],
+    rng: &rand_chacha::ChaCha8Rng,
+    model: &Classifier<B>,
+    optim: &O,
+    best: Option<&(f64, Classifier<B::InnerBackend>)>,
+) -> Result<FinetuneState, RecorderError> {
+    Ok(FinetuneState {
+        next_epoch,
+        step,
+        order: order.to_vec(),
+        rng: RngPosition::of(rng),
+        model: to_bytes::<B, _>(model.clone().into_record())?,
+        optimizer: to_bytes::<B, _>(optim.to_record())?,
+        best_dev: best.map(|b| b.0),
+        best_model: match best {
+            Some((_, m)) => to_bytes::<B::InnerBackend, _>(m.clone().into_record())?,
+            None => vec![],
+        },
+    })
 }
 
 #[cfg(test)]

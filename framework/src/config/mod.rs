@@ -103,7 +103,13 @@ pub struct RunSettings {
     pub engine: crate::search::Engine,
     pub data: DataPaths,
     pub results_dir: PathBuf,
+    /// How often a running search or fine-tuning saves its state to resume from after a
+    /// kill (`checkpoint_seconds`; 0 saves at every iteration or epoch).
+    pub checkpoint_every: std::time::Duration,
 }
+
+/// `checkpoint_seconds` when the experiment does not set it.
+pub const DEFAULT_CHECKPOINT_SECONDS: f64 = 300.0;
 
 /// Top-level keys of an experiment file other than the cell spec.
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +128,7 @@ struct ExperimentFile {
     backend: BackendKind,
     #[serde(default)]
     engine: crate::search::Engine,
+    checkpoint_seconds: Option<f64>,
     // The cell spec and grid are checked per cell by the planner.
     seed: Option<Value>,
     task: Option<Value>,
@@ -179,13 +186,14 @@ pub enum ConfigError {
 
 /// Environment variables that may override top-level keys (`AUTOPROMPT_DATA_DIR`, ...);
 /// nested keys use `__` (`AUTOPROMPT_TASK__TRAIN_SIZE=100`).
-const ENV_KEYS: [&str; 6] = [
+const ENV_KEYS: [&str; 7] = [
     "data_dir",
     "lama_dir",
     "lpaqa_dir",
     "results_dir",
     "backend",
     "engine",
+    "checkpoint_seconds",
 ];
 
 /// Parses one `--set key.path=value` (value as TOML; a bare word is a string).
@@ -325,6 +333,15 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
         override_axis(&mut grid, key, value);
     }
     let data_dir = file.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+    let checkpoint_seconds = file
+        .checkpoint_seconds
+        .unwrap_or(DEFAULT_CHECKPOINT_SECONDS);
+    if !(checkpoint_seconds.is_finite() && checkpoint_seconds >= 0.0) {
+        return Err(invalid(
+            "checkpoint_seconds".to_string(),
+            format!("expected a number of seconds >= 0, found {checkpoint_seconds}"),
+        ));
+    }
     let settings = RunSettings {
         backend: file.backend,
         engine: file.engine,
@@ -334,6 +351,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
             data_dir,
         },
         results_dir: file.results_dir.unwrap_or_else(|| PathBuf::from("results")),
+        checkpoint_every: std::time::Duration::from_secs_f64(checkpoint_seconds),
     };
     let mut base = serde_json::Map::new();
     for (key, value) in [

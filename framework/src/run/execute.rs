@@ -11,7 +11,7 @@ use crate::config::{Experiment, MethodSpec};
 use crate::lm::LoadedModel;
 use crate::plan::Cell;
 use crate::record::{Counts, Provenance, Record, Status, Timings};
-use crate::store::{Store, write_atomic};
+use crate::store::{FileCheckpoints, Store, write_atomic};
 
 /// Models loaded in this process, by source (loading is the slow part of small cells).
 pub struct Models<B: AutodiffBackend> {
@@ -146,6 +146,11 @@ fn fill<B: AutodiffBackend>(
     record.timings.load_seconds = started.elapsed().as_secs_f64();
     let method_start = Instant::now();
     let max_len = spec.model.max_length.min(lm.config.max_sequence_length());
+    // A killed attempt of this cell may have left its state (deleted with the record).
+    let mut checkpoints = FileCheckpoints::new(
+        store.checkpoint_path(&cell.id),
+        experiment.settings.checkpoint_every,
+    );
     let splits = [
         data.train.as_slice(),
         data.dev.as_slice(),
@@ -173,6 +178,7 @@ fn fill<B: AutodiffBackend>(
                 spec.seed,
                 max_len,
                 device,
+                &mut checkpoints,
             )?
             .ok_or(RunError::Interrupted)?;
         }
@@ -190,6 +196,7 @@ fn fill<B: AutodiffBackend>(
                         tracing::warn!(error = %e, "could not save the best-so-far prompt");
                     }
                 },
+                &mut checkpoints,
             )?;
             record.timings.seconds_per_iteration =
                 outcome.search.as_ref().map(|s| s.seconds_per_iteration);

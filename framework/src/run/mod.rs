@@ -263,6 +263,9 @@ fn run_one<B: AutodiffBackend>(
         }
     }
     store.write_record(&record)?;
+    if let Err(e) = store.remove_checkpoint(&cell.id) {
+        tracing::warn!(error = %e, "could not remove the cell's checkpoint (its record is written)");
+    }
     Ok(Some(match status {
         Status::Finished => CellOutcome::Finished,
         Status::Failed => CellOutcome::Failed,

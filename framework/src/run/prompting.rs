@@ -8,13 +8,14 @@ use std::collections::{BTreeMap, HashMap};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::RunError;
+use crate::checkpoint::Checkpoints;
 use crate::config::{CellSpec, Labels, MethodSpec};
 use crate::lm::LoadedModel;
 use crate::prompt::{Encoded, Template, Verbalizer};
 use crate::record::{ModelIdentity, PromptArtifact};
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
 use crate::search::labels::{LabelSearchResult, label_search};
-use crate::search::trigger::{SearchContext, Split, evaluate_split, search};
+use crate::search::trigger::{SearchContext, SearchState, Split, evaluate_split, search_resumable};
 use crate::search::{
     Engine, Gold, RowScore, Scorer, SearchResult, SearchSettings, SelectBy, Target,
 };
@@ -147,6 +148,7 @@ pub fn run<B: AutodiffBackend>(
     device: &B::Device,
     engine: Engine,
     mut on_best: impl FnMut(&PromptArtifact),
+    checkpoints: &mut dyn Checkpoints<SearchState>,
 ) -> Result<PromptOutcome, RunError> {
     let classification = spec.task.is_classification();
     let default_settings = SearchSettings::default();
@@ -306,7 +308,7 @@ pub fn run<B: AutodiffBackend>(
         }
     }
     let search_result = match (&spec.method, template.num_triggers()) {
-        (MethodSpec::Autoprompt { .. }, n) if n > 0 => Some(search(
+        (MethodSpec::Autoprompt { .. }, n) if n > 0 => Some(search_resumable(
             &ctx,
             split(&train),
             split(&dev),
@@ -315,6 +317,7 @@ pub fn run<B: AutodiffBackend>(
                 tracing::info!(triggers = ?ids.iter().map(|&i| display(i)).collect::<Vec<_>>(), dev = dev_metric, "new best prompt");
                 on_best(&artifact(ids));
             },
+            checkpoints,
         )),
         _ => None,
     };

@@ -55,6 +55,7 @@ use serde::{Deserialize, Serialize};
 use super::candidates::top_k;
 use super::scorer::{Gold, RowScore, Scorer};
 use super::{Balance, SearchSettings, SelectBy};
+use crate::checkpoint::{Checkpoints, NoCheckpoints, RngPosition};
 use crate::prompt::{Batch, Encoded};
 use crate::tasks::sample::rng;
 
@@ -146,6 +147,7 @@ pub fn batch_with_triggers(examples: &[&Encoded], triggers: &[u32], pad_id: u32)
 }
 
 /// Endless shuffled passes over the training set (optionally class-balanced).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchStream {
     pools: Vec<Vec<usize>>,
     cursors: Vec<usize>,
@@ -502,11 +504,42 @@ pub fn propose<B: AutodiffBackend>(
 }
 
 /// The prompt a search would return if it stopped now, and its dev metric.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Kept {
     triggers: Vec<u32>,
     dev: f64,
     restart: usize,
+}
+
+/// Everything the search loop carries from one iteration to the next, at an iteration
+/// boundary: what a checkpoint holds ([`crate::checkpoint`]). Resumed from it, the search
+/// computes what it would have computed uninterrupted, apart from wall times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchState {
+    restart: usize,
+    /// The iteration of `restart` to run next.
+    next_iteration: usize,
+    /// Position of the restart's generator (seeded from the cell's seed and the restart).
+    rng: RngPosition,
+    stream: BatchStream,
+    beam: Vec<Vec<u32>>,
+    /// Best dev metric of this restart (−∞ before the first acceptance).
+    restart_best: f64,
+    since_improvement: usize,
+    best: Option<Kept>,
+    initial: Option<Kept>,
+    steps: Vec<SearchStep>,
+    iterations_run: usize,
+    rows: EncoderRows,
+    /// Wall time of the attempts before this one.
+    seconds: f64,
+}
+
+impl SearchState {
+    /// The iteration this state resumes at (restart, iteration).
+    pub fn position(&self) -> (usize, usize) {
+        (self.restart, self.next_iteration)
+    }
 }
 
 /// Runs the search; `on_improve` is called with every new best-on-dev prompt (so an
@@ -516,7 +549,20 @@ pub fn search<B: AutodiffBackend>(
     train: Split,
     dev: Split,
     seed: u64,
+    on_improve: impl FnMut(&[u32], f64),
+) -> SearchResult {
+    search_resumable(ctx, train, dev, seed, on_improve, &mut NoCheckpoints)
+}
+
+/// [`search`] that resumes from `checkpoints`' saved state, if any, and saves its state when
+/// a save is due and when a stop is requested.
+pub fn search_resumable<B: AutodiffBackend>(
+    ctx: &SearchContext<B>,
+    train: Split,
+    dev: Split,
+    seed: u64,
     mut on_improve: impl FnMut(&[u32], f64),
+    checkpoints: &mut dyn Checkpoints<SearchState>,
 ) -> SearchResult {
     let s = ctx.settings;
     let need_ll = ctx.select_by == SelectBy::LogLikelihood;
@@ -524,8 +570,8 @@ pub fn search<B: AutodiffBackend>(
         .encoded
         .first()
         .map_or(0, |e| e.trigger_positions.len());
+    let restarts = s.restarts.max(1);
     let weights = (s.balance == Balance::Loss).then(|| class_weights(ctx.train_classes));
-    let mut rows = EncoderRows::default();
     let dev_metric_of = |triggers: &[u32], rows: &mut EncoderRows| {
         rows.forward += dev.encoded.len() as u64;
         metric(
@@ -533,45 +579,100 @@ pub fn search<B: AutodiffBackend>(
             ctx.select_by,
         )
     };
+    let mut resumed = checkpoints.resume().filter(|state| {
+        let fits = state.restart < restarts
+            && state.next_iteration <= s.iters
+            && state.beam.iter().all(|m| m.len() == slots);
+        if !fits {
+            tracing::warn!("checkpoint does not fit this search; starting over");
+        }
+        fits
+    });
+    if let Some(state) = &resumed {
+        tracing::info!(
+            restart = state.restart,
+            iteration = state.next_iteration,
+            "resuming the search from its checkpoint"
+        );
+        // The best-so-far prompt is announced again: whoever keeps it (a file) has it even
+        // if what the earlier attempt left is gone.
+        if let Some(best) = &state.best {
+            on_improve(&best.triggers, best.dev);
+        }
+    }
     let mut steps = vec![];
     let mut best: Option<Kept> = None;
     // The starting prompt and its dev metric: the result when nothing is ever accepted.
     let mut initial: Option<Kept> = None;
     let mut iterations_run = 0;
+    let mut rows = EncoderRows::default();
+    let mut seconds_before = 0.0;
     let mut stopped_by = StopReason::Iterations;
     let started = Instant::now();
-    for restart in 0..s.restarts.max(1) {
+    let first_restart = resumed.as_ref().map_or(0, |r| r.restart);
+    for restart in first_restart..restarts {
         if stopped_by == StopReason::Interrupted {
             break;
         }
         let mut rng = rng(seed, &format!("search-{restart}"));
-        let mut stream = BatchStream::new(ctx.train_classes, s.balance == Balance::Sample);
-        let mut beam = vec![vec![ctx.initial_trigger; slots]];
-        let initial_dev = dev_metric_of(&beam[0], &mut rows);
-        initial.get_or_insert_with(|| Kept {
-            triggers: beam[0].clone(),
-            dev: initial_dev,
-            restart,
-        });
-        let mut restart_best = if s.keep_initial {
-            if best.as_ref().is_none_or(|b| initial_dev > b.dev) {
-                best = Some(Kept {
-                    triggers: beam[0].clone(),
-                    dev: initial_dev,
-                    restart,
-                });
-                on_improve(&beam[0], initial_dev);
-            }
-            initial_dev
+        let (mut stream, mut beam, mut restart_best, mut since_improvement, first_iteration);
+        if let Some(state) = resumed.take() {
+            state.rng.restore(&mut rng);
+            (steps, best, initial) = (state.steps, state.best, state.initial);
+            (iterations_run, rows, seconds_before) =
+                (state.iterations_run, state.rows, state.seconds);
+            (stream, beam) = (state.stream, state.beam);
+            (restart_best, since_improvement) = (state.restart_best, state.since_improvement);
+            first_iteration = state.next_iteration;
         } else {
-            f64::NEG_INFINITY
-        };
-        let mut since_improvement = 0;
-        for iteration in 0..s.iters {
+            stream = BatchStream::new(ctx.train_classes, s.balance == Balance::Sample);
+            beam = vec![vec![ctx.initial_trigger; slots]];
+            let initial_dev = dev_metric_of(&beam[0], &mut rows);
+            initial.get_or_insert_with(|| Kept {
+                triggers: beam[0].clone(),
+                dev: initial_dev,
+                restart,
+            });
+            restart_best = if s.keep_initial {
+                if best.as_ref().is_none_or(|b| initial_dev > b.dev) {
+                    best = Some(Kept {
+                        triggers: beam[0].clone(),
+                        dev: initial_dev,
+                        restart,
+                    });
+                    on_improve(&beam[0], initial_dev);
+                }
+                initial_dev
+            } else {
+                f64::NEG_INFINITY
+            };
+            since_improvement = 0;
+            first_iteration = 0;
+        }
+        for iteration in first_iteration..s.iters {
             if slots == 0 {
                 break;
             }
-            if crate::interrupt::stop_requested() {
+            let save_due = checkpoints.due();
+            let stop = crate::interrupt::stop_requested();
+            if save_due || stop {
+                checkpoints.save(&SearchState {
+                    restart,
+                    next_iteration: iteration,
+                    rng: RngPosition::of(&rng),
+                    stream: stream.clone(),
+                    beam: beam.clone(),
+                    restart_best,
+                    since_improvement,
+                    best: best.clone(),
+                    initial: initial.clone(),
+                    steps: steps.clone(),
+                    iterations_run,
+                    rows,
+                    seconds: seconds_before + started.elapsed().as_secs_f64(),
+                });
+            }
+            if stop {
                 stopped_by = StopReason::Interrupted;
                 break;
             }
@@ -658,6 +759,7 @@ pub fn search<B: AutodiffBackend>(
     }
     let initial = initial.expect("at least one restart");
     let kept = best.unwrap_or_else(|| initial.clone());
+    let seconds = seconds_before + started.elapsed().as_secs_f64();
     SearchResult {
         trigger_tokens: kept.triggers.iter().map(|&t| (ctx.display)(t)).collect(),
         trigger_ids: kept.triggers,
@@ -666,7 +768,7 @@ pub fn search<B: AutodiffBackend>(
         initial_dev: Some(initial.dev),
         steps,
         iterations_run,
-        seconds_per_iteration: started.elapsed().as_secs_f64() / iterations_run.max(1) as f64,
+        seconds_per_iteration: seconds / iterations_run.max(1) as f64,
         stopped_by,
         rows: Some(rows),
     }

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use crate::record::{Record, Status};
 
+mod checkpoint;
+pub use checkpoint::FileCheckpoints;
+
 /// Store errors; each names the path.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,6 +25,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A directory of the store that existed when the run started is gone (deleted, or its
+    /// filesystem unmounted): nothing is written until someone looks.
+    #[error("{}: the results directory disappeared during the run (deleted or unmounted?); nothing more is written", path.display())]
+    Vanished { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Json {
         path: PathBuf,
@@ -120,7 +127,7 @@ impl Store {
     /// Opens (creating) `results_dir/<experiment>/`.
     pub fn open(results_dir: &Path, experiment: &str) -> Result<Self, StoreError> {
         let root = results_dir.join(experiment);
-        for dir in ["cells", "locks", "prompts"] {
+        for dir in ["cells", "locks", "prompts", "checkpoints"] {
             let d = root.join(dir);
             fs::create_dir_all(&d).map_err(io(&d))?;
         }
@@ -134,6 +141,21 @@ impl Store {
     /// Path of the best-so-far prompt of a running search.
     pub fn prompt_path(&self, id: &str) -> PathBuf {
         self.root.join("prompts").join(format!("{id}.best.json"))
+    }
+
+    /// Path of a running cell's checkpoint (see [`FileCheckpoints`]).
+    pub fn checkpoint_path(&self, id: &str) -> PathBuf {
+        self.root.join("checkpoints").join(format!("{id}.ckpt"))
+    }
+
+    /// Removes a cell's checkpoint (once its record is written, the state is of no use).
+    pub fn remove_checkpoint(&self, id: &str) -> Result<(), StoreError> {
+        let path = self.checkpoint_path(id);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Io { path, source: e }),
+        }
     }
 
     pub fn state(&self, id: &str) -> CellState {
@@ -151,6 +173,7 @@ impl Store {
 
     /// Tries to take the lock of a cell; `None` when another runner holds it.
     pub fn try_lock(&self, id: &str) -> Result<Option<CellLock>, StoreError> {
+        self.still_there("locks")?;
         let path = self.lock_path(id);
         let file = OpenOptions::new()
             .create(true)
@@ -172,6 +195,16 @@ impl Store {
             }
             Err(fs::TryLockError::WouldBlock) => Ok(None),
             Err(fs::TryLockError::Error(e)) => Err(StoreError::Io { path, source: e }),
+        }
+    }
+
+    /// An error when a directory [`Store::open`] made is gone.
+    fn still_there(&self, dir: &str) -> Result<(), StoreError> {
+        let path = self.root.join(dir);
+        if path.is_dir() {
+            Ok(())
+        } else {
+            Err(StoreError::Vanished { path })
         }
     }
 
@@ -226,7 +259,7 @@ impl Store {
 
     /// Removes temp files a killed writer of this cell left behind (call with the lock held).
     fn remove_stale_temps(&self, id: &str) -> Result<(), StoreError> {
-        for dir in ["cells", "prompts"] {
+        for dir in ["cells", "prompts", "checkpoints"] {
             let d = self.root.join(dir);
             let entries = fs::read_dir(&d).map_err(io(&d))?;
             for entry in entries.flatten() {
@@ -242,6 +275,9 @@ impl Store {
 
     /// Writes a record atomically (the caller holds the cell's lock).
     pub fn write_record(&self, record: &Record) -> Result<PathBuf, StoreError> {
+        // `write_atomic` would create a missing directory: a record written into a recreated
+        // `cells/` beside nothing else would hide that the rest are gone.
+        self.still_there("cells")?;
         let path = self.record_path(&record.id);
         let json = serde_json::to_vec_pretty(record).map_err(|source| StoreError::Json {
             path: path.clone(),
