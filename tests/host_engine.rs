@@ -14,7 +14,7 @@ use autoprompt::lm::host::{HostModel, Packed};
 use autoprompt::lm::{self, EncoderInput, LoadedModel};
 use autoprompt::prompt::{Batch, Encoded, Template};
 use autoprompt::search::trigger::batch_with_triggers;
-use autoprompt::search::{Engine, Gold, Scorer, Target};
+use autoprompt::search::{Engine, EngineKind, Gold, Scorer, Target};
 
 type B = Autodiff<NdArray>;
 type Inner = NdArray;
@@ -194,10 +194,10 @@ fn packed_encoder_matches_burn_on_padded_rows() {
     }
 }
 
-fn scorers(case: Case, target: Target) -> (Scorer<B>, Scorer<B>) {
+fn scorers(case: Case, target: Target) -> (Scorer, Scorer) {
     let lm = load::<B>(case);
     let make = |engine| {
-        Scorer::<B>::with_engine(
+        Scorer::with_engine(
             lm.model.clone(),
             target.clone(),
             64,
@@ -205,7 +205,12 @@ fn scorers(case: Case, target: Target) -> (Scorer<B>, Scorer<B>) {
             engine,
         )
     };
-    (make(Engine::Host), make(Engine::Burn))
+    let (host, burn) = (make(Engine::Host), make(Engine::Burn));
+    assert_eq!(
+        (host.engine(), burn.engine()),
+        (EngineKind::Host, EngineKind::Burn)
+    );
+    (host, burn)
 }
 
 /// Two classes of label tokens (two and one), away from the special tokens.
@@ -292,8 +297,16 @@ fn host_scores_match_burn_for_classes_and_vocabulary() {
 
 #[test]
 fn host_engine_is_chosen_for_cpu_backends_only_when_asked_or_automatic() {
-    assert!(Engine::Auto.uses_host::<NdArray>());
-    assert!(Engine::Auto.uses_host::<burn::backend::Flex>());
-    assert!(!Engine::Burn.uses_host::<NdArray>());
-    assert!(Engine::Host.uses_host::<NdArray>());
+    use autoprompt::backend::BackendKind;
+    assert_eq!(Engine::Auto.resolve(BackendKind::Ndarray), EngineKind::Host);
+    assert_eq!(Engine::Auto.resolve(BackendKind::Flex), EngineKind::Host);
+    assert_eq!(Engine::Auto.resolve(BackendKind::Cuda), EngineKind::Burn);
+    assert_eq!(Engine::Burn.resolve(BackendKind::Ndarray), EngineKind::Burn);
+    assert_eq!(Engine::Host.resolve(BackendKind::Cuda), EngineKind::Host);
+    // The scorer resolves the setting against the backend it is built for.
+    assert_eq!(BackendKind::of::<B>(), Some(BackendKind::Ndarray));
+    assert_eq!(
+        BackendKind::of::<burn::backend::Flex>(),
+        Some(BackendKind::Flex)
+    );
 }

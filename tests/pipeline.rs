@@ -424,8 +424,14 @@ fn host_engine_and_burn_agree_end_to_end() {
     };
     let host = run("host");
     let burn = run("burn");
-    assert_eq!(host.provenance.engine, "host");
-    assert_eq!(burn.provenance.engine, "burn");
+    assert_eq!(
+        host.provenance.engine,
+        Some(autoprompt::search::EngineKind::Host)
+    );
+    assert_eq!(
+        burn.provenance.engine,
+        Some(autoprompt::search::EngineKind::Burn)
+    );
     let triggers = |r: &autoprompt::record::Record| r.prompt.as_ref().unwrap().trigger_ids.clone();
     assert_eq!(triggers(&host), triggers(&burn));
     assert_eq!(host.metrics["accuracy"], burn.metrics["accuracy"]);

@@ -150,7 +150,7 @@ fn trigger_gradient_matches_finite_differences() {
         label_ids: v.all_token_ids(),
         spans: v.class_spans(),
     };
-    let scorer = Scorer::<B>::new(lm.model.clone(), target, 64, Default::default());
+    let scorer = Scorer::new(lm.model.clone(), target, 64, Default::default());
     let (loss, grad) = scorer.trigger_gradient(&batch, &golds, None);
     let reference = independent_loss(&lm, &batch, &golds, &v, None);
     // The scorer computes in f32 (on the host engine, in its own summation order): a few
@@ -190,7 +190,7 @@ fn trigger_gradient_matches_finite_differences() {
 fn hotflip_scores_are_minus_embedding_dot_gradient() {
     let lm = load::<B>();
     let v = verbalizer(&lm);
-    let scorer = Scorer::<B>::new(
+    let scorer = Scorer::new(
         lm.model.clone(),
         Target::Classes {
             label_ids: v.all_token_ids(),
@@ -276,7 +276,7 @@ struct Fixture {
     train_golds: Vec<Gold>,
     dev: Vec<Encoded>,
     dev_golds: Vec<Gold>,
-    scorer: Scorer<B>,
+    scorer: Scorer,
     allowed: Vec<bool>,
     classes: Vec<usize>,
 }
@@ -292,7 +292,7 @@ fn fixture(train: usize, dev: usize) -> Fixture {
         label_ids: v.all_token_ids(),
         spans: v.class_spans(),
     };
-    let scorer = Scorer::<B>::new(lm.model.clone(), target, 256, Default::default());
+    let scorer = Scorer::new(lm.model.clone(), target, 256, Default::default());
     let allowed = allowed_tokens(
         &lm.tokenizer,
         lm.model.vocab_size(),
@@ -318,7 +318,7 @@ impl Fixture {
         &'a self,
         settings: &'a SearchSettings,
         display: &'a dyn Fn(u32) -> String,
-    ) -> SearchContext<'a, B> {
+    ) -> SearchContext<'a> {
         SearchContext {
             scorer: &self.scorer,
             settings,
@@ -539,7 +539,7 @@ fn label_search_finds_distinct_tokens_that_separate_the_classes() {
     let (encoded, golds) = encode(&lm, &data.train, &[mask; 3]);
     let refs: Vec<&Encoded> = encoded.iter().collect();
     let batch = batch_with_triggers(&refs, &[mask; 3], lm.tokenizer.special.pad.id);
-    let scorer = Scorer::<B>::new(
+    let scorer = Scorer::new(
         lm.model.clone(),
         Target::Classes {
             label_ids: vec![],
@@ -563,7 +563,7 @@ fn label_search_finds_distinct_tokens_that_separate_the_classes() {
         &features,
         &classes,
         2,
-        scorer.eval_model().word_embedding_matrix(),
+        &scorer.word_embeddings(),
         &allowed,
         &LabelSearchSettings::default(),
         &Default::default(),

@@ -1,6 +1,8 @@
 //! The one place a backend is chosen: [`with_backend!`](crate::with_backend) binds a type to
-//! the autodiff backend named by a [`BackendKind`](crate::config::BackendKind) and runs generic
+//! the autodiff backend named by a [`BackendKind`] and runs generic
 //! code with it; everything below is generic over burn's `Backend`.
+
+use serde::{Deserialize, Serialize};
 
 /// `with_backend!(kind, B, device, missing_cuda_error, body)`: evaluates `body` with type `B`
 /// bound to `Autodiff<NdArray>`, `Autodiff<Flex>` or `Autodiff<Cuda>` and `device` to its default
@@ -9,49 +11,79 @@
 macro_rules! with_backend {
     ($kind:expr, $B:ident, $device:ident, $missing_cuda:expr, $body:expr) => {{
         match $kind {
-            $crate::config::BackendKind::Ndarray => {
+            $crate::backend::BackendKind::Ndarray => {
                 type $B = burn::backend::Autodiff<burn::backend::NdArray>;
                 let $device: burn::tensor::Device<$B> = Default::default();
                 $body
             }
-            $crate::config::BackendKind::Flex => {
+            $crate::backend::BackendKind::Flex => {
                 type $B = burn::backend::Autodiff<burn::backend::Flex>;
                 let $device: burn::tensor::Device<$B> = Default::default();
                 $body
             }
             #[cfg(feature = "cuda")]
-            $crate::config::BackendKind::Cuda => {
+            $crate::backend::BackendKind::Cuda => {
                 type $B = burn::backend::Autodiff<burn::backend::Cuda>;
                 let $device: burn::tensor::Device<$B> = Default::default();
                 $body
             }
             #[cfg(not(feature = "cuda"))]
-            $crate::config::BackendKind::Cuda => $missing_cuda,
+            $crate::backend::BackendKind::Cuda => $missing_cuda,
         }
     }};
 }
 
-/// Whether `engine` runs the search's hot loop on the host engine for `backend` (the
-/// run-time counterpart of [`crate::search::Engine::uses_host`]).
-pub fn host_engine_runs(
-    backend: crate::config::BackendKind,
-    engine: crate::search::Engine,
-) -> bool {
-    crate::with_backend!(
-        backend,
-        B,
-        _device,
-        false,
-        engine.uses_host::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>()
-    )
+/// Which burn backend runs the cells. Chosen once, at the top ([`with_backend!`](crate::with_backend)); everything below is generic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// burn-ndarray on the CPU (default).
+    #[default]
+    Ndarray,
+    /// burn-flex on the CPU.
+    Flex,
+    /// burn-cuda (needs the `cuda` cargo feature and an NVIDIA GPU).
+    Cuda,
 }
 
-/// Whether `B` computes on the host CPU (ndarray, flex), where the search's hot loop runs on
-/// the host engine ([`crate::lm::host`]) instead of burn's op-by-op kernels.
-pub fn runs_on_host<B: burn::tensor::backend::Backend>() -> bool {
-    use std::any::TypeId;
-    let id = TypeId::of::<B>();
-    id == TypeId::of::<burn::backend::NdArray>() || id == TypeId::of::<burn::backend::Flex>()
+impl BackendKind {
+    /// Whether this backend computes on the host CPU (ndarray, flex), where the search's hot
+    /// loop runs on the host engine by default ([`crate::search::Engine::resolve`]).
+    pub fn runs_on_host(self) -> bool {
+        matches!(self, BackendKind::Ndarray | BackendKind::Flex)
+    }
+
+    /// The name an experiment file uses (`ndarray`, `flex`, `cuda`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Ndarray => "ndarray",
+            BackendKind::Flex => "flex",
+            BackendKind::Cuda => "cuda",
+        }
+    }
+
+    /// The kind of burn backend `B` is (with or without autodiff); `None` for a backend this
+    /// crate does not choose itself.
+    pub fn of<B: burn::tensor::backend::Backend>() -> Option<Self> {
+        use burn::backend::{Autodiff, Flex, NdArray};
+        use std::any::TypeId;
+        let id = TypeId::of::<B>();
+        let is = |a: TypeId, b: TypeId| id == a || id == b;
+        if is(TypeId::of::<NdArray>(), TypeId::of::<Autodiff<NdArray>>()) {
+            return Some(BackendKind::Ndarray);
+        }
+        if is(TypeId::of::<Flex>(), TypeId::of::<Autodiff<Flex>>()) {
+            return Some(BackendKind::Flex);
+        }
+        #[cfg(feature = "cuda")]
+        {
+            use burn::backend::Cuda;
+            if is(TypeId::of::<Cuda>(), TypeId::of::<Autodiff<Cuda>>()) {
+                return Some(BackendKind::Cuda);
+            }
+        }
+        None
+    }
 }
 
 /// Runs `f` with burn's random generator seeded with `seed` and held by this thread alone.

@@ -150,7 +150,7 @@ pub fn search_iteration<B: AutodiffBackend>(
         label_ids: verbalizer.all_token_ids(),
         spans: verbalizer.class_spans(),
     };
-    let scorer = Scorer::<B>::with_engine(
+    let scorer = Scorer::with_engine(
         lm.model.clone(),
         target,
         bench.eval_rows,

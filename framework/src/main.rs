@@ -249,7 +249,7 @@ fn bench(command: BenchCommand) -> anyhow::Result<String> {
             let (backend, engine): (BackendKind, autoprompt::search::Engine) =
                 (backend.into(), engine.into());
             let name = implementation_name(backend, engine);
-            if autoprompt::backend::host_engine_runs(backend, engine) {
+            if engine.resolve(backend) == autoprompt::search::EngineKind::Host {
                 let result = bench::host_encoder_forward(&model, batch, seq, iters, &name)?;
                 return Ok(serde_json::to_string(&result)?);
             }
@@ -509,13 +509,13 @@ fn report(experiment: &Experiment) -> anyhow::Result<bool> {
 /// `rust-host` where the host engine runs, else `rust-<backend>`, with `+openblas` where the
 /// ndarray backend's matmuls go to OpenBLAS.
 fn implementation_name(backend: BackendKind, engine: autoprompt::search::Engine) -> String {
-    if autoprompt::backend::host_engine_runs(backend, engine) {
+    if engine.resolve(backend) == autoprompt::search::EngineKind::Host {
         return "rust-host".to_string();
     }
     let blas = cfg!(feature = "openblas") && backend == BackendKind::Ndarray;
     format!(
         "rust-{}{}",
-        format!("{backend:?}").to_lowercase(),
+        backend.name(),
         if blas { "+openblas" } else { "" }
     )
 }
@@ -790,7 +790,7 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                     git_commit: first.provenance.git_commit.clone(),
                     package_version: first.provenance.package_version.clone(),
                     threads: first.provenance.threads,
-                    backend: first.provenance.backend.clone(),
+                    backend: first.provenance.backend.name().to_string(),
                 };
                 for path in nightly::write_baseline(&current, &baseline, &meta)? {
                     println!("wrote {}", path.display());

@@ -73,11 +73,11 @@ pub struct Provenance {
     pub package_version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git_commit: Option<String>,
-    pub backend: String,
+    pub backend: crate::backend::BackendKind,
     /// `host` or `burn`: who ran the search's hot loop (absent in records from before the
     /// host engine, which all ran on burn).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub engine: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::search::EngineKind>,
     pub seed: u64,
     /// File path → SHA-256 of every data and model file used.
     pub files: BTreeMap<String, String>,

@@ -21,18 +21,7 @@ pub use method::{Labels, LabelsKeyword, MethodKind, MethodSpec, NESTED_PATH};
 
 use crate::tasks::{DataPaths, TaskSpec};
 
-/// Which burn backend runs the cells. Chosen once, at the top; everything below is generic.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BackendKind {
-    /// burn-ndarray on the CPU (default).
-    #[default]
-    Ndarray,
-    /// burn-flex on the CPU.
-    Flex,
-    /// burn-cuda (needs the `cuda` cargo feature and an NVIDIA GPU).
-    Cuda,
-}
+pub use crate::backend::BackendKind;
 
 /// The model of a cell (`[model]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -584,7 +584,7 @@ fn markdown(
                     .git_commit
                     .as_deref()
                     .unwrap_or("no git commit"),
-                r.provenance.backend,
+                r.provenance.backend.name(),
                 r.provenance.threads
             )
         })

@@ -67,8 +67,13 @@ pub fn execute_cell<B: AutodiffBackend>(
         provenance: Provenance {
             package_version: env!("CARGO_PKG_VERSION").to_string(),
             git_commit: provenance::git_commit(),
-            backend: format!("{:?}", experiment.settings.backend).to_lowercase(),
-            engine: engine_name(experiment),
+            backend: experiment.settings.backend,
+            engine: Some(
+                experiment
+                    .settings
+                    .engine
+                    .resolve(experiment.settings.backend),
+            ),
             seed: cell.spec.seed,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ..Default::default()
@@ -210,11 +215,4 @@ fn fill<B: AutodiffBackend>(
     record.timings.method_seconds = method_start.elapsed().as_secs_f64();
     record.provenance.files = provenance::file_hashes(&files);
     Ok(())
-}
-
-/// `host` or `burn`: who runs the search's hot loop for this experiment's backend.
-fn engine_name(experiment: &Experiment) -> String {
-    let settings = &experiment.settings;
-    let host = crate::backend::host_engine_runs(settings.backend, settings.engine);
-    if host { "host" } else { "burn" }.to_string()
 }

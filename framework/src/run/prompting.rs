@@ -209,7 +209,7 @@ pub fn run<B: AutodiffBackend>(
 
     // One frozen model for the label search and the trigger search; its target is set once
     // the label tokens are known.
-    let mut scorer = Scorer::<B>::with_engine(
+    let mut scorer = Scorer::with_engine(
         lm.model.clone(),
         target.clone(),
         settings.eval_batch_size,
@@ -238,7 +238,7 @@ pub fn run<B: AutodiffBackend>(
                     &features,
                     &classes,
                     data.classes.len(),
-                    scorer.eval_model().word_embedding_matrix(),
+                    &scorer.word_embeddings(),
                     &allowed,
                     label_settings.expect("label search settings"),
                     device,
@@ -532,7 +532,7 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
         &prompt.trigger_ids,
         max_len,
     )?;
-    let scorer = Scorer::<B>::with_engine(lm.model.clone(), target, 256, device.clone(), engine);
+    let scorer = Scorer::with_engine(lm.model.clone(), target, 256, device.clone(), engine);
     let classification = !data.classes.is_empty();
     let rows = evaluate_split(
         &scorer,

@@ -1,11 +1,72 @@
-//! The scorer's two hot operations on the host engine ([`crate::lm::host`]): the trigger
-//! gradient and the evaluation of a chunk of rows. Same inputs, outputs and loss as the burn
-//! path in [`super::scorer`]; `tests/host_engine.rs` checks the two agree.
+//! The host implementation of [`ScoringEngine`]: the search's operations on the host engine's
+//! fused CPU kernels ([`crate::lm::host`]). Same inputs, outputs and loss as the burn
+//! implementation ([`super::burn_engine`]); `tests/host_engine.rs` checks the two agree.
 
+use burn::tensor::backend::Backend;
+
+use super::engine::ScoringEngine;
+use super::target::{Gold, RowScore, Target, row_scores};
+use crate::lm::MaskedLm;
 use crate::lm::host::{HostModel, Packed};
 use crate::prompt::Batch;
 
-use super::scorer::{Gold, RowScore, Target, row_scores};
+/// The host engine's own `f32` copy of a frozen model: the only copy of the weights the
+/// search holds when it runs here.
+pub struct HostEngine {
+    model: HostModel,
+}
+
+impl HostEngine {
+    pub fn from_model<B: Backend>(model: &MaskedLm<B>) -> Self {
+        Self {
+            model: HostModel::from_model(model),
+        }
+    }
+}
+
+impl ScoringEngine for HostEngine {
+    fn trigger_gradient(
+        &self,
+        target: &Target,
+        batch: &Batch,
+        golds: &[Gold],
+        weights: Option<&[f32]>,
+    ) -> (f32, Vec<Vec<f32>>) {
+        trigger_gradient(&self.model, target, batch, golds, weights)
+    }
+
+    fn score_rows(
+        &self,
+        target: &Target,
+        batch: &Batch,
+        golds: &[Gold],
+        need_log_likelihood: bool,
+    ) -> Vec<RowScore> {
+        score_rows(&self.model, target, batch, golds, need_log_likelihood)
+    }
+
+    fn mask_features(&self, batch: &Batch) -> Vec<f32> {
+        mask_features(&self.model, batch)
+    }
+
+    fn embedding_products(&self, slot_gradient: &[f32]) -> Vec<f32> {
+        self.model.embedding_products(slot_gradient)
+    }
+
+    fn word_embeddings(&self) -> Vec<f32> {
+        (0..self.model.vocab_size() as u32)
+            .flat_map(|t| self.model.word_embedding(t).iter().copied())
+            .collect()
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.model.hidden_size()
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.model.vocab_size()
+    }
+}
 
 fn packed_with_masks(batch: &Batch) -> (Packed, Vec<usize>) {
     let packed = Packed::from_padded(
@@ -24,13 +85,13 @@ fn packed_with_masks(batch: &Batch) -> (Packed, Vec<usize>) {
 }
 
 /// `[rows, h]` head features at `[P]`.
-pub fn mask_features(host: &HostModel, batch: &Batch) -> Vec<f32> {
+fn mask_features(host: &HostModel, batch: &Batch) -> Vec<f32> {
     let (packed, masks) = packed_with_masks(batch);
     host.mask_features(&packed, &masks)
 }
 
 /// Evaluates every row of `batch` in one pass.
-pub fn score_rows(
+fn score_rows(
     host: &HostModel,
     target: &Target,
     batch: &Batch,
@@ -45,7 +106,7 @@ pub fn score_rows(
 
 /// Loss (weighted mean of minus the gold log-likelihood) and its gradient w.r.t. the input
 /// embeddings at each trigger slot, summed over the batch: `[slots][hidden]`.
-pub fn trigger_gradient(
+fn trigger_gradient(
     host: &HostModel,
     target: &Target,
     batch: &Batch,

@@ -11,8 +11,8 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 
 use super::LabelSearchSettings;
+use super::burn_engine::{int_tensor, to_vec};
 use super::candidates::top_k;
-use super::scorer::{int_tensor, to_vec};
 
 /// Label tokens found for each class, with the classifier's training accuracy.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -22,12 +22,13 @@ pub struct LabelSearchResult {
 }
 
 /// `features` is `[n, hidden]` row-major, `classes[i]` the class of row `i`;
-/// `embeddings` the `[vocab, hidden]` output embedding matrix; `allowed[id]` filters tokens.
+/// `embeddings` the `[vocab, hidden]` output embedding matrix, row-major; `allowed[id]`
+/// filters tokens.
 pub fn label_search<B: AutodiffBackend>(
     features: &[f32],
     classes: &[usize],
     num_classes: usize,
-    embeddings: Tensor<B::InnerBackend, 2>,
+    embeddings: &[f32],
     allowed: &[bool],
     settings: &LabelSearchSettings,
     device: &B::Device,
@@ -56,6 +57,13 @@ pub fn label_search<B: AutodiffBackend>(
         .filter(|(row, c)| crate::tasks::metrics::pessimistic_rank(row, **c) == 0)
         .count();
     // [vocab, classes]: how strongly each token's output embedding points to each class.
+    let embeddings = Tensor::<B::InnerBackend, 2>::from_data(
+        TensorData::new(
+            embeddings.to_vec(),
+            [embeddings.len() / hidden.max(1), hidden],
+        ),
+        device,
+    );
     let token_scores = to_vec(embeddings.matmul(probe.weight.val()));
     // Classes take their tokens in turn, so no token serves two classes.
     let mut allowed = allowed.to_vec();

@@ -1,17 +1,24 @@
 //! AutoPrompt's searches: triggers ([`trigger`]) and label tokens ([`labels`]), on top of a
-//! [`scorer::Scorer`] that wraps the frozen model. Plain data in (encoded prompts, golds,
+//! [`scorer::Scorer`] that wraps the frozen model on one of two engines behind one seam
+//! ([`engine::ScoringEngine`]: burn, or the host engine), speaking the scoring vocabulary of
+//! [`target`]. Plain data in (encoded prompts, golds,
 //! settings), plain results out; no files, no configuration loading.
 
+mod burn_engine;
 pub mod candidates;
+pub mod engine;
 mod host;
 pub mod labels;
 pub mod parallel;
 pub mod scorer;
+pub mod target;
 pub mod trigger;
 
 use serde::{Deserialize, Serialize};
 
-pub use scorer::{Engine, Gold, RowScore, Scorer, Target};
+pub use engine::{Engine, EngineKind, ScoringEngine};
+pub use scorer::Scorer;
+pub use target::{Gold, RowScore, Target};
 pub use trigger::{EncoderRows, SearchResult, SearchStep, StopReason};
 
 /// Class balance during the search.

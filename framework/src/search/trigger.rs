@@ -46,14 +46,14 @@
 
 use std::time::Instant;
 
-use burn::tensor::backend::AutodiffBackend;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::candidates::top_k;
-use super::scorer::{Gold, RowScore, Scorer};
+use super::scorer::Scorer;
+use super::target::{Gold, RowScore};
 use super::{Balance, SearchSettings, SelectBy};
 use crate::checkpoint::{Checkpoints, NoCheckpoints, RngPosition};
 use crate::prompt::{Batch, Encoded};
@@ -208,8 +208,8 @@ pub fn metric(rows: &[RowScore], select_by: SelectBy) -> f64 {
 }
 
 /// Everything the loop needs besides the data.
-pub struct SearchContext<'a, B: AutodiffBackend> {
-    pub scorer: &'a Scorer<B>,
+pub struct SearchContext<'a> {
+    pub scorer: &'a Scorer,
     pub settings: &'a SearchSettings,
     pub select_by: SelectBy,
     /// `allowed[id]`: may this token become a trigger?
@@ -222,8 +222,8 @@ pub struct SearchContext<'a, B: AutodiffBackend> {
 }
 
 /// Evaluates `triggers` on a whole split.
-pub fn evaluate_split<B: AutodiffBackend>(
-    scorer: &Scorer<B>,
+pub fn evaluate_split(
+    scorer: &Scorer,
     pad_id: u32,
     split: Split,
     triggers: &[u32],
@@ -329,8 +329,8 @@ struct Draw<'a> {
 /// Mean loss and summed trigger-slot gradients of each prompt over `accumulation_steps`
 /// batches, drawn once from the stream for all prompts; their gradients are computed side by
 /// side and summed in draw order (the same sum as one after the other).
-pub fn accumulate_gradients<B: AutodiffBackend>(
-    ctx: &SearchContext<B>,
+pub fn accumulate_gradients(
+    ctx: &SearchContext,
     train: Split,
     prompts: &[Vec<u32>],
     stream: &mut BatchStream,
@@ -341,7 +341,7 @@ pub fn accumulate_gradients<B: AutodiffBackend>(
     let s = ctx.settings;
     let steps = s.accumulation_steps.max(1);
     let draws: Vec<Vec<usize>> = (0..steps).map(|_| stream.next(s.batch_size, rng)).collect();
-    let hidden = ctx.scorer.eval_model().hidden_size();
+    let hidden = ctx.scorer.hidden_size();
     // Each draw's rows, gathered once for every prompt.
     let gathered: Vec<Draw> = draws
         .iter()
@@ -382,8 +382,8 @@ pub fn accumulate_gradients<B: AutodiffBackend>(
 /// reference): a slot drawn uniformly, its top `num_candidates` HotFlip tokens. More: each
 /// of `num_candidates` candidates changes `positions` distinct random slots, each to a token
 /// drawn uniformly from that slot's top `num_candidates`.
-pub fn expand<B: AutodiffBackend>(
-    ctx: &SearchContext<B>,
+pub fn expand(
+    ctx: &SearchContext,
     triggers: &[u32],
     gradient: &[Vec<f32>],
     positions: usize,
@@ -431,8 +431,8 @@ pub fn expand<B: AutodiffBackend>(
 /// prompt, stacked into one pass (rows prompt by prompt); each prompt's rows are collected
 /// over all batches, so its metric is the reference's sum over batches divided by the same
 /// count for every prompt.
-pub fn score_prompts<B: AutodiffBackend>(
-    ctx: &SearchContext<B>,
+pub fn score_prompts(
+    ctx: &SearchContext,
     train: Split,
     prompts: &[Vec<u32>],
     stream: &mut BatchStream,
@@ -472,8 +472,8 @@ pub fn score_prompts<B: AutodiffBackend>(
 /// the trigger slots over `accumulation_steps` batches, pick a slot, take its HotFlip
 /// candidates, and evaluate the current prompt and every candidate on `eval_batches` fresh
 /// batches, all stacked into as few forward passes as `eval_batch_size` allows.
-pub fn propose<B: AutodiffBackend>(
-    ctx: &SearchContext<B>,
+pub fn propose(
+    ctx: &SearchContext,
     train: Split,
     triggers: &[u32],
     stream: &mut BatchStream,
@@ -544,8 +544,8 @@ impl SearchState {
 
 /// Runs the search; `on_improve` is called with every new best-on-dev prompt (so an
 /// interrupted search still leaves its best prompt behind).
-pub fn search<B: AutodiffBackend>(
-    ctx: &SearchContext<B>,
+pub fn search(
+    ctx: &SearchContext,
     train: Split,
     dev: Split,
     seed: u64,
@@ -556,8 +556,8 @@ pub fn search<B: AutodiffBackend>(
 
 /// [`search`] that resumes from `checkpoints`' saved state, if any, and saves its state when
 /// a save is due and when a stop is requested.
-pub fn search_resumable<B: AutodiffBackend>(
-    ctx: &SearchContext<B>,
+pub fn search_resumable(
+    ctx: &SearchContext,
     train: Split,
     dev: Split,
     seed: u64,

@@ -1,0 +1,85 @@
+//! The scoring vocabulary shared by both engines ([`super::engine`]): what is predicted at
+//! `[P]` ([`Target`]), an example's gold answer ([`Gold`]), and what an evaluation yields per
+//! row ([`RowScore`], from the scored tokens' logits by [`row_scores`]).
+
+use crate::prompt::verbalizer::class_scores;
+use crate::tasks::metrics::{pessimistic_rank, rank_in_order};
+
+/// What is predicted at `[P]`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Classification: label tokens of all classes, class after class, and each class's
+    /// `(start, len)` columns. A class's score is the log-sum-exp of its tokens.
+    Classes {
+        label_ids: Vec<u32>,
+        spans: Vec<(usize, usize)>,
+    },
+    /// Fact retrieval: the gold token is ranked among `candidate_ids`.
+    Vocabulary { candidate_ids: Vec<u32> },
+}
+
+impl Target {
+    pub(crate) fn scored_ids(&self) -> &[u32] {
+        match self {
+            Target::Classes { label_ids, .. } => label_ids,
+            Target::Vocabulary { candidate_ids } => candidate_ids,
+        }
+    }
+}
+
+/// The gold answer of one example: class index (classification) or token id plus its
+/// column in the candidate list (fact retrieval).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gold {
+    pub index: usize,
+    pub token: u32,
+}
+
+/// Per-example result of an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowScore {
+    /// 0-based pessimistic rank of the gold answer (0 = correct): candidates scoring the
+    /// same as the gold count as above it.
+    pub rank: usize,
+    /// 0-based rank with ties broken by candidate order, as a sort of the scores orders them
+    /// (LAMA's evaluation ranks by `topk`); equals `rank` when nothing ties the gold.
+    pub rank_in_order: usize,
+    /// Log-likelihood of the gold answer (class: log of its marginal probability); NaN when
+    /// not requested.
+    pub gold_log_likelihood: f32,
+}
+
+/// Per-row ranks and gold log-likelihoods from the scored tokens' logits `[rows, k]` and,
+/// when computed, the full-vocabulary log-normaliser `[rows]`.
+pub fn row_scores(
+    target: &Target,
+    scores: &[f32],
+    log_z: Option<&[f32]>,
+    golds: &[Gold],
+) -> Vec<RowScore> {
+    let k = target.scored_ids().len();
+    scores
+        .chunks(k)
+        .zip(golds)
+        .enumerate()
+        .map(|(row, (logits, gold))| {
+            let z = log_z.map_or(f32::NAN, |z| z[row]);
+            match target {
+                Target::Classes { spans, .. } => {
+                    let classes = class_scores(logits, spans);
+                    let rank = pessimistic_rank(&classes, gold.index);
+                    RowScore {
+                        rank,
+                        rank_in_order: rank,
+                        gold_log_likelihood: classes[gold.index] - z,
+                    }
+                }
+                Target::Vocabulary { .. } => RowScore {
+                    rank: pessimistic_rank(logits, gold.index),
+                    rank_in_order: rank_in_order(logits, gold.index),
+                    gold_log_likelihood: logits[gold.index] - z,
+                },
+            }
+        })
+        .collect()
+}
