@@ -13,7 +13,7 @@ use autoprompt::config::{self, BackendKind, ConfigError, Experiment};
 use autoprompt::plan::{self, Cell};
 use autoprompt::report::{self, ReportMeta};
 use autoprompt::run::{self, RunOptions};
-use autoprompt::store::{CellState, HeldLock, Store};
+use autoprompt::store::{CellState, Store};
 
 #[derive(Parser)]
 #[command(name = "autoprompt", version, about = "AutoPrompt experiments on masked language models", long_about = None)]
@@ -574,15 +574,7 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_attempts: Some(max_attempts),
                 retry_failed,
             };
-            let selected = run::select(&cells, &options);
-            if selected.is_empty() {
-                anyhow::bail!(ConfigError::Invalid {
-                    file: experiment.file.clone(),
-                    key: "--only / --cell-index / --shard".into(),
-                    message: format!("no cell matches (the plan has {} cells)", cells.len()),
-                    context: None,
-                });
-            }
+            let selected = run::select_some(&experiment, &cells, &options)?;
             if dry_run {
                 print_plan(
                     &experiment,
@@ -590,14 +582,15 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut launch = experiment.launcher.clone();
-            launch.kind = launcher.map_or(launch.kind, Into::into);
-            // One cell by index is what a scheduler's task runs: always here, never resubmitted.
-            if cell_index.is_some() || shard.is_some() {
-                launch.kind = config::LauncherKind::Local;
-            }
-            launch.extra.extend(slurm_args);
-            launch.max_parallel = max_parallel.or(launch.max_parallel);
+            let launch = run::resolve_launcher(
+                &experiment,
+                &options,
+                run::LaunchOverrides {
+                    kind: launcher.map(Into::into),
+                    extra: slurm_args,
+                    max_parallel,
+                },
+            );
             if launch.kind == config::LauncherKind::Slurm {
                 let chosen: Vec<Cell> = selected.into_iter().cloned().collect();
                 match run::slurm::submit(&experiment, &chosen, &args.set, &launch)? {
@@ -671,81 +664,44 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status(args) => {
             let (experiment, cells) = load(&args)?;
-            let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
-            let queued: std::collections::BTreeMap<usize, String> =
-                run::slurm::last_submission(&store)
-                    .map(|s| run::slurm::queue_states(&s.array_job).into_iter().collect())
-                    .unwrap_or_default();
-            let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
-            for cell in &cells {
-                let state = match store.state(&cell.id) {
-                    CellState::Finished(_) => "finished".to_string(),
-                    CellState::Failed(r) => format!(
-                        "failed ({} attempt{}): {}",
-                        r.attempts,
-                        if r.attempts == 1 { "" } else { "s" },
-                        r.error.as_deref().unwrap_or("")
-                    ),
-                    CellState::Corrupt(_) => "corrupt".to_string(),
-                    CellState::Pending => match store.held_lock(&cell.id)? {
-                        Some(HeldLock::Held(Some(h))) => format!("running: {h}"),
-                        Some(HeldLock::Held(None)) => "running".to_string(),
-                        Some(HeldLock::Stale(h)) => {
-                            format!("stale lock: {h} is gone (`autoprompt unlock` breaks it)")
-                        }
-                        None => queued
-                            .get(&cell.index)
-                            .map_or("pending".to_string(), |s| s.to_lowercase()),
-                    },
-                };
-                let bucket = state.split(':').next().unwrap_or("").to_string();
-                *counts.entry(bucket).or_default() += 1;
-                println!("{:<5} {:<16} {}", cell.index, cell.id, state);
+            let rows = run::status::status(&experiment, &cells)?;
+            for row in &rows {
+                println!("{:<5} {:<16} {}", row.index, row.id, row.status);
             }
-            println!(
-                "{}: {}",
-                experiment.name,
-                counts
-                    .iter()
-                    .map(|(k, v)| format!("{v} {k}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let counts = run::status::counts(&rows);
+            let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            println!("{}: {}", experiment.name, counts.join(", "));
         }
         Command::Unlock {
             experiment: args,
             cell: only,
             force,
         } => {
+            use run::status::Unlocked;
             let (experiment, cells) = load(&args)?;
-            let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
-            let mut refused = 0;
-            for cell in cells
-                .iter()
-                .filter(|c| only.is_empty() || only.iter().any(|o| c.id.starts_with(o.as_str())))
-            {
-                match store.held_lock(&cell.id)? {
-                    None => {}
-                    Some(HeldLock::Stale(h)) => {
-                        store.break_lock(&cell.id)?;
-                        println!("{}: broke the stale lock of {h}", cell.id);
+            let who = |h: &Option<autoprompt::store::LockHolder>| {
+                h.as_ref()
+                    .map_or("an unknown holder".to_string(), |h| h.to_string())
+            };
+            let mut refused = false;
+            for outcome in run::status::unlock(&experiment, &cells, &only, force)? {
+                match outcome {
+                    Unlocked::Stale { id, holder } => {
+                        println!("{id}: broke the stale lock of {holder}")
                     }
-                    Some(HeldLock::Held(h)) if force => {
-                        store.break_lock(&cell.id)?;
-                        let who = h.map_or("an unknown holder".to_string(), |h| h.to_string());
-                        println!("{}: broke the lock of {who} (--force)", cell.id);
+                    Unlocked::Forced { id, holder } => {
+                        println!("{id}: broke the lock of {} (--force)", who(&holder))
                     }
-                    Some(HeldLock::Held(h)) => {
-                        refused += 1;
-                        let who = h.map_or("an unknown holder".to_string(), |h| h.to_string());
+                    Unlocked::Refused { id, holder } => {
+                        refused = true;
                         eprintln!(
-                            "{}: held by {who}, which may be running; check it, then --force",
-                            cell.id
+                            "{id}: held by {}, which may be running; check it, then --force",
+                            who(&holder)
                         );
                     }
                 }
             }
-            if refused > 0 {
+            if refused {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -774,38 +730,19 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             use autoprompt::report::nightly;
             let (experiment, _) = load(&args)?;
             let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
-            let current = store.root.join("summary.csv");
-            if !current.is_file() {
-                anyhow::bail!(
-                    "{} is missing: run `autoprompt report {}` first",
-                    current.display(),
-                    args.file.display()
-                );
-            }
             if update_baseline {
-                let records = store.records()?;
-                let first = records.first().context("no records")?;
-                let meta = nightly::BaselineMeta {
-                    reason: reason.unwrap_or_default(),
-                    git_commit: first.provenance.git_commit.clone(),
-                    package_version: first.provenance.package_version.clone(),
-                    threads: first.provenance.threads,
-                    backend: first.provenance.backend.name().to_string(),
-                };
-                for path in nightly::write_baseline(&current, &baseline, &meta)? {
+                for path in nightly::update_baseline(&store, &baseline, reason.unwrap_or_default())?
+                {
                     println!("wrote {}", path.display());
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let base = nightly::read_summary(&baseline.join("summary.csv"))
-                .with_context(|| format!("reading baseline {}", baseline.display()))?;
-            let now = nightly::read_summary(&current)?;
             let tolerance = nightly::Tolerance {
                 sd_factor,
                 floor,
                 time_ratio,
             };
-            let comparisons = nightly::compare(&base, &now, &tolerance);
+            let comparisons = nightly::check(&store, &baseline, &tolerance)?;
             let md = nightly::markdown(&comparisons, &baseline);
             autoprompt::store::write_atomic(&out, md.as_bytes())?;
             println!("{md}");

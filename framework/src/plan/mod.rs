@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{CellSpec, ConfigError, Experiment, Labels, MethodSpec};
 use crate::prompt::Template;
+pub use crate::tasks::InvalidKey;
 use crate::tasks::{DataPaths, TaskKind, TaskSpec};
 
 /// One unit of work.
@@ -94,7 +95,7 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
     }
     let mut cells = Vec::with_capacity(combos.len());
     let mut seen = BTreeMap::new();
-    let mut preflight: BTreeMap<String, Result<(), (String, String)>> = BTreeMap::new();
+    let mut preflight: BTreeMap<String, Result<(), InvalidKey>> = BTreeMap::new();
     for (index, combo) in combos.into_iter().enumerate() {
         let context = (!combo.is_empty()).then(|| {
             combo
@@ -133,8 +134,7 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
             }
         })?;
         spec.task.normalize();
-        validate(&spec, &experiment.settings.data)
-            .map_err(|(key, message)| invalid(key, message))?;
+        validate(&spec, &experiment.settings.data).map_err(|e| invalid(e.key, e.message))?;
         if spec.task.kind.reads_table() {
             // A user's table is read once per distinct (task, columns) at plan time, so a bad
             // file, column, label or budget stops the run before any cell starts.
@@ -143,10 +143,10 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
             let checked = preflight.entry(memo_key).or_insert_with(|| {
                 crate::tasks::load_columns(&spec.task, &experiment.settings.data, spec.seed, &text)
                     .map(|_| ())
-                    .map_err(|e| (e.config_key(), e.to_string()))
+                    .map_err(|e| InvalidKey::new(e.config_key(), e.to_string()))
             });
-            if let Err((key, message)) = checked {
-                return Err(invalid(key.clone(), message.clone()));
+            if let Err(e) = checked {
+                return Err(invalid(e.key.clone(), e.message.clone()));
             }
         }
         let id = cell_id(&spec);
@@ -178,49 +178,49 @@ fn short(v: &Value) -> String {
     }
 }
 
-/// Checks what serde cannot: combinations, templates, files. Returns `(key, message)`.
-pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String)> {
+/// Checks what serde cannot: combinations, templates, files.
+pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), InvalidKey> {
     spec.task.validate()?;
     if spec.model.source.trim().is_empty() {
-        return Err((
+        return Err(InvalidKey::new(
             "model.source".into(),
             "must name a model directory, hub id or `splade-tiny`".into(),
         ));
     }
     if spec.model.max_length < 8 {
-        return Err((
+        return Err(InvalidKey::new(
             "model.max_length".into(),
             format!("{} is too short (at least 8)", spec.model.max_length),
         ));
     }
     let classification = spec.task.is_classification();
-    let check_template = |template: &str, allow_triggers: bool| -> Result<(), (String, String)> {
+    let check_template = |template: &str, allow_triggers: bool| -> Result<(), InvalidKey> {
         let parsed = Template::parse(template)
-            .map_err(|e| ("method.template".to_string(), e.to_string()))?;
+            .map_err(|e| InvalidKey::new("method.template".to_string(), e.to_string()))?;
         // A table task's fields are its file's columns, checked when the file is read.
         if !spec.task.kind.reads_table() {
             parsed
                 .check_fields(spec.task.fields())
-                .map_err(|e| ("method.template".to_string(), e.to_string()))?;
+                .map_err(|e| InvalidKey::new("method.template".to_string(), e.to_string()))?;
         }
         if !allow_triggers && parsed.num_triggers() > 0 {
-            return Err((
+            return Err(InvalidKey::new(
                 "method.template".into(),
                 "a manual prompt has no [T] trigger slots".into(),
             ));
         }
         Ok(())
     };
-    let check_labels = |labels: &Option<Labels>, auto_ok: bool| -> Result<(), (String, String)> {
+    let check_labels = |labels: &Option<Labels>, auto_ok: bool| -> Result<(), InvalidKey> {
         match (classification, labels) {
-            (true, None) => Err((
+            (true, None) => Err(InvalidKey::new(
                 "method.labels".into(),
                 "a classification task needs labels, e.g. { \"0\" = [\"bad\"], \"1\" = [\"good\"] }".into(),
             )),
             (true, Some(Labels::Keyword(_))) if !auto_ok => {
-                Err(("method.labels".into(), "\"auto\" is only available to the autoprompt method".into()))
+                Err(InvalidKey::new("method.labels".into(), "\"auto\" is only available to the autoprompt method".into()))
             }
-            (false, Some(_)) => Err((
+            (false, Some(_)) => Err(InvalidKey::new(
                 "method.labels".into(),
                 "fact retrieval predicts the object itself; remove labels".into(),
             )),
@@ -233,7 +233,7 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
             match template {
                 Some(t) => check_template(t, false)?,
                 None if !spec.task.has_builtin_template() => {
-                    return Err((
+                    return Err(InvalidKey::new(
                         "method.template".into(),
                         "required (only LAMA relations have a built-in manual template)".into(),
                     ));
@@ -261,12 +261,15 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
                 ("positions_per_step", search.positions_per_step),
             ] {
                 if value == 0 {
-                    return Err((format!("method.search.{key}"), "must be at least 1".into()));
+                    return Err(InvalidKey::new(
+                        format!("method.search.{key}"),
+                        "must be at least 1".into(),
+                    ));
                 }
             }
             let slots = Template::parse(template).map_or(0, |t| t.num_triggers());
             if search.positions_per_step > slots.max(1) {
-                return Err((
+                return Err(InvalidKey::new(
                     "method.search.positions_per_step".into(),
                     format!(
                         "{} is more than the template's {slots} [T] slots",
@@ -277,19 +280,19 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
         }
         MethodSpec::LinearProbe { probe } => {
             if !classification {
-                return Err((
+                return Err(InvalidKey::new(
                     "method.kind".into(),
                     "linear_probe needs a classification task".into(),
                 ));
             }
             if probe.epochs == 0 || probe.batch_size == 0 {
-                return Err((
+                return Err(InvalidKey::new(
                     "method.probe".into(),
                     "epochs and batch_size must be at least 1".into(),
                 ));
             }
             if !(0.0..1.0).contains(&probe.dropout) {
-                return Err((
+                return Err(InvalidKey::new(
                     "method.probe.dropout".into(),
                     format!("{} is not in [0, 1)", probe.dropout),
                 ));
@@ -297,19 +300,19 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
         }
         MethodSpec::Finetune { finetune } => {
             if !classification {
-                return Err((
+                return Err(InvalidKey::new(
                     "method.kind".into(),
                     "finetune needs a classification task".into(),
                 ));
             }
             if finetune.epochs == Some(0) || finetune.batch_size == 0 {
-                return Err((
+                return Err(InvalidKey::new(
                     "method.finetune".into(),
                     "epochs and batch_size must be at least 1".into(),
                 ));
             }
             if !(0.0..1.0).contains(&finetune.dropout) || !(0.0..=1.0).contains(&finetune.warmup) {
-                return Err((
+                return Err(InvalidKey::new(
                     "method.finetune".into(),
                     "dropout must be in [0, 1) and warmup in [0, 1]".into(),
                 ));
@@ -318,7 +321,7 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
         MethodSpec::LabelSearch { template, .. } => {
             check_template(template, true)?;
             if !classification {
-                return Err((
+                return Err(InvalidKey::new(
                     "method.kind".into(),
                     "label_search needs a classification task".into(),
                 ));
@@ -327,7 +330,7 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), (String, String
     }
     for path in required_files(&spec.task, data) {
         if !path.is_file() {
-            return Err((
+            return Err(InvalidKey::new(
                 "task.kind".into(),
                 format!(
                     "data file `{}` is missing ({})",

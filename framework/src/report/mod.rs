@@ -26,6 +26,14 @@ pub enum ReportError {
     Plot(#[from] plot::PlotError),
     #[error("no records under {0}: run the experiment first")]
     Empty(PathBuf),
+    #[error("{}: no summary; run `autoprompt report` on the experiment first", .0.display())]
+    NoSummary(PathBuf),
+    #[error("baseline {}: {source}", path.display())]
+    Baseline {
+        path: PathBuf,
+        #[source]
+        source: Box<ReportError>,
+    },
 }
 
 /// Columns that identify a setting (everything but the seed).

@@ -183,6 +183,54 @@ pub fn read_summary(path: &Path) -> Result<DataFrame, ReportError> {
     Ok(df)
 }
 
+/// The experiment's current summary (`results/<exp>/summary.csv`, written by `report`).
+fn current_summary(store: &crate::store::Store) -> Result<PathBuf, ReportError> {
+    let path = store.root.join("summary.csv");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(ReportError::NoSummary(path))
+    }
+}
+
+/// Compares the experiment's current summary with the baseline in `baseline_dir`.
+pub fn check(
+    store: &crate::store::Store,
+    baseline_dir: &Path,
+    tolerance: &Tolerance,
+) -> Result<Vec<Comparison>, ReportError> {
+    let current = current_summary(store)?;
+    let base =
+        read_summary(&baseline_dir.join("summary.csv")).map_err(|e| ReportError::Baseline {
+            path: baseline_dir.to_owned(),
+            source: Box::new(e),
+        })?;
+    let now = read_summary(&current)?;
+    Ok(compare(&base, &now, tolerance))
+}
+
+/// Rewrites the baseline from the experiment's current summary, saying why and recording
+/// what produced it (version, commit, threads and backend of its first record).
+pub fn update_baseline(
+    store: &crate::store::Store,
+    baseline_dir: &Path,
+    reason: String,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let current = current_summary(store)?;
+    let records = store.records()?;
+    let first = records
+        .first()
+        .ok_or_else(|| ReportError::Empty(store.root.clone()))?;
+    let meta = BaselineMeta {
+        reason,
+        git_commit: first.provenance.git_commit.clone(),
+        package_version: first.provenance.package_version.clone(),
+        threads: first.provenance.threads,
+        backend: first.provenance.backend.name().to_string(),
+    };
+    write_baseline(&current, baseline_dir, &meta)
+}
+
 /// Copies a summary CSV into the baseline directory with its metadata.
 pub fn write_baseline(
     summary_csv: &Path,

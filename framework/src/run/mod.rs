@@ -6,6 +6,7 @@ mod execute;
 pub mod prompting;
 pub mod provenance;
 pub mod slurm;
+pub mod status;
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +24,17 @@ use crate::tasks::TaskError;
 
 pub use execute::{Models, execute_cell};
 
+/// Why a saved prompt file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPromptError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("the record has no prompt (not a prompt method)")]
+    NoPrompt,
+    #[error("neither a record nor a prompt: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
 /// Why a cell (or a run) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -32,10 +44,50 @@ pub enum RunError {
     Model(#[from] LmError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Method(String),
-    #[error("backend `{0:?}` is not available: {1}")]
-    Backend(BackendKind, String),
+    #[error("template: {0}")]
+    Template(#[from] crate::prompt::TemplateError),
+    #[error("label words: {0}")]
+    Verbalizer(#[from] crate::prompt::verbalizer::VerbalizerError),
+    #[error("no template: the method gives none and the task has no manual template")]
+    NoTemplate,
+    #[error("initial_trigger `{0}` is not a single token of this model")]
+    InitialTrigger(String),
+    #[error("no train or dev example has a single-token answer for this model")]
+    NothingToScore,
+    #[error("the prompt has {ids} trigger ids but its template {slots} slots")]
+    TriggerCount { ids: usize, slots: usize },
+    #[error("a classification prompt needs its label tokens (verbalizer)")]
+    NoVerbalizer,
+    #[error("{}: {problem}", path.display())]
+    SavedPrompt {
+        path: std::path::PathBuf,
+        #[source]
+        problem: SavedPromptError,
+    },
+    #[error("no cell `{id}` in the plan of {} (`autoprompt plan` lists them)", file.display())]
+    NoSuchCell {
+        id: String,
+        file: std::path::PathBuf,
+    },
+    #[error("{}: the experiment {} has {cells} cells and the file is not named after one; choose one with --cell ID", path.display(), file.display())]
+    WhichCell {
+        path: std::path::PathBuf,
+        file: std::path::PathBuf,
+        cells: usize,
+    },
+    #[error("{what}: {source}")]
+    Scheduler {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sbatch failed: {0}")]
+    Sbatch(String),
+    #[error("backend `{}` is not available: {reason}", backend.name())]
+    Backend {
+        backend: BackendKind,
+        reason: &'static str,
+    },
     /// A stop was requested ([`crate::interrupt`]) before the cell finished.
     #[error("interrupted before the cell finished")]
     Interrupted,
@@ -108,6 +160,51 @@ pub fn select<'a>(cells: &'a [Cell], options: &RunOptions) -> Vec<&'a Cell> {
         .collect()
 }
 
+/// The cells `options` select; selecting none is a configuration error naming the flags.
+pub fn select_some<'a>(
+    experiment: &Experiment,
+    cells: &'a [Cell],
+    options: &RunOptions,
+) -> Result<Vec<&'a Cell>, crate::config::ConfigError> {
+    let selected = select(cells, options);
+    if selected.is_empty() {
+        return Err(crate::config::ConfigError::Invalid {
+            file: experiment.file.clone(),
+            key: "--only / --cell-index / --shard".into(),
+            message: format!("no cell matches (the plan has {} cells)", cells.len()),
+            context: None,
+        });
+    }
+    Ok(selected)
+}
+
+/// Launcher settings given on the command line, over the experiment's `[launcher]`.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchOverrides {
+    pub kind: Option<crate::config::LauncherKind>,
+    /// Extra `sbatch` arguments, after the experiment's.
+    pub extra: Vec<String>,
+    pub max_parallel: Option<usize>,
+}
+
+/// The launcher a run uses: the experiment's `[launcher]` with the overrides, except that a
+/// scheduler's task (`--cell-index`, `--shard`) always runs its cells here and never
+/// resubmits them.
+pub fn resolve_launcher(
+    experiment: &Experiment,
+    options: &RunOptions,
+    overrides: LaunchOverrides,
+) -> crate::config::LauncherOptions {
+    let mut launch = experiment.launcher.clone();
+    launch.kind = overrides.kind.unwrap_or(launch.kind);
+    if options.cell_index.is_some() || options.shard.is_some() {
+        launch.kind = crate::config::LauncherKind::Local;
+    }
+    launch.extra.extend(overrides.extra);
+    launch.max_parallel = overrides.max_parallel.or(launch.max_parallel);
+    launch
+}
+
 /// Runs the selected cells of an experiment on its backend.
 pub fn run(
     experiment: &Experiment,
@@ -125,10 +222,10 @@ pub fn run(
 
 /// The error for `backend = "cuda"` in a binary built without the `cuda` feature.
 pub fn no_cuda() -> RunError {
-    RunError::Backend(
-        BackendKind::Cuda,
-        "this binary was built without the `cuda` feature (cargo build --features cuda)".into(),
-    )
+    RunError::Backend {
+        backend: BackendKind::Cuda,
+        reason: "this binary was built without the `cuda` feature (cargo build --features cuda)",
+    }
 }
 
 fn progress_bar(len: usize) -> indicatif::ProgressBar {
@@ -322,13 +419,16 @@ pub enum SavedPrompt {
 
 /// Reads a saved prompt file; every error names the file.
 pub fn read_saved_prompt(path: &std::path::Path) -> Result<SavedPrompt, RunError> {
-    let bad = |m: String| RunError::Method(format!("{}: {m}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let bad = |problem: SavedPromptError| RunError::SavedPrompt {
+        path: path.to_owned(),
+        problem,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.into()))?;
     match serde_json::from_slice::<crate::record::Record>(&bytes) {
         Ok(record) => {
             let prompt = record
                 .prompt
-                .ok_or_else(|| bad("the record has no prompt (not a prompt method)".into()))?;
+                .ok_or_else(|| bad(SavedPromptError::NoPrompt))?;
             let cell = Cell {
                 id: record.id,
                 index: record.index,
@@ -342,15 +442,15 @@ pub fn read_saved_prompt(path: &std::path::Path) -> Result<SavedPrompt, RunError
         }
         Err(_) => serde_json::from_slice(&bytes)
             .map(SavedPrompt::Bare)
-            .map_err(|e| bad(format!("neither a record nor a prompt: {e}"))),
+            .map_err(|e| bad(SavedPromptError::Json(e))),
     }
 }
 
 fn no_cell(experiment: &Experiment, id: &str) -> RunError {
-    RunError::Method(format!(
-        "no cell `{id}` in the plan of {} (`autoprompt plan` lists them)",
-        experiment.file.display()
-    ))
+    RunError::NoSuchCell {
+        id: id.to_string(),
+        file: experiment.file.clone(),
+    }
 }
 
 /// The cell a bare prompt file is applied to: `--cell`, else the cell its file is named
@@ -374,12 +474,11 @@ fn prompt_cell(
     }
     match cells {
         [only] => Ok(only.clone()),
-        _ => Err(RunError::Method(format!(
-            "{}: the experiment {} has {} cells and the file is not named after one; choose one with --cell ID",
-            path.display(),
-            experiment.file.display(),
-            cells.len()
-        ))),
+        _ => Err(RunError::WhichCell {
+            path: path.to_owned(),
+            file: experiment.file.clone(),
+            cells: cells.len(),
+        }),
     }
 }
 
@@ -411,4 +510,48 @@ fn evaluate_on<B: AutodiffBackend>(
         &device,
         experiment.settings.engine,
     )
+}
+
+#[cfg(test)]
+mod launch_tests {
+    use super::*;
+    use crate::config::LauncherKind;
+
+    fn experiment() -> Experiment {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.toml");
+        std::fs::write(
+            &path,
+            "[task]\nkind = \"sst2\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n[launcher]\nkind = \"slurm\"\nextra = [\"--qos=low\"]\nmax_parallel = 4\n",
+        )
+        .unwrap();
+        crate::config::load(&path, &[]).unwrap()
+    }
+
+    #[test]
+    fn a_schedulers_task_runs_here_and_flags_extend_the_experiments_launcher() {
+        let e = experiment();
+        let overrides = || LaunchOverrides {
+            kind: None,
+            extra: vec!["--account=x".into()],
+            max_parallel: Some(2),
+        };
+        let launch = resolve_launcher(&e, &RunOptions::default(), overrides());
+        assert_eq!(launch.kind, LauncherKind::Slurm);
+        assert_eq!(launch.extra, vec!["--qos=low", "--account=x"]);
+        assert_eq!(launch.max_parallel, Some(2));
+        for options in [
+            RunOptions {
+                cell_index: Some(0),
+                ..Default::default()
+            },
+            RunOptions {
+                shard: Some((0, 2)),
+                ..Default::default()
+            },
+        ] {
+            let launch = resolve_launcher(&e, &options, overrides());
+            assert_eq!(launch.kind, LauncherKind::Local, "{options:?}");
+        }
+    }
 }

@@ -157,7 +157,7 @@ pub fn run<B: AutodiffBackend>(
             let t = template
                 .clone()
                 .or_else(|| data.manual_template.clone())
-                .ok_or_else(|| RunError::Method("no template".into()))?;
+                .ok_or(RunError::NoTemplate)?;
             (t, labels.clone(), &default_settings, None)
         }
         MethodSpec::Autoprompt {
@@ -179,14 +179,14 @@ pub fn run<B: AutodiffBackend>(
             unreachable!("not a prompt method")
         }
     };
-    let template = Template::parse(&template_text).map_err(|e| RunError::Method(e.to_string()))?;
+    let template = Template::parse(&template_text)?;
     let tokenizer = &lm.tokenizer;
     let max_len = spec.model.max_length.min(lm.config.max_sequence_length());
     let mask = tokenizer.special.mask.id;
     let initial_trigger = match &settings.initial_trigger {
-        Some(word) => tokenizer.single_token_id(word).ok_or_else(|| {
-            RunError::Method(format!("initial_trigger `{word}` is not a single token"))
-        })?,
+        Some(word) => tokenizer
+            .single_token_id(word)
+            .ok_or_else(|| RunError::InitialTrigger(word.clone()))?,
         None => mask,
     };
     let placeholder = vec![initial_trigger; template.num_triggers()];
@@ -202,9 +202,7 @@ pub fn run<B: AutodiffBackend>(
     let dev = prepare(&data.dev, &template, &answers, lm, &placeholder, max_len)?;
     let test = prepare(&data.test, &template, &answers, lm, &placeholder, max_len)?;
     if train.encoded.is_empty() || dev.encoded.is_empty() {
-        return Err(RunError::Method(
-            "no train or dev example has a single-token answer for this model".into(),
-        ));
+        return Err(RunError::NothingToScore);
     }
 
     // One frozen model for the label search and the trigger search; its target is set once
@@ -222,8 +220,7 @@ pub fn run<B: AutodiffBackend>(
     let mut label_result = None;
     if classification {
         let v = match labels {
-            Some(Labels::Words(words)) => Verbalizer::from_words(&data.classes, &words, tokenizer)
-                .map_err(|e| RunError::Method(e.to_string()))?,
+            Some(Labels::Words(words)) => Verbalizer::from_words(&data.classes, &words, tokenizer)?,
             _ => {
                 let refs: Vec<&Encoded> = train.encoded.iter().collect();
                 let batch = crate::search::trigger::batch_with_triggers(
@@ -499,20 +496,16 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
     device: &B::Device,
     engine: Engine,
 ) -> Result<BTreeMap<String, f64>, RunError> {
-    let template =
-        Template::parse(&prompt.template).map_err(|e| RunError::Method(e.to_string()))?;
+    let template = Template::parse(&prompt.template)?;
     if template.num_triggers() != prompt.trigger_ids.len() {
-        return Err(RunError::Method(format!(
-            "the prompt has {} trigger ids but its template {} slots",
-            prompt.trigger_ids.len(),
-            template.num_triggers()
-        )));
+        return Err(RunError::TriggerCount {
+            ids: prompt.trigger_ids.len(),
+            slots: template.num_triggers(),
+        });
     }
     let (answers, mut target) = answers_and_target(data, &lm.tokenizer);
     if let Target::Classes { .. } = target {
-        let v = prompt.verbalizer.as_ref().ok_or_else(|| {
-            RunError::Method("a classification prompt needs its label tokens (verbalizer)".into())
-        })?;
+        let v = prompt.verbalizer.as_ref().ok_or(RunError::NoVerbalizer)?;
         target = Target::Classes {
             label_ids: v.all_token_ids(),
             spans: v.class_spans(),

@@ -41,8 +41,8 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn command_error(what: &str, e: impl std::fmt::Display) -> RunError {
-    RunError::Method(format!("{what}: {e}"))
+fn command_error(what: &'static str, source: std::io::Error) -> RunError {
+    RunError::Scheduler { what, source }
 }
 
 fn run_sbatch(args: &[String]) -> Result<String, RunError> {
@@ -51,9 +51,8 @@ fn run_sbatch(args: &[String]) -> Result<String, RunError> {
         .output()
         .map_err(|e| command_error("cannot run sbatch (is Slurm installed?)", e))?;
     if !out.status.success() {
-        return Err(command_error(
-            "sbatch failed",
-            String::from_utf8_lossy(&out.stderr).trim(),
+        return Err(RunError::Sbatch(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ));
     }
     let text = String::from_utf8_lossy(&out.stdout);

@@ -61,9 +61,10 @@ fn examples(pool: Vec<Located>) -> Vec<Example> {
 
 /// Loads a table task and draws its budget for `seed`.
 pub fn load(spec: &TaskSpec, seed: u64, text: &TextColumns) -> Result<TaskData, TaskError> {
-    let source = spec
-        .table_source()
-        .map_err(|(key, message)| TaskError::Setting { key, message })?;
+    let source = spec.table_source().map_err(|e| TaskError::Setting {
+        key: e.key,
+        message: e.message,
+    })?;
     let Resolved {
         sources,
         split_column,

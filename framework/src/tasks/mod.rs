@@ -29,6 +29,22 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// A key of a cell's spec (its path as the experiment file writes it, e.g. `task.relation`)
+/// and what is wrong with its value: what validation reports, and the planner turns into a
+/// configuration error naming the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct InvalidKey {
+    pub key: String,
+    pub message: String,
+}
+
+impl InvalidKey {
+    pub fn new(key: String, message: String) -> Self {
+        Self { key, message }
+    }
+}
+
 /// Which task a cell runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -357,9 +373,11 @@ impl TaskSpec {
         })
     }
 
-    /// Checks the combinations serde cannot: returns `(key, message)` on error.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let err = |key: &str, message: &str| Err((format!("task.{key}"), message.to_string()));
+    /// Checks the combinations serde cannot.
+    pub fn validate(&self) -> Result<(), InvalidKey> {
+        let err = |key: &str, message: &str| {
+            Err(InvalidKey::new(format!("task.{key}"), message.to_string()))
+        };
         let needs_relation = matches!(self.kind, TaskKind::Lama | TaskKind::RelationExtraction);
         if needs_relation && self.relation.is_none() {
             return err(
@@ -410,7 +428,7 @@ impl TaskSpec {
     }
 
     /// Keys of the table kinds: only they take them, and each only where it means something.
-    fn validate_table_keys(&self) -> Result<(), (String, String)> {
+    fn validate_table_keys(&self) -> Result<(), InvalidKey> {
         let given = |key: &'static str, present: bool| present.then_some(key);
         let table_keys = [
             given("name", self.name.is_some()),
@@ -435,7 +453,7 @@ impl TaskSpec {
             given("vocab", self.vocab.is_some()),
         ];
         let reject = |keys: &[Option<&'static str>], who: &str| match keys.iter().flatten().next() {
-            Some(key) => Err((
+            Some(key) => Err(InvalidKey::new(
                 format!("task.{key}"),
                 format!(
                     "only {who} take{} this key (task.kind is `{}`)",
@@ -457,16 +475,25 @@ impl TaskSpec {
         if let Some(name) = &self.name
             && name.trim().is_empty()
         {
-            return Err(("task.name".into(), "must not be empty".into()));
+            return Err(InvalidKey::new(
+                "task.name".into(),
+                "must not be empty".into(),
+            ));
         }
         if let Some(labels) = &self.labels {
             if labels.is_empty() {
-                return Err(("task.labels".into(), "list at least one class".into()));
+                return Err(InvalidKey::new(
+                    "task.labels".into(),
+                    "list at least one class".into(),
+                ));
             }
             let mut seen = BTreeMap::new();
             for l in labels {
                 if seen.insert(l, ()).is_some() {
-                    return Err(("task.labels".into(), format!("`{l}` is listed twice")));
+                    return Err(InvalidKey::new(
+                        "task.labels".into(),
+                        format!("`{l}` is listed twice"),
+                    ));
                 }
             }
         }
@@ -475,8 +502,8 @@ impl TaskSpec {
 
     /// Where a table task's rows come from: exactly one of `train` + `test` (+ `dev`),
     /// `file` + `split_column`, or `hub`.
-    pub fn table_source(&self) -> Result<TableSource, (String, String)> {
-        let err = |key: &str, message: String| Err((format!("task.{key}"), message));
+    pub fn table_source(&self) -> Result<TableSource, InvalidKey> {
+        let err = |key: &str, message: String| Err(InvalidKey::new(format!("task.{key}"), message));
         let files = self.train.is_some() || self.test.is_some() || self.dev.is_some();
         match (files, &self.file, &self.hub) {
             (true, Some(_), _) => err(
