@@ -50,6 +50,8 @@ pub enum RunError {
     Verbalizer(#[from] crate::prompt::verbalizer::VerbalizerError),
     #[error("no template: the method gives none and the task has no manual template")]
     NoTemplate,
+    #[error("`{0}` is not a prompt method")]
+    NotAPromptMethod(&'static str),
     #[error("initial_trigger `{0}` is not a single token of this model")]
     InitialTrigger(String),
     #[error("no train or dev example has a single-token answer for this model")]

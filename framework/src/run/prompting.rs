@@ -17,7 +17,8 @@ use crate::search::candidates::{CandidateFilter, allowed_tokens};
 use crate::search::labels::{LabelSearchResult, label_search};
 use crate::search::trigger::{SearchContext, SearchState, Split, evaluate_split, search_resumable};
 use crate::search::{
-    Engine, Gold, RowScore, Scorer, SearchResult, SearchSettings, SelectBy, Target,
+    Engine, FrozenModel, Gold, LabelSearchSettings, RowScore, Scorer, SearchResult, SearchSettings,
+    SelectBy, Target,
 };
 use crate::tasks::metrics::{LAMA_MRR_DEPTH, accuracy, retrieval_within};
 use crate::tasks::{Candidates, Example, Ranking, TaskData};
@@ -42,7 +43,12 @@ struct Prepared {
 /// How answers map to scored tokens.
 enum Answers {
     Classes(Vec<String>),
-    Tokens(HashMap<String, (usize, u32)>),
+    /// Answer (lower-cased for uncased models) → its column among the scored candidates and
+    /// its token; and the candidates.
+    Tokens {
+        map: HashMap<String, (usize, u32)>,
+        candidate_ids: Vec<u32>,
+    },
 }
 
 impl Answers {
@@ -52,7 +58,7 @@ impl Answers {
                 .iter()
                 .position(|c| *c == example.label)
                 .map(|index| Gold { index, token: 0 }),
-            Answers::Tokens(map) => {
+            Answers::Tokens { map, .. } => {
                 let key = if lm_tokenizer.lowercases {
                     example.label.to_lowercase()
                 } else {
@@ -141,6 +147,182 @@ fn fill_template(template: &str, tokens: &[String]) -> String {
     out
 }
 
+/// What a prompt method asks for: its template, its label words (`None` or `auto`: found
+/// by the label search), the search settings (the defaults for `manual`: its evaluation
+/// chunk and initial trigger), and whether triggers are searched.
+struct PromptMethod<'a> {
+    template: String,
+    labels: Option<Labels>,
+    settings: SearchSettings,
+    label_search: Option<&'a LabelSearchSettings>,
+    searches_triggers: bool,
+}
+
+impl<'a> PromptMethod<'a> {
+    fn of(method: &'a MethodSpec, data: &TaskData) -> Result<Self, RunError> {
+        Ok(match method {
+            MethodSpec::Manual { template, labels } => Self {
+                template: template
+                    .clone()
+                    .or_else(|| data.manual_template.clone())
+                    .ok_or(RunError::NoTemplate)?,
+                labels: labels.clone(),
+                settings: SearchSettings::default(),
+                label_search: None,
+                searches_triggers: false,
+            },
+            MethodSpec::Autoprompt {
+                template,
+                labels,
+                search,
+                label_search,
+            } => Self {
+                template: template.clone(),
+                labels: labels.clone(),
+                settings: search.clone(),
+                label_search: Some(label_search),
+                searches_triggers: true,
+            },
+            MethodSpec::LabelSearch {
+                template,
+                label_search,
+            } => Self {
+                template: template.clone(),
+                labels: Some(Labels::Keyword(crate::config::LabelsKeyword::Auto)),
+                settings: SearchSettings::default(),
+                label_search: Some(label_search),
+                searches_triggers: false,
+            },
+            MethodSpec::Majority | MethodSpec::LinearProbe { .. } | MethodSpec::Finetune { .. } => {
+                return Err(RunError::NotAPromptMethod(method.name()));
+            }
+        })
+    }
+}
+
+/// The three splits, encoded with placeholder triggers.
+struct Splits {
+    train: Prepared,
+    dev: Prepared,
+    test: Prepared,
+}
+
+impl Splits {
+    fn prepare(
+        data: &TaskData,
+        template: &Template,
+        answers: &Answers,
+        lm: &LoadedModel<impl Backend>,
+        placeholder: &[u32],
+        max_len: usize,
+    ) -> Result<Self, RunError> {
+        let prepare = |examples| prepare(examples, template, answers, lm, placeholder, max_len);
+        let splits = Self {
+            train: prepare(&data.train)?,
+            dev: prepare(&data.dev)?,
+            test: prepare(&data.test)?,
+        };
+        if splits.train.encoded.is_empty() || splits.dev.encoded.is_empty() {
+            return Err(RunError::NothingToScore);
+        }
+        Ok(splits)
+    }
+}
+
+impl Prepared {
+    fn split(&self) -> Split<'_> {
+        Split {
+            encoded: &self.encoded,
+            golds: &self.golds,
+        }
+    }
+}
+
+/// The token every trigger slot starts as: `initial_trigger`, else the mask token.
+fn initial_trigger(
+    settings: &SearchSettings,
+    tokenizer: &crate::lm::LmTokenizer,
+) -> Result<u32, RunError> {
+    match &settings.initial_trigger {
+        Some(word) => tokenizer
+            .single_token_id(word)
+            .ok_or_else(|| RunError::InitialTrigger(word.clone())),
+        None => Ok(tokenizer.special.mask.id),
+    }
+}
+
+/// A classification task's label tokens: the given words, or the label search's on the
+/// training split's `[P]` features. `None` for fact retrieval (the answer is the token).
+#[allow(clippy::too_many_arguments)]
+fn resolve_verbalizer<B: AutodiffBackend>(
+    method: &PromptMethod,
+    data: &TaskData,
+    train: &Prepared,
+    model: &FrozenModel,
+    lm: &LoadedModel<B>,
+    placeholder: &[u32],
+    device: &B::Device,
+) -> Result<(Option<Verbalizer>, Option<LabelSearchResult>), RunError> {
+    if data.classes.is_empty() {
+        return Ok((None, None));
+    }
+    let tokenizer = &lm.tokenizer;
+    if let Some(Labels::Words(words)) = &method.labels {
+        return Ok((
+            Some(Verbalizer::from_words(&data.classes, words, tokenizer)?),
+            None,
+        ));
+    }
+    let refs: Vec<&Encoded> = train.encoded.iter().collect();
+    let batch =
+        crate::search::trigger::batch_with_triggers(&refs, placeholder, tokenizer.special.pad.id);
+    let classes: Vec<usize> = train.golds.iter().map(|g| g.index).collect();
+    let result = label_search::<B>(
+        &model.mask_features(&batch),
+        &classes,
+        data.classes.len(),
+        &model.word_embeddings(),
+        &whole_word_tokens(lm),
+        method.label_search.ok_or(RunError::NoVerbalizer)?,
+        device,
+    );
+    let v = Verbalizer::from_ids(&data.classes, result.token_ids.clone(), tokenizer);
+    tracing::info!(labels = ?v.classes.iter().map(|c| (&c.label, &c.tokens)).collect::<Vec<_>>(), "label search");
+    Ok((Some(v), Some(result)))
+}
+
+/// What is scored at `[P]`: the verbalizer's label tokens, or the candidate vocabulary.
+fn target_of(answers: &Answers, verbalizer: Option<&Verbalizer>) -> Result<Target, RunError> {
+    match answers {
+        Answers::Classes(_) => {
+            let v = verbalizer.ok_or(RunError::NoVerbalizer)?;
+            Ok(Target::Classes {
+                label_ids: v.all_token_ids(),
+                spans: v.class_spans(),
+            })
+        }
+        Answers::Tokens { candidate_ids, .. } => Ok(Target::Vocabulary {
+            candidate_ids: candidate_ids.clone(),
+        }),
+    }
+}
+
+/// Metrics of `triggers` on one prepared split (names prefixed with `prefix`).
+fn evaluate_prepared(
+    scorer: &Scorer,
+    pad_id: u32,
+    prepared: &Prepared,
+    triggers: &[u32],
+    ranking: Ranking,
+    prefix: &str,
+) -> BTreeMap<String, f64> {
+    let classification = matches!(scorer.target, Target::Classes { .. });
+    let rows = evaluate_split(scorer, pad_id, prepared.split(), triggers, !classification);
+    metrics_of(&rows, prepared.unscorable, classification, ranking, prefix)
+}
+
+/// Runs a prompt method on a cell: encode the splits, resolve the label tokens, search the
+/// triggers (autoprompt), evaluate the final prompt on the evaluation and dev splits.
 pub fn run<B: AutodiffBackend>(
     spec: &CellSpec,
     data: &TaskData,
@@ -150,145 +332,42 @@ pub fn run<B: AutodiffBackend>(
     mut on_best: impl FnMut(&PromptArtifact),
     checkpoints: &mut dyn Checkpoints<SearchState>,
 ) -> Result<PromptOutcome, RunError> {
-    let classification = spec.task.is_classification();
-    let default_settings = SearchSettings::default();
-    let (template_text, labels, settings, label_settings) = match &spec.method {
-        MethodSpec::Manual { template, labels } => {
-            let t = template
-                .clone()
-                .or_else(|| data.manual_template.clone())
-                .ok_or(RunError::NoTemplate)?;
-            (t, labels.clone(), &default_settings, None)
-        }
-        MethodSpec::Autoprompt {
-            template,
-            labels,
-            search,
-            label_search,
-        } => (template.clone(), labels.clone(), search, Some(label_search)),
-        MethodSpec::LabelSearch {
-            template,
-            label_search,
-        } => (
-            template.clone(),
-            Some(Labels::Keyword(crate::config::LabelsKeyword::Auto)),
-            &default_settings,
-            Some(label_search),
-        ),
-        MethodSpec::Majority | MethodSpec::LinearProbe { .. } | MethodSpec::Finetune { .. } => {
-            unreachable!("not a prompt method")
-        }
-    };
-    let template = Template::parse(&template_text)?;
+    let method = PromptMethod::of(&spec.method, data)?;
+    let settings = &method.settings;
+    let template = Template::parse(&method.template)?;
     let tokenizer = &lm.tokenizer;
+    let pad_id = tokenizer.special.pad.id;
     let max_len = spec.model.max_length.min(lm.config.max_sequence_length());
-    let mask = tokenizer.special.mask.id;
-    let initial_trigger = match &settings.initial_trigger {
-        Some(word) => tokenizer
-            .single_token_id(word)
-            .ok_or_else(|| RunError::InitialTrigger(word.clone()))?,
-        None => mask,
-    };
+    let initial_trigger = initial_trigger(settings, tokenizer)?;
     let placeholder = vec![initial_trigger; template.num_triggers()];
-    let select_by = settings.select_by.unwrap_or(if classification {
-        SelectBy::Accuracy
-    } else {
-        SelectBy::LogLikelihood
-    });
+    let answers = answers_of(data, tokenizer);
+    let classification = matches!(answers, Answers::Classes(_));
+    let splits = Splits::prepare(data, &template, &answers, lm, &placeholder, max_len)?;
 
-    // Answers and the tokens scored at [P].
-    let (answers, mut target) = answers_and_target(data, tokenizer);
-    let train = prepare(&data.train, &template, &answers, lm, &placeholder, max_len)?;
-    let dev = prepare(&data.dev, &template, &answers, lm, &placeholder, max_len)?;
-    let test = prepare(&data.test, &template, &answers, lm, &placeholder, max_len)?;
-    if train.encoded.is_empty() || dev.encoded.is_empty() {
-        return Err(RunError::NothingToScore);
-    }
-
-    // One frozen model for the label search and the trigger search; its target is set once
-    // the label tokens are known.
-    let mut scorer = Scorer::with_engine(
+    // One frozen model (its weights converted once) for the label search and the search.
+    let model = FrozenModel::new(
         lm.model.clone(),
-        target.clone(),
         settings.eval_batch_size,
         device.clone(),
         engine,
     );
+    let (verbalizer, label_result) = resolve_verbalizer(
+        &method,
+        data,
+        &splits.train,
+        &model,
+        lm,
+        &placeholder,
+        device,
+    )?;
+    let scorer = model.scoring(target_of(&answers, verbalizer.as_ref())?);
 
-    // Label tokens: given words, or found by the label search.
-    let mut verbalizer = None;
-    let mut label_result = None;
-    if classification {
-        let v = match labels {
-            Some(Labels::Words(words)) => Verbalizer::from_words(&data.classes, &words, tokenizer)?,
-            _ => {
-                let refs: Vec<&Encoded> = train.encoded.iter().collect();
-                let batch = crate::search::trigger::batch_with_triggers(
-                    &refs,
-                    &placeholder,
-                    tokenizer.special.pad.id,
-                );
-                let features = scorer.mask_features(&batch);
-                let classes: Vec<usize> = train.golds.iter().map(|g| g.index).collect();
-                let allowed = whole_word_tokens(lm);
-                let result = label_search::<B>(
-                    &features,
-                    &classes,
-                    data.classes.len(),
-                    &scorer.word_embeddings(),
-                    &allowed,
-                    label_settings.expect("label search settings"),
-                    device,
-                );
-                let v = Verbalizer::from_ids(&data.classes, result.token_ids.clone(), tokenizer);
-                tracing::info!(labels = ?v.classes.iter().map(|c| (&c.label, &c.tokens)).collect::<Vec<_>>(), "label search");
-                label_result = Some(result);
-                v
-            }
-        };
-        target = Target::Classes {
-            label_ids: v.all_token_ids(),
-            spans: v.class_spans(),
-        };
-        verbalizer = Some(v);
-        scorer.target = target.clone();
-    }
-
-    let excluded: Vec<u32> = match &target {
-        Target::Classes { label_ids, .. } => label_ids.clone(),
-        Target::Vocabulary { .. } => train
-            .golds
-            .iter()
-            .chain(&dev.golds)
-            .map(|g| g.token)
-            .collect(),
-    };
-    let filter = CandidateFilter {
-        capitalized: settings.filter_capitalized,
-        non_alphabetic: settings.filter_non_alphabetic,
-    };
-    let allowed = allowed_tokens(tokenizer, lm.model.vocab_size(), &excluded, filter);
     let display = |id: u32| tokenizer.display_token(id);
-    let train_classes: Vec<usize> = train
-        .golds
-        .iter()
-        .map(|g| if classification { g.index } else { 0 })
-        .collect();
-    let ctx = SearchContext {
-        scorer: &scorer,
-        settings,
-        select_by,
-        allowed: &allowed,
-        pad_id: tokenizer.special.pad.id,
-        initial_trigger,
-        train_classes: &train_classes,
-        display: &display,
-    };
     let artifact = |ids: &[u32]| {
         let tokens: Vec<String> = ids.iter().map(|&i| display(i)).collect();
         PromptArtifact {
-            template: template_text.clone(),
-            filled: fill_template(&template_text, &tokens),
+            template: method.template.clone(),
+            filled: fill_template(&method.template, &tokens),
             trigger_ids: ids.to_vec(),
             trigger_tokens: tokens,
             verbalizer: verbalizer.clone(),
@@ -298,26 +377,55 @@ pub fn run<B: AutodiffBackend>(
             }),
         }
     };
-    fn split(p: &Prepared) -> Split<'_> {
-        Split {
-            encoded: &p.encoded,
-            golds: &p.golds,
-        }
-    }
-    let search_result = match (&spec.method, template.num_triggers()) {
-        (MethodSpec::Autoprompt { .. }, n) if n > 0 => Some(search_resumable(
-            &ctx,
-            split(&train),
-            split(&dev),
-            spec.seed,
-            |ids, dev_metric| {
-                tracing::info!(triggers = ?ids.iter().map(|&i| display(i)).collect::<Vec<_>>(), dev = dev_metric, "new best prompt");
-                on_best(&artifact(ids));
-            },
-            checkpoints,
-        )),
-        _ => None,
-    };
+    let search_result = (method.searches_triggers && template.num_triggers() > 0)
+        .then(|| {
+            let excluded: Vec<u32> = match &scorer.target {
+                Target::Classes { label_ids, .. } => label_ids.clone(),
+                Target::Vocabulary { .. } => splits
+                    .train
+                    .golds
+                    .iter()
+                    .chain(&splits.dev.golds)
+                    .map(|g| g.token)
+                    .collect(),
+            };
+            let filter = CandidateFilter {
+                capitalized: settings.filter_capitalized,
+                non_alphabetic: settings.filter_non_alphabetic,
+            };
+            let allowed = allowed_tokens(tokenizer, lm.model.vocab_size(), &excluded, filter);
+            let train_classes: Vec<usize> = splits
+                .train
+                .golds
+                .iter()
+                .map(|g| if classification { g.index } else { 0 })
+                .collect();
+            let ctx = SearchContext {
+                scorer: &scorer,
+                settings,
+                select_by: settings.select_by.unwrap_or(if classification {
+                    SelectBy::Accuracy
+                } else {
+                    SelectBy::LogLikelihood
+                }),
+                allowed: &allowed,
+                pad_id,
+                initial_trigger,
+                train_classes: &train_classes,
+                display: &display,
+            };
+            search_resumable(
+                &ctx,
+                splits.train.split(),
+                splits.dev.split(),
+                spec.seed,
+                |ids, dev_metric| {
+                    tracing::info!(triggers = ?ids.iter().map(|&i| display(i)).collect::<Vec<_>>(), dev = dev_metric, "new best prompt");
+                    on_best(&artifact(ids));
+                },
+                checkpoints,
+            )
+        });
     if search_result
         .as_ref()
         .is_some_and(|r| r.stopped_by == crate::search::StopReason::Interrupted)
@@ -327,19 +435,14 @@ pub fn run<B: AutodiffBackend>(
     let triggers = search_result
         .as_ref()
         .map_or(placeholder.clone(), |r| r.trigger_ids.clone());
-    let need_ll = !classification;
-    let mut metrics = metrics_of(
-        &evaluate_split(&scorer, ctx.pad_id, split(&test), &triggers, need_ll),
-        test.unscorable,
-        classification,
-        spec.task.ranking(),
-        "",
-    );
-    metrics.extend(metrics_of(
-        &evaluate_split(&scorer, ctx.pad_id, split(&dev), &triggers, need_ll),
-        dev.unscorable,
-        classification,
-        spec.task.ranking(),
+    let ranking = spec.task.ranking();
+    let mut metrics = evaluate_prepared(&scorer, pad_id, &splits.test, &triggers, ranking, "");
+    metrics.extend(evaluate_prepared(
+        &scorer,
+        pad_id,
+        &splits.dev,
+        &triggers,
+        ranking,
         "dev_",
     ));
     if let Some(r) = &label_result {
@@ -347,7 +450,7 @@ pub fn run<B: AutodiffBackend>(
     }
     Ok(PromptOutcome {
         metrics,
-        unscorable: test.unscorable,
+        unscorable: splits.test.unscorable,
         prompt: artifact(&triggers),
         search: search_result,
         label_search: label_result,
@@ -356,13 +459,9 @@ pub fn run<B: AutodiffBackend>(
 
 /// How gold answers map to scored tokens: class indices (classification, label tokens to be
 /// filled in), or LAMA's candidate vocabulary restricted to single tokens of this model.
-fn answers_and_target(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> (Answers, Target) {
+fn answers_of(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> Answers {
     if !data.classes.is_empty() {
-        let target = Target::Classes {
-            label_ids: vec![],
-            spans: vec![],
-        };
-        return (Answers::Classes(data.classes.clone()), target);
+        return Answers::Classes(data.classes.clone());
     }
     let mut map = HashMap::new();
     let mut ids = vec![];
@@ -410,10 +509,10 @@ fn answers_and_target(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> (A
         }
         None => {}
     }
-    (
-        Answers::Tokens(map),
-        Target::Vocabulary { candidate_ids: ids },
-    )
+    Answers::Tokens {
+        map,
+        candidate_ids: ids,
+    }
 }
 
 /// Which split `autoprompt eval` scores.
@@ -424,8 +523,6 @@ pub enum SplitName {
     Test,
 }
 
-/// Re-evaluates a saved prompt (template, trigger ids, label tokens) on one split of the
-/// cell's task data: the metrics `run` reports, without searching.
 /// Why a saved prompt cannot be applied to a model.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PromptMismatch {
@@ -487,6 +584,8 @@ pub fn check_prompt_vocabulary<B: Backend>(
     Ok(())
 }
 
+/// Re-evaluates a saved prompt (template, trigger ids, label tokens) on one split of the
+/// cell's task data: the metrics `run` reports, without searching.
 pub fn evaluate_prompt<B: AutodiffBackend>(
     spec: &CellSpec,
     data: &TaskData,
@@ -503,14 +602,8 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
             slots: template.num_triggers(),
         });
     }
-    let (answers, mut target) = answers_and_target(data, &lm.tokenizer);
-    if let Target::Classes { .. } = target {
-        let v = prompt.verbalizer.as_ref().ok_or(RunError::NoVerbalizer)?;
-        target = Target::Classes {
-            label_ids: v.all_token_ids(),
-            spans: v.class_spans(),
-        };
-    }
+    let answers = answers_of(data, &lm.tokenizer);
+    let target = target_of(&answers, prompt.verbalizer.as_ref())?;
     let examples = match split_name {
         SplitName::Train => &data.train,
         SplitName::Dev => &data.dev,
@@ -525,22 +618,17 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
         &prompt.trigger_ids,
         max_len,
     )?;
-    let scorer = Scorer::with_engine(lm.model.clone(), target, 256, device.clone(), engine);
-    let classification = !data.classes.is_empty();
-    let rows = evaluate_split(
+    // The cell's own evaluation chunk (the default for methods without search settings).
+    let eval_rows = PromptMethod::of(&spec.method, data)
+        .map_or(SearchSettings::default().eval_batch_size, |m| {
+            m.settings.eval_batch_size
+        });
+    let scorer = Scorer::with_engine(lm.model.clone(), target, eval_rows, device.clone(), engine);
+    Ok(evaluate_prepared(
         &scorer,
         lm.tokenizer.special.pad.id,
-        Split {
-            encoded: &prepared.encoded,
-            golds: &prepared.golds,
-        },
+        &prepared,
         &prompt.trigger_ids,
-        !classification,
-    );
-    Ok(metrics_of(
-        &rows,
-        prepared.unscorable,
-        classification,
         spec.task.ranking(),
         "",
     ))

@@ -17,7 +17,7 @@ pub mod trigger;
 use serde::{Deserialize, Serialize};
 
 pub use engine::{Engine, EngineKind, ScoringEngine};
-pub use scorer::Scorer;
+pub use scorer::{FrozenModel, Scorer};
 pub use target::{Gold, RowScore, Target};
 pub use trigger::{EncoderRows, SearchResult, SearchStep, StopReason};
 

@@ -13,13 +13,60 @@ use crate::backend::BackendKind;
 use crate::lm::MaskedLm;
 use crate::prompt::Batch;
 
-/// A frozen model on its engine, the target scored at `[P]`, and the evaluation chunk size.
-pub struct Scorer {
+/// A frozen model on its engine, before the tokens scored at `[P]` are known: what the label
+/// search needs ([`FrozenModel::mask_features`], [`FrozenModel::word_embeddings`]); with a
+/// target it becomes a [`Scorer`] without converting the weights again.
+pub struct FrozenModel {
     engine: Box<dyn ScoringEngine>,
     kind: EngineKind,
-    pub target: Target,
     /// Rows per forward pass in evaluation.
-    pub eval_rows: usize,
+    eval_rows: usize,
+}
+
+impl FrozenModel {
+    /// Freezes `model` on the engine `engine` resolves to for backend `B` (a backend this
+    /// crate does not name itself counts as a GPU one: burn).
+    pub fn new<B: AutodiffBackend>(
+        model: MaskedLm<B>,
+        eval_rows: usize,
+        device: B::Device,
+        engine: Engine,
+    ) -> Self {
+        let kind = engine.resolve(BackendKind::of::<B>().unwrap_or(BackendKind::Cuda));
+        Self {
+            engine: engine::build(kind, model, device),
+            kind,
+            eval_rows: eval_rows.max(1),
+        }
+    }
+
+    /// The scorer of `target` on this model.
+    pub fn scoring(self, target: Target) -> Scorer {
+        Scorer {
+            model: self,
+            target,
+        }
+    }
+
+    /// `[rows, hidden]` head features at `[P]` (inputs of the label search).
+    /// Chunks of `eval_rows`, side by side on the worker threads.
+    pub fn mask_features(&self, batch: &Batch) -> Vec<f32> {
+        super::parallel::map_ordered(&row_chunks(batch.rows, self.eval_rows), |&(start, end)| {
+            self.engine.mask_features(&slice_rows(batch, start, end))
+        })
+        .concat()
+    }
+
+    /// `[vocab, hidden]` word embeddings, row-major.
+    pub fn word_embeddings(&self) -> Vec<f32> {
+        self.engine.word_embeddings()
+    }
+}
+
+/// A frozen model on its engine and the target scored at `[P]`.
+pub struct Scorer {
+    model: FrozenModel,
+    pub target: Target,
 }
 
 impl Scorer {
@@ -34,8 +81,7 @@ impl Scorer {
         Self::with_engine(model, target, eval_rows, device, Engine::Auto)
     }
 
-    /// Freezes `model` on the engine `engine` resolves to for backend `B` (a backend this
-    /// crate does not name itself counts as a GPU one: burn).
+    /// Freezes `model` on the engine `engine` resolves to for backend `B`.
     pub fn with_engine<B: AutodiffBackend>(
         model: MaskedLm<B>,
         target: Target,
@@ -43,31 +89,30 @@ impl Scorer {
         device: B::Device,
         engine: Engine,
     ) -> Self {
-        let kind = engine.resolve(BackendKind::of::<B>().unwrap_or(BackendKind::Cuda));
-        Self {
-            engine: engine::build(kind, model, device),
-            kind,
-            target,
-            eval_rows: eval_rows.max(1),
-        }
+        FrozenModel::new(model, eval_rows, device, engine).scoring(target)
     }
 
     /// Which engine runs this scorer.
     pub fn engine(&self) -> EngineKind {
-        self.kind
+        self.model.kind
+    }
+
+    /// Rows per forward pass in evaluation.
+    pub fn eval_rows(&self) -> usize {
+        self.model.eval_rows
     }
 
     pub fn hidden_size(&self) -> usize {
-        self.engine.hidden_size()
+        self.model.engine.hidden_size()
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.engine.vocab_size()
+        self.model.engine.vocab_size()
     }
 
     /// `[vocab, hidden]` word embeddings, row-major.
     pub fn word_embeddings(&self) -> Vec<f32> {
-        self.engine.word_embeddings()
+        self.model.word_embeddings()
     }
 
     /// Loss (weighted mean of minus the gold log-likelihood) and its gradient w.r.t. the
@@ -79,7 +124,8 @@ impl Scorer {
         golds: &[Gold],
         weights: Option<&[f32]>,
     ) -> (f32, Vec<Vec<f32>>) {
-        self.engine
+        self.model
+            .engine
             .trigger_gradient(&self.target, batch, golds, weights)
     }
 
@@ -94,9 +140,9 @@ impl Scorer {
         assert_eq!(batch.rows, golds.len());
         // Chunks of at most `eval_rows`, and at least one per worker thread.
         let workers = super::parallel::workers(batch.rows);
-        let chunk = self.eval_rows.min(batch.rows.div_ceil(workers));
+        let chunk = self.model.eval_rows.min(batch.rows.div_ceil(workers));
         super::parallel::map_ordered(&row_chunks(batch.rows, chunk), |&(start, end)| {
-            self.engine.score_rows(
+            self.model.engine.score_rows(
                 &self.target,
                 &slice_rows(batch, start, end),
                 &golds[start..end],
@@ -111,16 +157,14 @@ impl Scorer {
     /// `[rows, hidden]` head features at `[P]` (inputs of the label search).
     /// Chunks of `eval_rows`, side by side on the worker threads.
     pub fn mask_features(&self, batch: &Batch) -> Vec<f32> {
-        super::parallel::map_ordered(&row_chunks(batch.rows, self.eval_rows), |&(start, end)| {
-            self.engine.mask_features(&slice_rows(batch, start, end))
-        })
-        .concat()
+        self.model.mask_features(batch)
     }
 
     /// HotFlip scores of every vocabulary token for one slot: `−(E · g)`, i.e. the
     /// first-order decrease of the loss when the slot's embedding moves to the token's.
     pub fn hotflip_scores(&self, slot_gradient: &[f32]) -> Vec<f32> {
-        self.engine
+        self.model
+            .engine
             .embedding_products(slot_gradient)
             .into_iter()
             .map(|v| -v)

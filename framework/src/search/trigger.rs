@@ -233,7 +233,7 @@ pub fn evaluate_split(
     // Similar lengths together: less padding.
     order.sort_by_key(|&i| split.encoded[i].ids.len());
     let mut scores = vec![None; order.len()];
-    for chunk in order.chunks(scorer.eval_rows) {
+    for chunk in order.chunks(scorer.eval_rows()) {
         let examples: Vec<&Encoded> = chunk.iter().map(|&i| &split.encoded[i]).collect();
         let golds: Vec<Gold> = chunk.iter().map(|&i| split.golds[i]).collect();
         let batch = batch_with_triggers(&examples, triggers, pad_id);
