@@ -978,9 +978,14 @@ fn the_library_derives_no_clap_types() {
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let path = entry.path();
+            // The binary's own modules: `main.rs` and `cli/` (declared by `main.rs` only).
+            let binary = path == src.join("main.rs") || path == src.join("cli");
+            if binary {
+                continue;
+            }
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") && path != src.join("main.rs") {
+            } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
                 if ["clap::", "#[arg(", "#[command("]
                     .iter()
@@ -992,6 +997,45 @@ fn the_library_derives_no_clap_types() {
         }
     }
     assert!(offenders.is_empty(), "clap in the library: {offenders:?}");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    assert!(
+        !lib.contains("mod cli"),
+        "the library must not declare the CLI's modules"
+    );
+}
+
+/// The CLI prints; the library logs through `tracing` only (ARCHITECTURE.md): no library
+/// file writes to stdout or stderr itself.
+#[test]
+fn the_library_prints_nothing() {
+    let src = common::repo().join("framework/src");
+    let mut stack = vec![src.clone()];
+    let mut offenders = vec![];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path == src.join("main.rs") || path == src.join("cli") {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code: String = text
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("//"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if ["println!(", "eprintln!(", "print!(", "eprint!(", "dbg!("]
+                    .iter()
+                    .any(|p| code.contains(p))
+                {
+                    offenders.push(path);
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "the library prints: {offenders:?}");
 }
 
 /// A lock whose holder cannot release it (a shared filesystem can keep one after its process

@@ -1,0 +1,229 @@
+//! The command line's arguments (clap derive types); the library knows none of them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use autoprompt::run;
+
+use super::choices;
+
+#[derive(Parser)]
+#[command(name = "autoprompt", version, about = "AutoPrompt experiments on masked language models", long_about = None)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct ExperimentArgs {
+    /// Experiment file (TOML).
+    pub file: PathBuf,
+    /// Override a key: `--set task.train_size=100` (value parsed as TOML; bare words are strings).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Print the cells of an experiment: id, status and grid values.
+    #[command(
+        after_help = "Examples:\n  autoprompt plan experiments/sst2_lowres.toml\n  autoprompt plan experiments/lama.toml --set task.relation=P19"
+    )]
+    Plan(ExperimentArgs),
+    /// Run the cells of an experiment that have no record yet (resumable).
+    #[command(
+        after_help = "Examples:\n  autoprompt run experiments/sst2_lowres.toml\n  autoprompt run experiments/sst2_lowres.toml --only 3fa2 --set method.search.iters=5\n  autoprompt run experiments/sst2.toml --dry-run\n  AUTOPROMPT_DATA_DIR=../shared/data autoprompt run experiments/lama.toml --jobs 2"
+    )]
+    Run {
+        #[command(flatten)]
+        experiment: ExperimentArgs,
+        /// Run only cells whose id starts with this (repeatable).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Print what would run, run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Cells to run in parallel.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Backend (overrides the experiment's `backend`).
+        #[arg(long, value_enum)]
+        backend: Option<choices::Backend>,
+        /// Where cells run (overrides `[launcher] kind`).
+        #[arg(long, value_enum)]
+        launcher: Option<choices::Launcher>,
+        /// Extra sbatch argument (repeatable), e.g. `--slurm-arg=--gres=gpu:1`.
+        #[arg(long = "slurm-arg", allow_hyphen_values = true)]
+        slurm_args: Vec<String>,
+        /// Slurm array tasks running at once.
+        #[arg(long)]
+        max_parallel: Option<usize>,
+        /// Run only the cell with this plan index (what each Slurm array task runs).
+        #[arg(long)]
+        cell_index: Option<usize>,
+        /// Run only the cells with index % N == I, as `I/N` (any other scheduler).
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(usize, usize)>,
+        /// Skip a failed cell once it has failed this many times.
+        #[arg(long, default_value_t = run::DEFAULT_MAX_ATTEMPTS)]
+        max_attempts: u32,
+        /// Run failed cells again whatever their attempt count.
+        #[arg(long)]
+        retry_failed: bool,
+    },
+    /// Re-evaluate a saved prompt (a cell record or a best-so-far prompt) on a split.
+    #[command(
+        after_help = "Examples:\n  autoprompt eval experiments/sst2_lowres.toml --prompt results/sst2_lowres/cells/3fa2....json --split test\n  autoprompt eval experiments/lama.toml --prompt results/lama/prompts/9b1c....best.json --split dev"
+    )]
+    Eval {
+        #[command(flatten)]
+        experiment: ExperimentArgs,
+        /// `results/<name>/cells/<id>.json` or `results/<name>/prompts/<id>.best.json`.
+        #[arg(long)]
+        prompt: PathBuf,
+        #[arg(long, value_enum, default_value = "test")]
+        split: choices::Split,
+        /// The cell to apply the prompt to (default: the record's own cell, the cell a
+        /// `prompts/<id>.best.json` is named after, or the experiment's only cell). A prompt
+        /// applies to any cell whose model has the vocabulary it was made with.
+        #[arg(long)]
+        cell: Option<String>,
+    },
+    /// Finished / failed / pending / running cells (from the store, and squeue when a Slurm job is known).
+    #[command(after_help = "Examples:\n  autoprompt status experiments/sst2_lowres.toml")]
+    Status(ExperimentArgs),
+    /// Break the locks of cells whose runner is gone (shared filesystems can keep a lock after
+    /// its process died); a lock held by a live process, or by one on another host, needs --force.
+    #[command(
+        after_help = "Examples:\n  autoprompt unlock experiments/sst2_lowres.toml\n  autoprompt unlock experiments/sst2_lowres.toml --cell 3fa2c1d0 --force"
+    )]
+    Unlock {
+        #[command(flatten)]
+        experiment: ExperimentArgs,
+        /// Only these cells (id or id prefix; repeatable). Default: every cell.
+        #[arg(long)]
+        cell: Vec<String>,
+        /// Also break locks whose holder may be alive (another host, or a live process here).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Aggregate the records of an experiment into tables (parquet, CSV) and reports/<name>.md.
+    #[command(after_help = "Examples:\n  autoprompt report experiments/sst2_lowres.toml")]
+    Report(ExperimentArgs),
+    /// The paper's tables next to ours: reports/paper/*.toml (published numbers) joined with
+    /// the records of the experiments in experiments/paper/, written to reports/paper.md.
+    #[command(
+        after_help = "Examples:\n  autoprompt paper-report experiments/paper\n  just reproduce --set model.source=splade-tiny"
+    )]
+    PaperReport {
+        /// Directory of the experiments that reproduce the tables.
+        #[arg(default_value = "experiments/paper")]
+        experiments: PathBuf,
+        /// Directory of the transcribed paper tables.
+        #[arg(long, default_value = "reports/paper")]
+        tables: PathBuf,
+        #[arg(long, default_value = "reports/paper.md")]
+        out: PathBuf,
+    },
+    /// Compare an experiment's summary with a stored baseline (nightly regression check).
+    #[command(
+        after_help = "Examples:\n  autoprompt compare experiments/nightly.toml\n  autoprompt compare experiments/nightly.toml --update-baseline --reason \"new tokenizer handling\""
+    )]
+    Compare {
+        #[command(flatten)]
+        experiment: ExperimentArgs,
+        /// Baseline directory (summary.csv + environment.json).
+        #[arg(long, default_value = "results/baselines/nightly")]
+        baseline: PathBuf,
+        /// Where the comparison table goes.
+        #[arg(long, default_value = "reports/nightly.md")]
+        out: PathBuf,
+        /// Allowed drop in baseline seed sds.
+        #[arg(long, default_value_t = 3.0)]
+        sd_factor: f64,
+        /// Smallest allowed drop.
+        #[arg(long, default_value_t = 0.02)]
+        floor: f64,
+        /// Largest allowed slow-down of a search iteration.
+        #[arg(long, default_value_t = 1.5)]
+        time_ratio: f64,
+        /// Replace the baseline with the current summary (deliberately; give --reason).
+        #[arg(long, requires = "reason")]
+        update_baseline: bool,
+        /// Why the baseline changes (recorded in its environment.json).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Speed measurements through the project's code path (used by `just bench`); prints JSON.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Predict the masked tokens of a sentence: the quickest check that a model loads right.
+    #[command(
+        after_help = "Examples:\n  autoprompt fill-mask --model splade-tiny \"paris is the capital of [MASK] .\"\n  autoprompt fill-mask --model roberta-large \"The movie was <mask>.\" --top-k 5"
+    )]
+    FillMask {
+        /// A model directory, a Hugging Face hub id, or `splade-tiny`.
+        #[arg(long, default_value = autoprompt::lm::EMBEDDED_MODEL)]
+        model: String,
+        /// Predictions per mask.
+        #[arg(long, default_value_t = 10)]
+        top_k: usize,
+        #[arg(long, value_enum, default_value = "ndarray")]
+        backend: choices::Backend,
+        /// Text with one or more `[MASK]` (or the model's own mask token).
+        text: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Median wall time of one trigger-search iteration (gradient accumulation + candidate
+    /// evaluation on `--eval-batches` batches) and its CPU seconds; prints JSON.
+    #[command(
+        after_help = "Examples:\n  autoprompt bench search --model splade-tiny --candidates 100"
+    )]
+    Search {
+        #[command(flatten)]
+        bench: choices::SearchBench,
+        #[arg(long, value_enum, default_value = "ndarray")]
+        backend: choices::Backend,
+    },
+    /// Encoder forward GFLOP/s at batch × seq, and a square matmul on the same backend.
+    #[command(
+        after_help = "Examples:\n  autoprompt bench forward --model /path/to/bert-base-random --batch 32 --seq 64"
+    )]
+    Forward {
+        #[arg(long, default_value = autoprompt::lm::EMBEDDED_MODEL)]
+        model: String,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 64)]
+        seq: usize,
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        #[arg(long, value_enum, default_value = "ndarray")]
+        backend: choices::Backend,
+        /// `auto` and `host` time the host engine (CPU backends), `burn` the backend's ops.
+        #[arg(long, value_enum, default_value = "auto")]
+        engine: choices::Engine,
+    },
+}
+
+pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
+    let (i, n): (usize, usize) = (
+        i.parse().map_err(|_| "I is not a number")?,
+        n.parse().map_err(|_| "N is not a number")?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("need 0 <= I < N, got {i}/{n}"));
+    }
+    Ok((i, n))
+}

@@ -1,0 +1,190 @@
+//! What the subcommands do beyond loading and one library call: printing plans, writing
+//! reports, benchmarks and fill-mask.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use autoprompt::config::{self, BackendKind, ConfigError, Experiment};
+use autoprompt::plan::{self, Cell};
+use autoprompt::report::{self, ReportMeta};
+use autoprompt::store::{CellState, Store};
+
+use super::args::{BenchCommand, ExperimentArgs};
+
+pub fn bench(command: BenchCommand) -> anyhow::Result<String> {
+    use autoprompt::bench;
+    Ok(match command {
+        BenchCommand::Search { bench: b, backend } => {
+            let (b, backend): (bench::SearchBench, BackendKind) = (b.into(), backend.into());
+            let name = implementation_name(backend, b.engine);
+            let result = autoprompt::with_backend!(
+                backend,
+                B,
+                device,
+                Err(autoprompt::run::no_cuda()),
+                bench::search_iteration::<B>(&b, &name, &device)
+            )?;
+            serde_json::to_string(&result)?
+        }
+        BenchCommand::Forward {
+            model,
+            batch,
+            seq,
+            iters,
+            backend,
+            engine,
+        } => {
+            let (backend, engine): (BackendKind, autoprompt::search::Engine) =
+                (backend.into(), engine.into());
+            let name = implementation_name(backend, engine);
+            if engine.resolve(backend) == autoprompt::search::EngineKind::Host {
+                let result = bench::host_encoder_forward(&model, batch, seq, iters, &name)?;
+                return Ok(serde_json::to_string(&result)?);
+            }
+            let result = autoprompt::with_backend!(
+                backend,
+                B,
+                device,
+                Err(autoprompt::run::no_cuda()),
+                bench::encoder_forward::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>(
+                    &model, batch, seq, iters, &name, &device
+                )
+            )?;
+            serde_json::to_string(&result)?
+        }
+    })
+}
+
+pub fn load(args: &ExperimentArgs) -> Result<(Experiment, Vec<Cell>), ConfigError> {
+    let experiment = config::load(&args.file, &args.set)?;
+    let cells = plan::plan(&experiment)?;
+    Ok((experiment, cells))
+}
+
+pub fn grid_text(cell: &Cell) -> String {
+    cell.grid
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::Object(m) => m
+                    .get("kind")
+                    .and_then(|k| k.as_str())
+                    .unwrap_or("{..}")
+                    .to_string(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{k}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+pub fn print_plan(experiment: &Experiment, cells: &[Cell]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{} — {} cells (results in {})",
+        experiment.name,
+        cells.len(),
+        store.root.display()
+    )?;
+    writeln!(
+        out,
+        "{:<5} {:<16} {:<9} {:<12} grid",
+        "#", "id", "status", "method"
+    )?;
+    for cell in cells {
+        let status = match store.state(&cell.id) {
+            CellState::Finished(_) => "finished",
+            CellState::Failed(_) => "failed",
+            CellState::Corrupt(_) => "corrupt",
+            CellState::Pending => "pending",
+        };
+        writeln!(
+            out,
+            "{:<5} {:<16} {:<9} {:<12} {}",
+            cell.index,
+            cell.id,
+            status,
+            cell.spec.method.name(),
+            grid_text(cell)
+        )?;
+    }
+    Ok(())
+}
+
+pub fn report(experiment: &Experiment) -> anyhow::Result<bool> {
+    let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
+    let records = store.records()?;
+    let report_path = Path::new("reports").join(format!("{}.md", experiment.name));
+    let meta = ReportMeta {
+        name: &experiment.name,
+        description: &experiment.description,
+        experiment_file: &experiment.file,
+    };
+    let files = report::build(&records, &store.root, &report_path, &meta)?;
+    let metrics = report::metric_names(&records);
+    println!("{}", report::summary_markdown(&files.summary, &metrics)?);
+    for path in &files.written {
+        println!("wrote {}", path.display());
+    }
+    for (id, error) in &files.failed_cells {
+        eprintln!("failed cell {id}: {error}");
+    }
+    Ok(files.failed_cells.is_empty())
+}
+
+/// `rust-host` where the host engine runs, else `rust-<backend>`, with `+openblas` where the
+/// ndarray backend's matmuls go to OpenBLAS.
+pub fn implementation_name(backend: BackendKind, engine: autoprompt::search::Engine) -> String {
+    if engine.resolve(backend) == autoprompt::search::EngineKind::Host {
+        return "rust-host".to_string();
+    }
+    let blas = cfg!(feature = "openblas") && backend == BackendKind::Ndarray;
+    format!(
+        "rust-{}{}",
+        backend.name(),
+        if blas { "+openblas" } else { "" }
+    )
+}
+
+/// Joins the paper's numbers with the records of every experiment in `experiments_dir`.
+pub fn paper_report(experiments_dir: &Path, tables_dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let markdown = report::paper::build(experiments_dir, tables_dir)?;
+    autoprompt::store::write_atomic(out, markdown.as_bytes())?;
+    println!("{markdown}");
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// The error and its causes, skipping a cause whose text its wrapper already shows (our
+/// error types print their source in their own message).
+
+pub fn fill_mask(
+    model: &str,
+    text: &str,
+    k: usize,
+    backend: BackendKind,
+) -> anyhow::Result<Vec<Vec<autoprompt::lm::Prediction>>> {
+    fn on<B: burn::tensor::backend::Backend>(
+        model: &str,
+        text: &str,
+        k: usize,
+        device: B::Device,
+    ) -> anyhow::Result<Vec<Vec<autoprompt::lm::Prediction>>> {
+        let lm = autoprompt::lm::load::<B>(model, &device)
+            .with_context(|| format!("loading {model}"))?;
+        Ok(autoprompt::lm::fill_mask(&lm, text, k, &device)?)
+    }
+    autoprompt::with_backend!(
+        backend,
+        B,
+        device,
+        Err(autoprompt::run::no_cuda().into()),
+        on::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>(model, text, k, device)
+    )
+}
