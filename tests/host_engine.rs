@@ -19,45 +19,56 @@ use autoprompt::search::{Engine, EngineKind, Gold, Scorer, Target};
 type B = Autodiff<NdArray>;
 type Inner = NdArray;
 
-/// One comparison: a model, and whether its prompts are sentence pairs.
+/// One comparison: a model (a fixture directory under `tests/fixtures`, or the embedded
+/// SPLADE-tiny when `None`), and whether its prompts are sentence pairs.
 #[derive(Debug, Clone, Copy)]
 struct Case {
     name: &'static str,
-    roberta: bool,
+    fixture: Option<&'static str>,
     pair: bool,
 }
 
-/// BERT (the embedded SPLADE-tiny, with segment ids 0 / 1 on pairs) and RoBERTa (the random
-/// `tests/fixtures/tiny-roberta`: positions offset by `pad + 1`, one token type), each on
-/// single sentences (SST-2) and sentence pairs (SICK).
-const CASES: [Case; 4] = [
+/// BERT (the embedded SPLADE-tiny, with segment ids 0 / 1 on pairs), RoBERTa (the random
+/// `tests/fixtures/tiny-roberta`: positions offset by `pad + 1`, one token type) and
+/// DistilBERT (`tests/fixtures/tiny-distilbert`: no token types, so pairs' segment ids are
+/// ignored), each on single sentences (SST-2) and sentence pairs (SICK).
+const CASES: [Case; 6] = [
     Case {
         name: "bert single",
-        roberta: false,
+        fixture: None,
         pair: false,
     },
     Case {
         name: "bert pairs",
-        roberta: false,
+        fixture: None,
         pair: true,
     },
     Case {
         name: "roberta single",
-        roberta: true,
+        fixture: Some("tiny-roberta"),
         pair: false,
     },
     Case {
         name: "roberta pairs",
-        roberta: true,
+        fixture: Some("tiny-roberta"),
+        pair: true,
+    },
+    Case {
+        name: "distilbert single",
+        fixture: Some("tiny-distilbert"),
+        pair: false,
+    },
+    Case {
+        name: "distilbert pairs",
+        fixture: Some("tiny-distilbert"),
         pair: true,
     },
 ];
 
 fn load<BK: burn::tensor::backend::Backend>(case: Case) -> LoadedModel<BK> {
-    let dir = if case.roberta {
-        common::repo().join("tests/fixtures/tiny-roberta")
-    } else {
-        common::splade_tiny()
+    let dir = match case.fixture {
+        Some(name) => common::repo().join("tests/fixtures").join(name),
+        None => common::splade_tiny(),
     };
     lm::load::<BK>(dir.to_str().unwrap(), &Default::default()).unwrap()
 }

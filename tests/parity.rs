@@ -191,6 +191,20 @@ fn tiny_roberta_matches_transformers() {
     assert_parity("tiny-roberta", &measure(&lm.model, &fx));
 }
 
+/// DistilBERT (`tests/fixtures/tiny-distilbert`, random, WordPiece trained on SST-2): no
+/// token types, `q_lin`/`sa_layer_norm`/`vocab_transform` names, the projector's bias as the
+/// decoder bias.
+#[test]
+fn tiny_distilbert_matches_transformers() {
+    let dir = common::repo().join("tests/fixtures/tiny-distilbert");
+    let lm = lm::load::<B>(dir.to_str().unwrap(), &Default::default()).unwrap();
+    assert_eq!(lm.config.family, autoprompt::lm::config::Family::DistilBert);
+    assert_eq!(lm.tokenizer.special.mask.text, "[MASK]");
+    let fx = fixture("tiny_distilbert");
+    check_tokenizer(&lm, &fx);
+    assert_parity("tiny-distilbert", &measure(&lm.model, &fx));
+}
+
 #[test]
 fn pytorch_bin_loads_the_same_weights_as_safetensors() {
     let dir = common::repo().join("tests/fixtures/tiny-roberta-bin");

@@ -123,6 +123,9 @@ import transformers
 from tokenizers import AddedToken
 from transformers import (
     BertForMaskedLM,
+    DistilBertConfig,
+    DistilBertForMaskedLM,
+    DistilBertTokenizerFast,
     PreTrainedTokenizerFast,
     RobertaConfig,
     RobertaForMaskedLM,
@@ -134,6 +137,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 OUT_DIR = FIXTURES / "parity"
 TINY_ROBERTA = FIXTURES / "tiny-roberta"
 TINY_ROBERTA_BIN = FIXTURES / "tiny-roberta-bin"
+TINY_DISTILBERT = FIXTURES / "tiny-distilbert"
 SST2_TRAIN = REPO / "data" / "sst2" / "train.tsv"
 SST2_DEV = REPO / "data" / "sst2" / "dev.tsv"
 
@@ -278,6 +282,58 @@ def build_tiny_roberta(retrain: bool):
     return model.float().eval(), tok, TINY_ROBERTA
 
 
+def build_tiny_distilbert(retrain: bool):
+    """A random DistilBertForMaskedLM (torch.manual_seed(0); dim 32, 2 layers, 2 heads,
+    hidden_dim 64, max_position_embeddings 128, learned positions, initializer_range 0.2,
+    tied vocab_projector) with a lower-casing WordPiece tokenizer (vocab 2000, min_frequency
+    2; at 1000 the alphabet and its ## pieces leave no room for `good`) trained on the SST-2 train sentences; created only when missing."""
+    if retrain or not (TINY_DISTILBERT / "model.safetensors").exists():
+        print(f"building tiny DistilBERT in {TINY_DISTILBERT}")
+        from tokenizers import BertWordPieceTokenizer
+
+        sents = [s.strip() for s in read_tsv_sentences(SST2_TRAIN)]
+        wp = BertWordPieceTokenizer(lowercase=True)
+        wp.train_from_iterator(
+            sents,
+            vocab_size=2000,
+            min_frequency=2,
+            special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+            show_progress=False,
+        )
+        TINY_DISTILBERT.mkdir(parents=True, exist_ok=True)
+        wp.save_model(str(TINY_DISTILBERT))  # vocab.txt
+        # (transformers 5 takes `vocab`; 4.x took `vocab_file`.)
+        try:
+            tok = DistilBertTokenizerFast(vocab=str(TINY_DISTILBERT / "vocab.txt"), model_max_length=128)
+        except TypeError:
+            tok = DistilBertTokenizerFast(vocab_file=str(TINY_DISTILBERT / "vocab.txt"), model_max_length=128)
+        assert len(tok) == 2000, len(tok)
+        tok.save_pretrained(str(TINY_DISTILBERT))
+        torch.manual_seed(0)
+        cfg = DistilBertConfig(
+            vocab_size=len(tok),
+            dim=32,
+            n_layers=2,
+            n_heads=2,
+            hidden_dim=64,
+            max_position_embeddings=128,
+            sinusoidal_pos_embds=False,
+            activation="gelu",
+            pad_token_id=0,
+            initializer_range=0.2,
+            tie_word_embeddings=True,
+        )
+        DistilBertForMaskedLM(cfg).eval().save_pretrained(str(TINY_DISTILBERT))
+    model, info = DistilBertForMaskedLM.from_pretrained(
+        str(TINY_DISTILBERT), output_loading_info=True, attn_implementation="eager"
+    )
+    print(f"tiny-distilbert loading info: {info}")
+    tok = DistilBertTokenizerFast.from_pretrained(str(TINY_DISTILBERT))
+    probe = tok.convert_ids_to_tokens(tok("a good [MASK] .")["input_ids"])
+    assert probe == ["[CLS]", "a", "good", "[MASK]", ".", "[SEP]"], probe
+    return model.float().eval(), tok, TINY_DISTILBERT
+
+
 # ---------------------------------------------------------------------------
 # fixtures
 
@@ -285,6 +341,8 @@ def build_tiny_roberta(retrain: bool):
 def head_features(model, kind: str, hidden: torch.Tensor) -> torch.Tensor:
     if kind == "bert":
         return model.cls.predictions.transform(hidden)
+    if kind == "distilbert":
+        return model.vocab_layer_norm(F.gelu(model.vocab_transform(hidden)))
     head = model.lm_head
     return head.layer_norm(F.gelu(head.dense(hidden)))
 
@@ -292,17 +350,17 @@ def head_features(model, kind: str, hidden: torch.Tensor) -> torch.Tensor:
 def subset(tok, kind: str):
     tokens, ids = [], []
     for w in SUBSET_WORDS:
-        if kind == "bert":
+        if kind in ("bert", "distilbert"):
             t = w
         else:
             t = "\u0120" + w  # byte-level BPE spelling of " good"
         i = tok.convert_tokens_to_ids(t)
         if i is None or i == tok.unk_token_id:
-            i = tok(" " + w if kind != "bert" else w, add_special_tokens=False)["input_ids"][0]
+            i = tok(" " + w if kind == "roberta" else w, add_special_tokens=False)["input_ids"][0]
             t = tok.convert_ids_to_tokens(i)
         tokens.append(t)
         ids.append(i)
-    target_token = "good" if kind == "bert" else "\u0120good"
+    target_token = "\u0120good" if kind == "roberta" else "good"
     target = tok.convert_tokens_to_ids(target_token)
     assert target is not None and target != tok.unk_token_id, f"{target_token!r} is not one token"
     tokens += tok.convert_ids_to_tokens(EXTRA_IDS)
@@ -322,15 +380,17 @@ def make_case(model, tok, kind: str, text: str):
     tt_t = torch.tensor([token_type_ids])
     am_t = torch.ones_like(ids_t)
 
+    # DistilBERT has no token types.
+    types = {} if kind == "distilbert" else {"token_type_ids": tt_t}
     with torch.no_grad():
-        ref = model(input_ids=ids_t, token_type_ids=tt_t, attention_mask=am_t).logits[0, mpos]
+        ref = model(input_ids=ids_t, attention_mask=am_t, **types).logits[0, mpos]
 
     embeds = model.get_input_embeddings()(ids_t).detach().requires_grad_()
     out = model(
         inputs_embeds=embeds,
-        token_type_ids=tt_t,
         attention_mask=am_t,
         output_hidden_states=True,
+        **types,
     )
     logits = out.logits[0, mpos]
     assert torch.allclose(logits, ref, atol=1e-5, rtol=1e-5), "inputs_embeds path differs from input_ids path"
@@ -344,6 +404,9 @@ def make_case(model, tok, kind: str, text: str):
         if kind == "bert":
             dec_w = model.cls.predictions.decoder.weight
             dec_b = model.cls.predictions.decoder.bias
+        elif kind == "distilbert":
+            dec_w = model.vocab_projector.weight
+            dec_b = model.vocab_projector.bias
         else:
             dec_w = model.lm_head.decoder.weight
             dec_b = model.lm_head.bias
@@ -429,6 +492,7 @@ def main():
     ap.add_argument("--models-dir", default=os.environ.get("AUTOPROMPT_MODELS_DIR", str(REPO / "models")))
     ap.add_argument("--lama-dir", default="/work/shared/data/lama")
     ap.add_argument("--retrain-tiny-roberta", action="store_true")
+    ap.add_argument("--retrain-tiny-distilbert", action="store_true")
     args = ap.parse_args()
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -440,6 +504,9 @@ def main():
 
     model, tok, path = build_tiny_roberta(args.retrain_tiny_roberta)
     write_fixture("tiny_roberta", "roberta", model, tok, path, dev, facts)
+
+    model, tok, path = build_tiny_distilbert(args.retrain_tiny_distilbert)
+    write_fixture("tiny_distilbert", "distilbert", model, tok, path, dev, facts)
 
 
 if __name__ == "__main__":

@@ -9,23 +9,35 @@ use std::path::Path;
 use super::LmError;
 
 /// Which architecture a checkpoint holds. They differ only in details the loader and the
-/// embeddings absorb (weight-name prefix, head names, position-id offset).
+/// embeddings absorb (weight-name prefix, head names, position-id offset, token types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Bert,
     Roberta,
+    /// BERT's encoder without token types (`q_lin`..., `sa_layer_norm`, `vocab_transform`).
+    DistilBert,
 }
+
+/// The `model_type`s this crate loads.
+pub const SUPPORTED_MODEL_TYPES: &[&str] =
+    &["bert", "roberta", "xlm-roberta", "camembert", "distilbert"];
 
 /// The subset of `config.json` the masked LM needs, with transformers' defaults.
 #[derive(Debug, Clone, Deserialize)]
 pub struct HfConfig {
-    /// `bert`, `roberta` (also `xlm-roberta`, `camembert`: same layout as RoBERTa).
+    /// `bert`, `roberta` (also `xlm-roberta`, `camembert`: same layout as RoBERTa),
+    /// `distilbert`.
     pub model_type: String,
     pub vocab_size: usize,
+    /// DistilBERT calls it `dim`.
+    #[serde(alias = "dim")]
     pub hidden_size: usize,
+    #[serde(alias = "n_layers")]
     pub num_hidden_layers: usize,
+    #[serde(alias = "n_heads")]
     pub num_attention_heads: usize,
+    #[serde(alias = "hidden_dim")]
     pub intermediate_size: usize,
     pub max_position_embeddings: usize,
     /// Default 2, as in transformers' `BertConfig`.
@@ -38,8 +50,12 @@ pub struct HfConfig {
     #[serde(default)]
     pub pad_token_id: Option<usize>,
     /// Only exact-erf `gelu` is supported; anything else is rejected when the model is built.
-    #[serde(default = "default_act")]
+    /// DistilBERT calls it `activation`.
+    #[serde(default = "default_act", alias = "activation")]
     pub hidden_act: String,
+    /// DistilBERT's fixed sine position table: not supported (learned positions only).
+    #[serde(default)]
+    pub sinusoidal_pos_embds: bool,
 }
 
 fn default_type_vocab() -> usize {
@@ -88,12 +104,19 @@ impl MaskedLmConfig {
         let family = match raw.model_type.as_str() {
             "bert" => Family::Bert,
             "roberta" | "xlm-roberta" | "camembert" => Family::Roberta,
+            "distilbert" => Family::DistilBert,
             other => {
                 return Err(format!(
-                    "model_type `{other}` is not a BERT or RoBERTa masked LM"
+                    "model_type `{other}` is not supported; supported: {}",
+                    SUPPORTED_MODEL_TYPES.join(", ")
                 ));
             }
         };
+        if raw.sinusoidal_pos_embds {
+            return Err(
+                "sinusoidal_pos_embds: only learned position embeddings are implemented".into(),
+            );
+        }
         if raw.hidden_act != "gelu" {
             return Err(format!(
                 "hidden_act `{}`: only exact-erf `gelu` is implemented",
@@ -108,9 +131,14 @@ impl MaskedLmConfig {
             ));
         }
         let pad_token_id = raw.pad_token_id.unwrap_or(match family {
-            Family::Bert => 0,
+            Family::Bert | Family::DistilBert => 0,
             Family::Roberta => 1,
         });
+        // DistilBERT has no token-type embeddings, and a fixed LayerNorm epsilon.
+        let (type_vocab_size, layer_norm_eps) = match family {
+            Family::DistilBert => (0, 1e-12),
+            _ => (raw.type_vocab_size, raw.layer_norm_eps),
+        };
         Ok(Self {
             family,
             vocab_size: raw.vocab_size,
@@ -119,8 +147,8 @@ impl MaskedLmConfig {
             num_heads: raw.num_attention_heads,
             intermediate_size: raw.intermediate_size,
             max_position_embeddings: raw.max_position_embeddings,
-            type_vocab_size: raw.type_vocab_size,
-            layer_norm_eps: raw.layer_norm_eps,
+            type_vocab_size,
+            layer_norm_eps,
             pad_token_id,
         })
     }
@@ -128,7 +156,7 @@ impl MaskedLmConfig {
     /// First position id used for real tokens: 0 for BERT, `padding_idx + 1` for RoBERTa.
     pub fn position_offset(&self) -> usize {
         match self.family {
-            Family::Bert => 0,
+            Family::Bert | Family::DistilBert => 0,
             Family::Roberta => self.pad_token_id + 1,
         }
     }

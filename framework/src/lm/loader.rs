@@ -25,6 +25,12 @@
 //! | `cls.predictions.decoder.weight` / `lm_head.decoder.weight` | must equal the word embeddings (tied) |
 //! | `cls.predictions.decoder.bias` / `lm_head.decoder.bias` | must equal `head.bias` |
 //!
+//! DistilBERT (`{p}` = `distilbert.`) has no token types and names its pieces
+//! `transformer.layer.N.attention.{q_lin,k_lin,v_lin,out_lin}`, `.sa_layer_norm`,
+//! `.ffn.{lin1,lin2}`, `.output_layer_norm`; its head is `vocab_transform` (dense),
+//! `vocab_layer_norm`, and `vocab_projector` (weight tied to the word embeddings, its bias
+//! the decoder bias).
+//!
 //! PyTorch `Linear` weights are `[out, in]`; burn's are `[in, out]`, so they are transposed here.
 
 use std::collections::BTreeMap;
@@ -223,6 +229,7 @@ pub fn load_weights<B: Backend>(
     let family_prefix = match config.family {
         Family::Bert => "bert.",
         Family::Roberta => "roberta.",
+        Family::DistilBert => "distilbert.",
     };
     let p = if tensors.contains_key(&format!("{family_prefix}embeddings.word_embeddings.weight")) {
         family_prefix
@@ -256,16 +263,21 @@ pub fn load_weights<B: Backend>(
             config.max_position_embeddings,
             h,
         ),
-        token_type: t.embedding(
-            &format!("{p}embeddings.token_type_embeddings.weight"),
-            config.type_vocab_size,
-            h,
-        ),
+        token_type: (config.type_vocab_size > 0).then(|| {
+            t.embedding(
+                &format!("{p}embeddings.token_type_embeddings.weight"),
+                config.type_vocab_size,
+                h,
+            )
+        }),
         norm: t.layer_norm(&format!("{p}embeddings.LayerNorm"), h, eps),
         position_offset: config.position_offset(),
     };
     let layers = (0..config.num_layers)
         .map(|i| {
+            if config.family == Family::DistilBert {
+                return distilbert_layer(&mut t, &format!("{p}transformer.layer.{i}"), config);
+            }
             let l = format!("{p}encoder.layer.{i}");
             EncoderLayer {
                 query: t.linear(&format!("{l}.attention.self.query"), h, h),
@@ -297,6 +309,13 @@ pub fn load_weights<B: Backend>(
             "lm_head.bias",
             "lm_head.decoder",
         ),
+        // The projector's own bias is the decoder bias: nothing further to tie.
+        Family::DistilBert => (
+            "vocab_transform",
+            "vocab_layer_norm",
+            "vocab_projector.bias",
+            "vocab_projector",
+        ),
     };
     let head = MlmHead {
         dense: t.linear(dense, h, h),
@@ -308,7 +327,9 @@ pub fn load_weights<B: Backend>(
         let word = embeddings.word.weight.val();
         let head_bias = head.bias.val().reshape([1, config.vocab_size]);
         untied.extend(t.check_tied(&[format!("{decoder}.weight")], &word));
-        untied.extend(t.check_tied(&[format!("{decoder}.bias")], &head_bias));
+        if config.family != Family::DistilBert {
+            untied.extend(t.check_tied(&[format!("{decoder}.bias")], &head_bias));
+        }
     }
     let unused: Vec<String> = t.tensors.keys().cloned().collect();
     if !(t.missing.is_empty() && t.mismatched.is_empty() && unused.is_empty() && untied.is_empty())
@@ -332,6 +353,30 @@ pub fn load_weights<B: Backend>(
         dropout: 0.0,
         layer_norm_eps: eps,
     })
+}
+
+/// One DistilBERT block (same computation as BERT's, other names).
+fn distilbert_layer<B: Backend>(
+    t: &mut Taker<B>,
+    l: &str,
+    config: &MaskedLmConfig,
+) -> EncoderLayer<B> {
+    let (h, eps, ff) = (
+        config.hidden_size,
+        config.layer_norm_eps,
+        config.intermediate_size,
+    );
+    EncoderLayer {
+        query: t.linear(&format!("{l}.attention.q_lin"), h, h),
+        key: t.linear(&format!("{l}.attention.k_lin"), h, h),
+        value: t.linear(&format!("{l}.attention.v_lin"), h, h),
+        attention_output: t.linear(&format!("{l}.attention.out_lin"), h, h),
+        attention_norm: t.layer_norm(&format!("{l}.sa_layer_norm"), h, eps),
+        intermediate: t.linear(&format!("{l}.ffn.lin1"), h, ff),
+        output: t.linear(&format!("{l}.ffn.lin2"), ff, h),
+        output_norm: t.layer_norm(&format!("{l}.output_layer_norm"), h, eps),
+        num_heads: config.num_heads,
+    }
 }
 
 /// The weight file of a model directory: `model.safetensors`, else `pytorch_model.bin`.

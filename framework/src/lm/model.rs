@@ -1,5 +1,6 @@
-//! BERT / RoBERTa masked LM in burn, mirroring transformers' `BertForMaskedLM` and
-//! `RobertaForMaskedLM` (post-norm encoder, exact-erf GELU, tied decoder).
+//! BERT / RoBERTa / DistilBERT masked LM in burn, mirroring transformers' `BertForMaskedLM`,
+//! `RobertaForMaskedLM` and `DistilBertForMaskedLM` (post-norm encoder, exact-erf GELU, tied
+//! decoder; DistilBERT without token types).
 //!
 //! The search never asks for full-vocabulary logits at every position: it embeds tokens
 //! itself (so it can take gradients w.r.t. trigger embeddings), runs [`MaskedLm::encode`],
@@ -10,7 +11,7 @@
 //!
 //! [`crate::lm::host`] runs the same network on a frozen `f32` copy for the search on CPU
 //! backends. Each piece below has a twin there; a change to one needs the same change to
-//! the other, and `tests/host_engine.rs` (BERT and RoBERTa, single sentences and pairs:
+//! the other, and `tests/host_engine.rs` (BERT, RoBERTa and DistilBERT, single sentences and pairs:
 //! hidden states, mask features, scores, trigger gradients) must pass for both.
 //!
 //! | here (burn) | host engine |
@@ -64,7 +65,8 @@ pub struct MaskedLm<B: Backend> {
 pub(super) struct Embeddings<B: Backend> {
     pub word: Embedding<B>,
     pub position: Embedding<B>,
-    pub token_type: Embedding<B>,
+    /// `None` for DistilBERT, which has no token types (segment ids are ignored).
+    pub token_type: Option<Embedding<B>>,
     pub norm: LayerNorm<B>,
     /// 0 for BERT; `padding_idx + 1` for RoBERTa, whose position ids start after the pad id.
     #[module(skip)]
@@ -121,7 +123,8 @@ impl<B: Backend> MaskedLm<B> {
         let embeddings = Embeddings {
             word: EmbeddingConfig::new(config.vocab_size, h).init(device),
             position: EmbeddingConfig::new(config.max_position_embeddings, h).init(device),
-            token_type: EmbeddingConfig::new(config.type_vocab_size.max(1), h).init(device),
+            token_type: (config.type_vocab_size > 0)
+                .then(|| EmbeddingConfig::new(config.type_vocab_size, h).init(device)),
             norm: norm(),
             position_offset: config.position_offset(),
         };
@@ -179,9 +182,10 @@ impl<B: Backend> MaskedLm<B> {
         let offset = self.embeddings.position_offset as i64;
         let positions =
             Tensor::<B, 1, Int>::arange(offset..offset + seq as i64, &device).reshape([1, seq]);
-        let mut hidden = input.inputs_embeds
-            + self.embeddings.position.forward(positions)
-            + self.embeddings.token_type.forward(input.token_type_ids);
+        let mut hidden = input.inputs_embeds + self.embeddings.position.forward(positions);
+        if let Some(token_type) = &self.embeddings.token_type {
+            hidden = hidden + token_type.forward(input.token_type_ids);
+        }
         let dropout = Dropout { prob: self.dropout };
         hidden = dropout.forward(self.embeddings.norm.forward(hidden));
         // Additive mask `[batch, 1, 1, seq]`: 0 for real tokens, a large negative for padding.

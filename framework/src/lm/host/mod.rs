@@ -99,7 +99,8 @@ pub struct HostModel {
     /// `[vocab, hidden]`: word embeddings and the tied decoder.
     word: Vec<f32>,
     position: Vec<f32>,
-    token_type: Vec<f32>,
+    /// `None` for DistilBERT (no token types).
+    token_type: Option<Vec<f32>>,
     position_offset: usize,
     embedding_norm: Norm,
     layers: Vec<HostLayer>,
@@ -175,7 +176,7 @@ impl HostModel {
         Self {
             word: values(e.word.weight.val()),
             position: values(e.position.weight.val()),
-            token_type: values(e.token_type.weight.val()),
+            token_type: e.token_type.as_ref().map(|t| values(t.weight.val())),
             position_offset: e.position_offset,
             embedding_norm: norm(&e.norm, eps),
             layers,
@@ -211,14 +212,21 @@ impl HostModel {
             .zip(&packed.positions)
         {
             let p = (pos + self.position_offset) * h;
-            let s = segment as usize * h;
             let word = self.word_embedding(id);
-            x.extend(
-                word.iter()
-                    .zip(&self.position[p..p + h])
-                    .zip(&self.token_type[s..s + h])
-                    .map(|((w, p), t)| w + p + t),
-            );
+            let position = &self.position[p..p + h];
+            match &self.token_type {
+                Some(types) => {
+                    let s = segment as usize * h;
+                    x.extend(
+                        word.iter()
+                            .zip(position)
+                            .zip(&types[s..s + h])
+                            .map(|((w, p), t)| w + p + t),
+                    );
+                }
+                // DistilBERT: no token types.
+                None => x.extend(word.iter().zip(position).map(|(w, p)| w + p)),
+            }
         }
         x
     }
