@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The families and the model directory each is tested with: BERT (the embedded
-/// SPLADE-tiny), RoBERTa and DistilBERT (random fixtures written by
+/// SPLADE-tiny), RoBERTa, DistilBERT and ELECTRA's generator (random fixtures written by
 /// `tests/parity/make_fixtures.py`).
 fn families() -> Vec<(&'static str, PathBuf)> {
     vec![
@@ -23,7 +23,20 @@ fn families() -> Vec<(&'static str, PathBuf)> {
             "distilbert",
             common::repo().join("tests/fixtures/tiny-distilbert"),
         ),
+        (
+            "electra",
+            common::repo().join("tests/fixtures/tiny-electra"),
+        ),
     ]
+}
+
+/// The engine each family's search runs on with `engine = "auto"` on a CPU backend: the host
+/// engine, but for ELECTRA's projected embeddings, which fall back to burn.
+fn expected_engine(family: &str) -> autoprompt::search::EngineKind {
+    match family {
+        "electra" => autoprompt::search::EngineKind::Burn,
+        _ => autoprompt::search::EngineKind::Host,
+    }
 }
 
 fn cli() -> Command {
@@ -110,8 +123,19 @@ fn a_short_search_runs_on_every_family_deterministically_and_eval_agrees() {
             .map(|run| {
                 let dir = tempfile::tempdir().unwrap();
                 let file = common::experiment(dir.path(), family, &body);
-                let out = cli().arg("-q").arg("run").arg(&file).output().unwrap();
+                // The first run logs at info level: a fallback to burn must say so.
+                let quiet: &[&str] = if run == 0 { &[] } else { &["-q"] };
+                let out = cli().args(quiet).arg("run").arg(&file).output().unwrap();
                 common::assert_success(&out);
+                let fallback = String::from_utf8_lossy(&out.stderr)
+                    .contains("the host engine does not cover this model");
+                if run == 0 {
+                    assert_eq!(
+                        fallback,
+                        expected_engine(family) == autoprompt::search::EngineKind::Burn,
+                        "{family}: the fallback info line"
+                    );
+                }
                 let (record_path, record) = the_record(dir.path(), family);
                 if run == 0 {
                     // `eval` of the saved prompt on dev gives the dev accuracy the run reported.
@@ -147,6 +171,11 @@ fn a_short_search_runs_on_every_family_deterministically_and_eval_agrees() {
             "{family}: not deterministic"
         );
         assert_eq!(a.metrics, b.metrics, "{family}: not deterministic");
+        assert_eq!(
+            a.provenance.engine,
+            Some(expected_engine(family)),
+            "{family}"
+        );
         eprintln!(
             "{family}: triggers {:?}, labels {:?}, dev accuracy {:.4}, accuracy {:.4}",
             a.prompt.as_ref().unwrap().trigger_tokens,

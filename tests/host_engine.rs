@@ -309,11 +309,35 @@ fn host_scores_match_burn_for_classes_and_vocabulary() {
 #[test]
 fn host_engine_is_chosen_for_cpu_backends_only_when_asked_or_automatic() {
     use autoprompt::backend::BackendKind;
-    assert_eq!(Engine::Auto.resolve(BackendKind::Ndarray), EngineKind::Host);
-    assert_eq!(Engine::Auto.resolve(BackendKind::Flex), EngineKind::Host);
-    assert_eq!(Engine::Auto.resolve(BackendKind::Cuda), EngineKind::Burn);
-    assert_eq!(Engine::Burn.resolve(BackendKind::Ndarray), EngineKind::Burn);
-    assert_eq!(Engine::Host.resolve(BackendKind::Cuda), EngineKind::Host);
+    assert_eq!(
+        Engine::Auto.resolve(BackendKind::Ndarray, true),
+        EngineKind::Host
+    );
+    assert_eq!(
+        Engine::Auto.resolve(BackendKind::Flex, true),
+        EngineKind::Host
+    );
+    assert_eq!(
+        Engine::Auto.resolve(BackendKind::Cuda, true),
+        EngineKind::Burn
+    );
+    assert_eq!(
+        Engine::Burn.resolve(BackendKind::Ndarray, true),
+        EngineKind::Burn
+    );
+    assert_eq!(
+        Engine::Host.resolve(BackendKind::Cuda, true),
+        EngineKind::Host
+    );
+    // A model the host engine does not cover (ELECTRA's projection) runs on burn.
+    assert_eq!(
+        Engine::Auto.resolve(BackendKind::Ndarray, false),
+        EngineKind::Burn
+    );
+    assert_eq!(
+        Engine::Host.resolve(BackendKind::Ndarray, false),
+        EngineKind::Burn
+    );
     // The scorer resolves the setting against the backend it is built for.
     assert_eq!(BackendKind::of::<B>(), Some(BackendKind::Ndarray));
     assert_eq!(

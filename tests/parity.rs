@@ -205,6 +205,22 @@ fn tiny_distilbert_matches_transformers() {
     assert_parity("tiny-distilbert", &measure(&lm.model, &fx));
 }
 
+/// ELECTRA's generator (`tests/fixtures/tiny-electra`, random, embeddings of 16 projected to
+/// a hidden size of 32): the trigger gradient is w.r.t. the 16-wide word embeddings.
+#[test]
+fn tiny_electra_generator_matches_transformers() {
+    let dir = common::repo().join("tests/fixtures/tiny-electra");
+    let lm = lm::load::<B>(dir.to_str().unwrap(), &Default::default()).unwrap();
+    assert_eq!(lm.config.family, autoprompt::lm::config::Family::Electra);
+    assert_eq!(
+        (lm.model.embedding_size(), lm.model.hidden_size()),
+        (16, 32)
+    );
+    let fx = fixture("tiny_electra");
+    check_tokenizer(&lm, &fx);
+    assert_parity("tiny-electra", &measure(&lm.model, &fx));
+}
+
 #[test]
 fn pytorch_bin_loads_the_same_weights_as_safetensors() {
     let dir = common::repo().join("tests/fixtures/tiny-roberta-bin");

@@ -126,6 +126,9 @@ from transformers import (
     DistilBertConfig,
     DistilBertForMaskedLM,
     DistilBertTokenizerFast,
+    ElectraConfig,
+    ElectraForMaskedLM,
+    ElectraTokenizerFast,
     PreTrainedTokenizerFast,
     RobertaConfig,
     RobertaForMaskedLM,
@@ -138,6 +141,7 @@ OUT_DIR = FIXTURES / "parity"
 TINY_ROBERTA = FIXTURES / "tiny-roberta"
 TINY_ROBERTA_BIN = FIXTURES / "tiny-roberta-bin"
 TINY_DISTILBERT = FIXTURES / "tiny-distilbert"
+TINY_ELECTRA = FIXTURES / "tiny-electra"
 SST2_TRAIN = REPO / "data" / "sst2" / "train.tsv"
 SST2_DEV = REPO / "data" / "sst2" / "dev.tsv"
 
@@ -334,6 +338,47 @@ def build_tiny_distilbert(retrain: bool):
     return model.float().eval(), tok, TINY_DISTILBERT
 
 
+def build_tiny_electra(retrain: bool):
+    """A random ElectraForMaskedLM, ELECTRA's generator (torch.manual_seed(0); embedding_size
+    16 projected to hidden 32, 2 layers, 2 heads, intermediate 64, max_position_embeddings
+    128, type_vocab_size 2, initializer_range 0.2, tied generator_lm_head), with the tiny
+    DistilBERT's WordPiece vocabulary; created only when missing."""
+    if retrain or not (TINY_ELECTRA / "model.safetensors").exists():
+        print(f"building tiny ELECTRA generator in {TINY_ELECTRA}")
+        TINY_ELECTRA.mkdir(parents=True, exist_ok=True)
+        shutil.copy(TINY_DISTILBERT / "vocab.txt", TINY_ELECTRA / "vocab.txt")
+        try:
+            tok = ElectraTokenizerFast(vocab=str(TINY_ELECTRA / "vocab.txt"), model_max_length=128)
+        except TypeError:
+            tok = ElectraTokenizerFast(vocab_file=str(TINY_ELECTRA / "vocab.txt"), model_max_length=128)
+        assert len(tok) == 2000, len(tok)
+        tok.save_pretrained(str(TINY_ELECTRA))
+        torch.manual_seed(0)
+        cfg = ElectraConfig(
+            vocab_size=len(tok),
+            embedding_size=16,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+            type_vocab_size=2,
+            hidden_act="gelu",
+            pad_token_id=0,
+            initializer_range=0.2,
+            tie_word_embeddings=True,
+        )
+        ElectraForMaskedLM(cfg).eval().save_pretrained(str(TINY_ELECTRA))
+    model, info = ElectraForMaskedLM.from_pretrained(
+        str(TINY_ELECTRA), output_loading_info=True, attn_implementation="eager"
+    )
+    print(f"tiny-electra loading info: {info}")
+    tok = ElectraTokenizerFast.from_pretrained(str(TINY_ELECTRA))
+    probe = tok.convert_ids_to_tokens(tok("a good [MASK] .")["input_ids"])
+    assert probe == ["[CLS]", "a", "good", "[MASK]", ".", "[SEP]"], probe
+    return model.float().eval(), tok, TINY_ELECTRA
+
+
 # ---------------------------------------------------------------------------
 # fixtures
 
@@ -343,6 +388,8 @@ def head_features(model, kind: str, hidden: torch.Tensor) -> torch.Tensor:
         return model.cls.predictions.transform(hidden)
     if kind == "distilbert":
         return model.vocab_layer_norm(F.gelu(model.vocab_transform(hidden)))
+    if kind == "electra":
+        return model.generator_predictions(hidden)
     head = model.lm_head
     return head.layer_norm(F.gelu(head.dense(hidden)))
 
@@ -350,7 +397,7 @@ def head_features(model, kind: str, hidden: torch.Tensor) -> torch.Tensor:
 def subset(tok, kind: str):
     tokens, ids = [], []
     for w in SUBSET_WORDS:
-        if kind in ("bert", "distilbert"):
+        if kind in ("bert", "distilbert", "electra"):
             t = w
         else:
             t = "\u0120" + w  # byte-level BPE spelling of " good"
@@ -407,6 +454,9 @@ def make_case(model, tok, kind: str, text: str):
         elif kind == "distilbert":
             dec_w = model.vocab_projector.weight
             dec_b = model.vocab_projector.bias
+        elif kind == "electra":
+            dec_w = model.generator_lm_head.weight
+            dec_b = model.generator_lm_head.bias
         else:
             dec_w = model.lm_head.decoder.weight
             dec_b = model.lm_head.bias
@@ -493,6 +543,7 @@ def main():
     ap.add_argument("--lama-dir", default="/work/shared/data/lama")
     ap.add_argument("--retrain-tiny-roberta", action="store_true")
     ap.add_argument("--retrain-tiny-distilbert", action="store_true")
+    ap.add_argument("--retrain-tiny-electra", action="store_true")
     args = ap.parse_args()
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -507,6 +558,9 @@ def main():
 
     model, tok, path = build_tiny_distilbert(args.retrain_tiny_distilbert)
     write_fixture("tiny_distilbert", "distilbert", model, tok, path, dev, facts)
+
+    model, tok, path = build_tiny_electra(args.retrain_tiny_electra)
+    write_fixture("tiny_electra", "electra", model, tok, path, dev, facts)
 
 
 if __name__ == "__main__":

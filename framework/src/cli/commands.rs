@@ -38,7 +38,7 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<String> {
             let (backend, engine): (BackendKind, autoprompt::search::Engine) =
                 (backend.into(), engine.into());
             let name = implementation_name(backend, engine);
-            if engine.resolve(backend) == autoprompt::search::EngineKind::Host {
+            if engine.resolve(backend, true) == autoprompt::search::EngineKind::Host {
                 let result = bench::host_encoder_forward(&model, batch, seq, iters, &name)?;
                 return Ok(serde_json::to_string(&result)?);
             }
@@ -141,7 +141,7 @@ pub fn report(experiment: &Experiment) -> anyhow::Result<bool> {
 /// `rust-host` where the host engine runs, else `rust-<backend>`, with `+openblas` where the
 /// ndarray backend's matmuls go to OpenBLAS.
 pub fn implementation_name(backend: BackendKind, engine: autoprompt::search::Engine) -> String {
-    if engine.resolve(backend) == autoprompt::search::EngineKind::Host {
+    if engine.resolve(backend, true) == autoprompt::search::EngineKind::Host {
         return "rust-host".to_string();
     }
     let blas = cfg!(feature = "openblas") && backend == BackendKind::Ndarray;

@@ -17,11 +17,20 @@ pub enum Family {
     Roberta,
     /// BERT's encoder without token types (`q_lin`..., `sa_layer_norm`, `vocab_transform`).
     DistilBert,
+    /// ELECTRA's generator (`ElectraForMaskedLM`): BERT's encoder with embeddings of
+    /// `embedding_size` projected to the hidden size, and a head back down to it.
+    Electra,
 }
 
 /// The `model_type`s this crate loads.
-pub const SUPPORTED_MODEL_TYPES: &[&str] =
-    &["bert", "roberta", "xlm-roberta", "camembert", "distilbert"];
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "distilbert",
+    "electra",
+];
 
 /// The subset of `config.json` the masked LM needs, with transformers' defaults.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +42,10 @@ pub struct HfConfig {
     /// DistilBERT calls it `dim`.
     #[serde(alias = "dim")]
     pub hidden_size: usize,
+    /// ELECTRA: the width of the embeddings (and of the head's output) when it differs
+    /// from `hidden_size`. Default: `hidden_size`.
+    #[serde(default)]
+    pub embedding_size: Option<usize>,
     #[serde(alias = "n_layers")]
     pub num_hidden_layers: usize,
     #[serde(alias = "n_heads")]
@@ -74,6 +87,9 @@ pub struct MaskedLmConfig {
     pub family: Family,
     pub vocab_size: usize,
     pub hidden_size: usize,
+    /// Width of the word and position embeddings and of the head's features (ELECTRA may
+    /// make it smaller than `hidden_size`; everywhere else they are equal).
+    pub embedding_size: usize,
     pub num_layers: usize,
     pub num_heads: usize,
     pub intermediate_size: usize,
@@ -105,6 +121,7 @@ impl MaskedLmConfig {
             "bert" => Family::Bert,
             "roberta" | "xlm-roberta" | "camembert" => Family::Roberta,
             "distilbert" => Family::DistilBert,
+            "electra" => Family::Electra,
             other => {
                 return Err(format!(
                     "model_type `{other}` is not supported; supported: {}",
@@ -131,7 +148,7 @@ impl MaskedLmConfig {
             ));
         }
         let pad_token_id = raw.pad_token_id.unwrap_or(match family {
-            Family::Bert | Family::DistilBert => 0,
+            Family::Bert | Family::DistilBert | Family::Electra => 0,
             Family::Roberta => 1,
         });
         // DistilBERT has no token-type embeddings, and a fixed LayerNorm epsilon.
@@ -143,6 +160,7 @@ impl MaskedLmConfig {
             family,
             vocab_size: raw.vocab_size,
             hidden_size: raw.hidden_size,
+            embedding_size: raw.embedding_size.unwrap_or(raw.hidden_size),
             num_layers: raw.num_hidden_layers,
             num_heads: raw.num_attention_heads,
             intermediate_size: raw.intermediate_size,
@@ -156,7 +174,7 @@ impl MaskedLmConfig {
     /// First position id used for real tokens: 0 for BERT, `padding_idx + 1` for RoBERTa.
     pub fn position_offset(&self) -> usize {
         match self.family {
-            Family::Bert | Family::DistilBert => 0,
+            Family::Bert | Family::DistilBert | Family::Electra => 0,
             Family::Roberta => self.pad_token_id + 1,
         }
     }

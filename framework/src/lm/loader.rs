@@ -31,6 +31,11 @@
 //! `vocab_layer_norm`, and `vocab_projector` (weight tied to the word embeddings, its bias
 //! the decoder bias).
 //!
+//! ELECTRA's generator (`{p}` = `electra.`) has BERT's names for embeddings (of
+//! `embedding_size`) and layers, `{p}embeddings_project` (embedding → hidden size, when they
+//! differ), and the head `generator_predictions.{dense,LayerNorm}` (hidden → embedding size)
+//! and `generator_lm_head` (weight tied to the word embeddings, its bias the decoder bias).
+//!
 //! PyTorch `Linear` weights are `[out, in]`; burn's are `[in, out]`, so they are transposed here.
 
 use std::collections::BTreeMap;
@@ -230,6 +235,7 @@ pub fn load_weights<B: Backend>(
         Family::Bert => "bert.",
         Family::Roberta => "roberta.",
         Family::DistilBert => "distilbert.",
+        Family::Electra => "electra.",
     };
     let p = if tensors.contains_key(&format!("{family_prefix}embeddings.word_embeddings.weight")) {
         family_prefix
@@ -244,7 +250,11 @@ pub fn load_weights<B: Backend>(
     for name in &ignored {
         tensors.remove(name);
     }
-    let (h, eps) = (config.hidden_size, config.layer_norm_eps);
+    let (h, e, eps) = (
+        config.hidden_size,
+        config.embedding_size,
+        config.layer_norm_eps,
+    );
     let mut t = Taker::<B> {
         tensors,
         device,
@@ -256,21 +266,22 @@ pub fn load_weights<B: Backend>(
         word: t.embedding(
             &format!("{p}embeddings.word_embeddings.weight"),
             config.vocab_size,
-            h,
+            e,
         ),
         position: t.embedding(
             &format!("{p}embeddings.position_embeddings.weight"),
             config.max_position_embeddings,
-            h,
+            e,
         ),
         token_type: (config.type_vocab_size > 0).then(|| {
             t.embedding(
                 &format!("{p}embeddings.token_type_embeddings.weight"),
                 config.type_vocab_size,
-                h,
+                e,
             )
         }),
-        norm: t.layer_norm(&format!("{p}embeddings.LayerNorm"), h, eps),
+        norm: t.layer_norm(&format!("{p}embeddings.LayerNorm"), e, eps),
+        project: (e != h).then(|| t.linear(&format!("{p}embeddings_project"), e, h)),
         position_offset: config.position_offset(),
     };
     let layers = (0..config.num_layers)
@@ -316,10 +327,16 @@ pub fn load_weights<B: Backend>(
             "vocab_projector.bias",
             "vocab_projector",
         ),
+        Family::Electra => (
+            "generator_predictions.dense",
+            "generator_predictions.LayerNorm",
+            "generator_lm_head.bias",
+            "generator_lm_head",
+        ),
     };
     let head = MlmHead {
-        dense: t.linear(dense, h, h),
-        norm: t.layer_norm(norm, h, eps),
+        dense: t.linear(dense, h, e),
+        norm: t.layer_norm(norm, e, eps),
         bias: Param::from_tensor(t.tensor([bias.to_string()].as_slice(), [config.vocab_size])),
     };
     let mut untied = vec![];
@@ -327,7 +344,7 @@ pub fn load_weights<B: Backend>(
         let word = embeddings.word.weight.val();
         let head_bias = head.bias.val().reshape([1, config.vocab_size]);
         untied.extend(t.check_tied(&[format!("{decoder}.weight")], &word));
-        if config.family != Family::DistilBert {
+        if !matches!(config.family, Family::DistilBert | Family::Electra) {
             untied.extend(t.check_tied(&[format!("{decoder}.bias")], &head_bias));
         }
     }

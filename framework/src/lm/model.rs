@@ -1,6 +1,7 @@
-//! BERT / RoBERTa / DistilBERT masked LM in burn, mirroring transformers' `BertForMaskedLM`,
-//! `RobertaForMaskedLM` and `DistilBertForMaskedLM` (post-norm encoder, exact-erf GELU, tied
-//! decoder; DistilBERT without token types).
+//! BERT / RoBERTa / DistilBERT / ELECTRA-generator masked LM in burn, mirroring transformers'
+//! `BertForMaskedLM`, `RobertaForMaskedLM`, `DistilBertForMaskedLM` and `ElectraForMaskedLM`
+//! (post-norm encoder, exact-erf GELU, tied decoder; DistilBERT without token types; ELECTRA
+//! with embeddings projected up to the hidden size and a head projecting back down).
 //!
 //! The search never asks for full-vocabulary logits at every position: it embeds tokens
 //! itself (so it can take gradients w.r.t. trigger embeddings), runs [`MaskedLm::encode`],
@@ -22,6 +23,7 @@
 //! | `MaskedLm::score_tokens` / `score_row_tokens` (tied decoder + bias) | `HostModel::score_tokens` |
 //! | `MaskedLm::log_normalizer` | `HostModel::log_normalizer` (and `log_normalizer_with_gradient`) |
 //! | autodiff w.r.t. `inputs_embeds` | `HostModel::input_gradient` (input-only backward) |
+//! | `Embeddings::project` (ELECTRA) | none: `HostModel::covers` is false and the search runs on burn |
 
 use burn::module::{Module, Param};
 use burn::nn::{
@@ -68,6 +70,9 @@ pub(super) struct Embeddings<B: Backend> {
     /// `None` for DistilBERT, which has no token types (segment ids are ignored).
     pub token_type: Option<Embedding<B>>,
     pub norm: LayerNorm<B>,
+    /// ELECTRA with `embedding_size ≠ hidden_size`: the normalised embeddings projected to
+    /// the hidden size (`embeddings_project`).
+    pub project: Option<Linear<B>>,
     /// 0 for BERT; `padding_idx + 1` for RoBERTa, whose position ids start after the pad id.
     #[module(skip)]
     pub position_offset: usize,
@@ -114,18 +119,21 @@ impl<B: Backend> MaskedLm<B> {
     /// real use goes through [`super::load_weights`]).
     pub fn random(config: &MaskedLmConfig, device: &B::Device) -> Self {
         let h = config.hidden_size;
-        let norm = || {
-            LayerNormConfig::new(h)
+        let e = config.embedding_size;
+        let norm_of = |d| {
+            LayerNormConfig::new(d)
                 .with_epsilon(config.layer_norm_eps)
                 .init(device)
         };
+        let norm = || norm_of(h);
         let linear = |i, o| LinearConfig::new(i, o).init(device);
         let embeddings = Embeddings {
-            word: EmbeddingConfig::new(config.vocab_size, h).init(device),
-            position: EmbeddingConfig::new(config.max_position_embeddings, h).init(device),
+            word: EmbeddingConfig::new(config.vocab_size, e).init(device),
+            position: EmbeddingConfig::new(config.max_position_embeddings, e).init(device),
             token_type: (config.type_vocab_size > 0)
-                .then(|| EmbeddingConfig::new(config.type_vocab_size, h).init(device)),
-            norm: norm(),
+                .then(|| EmbeddingConfig::new(config.type_vocab_size, e).init(device)),
+            norm: norm_of(e),
+            project: (e != h).then(|| linear(e, h)),
             position_offset: config.position_offset(),
         };
         let layers = (0..config.num_layers)
@@ -142,8 +150,8 @@ impl<B: Backend> MaskedLm<B> {
             })
             .collect();
         let head = MlmHead {
-            dense: linear(h, h),
-            norm: norm(),
+            dense: linear(h, e),
+            norm: norm_of(e),
             bias: Param::from_tensor(Tensor::zeros([config.vocab_size], device)),
         };
         Self {
@@ -160,7 +168,17 @@ impl<B: Backend> MaskedLm<B> {
         self.embeddings.word.weight.dims()[0]
     }
 
+    /// Width of the encoder's hidden states.
     pub fn hidden_size(&self) -> usize {
+        self.embeddings
+            .project
+            .as_ref()
+            .map_or(self.embedding_size(), |p| p.weight.dims()[1])
+    }
+
+    /// Width of the word embeddings, of the trigger gradients and of the head's features
+    /// (the hidden size but for ELECTRA).
+    pub fn embedding_size(&self) -> usize {
         self.embeddings.word.weight.dims()[1]
     }
 
@@ -188,6 +206,9 @@ impl<B: Backend> MaskedLm<B> {
         }
         let dropout = Dropout { prob: self.dropout };
         hidden = dropout.forward(self.embeddings.norm.forward(hidden));
+        if let Some(project) = &self.embeddings.project {
+            hidden = tokenwise(project, hidden);
+        }
         // Additive mask `[batch, 1, 1, seq]`: 0 for real tokens, a large negative for padding.
         let mask_bias = input
             .attention_mask
@@ -202,7 +223,8 @@ impl<B: Backend> MaskedLm<B> {
     }
 
     /// The head's transform output (dense → GELU → LayerNorm) at one position per row:
-    /// `hidden [batch, seq, h]`, `positions [batch]` → `[batch, h]`.
+    /// `hidden [batch, seq, h]`, `positions [batch]` → `[batch, e]` (`e` the embedding size,
+    /// which is `h` but for ELECTRA).
     pub fn mask_features(
         &self,
         hidden: Tensor<B, 3>,

@@ -68,12 +68,8 @@ pub fn execute_cell<B: AutodiffBackend>(
             package_version: env!("CARGO_PKG_VERSION").to_string(),
             git_commit: provenance::git_commit(),
             backend: experiment.settings.backend,
-            engine: Some(
-                experiment
-                    .settings
-                    .engine
-                    .resolve(experiment.settings.backend),
-            ),
+            // Set by prompt methods to the engine their search ran on.
+            engine: None,
             seed: cell.spec.seed,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ..Default::default()
@@ -205,6 +201,7 @@ fn fill<B: AutodiffBackend>(
             )?;
             record.timings.seconds_per_iteration =
                 outcome.search.as_ref().map(|s| s.seconds_per_iteration);
+            record.provenance.engine = Some(outcome.engine);
             record.metrics = outcome.metrics;
             record.counts.unscorable = outcome.unscorable;
             record.prompt = Some(outcome.prompt);

@@ -50,6 +50,10 @@ pub enum RunError {
     Verbalizer(#[from] crate::prompt::verbalizer::VerbalizerError),
     #[error("no template: the method gives none and the task has no manual template")]
     NoTemplate,
+    #[error(
+        "the host engine does not cover `{0}` (projected embeddings): bench it with --engine burn"
+    )]
+    HostEngineDoesNotCover(String),
     #[error("`{0}` is not a prompt method")]
     NotAPromptMethod(&'static str),
     #[error("initial_trigger `{0}` is not a single token of this model")]

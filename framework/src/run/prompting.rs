@@ -31,6 +31,8 @@ pub struct PromptOutcome {
     pub prompt: PromptArtifact,
     pub search: Option<SearchResult>,
     pub label_search: Option<LabelSearchResult>,
+    /// The engine the search and evaluation ran on.
+    pub engine: crate::search::EngineKind,
 }
 
 /// Examples of one split that can be scored, with their golds, plus the count that cannot.
@@ -454,6 +456,7 @@ pub fn run<B: AutodiffBackend>(
         prompt: artifact(&triggers),
         search: search_result,
         label_search: label_result,
+        engine: scorer.engine(),
     })
 }
 

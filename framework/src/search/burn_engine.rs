@@ -165,8 +165,8 @@ impl<B: AutodiffBackend> ScoringEngine for BurnEngine<B> {
         to_vec(self.eval_model.word_embedding_matrix())
     }
 
-    fn hidden_size(&self) -> usize {
-        self.eval_model.hidden_size()
+    fn embedding_size(&self) -> usize {
+        self.eval_model.embedding_size()
     }
 
     fn vocab_size(&self) -> usize {

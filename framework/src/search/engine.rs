@@ -37,9 +37,13 @@ pub enum EngineKind {
 
 impl Engine {
     /// The one decision of who runs the search: `auto` is the host engine on the CPU backends
-    /// (ndarray, flex) and burn on CUDA.
-    pub fn resolve(self, backend: BackendKind) -> EngineKind {
+    /// (ndarray, flex) and burn on CUDA. A model the host engine does not cover
+    /// (`host_covers_model` false: ELECTRA's projected embeddings) runs on burn whatever the
+    /// setting — the same numbers, more slowly; [`FrozenModel`](super::FrozenModel) says so
+    /// in an `info` line.
+    pub fn resolve(self, backend: BackendKind, host_covers_model: bool) -> EngineKind {
         match self {
+            _ if !host_covers_model => EngineKind::Burn,
             Engine::Auto if backend.runs_on_host() => EngineKind::Host,
             Engine::Auto | Engine::Burn => EngineKind::Burn,
             Engine::Host => EngineKind::Host,
@@ -76,10 +80,11 @@ pub trait ScoringEngine: Send + Sync {
     /// `E · g` for every vocabulary token: the word-embedding table times a slot's gradient.
     fn embedding_products(&self, slot_gradient: &[f32]) -> Vec<f32>;
 
-    /// `[vocab, hidden]` word embeddings, row-major (the label search's decoder).
+    /// `[vocab, embedding]` word embeddings, row-major (the label search's decoder).
     fn word_embeddings(&self) -> Vec<f32>;
 
-    fn hidden_size(&self) -> usize;
+    /// Width of the word embeddings: of a trigger slot's gradient and of `[P]` features.
+    fn embedding_size(&self) -> usize;
 
     fn vocab_size(&self) -> usize;
 }

@@ -59,7 +59,7 @@ impl ScoringEngine for HostEngine {
             .collect()
     }
 
-    fn hidden_size(&self) -> usize {
+    fn embedding_size(&self) -> usize {
         self.model.hidden_size()
     }
 

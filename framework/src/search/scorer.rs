@@ -11,6 +11,7 @@ use super::engine::{self, Engine, EngineKind, ScoringEngine};
 use super::target::{Gold, RowScore, Target};
 use crate::backend::BackendKind;
 use crate::lm::MaskedLm;
+use crate::lm::host::HostModel;
 use crate::prompt::Batch;
 
 /// A frozen model on its engine, before the tokens scored at `[P]` are known: what the label
@@ -32,7 +33,14 @@ impl FrozenModel {
         device: B::Device,
         engine: Engine,
     ) -> Self {
-        let kind = engine.resolve(BackendKind::of::<B>().unwrap_or(BackendKind::Cuda));
+        let backend = BackendKind::of::<B>().unwrap_or(BackendKind::Cuda);
+        let covered = HostModel::covers(&model);
+        let kind = engine.resolve(backend, covered);
+        if !covered && engine.resolve(backend, true) == EngineKind::Host {
+            tracing::info!(
+                "the host engine does not cover this model (projected embeddings); the search runs on burn"
+            );
+        }
         Self {
             engine: engine::build(kind, model, device),
             kind,
@@ -102,8 +110,9 @@ impl Scorer {
         self.model.eval_rows
     }
 
-    pub fn hidden_size(&self) -> usize {
-        self.model.engine.hidden_size()
+    /// Width of the word embeddings (of a trigger slot's gradient).
+    pub fn embedding_size(&self) -> usize {
+        self.model.engine.embedding_size()
     }
 
     pub fn vocab_size(&self) -> usize {

@@ -341,7 +341,7 @@ pub fn accumulate_gradients(
     let s = ctx.settings;
     let steps = s.accumulation_steps.max(1);
     let draws: Vec<Vec<usize>> = (0..steps).map(|_| stream.next(s.batch_size, rng)).collect();
-    let hidden = ctx.scorer.hidden_size();
+    let hidden = ctx.scorer.embedding_size();
     // Each draw's rows, gathered once for every prompt.
     let gathered: Vec<Draw> = draws
         .iter()

@@ -153,7 +153,13 @@ fn norm<B: Backend>(layer_norm: &burn::nn::LayerNorm<B>, eps: f64) -> Norm {
 }
 
 impl HostModel {
-    /// Copies the weights of `model` (any backend) to the host.
+    /// Whether the host engine computes what `model` computes: every family but ELECTRA
+    /// with projected embeddings (no projection here).
+    pub fn covers<B: Backend>(model: &MaskedLm<B>) -> bool {
+        model.embeddings.project.is_none()
+    }
+
+    /// Copies the weights of `model` (any backend) to the host; see [`Self::covers`].
     pub fn from_model<B: Backend>(model: &MaskedLm<B>) -> Self {
         let eps = model.layer_norm_eps;
         let hidden = model.hidden_size();
