@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The families and the model directory each is tested with: BERT (the embedded
-/// SPLADE-tiny), RoBERTa, DistilBERT and ELECTRA's generator (random fixtures written by
+/// SPLADE-tiny), RoBERTa, DistilBERT, ELECTRA's generator and XLM-RoBERTa (random fixtures written by
 /// `tests/parity/make_fixtures.py`).
 fn families() -> Vec<(&'static str, PathBuf)> {
     vec![

@@ -30,9 +30,10 @@ struct Case {
 
 /// BERT (the embedded SPLADE-tiny, with segment ids 0 / 1 on pairs), RoBERTa (the random
 /// `tests/fixtures/tiny-roberta`: positions offset by `pad + 1`, one token type) and
+/// XLM-RoBERTa (`tests/fixtures/tiny-xlm-roberta`: RoBERTa's layout, SentencePiece) and
 /// DistilBERT (`tests/fixtures/tiny-distilbert`: no token types, so pairs' segment ids are
 /// ignored), each on single sentences (SST-2) and sentence pairs (SICK).
-const CASES: [Case; 6] = [
+const CASES: [Case; 8] = [
     Case {
         name: "bert single",
         fixture: None,
@@ -51,6 +52,16 @@ const CASES: [Case; 6] = [
     Case {
         name: "roberta pairs",
         fixture: Some("tiny-roberta"),
+        pair: true,
+    },
+    Case {
+        name: "xlm-roberta single",
+        fixture: Some("tiny-xlm-roberta"),
+        pair: false,
+    },
+    Case {
+        name: "xlm-roberta pairs",
+        fixture: Some("tiny-xlm-roberta"),
         pair: true,
     },
     Case {

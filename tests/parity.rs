@@ -221,6 +221,29 @@ fn tiny_electra_generator_matches_transformers() {
     assert_parity("tiny-electra", &measure(&lm.model, &fx));
 }
 
+/// XLM-RoBERTa (`tests/fixtures/tiny-xlm-roberta`, random, a SentencePiece Unigram tokenizer
+/// trained on SST-2): RoBERTa's architecture, `▁` word markers.
+#[test]
+fn tiny_xlm_roberta_matches_transformers() {
+    let dir = common::repo().join("tests/fixtures/tiny-xlm-roberta");
+    let lm = lm::load::<B>(dir.to_str().unwrap(), &Default::default()).unwrap();
+    assert_eq!(lm.config.family, autoprompt::lm::config::Family::Roberta);
+    assert_eq!(
+        lm.tokenizer.marker,
+        autoprompt::lm::WordMarker::SentencePiece
+    );
+    assert_eq!(lm.tokenizer.special.mask.text, "<mask>");
+    let good = lm
+        .tokenizer
+        .single_token_id("good")
+        .expect("`good` is one token");
+    assert_eq!(lm.tokenizer.id_to_token(good).unwrap(), "\u{2581}good");
+    assert_eq!(lm.tokenizer.display_token(good), "good");
+    let fx = fixture("tiny_xlm_roberta");
+    check_tokenizer(&lm, &fx);
+    assert_parity("tiny-xlm-roberta", &measure(&lm.model, &fx));
+}
+
 #[test]
 fn pytorch_bin_loads_the_same_weights_as_safetensors() {
     let dir = common::repo().join("tests/fixtures/tiny-roberta-bin");

@@ -129,6 +129,8 @@ from transformers import (
     ElectraConfig,
     ElectraForMaskedLM,
     ElectraTokenizerFast,
+    XLMRobertaConfig,
+    XLMRobertaForMaskedLM,
     PreTrainedTokenizerFast,
     RobertaConfig,
     RobertaForMaskedLM,
@@ -142,6 +144,7 @@ TINY_ROBERTA = FIXTURES / "tiny-roberta"
 TINY_ROBERTA_BIN = FIXTURES / "tiny-roberta-bin"
 TINY_DISTILBERT = FIXTURES / "tiny-distilbert"
 TINY_ELECTRA = FIXTURES / "tiny-electra"
+TINY_XLMR = FIXTURES / "tiny-xlm-roberta"
 SST2_TRAIN = REPO / "data" / "sst2" / "train.tsv"
 SST2_DEV = REPO / "data" / "sst2" / "dev.tsv"
 
@@ -379,11 +382,76 @@ def build_tiny_electra(retrain: bool):
     return model.float().eval(), tok, TINY_ELECTRA
 
 
+def build_tiny_xlmr(retrain: bool):
+    """A random XLMRobertaForMaskedLM (torch.manual_seed(0); the tiny RoBERTa's sizes: hidden
+    32, 2 layers, 2 heads, intermediate 64, max_position_embeddings 130, type_vocab_size 1,
+    layer_norm_eps 1e-5, initializer_range 0.2) with a SentencePiece Unigram tokenizer
+    (`▁` word markers, vocab 1000) trained on the SST-2 train sentences, `<s>`=0, `<pad>`=1,
+    `</s>`=2, `<unk>`=3, `<mask>`=4 (lstrip), RoBERTa's `<s> A </s>` post-processing;
+    created only when missing."""
+    if retrain or not (TINY_XLMR / "model.safetensors").exists():
+        print(f"building tiny XLM-RoBERTa in {TINY_XLMR}")
+        from tokenizers import SentencePieceUnigramTokenizer, processors
+
+        sents = [s.strip() for s in read_tsv_sentences(SST2_TRAIN)]
+        sp = SentencePieceUnigramTokenizer()
+        sp.train_from_iterator(
+            sents,
+            vocab_size=1000,
+            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+            unk_token="<unk>",
+            show_progress=False,
+        )
+        sp._tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+        TINY_XLMR.mkdir(parents=True, exist_ok=True)
+        sp.save(str(TINY_XLMR / "tokenizer.json"))
+        tok = PreTrainedTokenizerFast(
+            tokenizer_file=str(TINY_XLMR / "tokenizer.json"),
+            bos_token="<s>",
+            eos_token="</s>",
+            sep_token="</s>",
+            cls_token="<s>",
+            unk_token="<unk>",
+            pad_token="<pad>",
+            mask_token=AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True),
+            model_max_length=128,
+        )
+        for t, i in [("<s>", 0), ("<pad>", 1), ("</s>", 2), ("<unk>", 3), ("<mask>", 4)]:
+            assert tok.convert_tokens_to_ids(t) == i, (t, tok.convert_tokens_to_ids(t), i)
+        tok.save_pretrained(str(TINY_XLMR))
+        torch.manual_seed(0)
+        cfg = XLMRobertaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=130,
+            type_vocab_size=1,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            layer_norm_eps=1e-5,
+            hidden_act="gelu",
+            tie_word_embeddings=True,
+            initializer_range=0.2,
+        )
+        XLMRobertaForMaskedLM(cfg).eval().save_pretrained(str(TINY_XLMR))
+    model, info = XLMRobertaForMaskedLM.from_pretrained(
+        str(TINY_XLMR), output_loading_info=True, attn_implementation="eager"
+    )
+    print(f"tiny-xlm-roberta loading info: {info}")
+    tok = PreTrainedTokenizerFast.from_pretrained(str(TINY_XLMR))
+    print("tiny-xlm-roberta probe:", tok.convert_ids_to_tokens(tok("a good <mask> .")["input_ids"]))
+    return model.float().eval(), tok, TINY_XLMR
+
+
 # ---------------------------------------------------------------------------
 # fixtures
 
 
 def head_features(model, kind: str, hidden: torch.Tensor) -> torch.Tensor:
+    # XLM-RoBERTa's head is RoBERTa's (`lm_head`).
     if kind == "bert":
         return model.cls.predictions.transform(hidden)
     if kind == "distilbert":
@@ -399,15 +467,19 @@ def subset(tok, kind: str):
     for w in SUBSET_WORDS:
         if kind in ("bert", "distilbert", "electra"):
             t = w
+        elif kind == "xlm-roberta":
+            t = "\u2581" + w  # SentencePiece spelling of " good"
         else:
             t = "\u0120" + w  # byte-level BPE spelling of " good"
         i = tok.convert_tokens_to_ids(t)
         if i is None or i == tok.unk_token_id:
             i = tok(" " + w if kind == "roberta" else w, add_special_tokens=False)["input_ids"][0]
+            if kind == "xlm-roberta" and i == tok.convert_tokens_to_ids("\u2581"):
+                i = tok(w, add_special_tokens=False)["input_ids"][1]
             t = tok.convert_ids_to_tokens(i)
         tokens.append(t)
         ids.append(i)
-    target_token = "\u0120good" if kind == "roberta" else "good"
+    target_token = {"roberta": "\u0120good", "xlm-roberta": "\u2581good"}.get(kind, "good")
     target = tok.convert_tokens_to_ids(target_token)
     assert target is not None and target != tok.unk_token_id, f"{target_token!r} is not one token"
     tokens += tok.convert_ids_to_tokens(EXTRA_IDS)
@@ -544,6 +616,7 @@ def main():
     ap.add_argument("--retrain-tiny-roberta", action="store_true")
     ap.add_argument("--retrain-tiny-distilbert", action="store_true")
     ap.add_argument("--retrain-tiny-electra", action="store_true")
+    ap.add_argument("--retrain-tiny-xlmr", action="store_true")
     args = ap.parse_args()
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -561,6 +634,9 @@ def main():
 
     model, tok, path = build_tiny_electra(args.retrain_tiny_electra)
     write_fixture("tiny_electra", "electra", model, tok, path, dev, facts)
+
+    model, tok, path = build_tiny_xlmr(args.retrain_tiny_xlmr)
+    write_fixture("tiny_xlm_roberta", "xlm-roberta", model, tok, path, dev, facts)
 
 
 if __name__ == "__main__":

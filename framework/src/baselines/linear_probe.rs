@@ -60,7 +60,8 @@ pub fn sentence_input<B: Backend>(
         .iter()
         .map(|t| lm.tokenizer.encode(t))
         .collect::<Result<_, _>>()?;
-    let specials = 1 + pieces.len() + usize::from(lm.tokenizer.is_byte_level() && pieces.len() > 1);
+    let specials =
+        1 + pieces.len() + usize::from(lm.tokenizer.uses_roberta_pairs() && pieces.len() > 1);
     while pieces.iter().map(Vec::len).sum::<usize>() + specials > max_len {
         let longest = pieces
             .iter_mut()
@@ -70,11 +71,11 @@ pub fn sentence_input<B: Backend>(
     }
     let (mut ids, mut segments) = (vec![s.cls.id], vec![0]);
     for (i, piece) in pieces.iter().enumerate() {
-        if i > 0 && lm.tokenizer.is_byte_level() {
+        if i > 0 && lm.tokenizer.uses_roberta_pairs() {
             ids.push(s.sep.id);
             segments.push(0);
         }
-        let segment = if lm.tokenizer.is_byte_level() {
+        let segment = if lm.tokenizer.uses_roberta_pairs() {
             0
         } else {
             i.min(1) as u32

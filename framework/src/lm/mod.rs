@@ -22,7 +22,7 @@ use burn::tensor::backend::Backend;
 pub use config::{Family, MaskedLmConfig};
 pub use model::{EncoderInput, MaskedLm};
 pub use source::{EMBEDDED_MODEL, ResolvedModel};
-pub use tokenizer::{LmTokenizer, SpecialTokens};
+pub use tokenizer::{LmTokenizer, SpecialTokens, WordMarker};
 
 /// Errors of model resolution and loading.
 #[derive(Debug, thiserror::Error)]

@@ -33,6 +33,33 @@ pub struct SpecialTokens {
     pub pad: SpecialToken,
 }
 
+/// How a vocabulary marks word boundaries in its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum WordMarker {
+    /// WordPiece (BERT, DistilBERT, ELECTRA): `##` marks a piece that continues a word.
+    Continuation,
+    /// Byte-level BPE (RoBERTa): `Ġ` marks a token that starts a word after a space.
+    ByteLevel,
+    /// SentencePiece (XLM-RoBERTa, ALBERT): `▁` marks a token that starts a word.
+    SentencePiece,
+}
+
+impl WordMarker {
+    /// The marker most of a vocabulary's tokens carry.
+    fn of(tokenizer: &Tokenizer) -> Self {
+        let vocab = tokenizer.get_vocab(false);
+        let count = |p: &str| vocab.keys().filter(|t| t.starts_with(p)).count();
+        let (byte_level, sentence_piece, continuation) = (count("Ġ"), count("▁"), count("##"));
+        if sentence_piece > byte_level.max(continuation) {
+            WordMarker::SentencePiece
+        } else if byte_level > continuation {
+            WordMarker::ByteLevel
+        } else {
+            WordMarker::Continuation
+        }
+    }
+}
+
 /// A loaded tokenizer plus its special tokens.
 #[derive(Clone)]
 pub struct LmTokenizer {
@@ -42,6 +69,8 @@ pub struct LmTokenizer {
     pub special_ids: Vec<u32>,
     /// Whether the normaliser lowercases ("Paris" and "paris" encode alike).
     pub lowercases: bool,
+    /// How its tokens mark word boundaries.
+    pub marker: WordMarker,
 }
 
 impl std::fmt::Debug for LmTokenizer {
@@ -116,11 +145,13 @@ impl LmTokenizer {
         }
         special_ids.sort_unstable();
         special_ids.dedup();
+        let marker = WordMarker::of(&inner);
         let mut tokenizer = Self {
             inner,
             special,
             special_ids,
             lowercases: false,
+            marker,
         };
         tokenizer.lowercases = tokenizer.encode("PARIS")? == tokenizer.encode("paris")?;
         Ok(tokenizer)
@@ -152,7 +183,7 @@ impl LmTokenizer {
     /// pieces. A leading space is prepended for byte-level BPE (`" Paris"`), matching how the
     /// word appears mid-sentence.
     pub fn single_token_id(&self, word: &str) -> Option<u32> {
-        let text = if self.is_byte_level() {
+        let text = if self.marker == WordMarker::ByteLevel {
             format!(" {}", word.trim())
         } else {
             word.trim().to_string()
@@ -163,8 +194,9 @@ impl LmTokenizer {
         }
     }
 
-    /// True for RoBERTa-style tokenizers, whose pieces carry the preceding space.
-    pub fn is_byte_level(&self) -> bool {
+    /// Whether sentence pairs take RoBERTa's form, `<s> A </s></s> B </s>` with one segment
+    /// id (RoBERTa, XLM-RoBERTa), rather than BERT's `[CLS] A [SEP] B [SEP]` with two.
+    pub fn uses_roberta_pairs(&self) -> bool {
         self.special.cls.text == "<s>"
     }
 
@@ -180,10 +212,10 @@ impl LmTokenizer {
     /// Human-readable text of one token (`Ġgood` → `good`, `##ing` → `##ing`).
     pub fn display_token(&self, id: u32) -> String {
         let raw = self.id_to_token(id).unwrap_or_else(|| format!("<{id}>"));
-        if self.is_byte_level() {
-            raw.replace('Ġ', " ").trim_start().to_string()
-        } else {
-            raw
+        match self.marker {
+            WordMarker::ByteLevel => raw.replace('Ġ', " ").trim_start().to_string(),
+            WordMarker::SentencePiece => raw.replace('▁', " ").trim_start().to_string(),
+            WordMarker::Continuation => raw,
         }
     }
 }

@@ -177,7 +177,7 @@ impl Template {
             self.num_triggers(),
             "one token per trigger slot"
         );
-        let byte_level = tokenizer.is_byte_level();
+        let byte_level = tokenizer.marker == crate::lm::WordMarker::ByteLevel;
         let text_ids = |text: &str, space_before: bool| {
             let text = if byte_level && space_before {
                 format!(" {text}")

@@ -1,7 +1,7 @@
 //! Which vocabulary tokens may become triggers or label tokens, and the top-k of a score
 //! vector under that filter.
 
-use crate::lm::LmTokenizer;
+use crate::lm::{LmTokenizer, WordMarker};
 
 /// Filter options for trigger candidates (all off by default, as in the reference).
 #[derive(Debug, Clone, Copy, Default)]
@@ -10,20 +10,21 @@ pub struct CandidateFilter {
     pub non_alphabetic: bool,
 }
 
-/// The word a vocabulary entry spells, without WordPiece `##` or byte-level `Ġ` markers,
-/// and whether it continues a word (a sub-word piece).
+/// The word a vocabulary entry spells, without WordPiece `##`, byte-level `Ġ` or
+/// SentencePiece `▁` markers, and whether it continues a word (a sub-word piece).
 pub fn surface(tokenizer: &LmTokenizer, id: u32) -> (String, bool) {
     let raw = tokenizer.id_to_token(id).unwrap_or_default();
-    if tokenizer.is_byte_level() {
-        match raw.strip_prefix('Ġ') {
-            Some(rest) => (rest.to_string(), false),
-            None => (raw, true),
-        }
-    } else {
-        match raw.strip_prefix("##") {
+    let starts_word = |marker: char| match raw.strip_prefix(marker) {
+        Some(rest) => (rest.to_string(), false),
+        None => (raw.clone(), true),
+    };
+    match tokenizer.marker {
+        WordMarker::ByteLevel => starts_word('Ġ'),
+        WordMarker::SentencePiece => starts_word('▁'),
+        WordMarker::Continuation => match raw.strip_prefix("##") {
             Some(rest) => (rest.to_string(), true),
-            None => (raw, false),
-        }
+            None => (raw.clone(), false),
+        },
     }
 }
 
