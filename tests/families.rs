@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The families and the model directory each is tested with: BERT (the embedded
-/// SPLADE-tiny), RoBERTa, DistilBERT, ELECTRA's generator and XLM-RoBERTa (random fixtures written by
+/// SPLADE-tiny), RoBERTa, DistilBERT, ELECTRA's generator, XLM-RoBERTa and ALBERT (random
+/// fixtures written by
 /// `tests/parity/make_fixtures.py`).
 fn families() -> Vec<(&'static str, PathBuf)> {
     vec![
@@ -31,10 +32,11 @@ fn families() -> Vec<(&'static str, PathBuf)> {
 }
 
 /// The engine each family's search runs on with `engine = "auto"` on a CPU backend: the host
-/// engine, but for ELECTRA's projected embeddings, which fall back to burn.
+/// engine, but for ELECTRA's and ALBERT's projected embeddings (and ALBERT's `gelu_new`),
+/// which fall back to burn.
 fn expected_engine(family: &str) -> autoprompt::search::EngineKind {
     match family {
-        "electra" => autoprompt::search::EngineKind::Burn,
+        "electra" | "albert" => autoprompt::search::EngineKind::Burn,
         _ => autoprompt::search::EngineKind::Host,
     }
 }
@@ -188,4 +190,26 @@ fn a_short_search_runs_on_every_family_deterministically_and_eval_agrees() {
             a.metrics["accuracy"]
         );
     }
+}
+
+/// ALBERT's layers share one set of weights; fine-tuning it is refused with a reason rather
+/// than run with each layer's copy updated apart.
+#[test]
+fn fine_tuning_albert_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "[model]\nsource = {:?}\n[task]\nkind = \"sst2\"\ntrain_size = 8\ndev_size = 8\ntest_size = 8\n[method]\nkind = \"finetune\"\nfinetune = {{ epochs = 1 }}\n",
+        common::repo()
+            .join("tests/fixtures/tiny-albert")
+            .display()
+            .to_string()
+    );
+    let file = common::experiment(dir.path(), "albert_ft", &body);
+    let out = cli().arg("run").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("fine-tuning ALBERT is not supported"),
+        "{stderr}"
+    );
 }

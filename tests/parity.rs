@@ -244,6 +244,24 @@ fn tiny_xlm_roberta_matches_transformers() {
     assert_parity("tiny-xlm-roberta", &measure(&lm.model, &fx));
 }
 
+/// ALBERT (`tests/fixtures/tiny-albert`, random): factorised embeddings (16 → 32), one layer
+/// shared by both layers, `gelu_new`, SentencePiece with `[CLS]`/`[SEP]`/`[MASK]`.
+#[test]
+fn tiny_albert_matches_transformers() {
+    let dir = common::repo().join("tests/fixtures/tiny-albert");
+    let lm = lm::load::<B>(dir.to_str().unwrap(), &Default::default()).unwrap();
+    assert_eq!(lm.config.family, autoprompt::lm::config::Family::Albert);
+    assert_eq!(lm.config.activation, autoprompt::lm::Activation::GeluNew);
+    assert_eq!(
+        lm.tokenizer.marker,
+        autoprompt::lm::WordMarker::SentencePiece
+    );
+    assert_eq!(lm.tokenizer.special.mask.text, "[MASK]");
+    let fx = fixture("tiny_albert");
+    check_tokenizer(&lm, &fx);
+    assert_parity("tiny-albert", &measure(&lm.model, &fx));
+}
+
 #[test]
 fn pytorch_bin_loads_the_same_weights_as_safetensors() {
     let dir = common::repo().join("tests/fixtures/tiny-roberta-bin");

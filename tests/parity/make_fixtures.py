@@ -129,6 +129,8 @@ from transformers import (
     ElectraConfig,
     ElectraForMaskedLM,
     ElectraTokenizerFast,
+    AlbertConfig,
+    AlbertForMaskedLM,
     XLMRobertaConfig,
     XLMRobertaForMaskedLM,
     PreTrainedTokenizerFast,
@@ -145,6 +147,7 @@ TINY_ROBERTA_BIN = FIXTURES / "tiny-roberta-bin"
 TINY_DISTILBERT = FIXTURES / "tiny-distilbert"
 TINY_ELECTRA = FIXTURES / "tiny-electra"
 TINY_XLMR = FIXTURES / "tiny-xlm-roberta"
+TINY_ALBERT = FIXTURES / "tiny-albert"
 SST2_TRAIN = REPO / "data" / "sst2" / "train.tsv"
 SST2_DEV = REPO / "data" / "sst2" / "dev.tsv"
 
@@ -446,6 +449,70 @@ def build_tiny_xlmr(retrain: bool):
     return model.float().eval(), tok, TINY_XLMR
 
 
+def build_tiny_albert(retrain: bool):
+    """A random AlbertForMaskedLM (torch.manual_seed(0); embedding_size 16 projected to hidden
+    32, 2 layers sharing one set of weights, 2 heads, intermediate 64, gelu_new,
+    max_position_embeddings 128, type_vocab_size 2, initializer_range 0.2, tied decoder) with
+    a SentencePiece Unigram tokenizer (vocab 1000, `▁` markers) trained on the SST-2 train
+    sentences, `<pad>`=0, `<unk>`=1, `[CLS]`=2, `[SEP]`=3, `[MASK]`=4, BERT's
+    `[CLS] A [SEP]` post-processing; created only when missing."""
+    if retrain or not (TINY_ALBERT / "model.safetensors").exists():
+        print(f"building tiny ALBERT in {TINY_ALBERT}")
+        from tokenizers import SentencePieceUnigramTokenizer, processors
+
+        sents = [s.strip() for s in read_tsv_sentences(SST2_TRAIN)]
+        sp = SentencePieceUnigramTokenizer()
+        sp.train_from_iterator(
+            sents,
+            vocab_size=1000,
+            special_tokens=["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"],
+            unk_token="<unk>",
+            show_progress=False,
+        )
+        sp._tokenizer.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
+        TINY_ALBERT.mkdir(parents=True, exist_ok=True)
+        sp.save(str(TINY_ALBERT / "tokenizer.json"))
+        tok = PreTrainedTokenizerFast(
+            tokenizer_file=str(TINY_ALBERT / "tokenizer.json"),
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            unk_token="<unk>",
+            pad_token="<pad>",
+            mask_token="[MASK]",
+            model_max_length=128,
+        )
+        for t, i in [("<pad>", 0), ("<unk>", 1), ("[CLS]", 2), ("[SEP]", 3), ("[MASK]", 4)]:
+            assert tok.convert_tokens_to_ids(t) == i, (t, tok.convert_tokens_to_ids(t), i)
+        tok.save_pretrained(str(TINY_ALBERT))
+        torch.manual_seed(0)
+        cfg = AlbertConfig(
+            vocab_size=len(tok),
+            embedding_size=16,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_hidden_groups=1,
+            inner_group_num=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            hidden_act="gelu_new",
+            max_position_embeddings=128,
+            type_vocab_size=2,
+            pad_token_id=0,
+            bos_token_id=2,
+            eos_token_id=3,
+            initializer_range=0.2,
+            tie_word_embeddings=True,
+        )
+        AlbertForMaskedLM(cfg).eval().save_pretrained(str(TINY_ALBERT))
+    model, info = AlbertForMaskedLM.from_pretrained(
+        str(TINY_ALBERT), output_loading_info=True, attn_implementation="eager"
+    )
+    print(f"tiny-albert loading info: {info}")
+    tok = PreTrainedTokenizerFast.from_pretrained(str(TINY_ALBERT))
+    print("tiny-albert probe:", tok.convert_ids_to_tokens(tok("a good [MASK] .")["input_ids"]))
+    return model.float().eval(), tok, TINY_ALBERT
+
+
 # ---------------------------------------------------------------------------
 # fixtures
 
@@ -458,6 +525,9 @@ def head_features(model, kind: str, hidden: torch.Tensor) -> torch.Tensor:
         return model.vocab_layer_norm(F.gelu(model.vocab_transform(hidden)))
     if kind == "electra":
         return model.generator_predictions(hidden)
+    if kind == "albert":
+        p = model.predictions
+        return p.LayerNorm(p.activation(p.dense(hidden)))
     head = model.lm_head
     return head.layer_norm(F.gelu(head.dense(hidden)))
 
@@ -467,19 +537,19 @@ def subset(tok, kind: str):
     for w in SUBSET_WORDS:
         if kind in ("bert", "distilbert", "electra"):
             t = w
-        elif kind == "xlm-roberta":
+        elif kind in ("xlm-roberta", "albert"):
             t = "\u2581" + w  # SentencePiece spelling of " good"
         else:
             t = "\u0120" + w  # byte-level BPE spelling of " good"
         i = tok.convert_tokens_to_ids(t)
         if i is None or i == tok.unk_token_id:
             i = tok(" " + w if kind == "roberta" else w, add_special_tokens=False)["input_ids"][0]
-            if kind == "xlm-roberta" and i == tok.convert_tokens_to_ids("\u2581"):
+            if kind in ("xlm-roberta", "albert") and i == tok.convert_tokens_to_ids("\u2581"):
                 i = tok(w, add_special_tokens=False)["input_ids"][1]
             t = tok.convert_ids_to_tokens(i)
         tokens.append(t)
         ids.append(i)
-    target_token = {"roberta": "\u0120good", "xlm-roberta": "\u2581good"}.get(kind, "good")
+    target_token = {"roberta": "\u0120good", "xlm-roberta": "\u2581good", "albert": "\u2581good"}.get(kind, "good")
     target = tok.convert_tokens_to_ids(target_token)
     assert target is not None and target != tok.unk_token_id, f"{target_token!r} is not one token"
     tokens += tok.convert_ids_to_tokens(EXTRA_IDS)
@@ -529,6 +599,9 @@ def make_case(model, tok, kind: str, text: str):
         elif kind == "electra":
             dec_w = model.generator_lm_head.weight
             dec_b = model.generator_lm_head.bias
+        elif kind == "albert":
+            dec_w = model.predictions.decoder.weight
+            dec_b = model.predictions.decoder.bias
         else:
             dec_w = model.lm_head.decoder.weight
             dec_b = model.lm_head.bias
@@ -617,6 +690,7 @@ def main():
     ap.add_argument("--retrain-tiny-distilbert", action="store_true")
     ap.add_argument("--retrain-tiny-electra", action="store_true")
     ap.add_argument("--retrain-tiny-xlmr", action="store_true")
+    ap.add_argument("--retrain-tiny-albert", action="store_true")
     args = ap.parse_args()
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -637,6 +711,9 @@ def main():
 
     model, tok, path = build_tiny_xlmr(args.retrain_tiny_xlmr)
     write_fixture("tiny_xlm_roberta", "xlm-roberta", model, tok, path, dev, facts)
+
+    model, tok, path = build_tiny_albert(args.retrain_tiny_albert)
+    write_fixture("tiny_albert", "albert", model, tok, path, dev, facts)
 
 
 if __name__ == "__main__":

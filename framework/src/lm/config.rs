@@ -20,6 +20,19 @@ pub enum Family {
     /// ELECTRA's generator (`ElectraForMaskedLM`): BERT's encoder with embeddings of
     /// `embedding_size` projected to the hidden size, and a head back down to it.
     Electra,
+    /// ALBERT: ELECTRA's factorised embeddings, one layer's weights shared by every layer,
+    /// `gelu_new`.
+    Albert,
+}
+
+/// The encoder's and head's activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `gelu`: exact, with the error function.
+    Gelu,
+    /// `gelu_new` (ALBERT): the tanh approximation.
+    GeluNew,
 }
 
 /// The `model_type`s this crate loads.
@@ -30,6 +43,7 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "camembert",
     "distilbert",
     "electra",
+    "albert",
 ];
 
 /// The subset of `config.json` the masked LM needs, with transformers' defaults.
@@ -69,6 +83,17 @@ pub struct HfConfig {
     /// DistilBERT's fixed sine position table: not supported (learned positions only).
     #[serde(default)]
     pub sinusoidal_pos_embds: bool,
+    /// ALBERT: groups of distinct layer weights (only 1, every layer sharing one set, is
+    /// implemented).
+    #[serde(default = "one")]
+    pub num_hidden_groups: usize,
+    /// ALBERT: layers inside a group (only 1 is implemented).
+    #[serde(default = "one")]
+    pub inner_group_num: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn default_type_vocab() -> usize {
@@ -97,6 +122,7 @@ pub struct MaskedLmConfig {
     pub type_vocab_size: usize,
     pub layer_norm_eps: f64,
     pub pad_token_id: usize,
+    pub activation: Activation,
 }
 
 impl MaskedLmConfig {
@@ -122,6 +148,7 @@ impl MaskedLmConfig {
             "roberta" | "xlm-roberta" | "camembert" => Family::Roberta,
             "distilbert" => Family::DistilBert,
             "electra" => Family::Electra,
+            "albert" => Family::Albert,
             other => {
                 return Err(format!(
                     "model_type `{other}` is not supported; supported: {}",
@@ -134,10 +161,19 @@ impl MaskedLmConfig {
                 "sinusoidal_pos_embds: only learned position embeddings are implemented".into(),
             );
         }
-        if raw.hidden_act != "gelu" {
+        let activation = match raw.hidden_act.as_str() {
+            "gelu" => Activation::Gelu,
+            "gelu_new" => Activation::GeluNew,
+            other => {
+                return Err(format!(
+                    "hidden_act `{other}`: only `gelu` (exact) and `gelu_new` (tanh) are implemented"
+                ));
+            }
+        };
+        if raw.num_hidden_groups != 1 || raw.inner_group_num != 1 {
             return Err(format!(
-                "hidden_act `{}`: only exact-erf `gelu` is implemented",
-                raw.hidden_act
+                "num_hidden_groups {} / inner_group_num {}: only one shared layer (1 / 1) is implemented",
+                raw.num_hidden_groups, raw.inner_group_num
             ));
         }
         if raw.num_attention_heads == 0 || !raw.hidden_size.is_multiple_of(raw.num_attention_heads)
@@ -148,7 +184,7 @@ impl MaskedLmConfig {
             ));
         }
         let pad_token_id = raw.pad_token_id.unwrap_or(match family {
-            Family::Bert | Family::DistilBert | Family::Electra => 0,
+            Family::Bert | Family::DistilBert | Family::Electra | Family::Albert => 0,
             Family::Roberta => 1,
         });
         // DistilBERT has no token-type embeddings, and a fixed LayerNorm epsilon.
@@ -167,6 +203,7 @@ impl MaskedLmConfig {
             max_position_embeddings: raw.max_position_embeddings,
             type_vocab_size,
             layer_norm_eps,
+            activation,
             pad_token_id,
         })
     }
@@ -174,7 +211,7 @@ impl MaskedLmConfig {
     /// First position id used for real tokens: 0 for BERT, `padding_idx + 1` for RoBERTa.
     pub fn position_offset(&self) -> usize {
         match self.family {
-            Family::Bert | Family::DistilBert | Family::Electra => 0,
+            Family::Bert | Family::DistilBert | Family::Electra | Family::Albert => 0,
             Family::Roberta => self.pad_token_id + 1,
         }
     }

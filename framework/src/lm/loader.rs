@@ -36,6 +36,12 @@
 //! differ), and the head `generator_predictions.{dense,LayerNorm}` (hidden → embedding size)
 //! and `generator_lm_head` (weight tied to the word embeddings, its bias the decoder bias).
 //!
+//! ALBERT (`{p}` = `albert.`): embeddings as ELECTRA's, projected by
+//! `{p}encoder.embedding_hidden_mapping_in`; one layer,
+//! `{p}encoder.albert_layer_groups.0.albert_layers.0.{attention.{query,key,value,dense,LayerNorm},
+//! ffn, ffn_output, full_layer_layer_norm}`, whose weights every layer shares (the loader
+//! repeats it); head `predictions.{dense,LayerNorm,bias}` and `predictions.decoder` (tied).
+//!
 //! PyTorch `Linear` weights are `[out, in]`; burn's are `[in, out]`, so they are transposed here.
 
 use std::collections::BTreeMap;
@@ -236,6 +242,7 @@ pub fn load_weights<B: Backend>(
         Family::Roberta => "roberta.",
         Family::DistilBert => "distilbert.",
         Family::Electra => "electra.",
+        Family::Albert => "albert.",
     };
     let p = if tensors.contains_key(&format!("{family_prefix}embeddings.word_embeddings.weight")) {
         family_prefix
@@ -281,11 +288,28 @@ pub fn load_weights<B: Backend>(
             )
         }),
         norm: t.layer_norm(&format!("{p}embeddings.LayerNorm"), e, eps),
-        project: (e != h).then(|| t.linear(&format!("{p}embeddings_project"), e, h)),
+        project: (e != h).then(|| {
+            let name = match config.family {
+                Family::Albert => format!("{p}encoder.embedding_hidden_mapping_in"),
+                _ => format!("{p}embeddings_project"),
+            };
+            t.linear(&name, e, h)
+        }),
         position_offset: config.position_offset(),
     };
+    // ALBERT: one set of weights, shared by every layer (the frozen search only reads them).
+    let shared = (config.family == Family::Albert).then(|| {
+        albert_layer(
+            &mut t,
+            &format!("{p}encoder.albert_layer_groups.0.albert_layers.0"),
+            config,
+        )
+    });
     let layers = (0..config.num_layers)
         .map(|i| {
+            if let Some(layer) = &shared {
+                return layer.clone();
+            }
             if config.family == Family::DistilBert {
                 return distilbert_layer(&mut t, &format!("{p}transformer.layer.{i}"), config);
             }
@@ -304,6 +328,7 @@ pub fn load_weights<B: Backend>(
                 output: t.linear(&format!("{l}.output.dense"), config.intermediate_size, h),
                 output_norm: t.layer_norm(&format!("{l}.output.LayerNorm"), h, eps),
                 num_heads: config.num_heads,
+                activation: config.activation,
             }
         })
         .collect();
@@ -333,10 +358,17 @@ pub fn load_weights<B: Backend>(
             "generator_lm_head.bias",
             "generator_lm_head",
         ),
+        Family::Albert => (
+            "predictions.dense",
+            "predictions.LayerNorm",
+            "predictions.bias",
+            "predictions.decoder",
+        ),
     };
     let head = MlmHead {
         dense: t.linear(dense, h, e),
         norm: t.layer_norm(norm, e, eps),
+        activation: config.activation,
         bias: Param::from_tensor(t.tensor([bias.to_string()].as_slice(), [config.vocab_size])),
     };
     let mut untied = vec![];
@@ -393,6 +425,28 @@ fn distilbert_layer<B: Backend>(
         output: t.linear(&format!("{l}.ffn.lin2"), ff, h),
         output_norm: t.layer_norm(&format!("{l}.output_layer_norm"), h, eps),
         num_heads: config.num_heads,
+        activation: config.activation,
+    }
+}
+
+/// ALBERT's one layer (BERT's computation, other names).
+fn albert_layer<B: Backend>(t: &mut Taker<B>, l: &str, config: &MaskedLmConfig) -> EncoderLayer<B> {
+    let (h, eps, ff) = (
+        config.hidden_size,
+        config.layer_norm_eps,
+        config.intermediate_size,
+    );
+    EncoderLayer {
+        query: t.linear(&format!("{l}.attention.query"), h, h),
+        key: t.linear(&format!("{l}.attention.key"), h, h),
+        value: t.linear(&format!("{l}.attention.value"), h, h),
+        attention_output: t.linear(&format!("{l}.attention.dense"), h, h),
+        attention_norm: t.layer_norm(&format!("{l}.attention.LayerNorm"), h, eps),
+        intermediate: t.linear(&format!("{l}.ffn"), h, ff),
+        output: t.linear(&format!("{l}.ffn_output"), ff, h),
+        output_norm: t.layer_norm(&format!("{l}.full_layer_layer_norm"), h, eps),
+        num_heads: config.num_heads,
+        activation: config.activation,
     }
 }
 

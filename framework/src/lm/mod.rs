@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
 
-pub use config::{Family, MaskedLmConfig};
+pub use config::{Activation, Family, MaskedLmConfig};
 pub use model::{EncoderInput, MaskedLm};
 pub use source::{EMBEDDED_MODEL, ResolvedModel};
 pub use tokenizer::{LmTokenizer, SpecialTokens, WordMarker};

@@ -1,7 +1,7 @@
-//! BERT / RoBERTa / DistilBERT / ELECTRA-generator masked LM in burn, mirroring transformers'
-//! `BertForMaskedLM`, `RobertaForMaskedLM`, `DistilBertForMaskedLM` and `ElectraForMaskedLM`
-//! (post-norm encoder, exact-erf GELU, tied decoder; DistilBERT without token types; ELECTRA
-//! with embeddings projected up to the hidden size and a head projecting back down).
+//! BERT / RoBERTa / DistilBERT / ELECTRA-generator / ALBERT masked LM in burn, mirroring
+//! transformers' `*ForMaskedLM` (post-norm encoder, exact-erf GELU, tied decoder; DistilBERT
+//! without token types; ELECTRA and ALBERT with embeddings projected up to the hidden size and
+//! a head projecting back down; ALBERT with one layer's weights repeated and `gelu_new`).
 //!
 //! The search never asks for full-vocabulary logits at every position: it embeds tokens
 //! itself (so it can take gradients w.r.t. trigger embeddings), runs [`MaskedLm::encode`],
@@ -23,7 +23,7 @@
 //! | `MaskedLm::score_tokens` / `score_row_tokens` (tied decoder + bias) | `HostModel::score_tokens` |
 //! | `MaskedLm::log_normalizer` | `HostModel::log_normalizer` (and `log_normalizer_with_gradient`) |
 //! | autodiff w.r.t. `inputs_embeds` | `HostModel::input_gradient` (input-only backward) |
-//! | `Embeddings::project` (ELECTRA) | none: `HostModel::covers` is false and the search runs on burn |
+//! | `Embeddings::project` (ELECTRA, ALBERT), `Activation::GeluNew` (ALBERT) | none: `HostModel::covers` is false and the search runs on burn |
 
 use burn::module::{Module, Param};
 use burn::nn::{
@@ -32,7 +32,7 @@ use burn::nn::{
 use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor, backend::Backend};
 
-use super::config::MaskedLmConfig;
+use super::config::{Activation, MaskedLmConfig};
 
 /// The encoder input: word embeddings (before positions and segments are added) plus the
 /// per-token segment ids and attention mask.
@@ -90,6 +90,8 @@ pub(super) struct EncoderLayer<B: Backend> {
     pub output_norm: LayerNorm<B>,
     #[module(skip)]
     pub num_heads: usize,
+    #[module(skip)]
+    pub activation: Activation,
 }
 
 /// The MLM head: dense → GELU → LayerNorm (the "transform"), then the decoder, which is the
@@ -99,6 +101,23 @@ pub(super) struct MlmHead<B: Backend> {
     pub dense: Linear<B>,
     pub norm: LayerNorm<B>,
     pub bias: Param<Tensor<B, 1>>,
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+/// `gelu_new` (ALBERT): `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, as transformers'
+/// `NewGELUActivation`, in primitive ops.
+pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let inner = (x.clone() + x.clone().powi_scalar(3).mul_scalar(0.044715))
+        .mul_scalar((2.0 / std::f64::consts::PI).sqrt());
+    x.mul_scalar(0.5) * inner.tanh().add_scalar(1.0)
+}
+
+fn activate<B: Backend, const D: usize>(activation: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
+    match activation {
+        Activation::Gelu => gelu_exact(x),
+        Activation::GeluNew => gelu_tanh(x),
+    }
 }
 
 /// Exact GELU, `x · Φ(x)` with the error function, written out in primitive ops so that
@@ -147,12 +166,14 @@ impl<B: Backend> MaskedLm<B> {
                 output: linear(config.intermediate_size, h),
                 output_norm: norm(),
                 num_heads: config.num_heads,
+                activation: config.activation,
             })
             .collect();
         let head = MlmHead {
             dense: linear(h, e),
             norm: norm_of(e),
             bias: Param::from_tensor(Tensor::zeros([config.vocab_size], device)),
+            activation: config.activation,
         };
         Self {
             embeddings,
@@ -325,7 +346,10 @@ impl<B: Backend> EncoderLayer<B> {
         let attended = self
             .attention_norm
             .forward(dropout.forward(tokenwise(&self.attention_output, context)) + x);
-        let inner = gelu_exact(tokenwise(&self.intermediate, attended.clone()));
+        let inner = activate(
+            self.activation,
+            tokenwise(&self.intermediate, attended.clone()),
+        );
         self.output_norm
             .forward(dropout.forward(tokenwise(&self.output, inner)) + attended)
     }
@@ -333,6 +357,7 @@ impl<B: Backend> EncoderLayer<B> {
 
 impl<B: Backend> MlmHead<B> {
     fn transform(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.norm.forward(gelu_exact(self.dense.forward(x)))
+        self.norm
+            .forward(activate(self.activation, self.dense.forward(x)))
     }
 }

@@ -171,6 +171,9 @@ fn fill<B: AutodiffBackend>(
             .ok_or(RunError::Interrupted)?;
         }
         MethodSpec::Finetune { finetune } => {
+            if lm.config.family == crate::lm::Family::Albert {
+                return Err(RunError::SharedLayersNotFinetunable);
+            }
             record.metrics = crate::baselines::finetune::run(
                 &lm,
                 &data.classes,

@@ -54,6 +54,10 @@ pub enum RunError {
         "the host engine does not cover `{0}` (projected embeddings): bench it with --engine burn"
     )]
     HostEngineDoesNotCover(String),
+    #[error(
+        "fine-tuning ALBERT is not supported: its layers share one set of weights, which this fine-tuning would update once per layer"
+    )]
+    SharedLayersNotFinetunable,
     #[error("`{0}` is not a prompt method")]
     NotAPromptMethod(&'static str),
     #[error("initial_trigger `{0}` is not a single token of this model")]

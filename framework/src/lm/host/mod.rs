@@ -156,7 +156,13 @@ impl HostModel {
     /// Whether the host engine computes what `model` computes: every family but ELECTRA
     /// with projected embeddings (no projection here).
     pub fn covers<B: Backend>(model: &MaskedLm<B>) -> bool {
+        use crate::lm::config::Activation;
         model.embeddings.project.is_none()
+            && model.head.activation == Activation::Gelu
+            && model
+                .layers
+                .iter()
+                .all(|l| l.activation == Activation::Gelu)
     }
 
     /// Copies the weights of `model` (any backend) to the host; see [`Self::covers`].
