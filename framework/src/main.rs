@@ -48,6 +48,9 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .with_target(false)
         .init();
 }
+
+/// The error and its causes, skipping a cause whose text its wrapper already shows (our
+/// error types print their source in their own message).
 fn error_text(e: &anyhow::Error) -> String {
     let mut text = e.to_string();
     for cause in e.chain().skip(1) {

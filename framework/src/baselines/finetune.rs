@@ -198,19 +198,31 @@ fn evaluate<B: Backend>(
     accuracy_of_logits(&logits, gold)
 }
 
+/// What one fine-tuning cell learns from: the task's classes, its train / dev / evaluation
+/// examples, the longest input, and the cell's seed.
+#[derive(Debug, Clone, Copy)]
+pub struct FinetuneData<'a> {
+    pub classes: &'a [String],
+    pub splits: [&'a [Example]; 3],
+    pub max_len: usize,
+    pub seed: u64,
+}
+
 /// Fine-tunes on `train`, selects the epoch on `dev`; returns `accuracy` and `dev_accuracy`,
 /// or `None` when a stop was requested ([`crate::interrupt`]).
 pub fn run<B: AutodiffBackend>(
     lm: &LoadedModel<B>,
-    classes: &[String],
-    splits: [&[Example]; 3],
+    data: FinetuneData,
     settings: &FinetuneSettings,
-    seed: u64,
-    max_len: usize,
     device: &B::Device,
     checkpoints: &mut dyn Checkpoints<FinetuneState>,
 ) -> Result<Option<BTreeMap<String, f64>>, LmError> {
-    let [train, dev, test] = splits;
+    let FinetuneData {
+        classes,
+        splits: [train, dev, test],
+        max_len,
+        seed,
+    } = data;
     let encode = |xs: &[Example]| {
         xs.iter()
             .map(|e| sentence_input(lm, e, max_len))

@@ -161,9 +161,7 @@ pub fn paper_report(experiments_dir: &Path, tables_dir: &Path, out: &Path) -> an
     Ok(())
 }
 
-/// The error and its causes, skipping a cause whose text its wrapper already shows (our
-/// error types print their source in their own message).
-
+/// The model's top-`k` predictions at every mask of `text`.
 pub fn fill_mask(
     model: &str,
     text: &str,

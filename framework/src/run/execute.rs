@@ -174,17 +174,15 @@ fn fill<B: AutodiffBackend>(
             if lm.config.family == crate::lm::Family::Albert {
                 return Err(RunError::SharedLayersNotFinetunable);
             }
-            record.metrics = crate::baselines::finetune::run(
-                &lm,
-                &data.classes,
+            let task = crate::baselines::finetune::FinetuneData {
+                classes: &data.classes,
                 splits,
-                finetune,
-                spec.seed,
                 max_len,
-                device,
-                &mut checkpoints,
-            )?
-            .ok_or(RunError::Interrupted)?;
+                seed: spec.seed,
+            };
+            record.metrics =
+                crate::baselines::finetune::run(&lm, task, finetune, device, &mut checkpoints)?
+                    .ok_or(RunError::Interrupted)?;
         }
         _ => {
             let best_path = store.prompt_path(&cell.id);
