@@ -292,6 +292,50 @@ def build_tiny_roberta(retrain: bool):
     return model.float().eval(), tok, TINY_ROBERTA
 
 
+def wordpiece_fast(cls, vocab: Path):
+    """A fast WordPiece tokenizer of class `cls` over `vocab` (vocab.txt), at most 128 tokens.
+    (transformers 5 takes `vocab`; 4.x took `vocab_file`.)"""
+    try:
+        return cls(vocab=str(vocab), model_max_length=128)
+    except TypeError:
+        return cls(vocab_file=str(vocab), model_max_length=128)
+
+
+def train_unigram_tokenizer(out: Path, special_tokens: list[str], post_processor, **special):
+    """A SentencePiece Unigram tokenizer (vocab 1000, `▁` word markers) trained on the SST-2
+    train sentences, `special_tokens` taking ids 0.. in order, `post_processor` adding them
+    around sequences, saved to `out` (tokenizer.json and the transformers files); `special`
+    names the roles (`cls_token=...`) for transformers."""
+    from tokenizers import SentencePieceUnigramTokenizer
+
+    sents = [s.strip() for s in read_tsv_sentences(SST2_TRAIN)]
+    sp = SentencePieceUnigramTokenizer()
+    sp.train_from_iterator(
+        sents,
+        vocab_size=1000,
+        special_tokens=special_tokens,
+        unk_token="<unk>",
+        show_progress=False,
+    )
+    sp._tokenizer.post_processor = post_processor
+    out.mkdir(parents=True, exist_ok=True)
+    sp.save(str(out / "tokenizer.json"))
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(out / "tokenizer.json"), model_max_length=128, **special
+    )
+    for i, t in enumerate(special_tokens):
+        assert tok.convert_tokens_to_ids(t) == i, (t, tok.convert_tokens_to_ids(t), i)
+    tok.save_pretrained(str(out))
+    return tok
+
+
+def load_built(cls, path: Path, name: str):
+    """A model written by this script, loaded in eval mode with eager attention."""
+    model, info = cls.from_pretrained(str(path), output_loading_info=True, attn_implementation="eager")
+    print(f"{name} loading info: {info}")
+    return model.float().eval()
+
+
 def build_tiny_distilbert(retrain: bool):
     """A random DistilBertForMaskedLM (torch.manual_seed(0); dim 32, 2 layers, 2 heads,
     hidden_dim 64, max_position_embeddings 128, learned positions, initializer_range 0.2,
@@ -312,11 +356,7 @@ def build_tiny_distilbert(retrain: bool):
         )
         TINY_DISTILBERT.mkdir(parents=True, exist_ok=True)
         wp.save_model(str(TINY_DISTILBERT))  # vocab.txt
-        # (transformers 5 takes `vocab`; 4.x took `vocab_file`.)
-        try:
-            tok = DistilBertTokenizerFast(vocab=str(TINY_DISTILBERT / "vocab.txt"), model_max_length=128)
-        except TypeError:
-            tok = DistilBertTokenizerFast(vocab_file=str(TINY_DISTILBERT / "vocab.txt"), model_max_length=128)
+        tok = wordpiece_fast(DistilBertTokenizerFast, TINY_DISTILBERT / "vocab.txt")
         assert len(tok) == 2000, len(tok)
         tok.save_pretrained(str(TINY_DISTILBERT))
         torch.manual_seed(0)
@@ -334,14 +374,11 @@ def build_tiny_distilbert(retrain: bool):
             tie_word_embeddings=True,
         )
         DistilBertForMaskedLM(cfg).eval().save_pretrained(str(TINY_DISTILBERT))
-    model, info = DistilBertForMaskedLM.from_pretrained(
-        str(TINY_DISTILBERT), output_loading_info=True, attn_implementation="eager"
-    )
-    print(f"tiny-distilbert loading info: {info}")
+    model = load_built(DistilBertForMaskedLM, TINY_DISTILBERT, "tiny-distilbert")
     tok = DistilBertTokenizerFast.from_pretrained(str(TINY_DISTILBERT))
     probe = tok.convert_ids_to_tokens(tok("a good [MASK] .")["input_ids"])
     assert probe == ["[CLS]", "a", "good", "[MASK]", ".", "[SEP]"], probe
-    return model.float().eval(), tok, TINY_DISTILBERT
+    return model, tok, TINY_DISTILBERT
 
 
 def build_tiny_electra(retrain: bool):
@@ -353,10 +390,7 @@ def build_tiny_electra(retrain: bool):
         print(f"building tiny ELECTRA generator in {TINY_ELECTRA}")
         TINY_ELECTRA.mkdir(parents=True, exist_ok=True)
         shutil.copy(TINY_DISTILBERT / "vocab.txt", TINY_ELECTRA / "vocab.txt")
-        try:
-            tok = ElectraTokenizerFast(vocab=str(TINY_ELECTRA / "vocab.txt"), model_max_length=128)
-        except TypeError:
-            tok = ElectraTokenizerFast(vocab_file=str(TINY_ELECTRA / "vocab.txt"), model_max_length=128)
+        tok = wordpiece_fast(ElectraTokenizerFast, TINY_ELECTRA / "vocab.txt")
         assert len(tok) == 2000, len(tok)
         tok.save_pretrained(str(TINY_ELECTRA))
         torch.manual_seed(0)
@@ -375,14 +409,11 @@ def build_tiny_electra(retrain: bool):
             tie_word_embeddings=True,
         )
         ElectraForMaskedLM(cfg).eval().save_pretrained(str(TINY_ELECTRA))
-    model, info = ElectraForMaskedLM.from_pretrained(
-        str(TINY_ELECTRA), output_loading_info=True, attn_implementation="eager"
-    )
-    print(f"tiny-electra loading info: {info}")
+    model = load_built(ElectraForMaskedLM, TINY_ELECTRA, "tiny-electra")
     tok = ElectraTokenizerFast.from_pretrained(str(TINY_ELECTRA))
     probe = tok.convert_ids_to_tokens(tok("a good [MASK] .")["input_ids"])
     assert probe == ["[CLS]", "a", "good", "[MASK]", ".", "[SEP]"], probe
-    return model.float().eval(), tok, TINY_ELECTRA
+    return model, tok, TINY_ELECTRA
 
 
 def build_tiny_xlmr(retrain: bool):
@@ -394,22 +425,12 @@ def build_tiny_xlmr(retrain: bool):
     created only when missing."""
     if retrain or not (TINY_XLMR / "model.safetensors").exists():
         print(f"building tiny XLM-RoBERTa in {TINY_XLMR}")
-        from tokenizers import SentencePieceUnigramTokenizer, processors
+        from tokenizers import processors
 
-        sents = [s.strip() for s in read_tsv_sentences(SST2_TRAIN)]
-        sp = SentencePieceUnigramTokenizer()
-        sp.train_from_iterator(
-            sents,
-            vocab_size=1000,
-            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-            unk_token="<unk>",
-            show_progress=False,
-        )
-        sp._tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
-        TINY_XLMR.mkdir(parents=True, exist_ok=True)
-        sp.save(str(TINY_XLMR / "tokenizer.json"))
-        tok = PreTrainedTokenizerFast(
-            tokenizer_file=str(TINY_XLMR / "tokenizer.json"),
+        tok = train_unigram_tokenizer(
+            TINY_XLMR,
+            ["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+            processors.RobertaProcessing(("</s>", 2), ("<s>", 0)),
             bos_token="<s>",
             eos_token="</s>",
             sep_token="</s>",
@@ -417,11 +438,7 @@ def build_tiny_xlmr(retrain: bool):
             unk_token="<unk>",
             pad_token="<pad>",
             mask_token=AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True),
-            model_max_length=128,
         )
-        for t, i in [("<s>", 0), ("<pad>", 1), ("</s>", 2), ("<unk>", 3), ("<mask>", 4)]:
-            assert tok.convert_tokens_to_ids(t) == i, (t, tok.convert_tokens_to_ids(t), i)
-        tok.save_pretrained(str(TINY_XLMR))
         torch.manual_seed(0)
         cfg = XLMRobertaConfig(
             vocab_size=len(tok),
@@ -440,13 +457,10 @@ def build_tiny_xlmr(retrain: bool):
             initializer_range=0.2,
         )
         XLMRobertaForMaskedLM(cfg).eval().save_pretrained(str(TINY_XLMR))
-    model, info = XLMRobertaForMaskedLM.from_pretrained(
-        str(TINY_XLMR), output_loading_info=True, attn_implementation="eager"
-    )
-    print(f"tiny-xlm-roberta loading info: {info}")
+    model = load_built(XLMRobertaForMaskedLM, TINY_XLMR, "tiny-xlm-roberta")
     tok = PreTrainedTokenizerFast.from_pretrained(str(TINY_XLMR))
     print("tiny-xlm-roberta probe:", tok.convert_ids_to_tokens(tok("a good <mask> .")["input_ids"]))
-    return model.float().eval(), tok, TINY_XLMR
+    return model, tok, TINY_XLMR
 
 
 def build_tiny_albert(retrain: bool):
@@ -458,32 +472,18 @@ def build_tiny_albert(retrain: bool):
     `[CLS] A [SEP]` post-processing; created only when missing."""
     if retrain or not (TINY_ALBERT / "model.safetensors").exists():
         print(f"building tiny ALBERT in {TINY_ALBERT}")
-        from tokenizers import SentencePieceUnigramTokenizer, processors
+        from tokenizers import processors
 
-        sents = [s.strip() for s in read_tsv_sentences(SST2_TRAIN)]
-        sp = SentencePieceUnigramTokenizer()
-        sp.train_from_iterator(
-            sents,
-            vocab_size=1000,
-            special_tokens=["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"],
-            unk_token="<unk>",
-            show_progress=False,
-        )
-        sp._tokenizer.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
-        TINY_ALBERT.mkdir(parents=True, exist_ok=True)
-        sp.save(str(TINY_ALBERT / "tokenizer.json"))
-        tok = PreTrainedTokenizerFast(
-            tokenizer_file=str(TINY_ALBERT / "tokenizer.json"),
+        tok = train_unigram_tokenizer(
+            TINY_ALBERT,
+            ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"],
+            processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2)),
             cls_token="[CLS]",
             sep_token="[SEP]",
             unk_token="<unk>",
             pad_token="<pad>",
             mask_token="[MASK]",
-            model_max_length=128,
         )
-        for t, i in [("<pad>", 0), ("<unk>", 1), ("[CLS]", 2), ("[SEP]", 3), ("[MASK]", 4)]:
-            assert tok.convert_tokens_to_ids(t) == i, (t, tok.convert_tokens_to_ids(t), i)
-        tok.save_pretrained(str(TINY_ALBERT))
         torch.manual_seed(0)
         cfg = AlbertConfig(
             vocab_size=len(tok),
@@ -504,13 +504,10 @@ def build_tiny_albert(retrain: bool):
             tie_word_embeddings=True,
         )
         AlbertForMaskedLM(cfg).eval().save_pretrained(str(TINY_ALBERT))
-    model, info = AlbertForMaskedLM.from_pretrained(
-        str(TINY_ALBERT), output_loading_info=True, attn_implementation="eager"
-    )
-    print(f"tiny-albert loading info: {info}")
+    model = load_built(AlbertForMaskedLM, TINY_ALBERT, "tiny-albert")
     tok = PreTrainedTokenizerFast.from_pretrained(str(TINY_ALBERT))
     print("tiny-albert probe:", tok.convert_ids_to_tokens(tok("a good [MASK] .")["input_ids"]))
-    return model.float().eval(), tok, TINY_ALBERT
+    return model, tok, TINY_ALBERT
 
 
 # ---------------------------------------------------------------------------
