@@ -105,6 +105,18 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Waits (up to two minutes) until the experiment has at least `n` records.
+fn wait_for_records(dir: &Path, name: &str, n: usize) {
+    let start = Instant::now();
+    while records(dir, name).len() < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no records appeared"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn run_cmd(file: &Path) -> Command {
     let mut cmd = Command::new(common::bin());
     cmd.arg("run").arg(file).current_dir(common::repo());
@@ -120,14 +132,7 @@ fn kill_dash_nine_then_resume_keeps_finished_records() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while records(dir.path(), "resume").len() < 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no records appeared"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_records(dir.path(), "resume", 3);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = records(dir.path(), "resume");
@@ -929,14 +934,7 @@ fn a_results_directory_that_vanishes_mid_run_stops_the_run_with_an_error() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while records(dir.path(), "vanish").len() < 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no records appeared"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_records(dir.path(), "vanish", 3);
     // Renamed away in one step (as a deletion or an unmount looks to the runner); a
     // recursive delete would race with the runner's writes.
     std::fs::rename(dir.path().join("results"), dir.path().join("gone")).unwrap();

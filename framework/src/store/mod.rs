@@ -150,12 +150,7 @@ impl Store {
 
     /// Removes a cell's checkpoint (once its record is written, the state is of no use).
     pub fn remove_checkpoint(&self, id: &str) -> Result<(), StoreError> {
-        let path = self.checkpoint_path(id);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::Io { path, source: e }),
-        }
+        remove_if_present(&self.checkpoint_path(id)).map(|_| ())
     }
 
     pub fn state(&self, id: &str) -> CellState {
@@ -249,12 +244,7 @@ impl Store {
     /// one. The old holder, if it still runs, is not stopped and could write the record too:
     /// only for a lock whose holder is gone. Returns whether there was a lock file.
     pub fn break_lock(&self, id: &str) -> Result<bool, StoreError> {
-        let path = self.lock_path(id);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(StoreError::Io { path, source: e }),
-        }
+        remove_if_present(&self.lock_path(id))
     }
 
     /// Removes temp files a killed writer of this cell left behind (call with the lock held).
@@ -313,6 +303,18 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// Removes a file; whether it was there (a missing file is not an error).
+fn remove_if_present(path: &Path) -> Result<bool, StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
