@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The families and the model directory each is tested with: BERT (the embedded
-/// SPLADE-tiny), RoBERTa, DistilBERT, ELECTRA's generator, XLM-RoBERTa and ALBERT (random
-/// fixtures written by
-/// `tests/parity/make_fixtures.py`).
+/// SPLADE-tiny), RoBERTa, DistilBERT, ELECTRA's generator, XLM-RoBERTa, ALBERT and ModernBERT
+/// (random fixtures written by `tests/parity/make_fixtures.py`).
 fn families() -> Vec<(&'static str, PathBuf)> {
     vec![
         ("bert", common::splade_tiny()),
@@ -28,15 +27,27 @@ fn families() -> Vec<(&'static str, PathBuf)> {
             "electra",
             common::repo().join("tests/fixtures/tiny-electra"),
         ),
+        (
+            "xlm-roberta",
+            common::repo().join("tests/fixtures/tiny-xlm-roberta"),
+        ),
+        (
+            "albert",
+            common::repo().join("tests/fixtures/tiny-albert"),
+        ),
+        (
+            "modernbert",
+            common::repo().join("tests/fixtures/tiny-modernbert"),
+        ),
     ]
 }
 
 /// The engine each family's search runs on with `engine = "auto"` on a CPU backend: the host
-/// engine, but for ELECTRA's and ALBERT's projected embeddings (and ALBERT's `gelu_new`),
-/// which fall back to burn.
+/// engine, but for ELECTRA's and ALBERT's projected embeddings (and ALBERT's `gelu_new`)
+/// and ModernBERT's layers, which fall back to burn.
 fn expected_engine(family: &str) -> autoprompt::search::EngineKind {
     match family {
-        "electra" | "albert" => autoprompt::search::EngineKind::Burn,
+        "electra" | "albert" | "modernbert" => autoprompt::search::EngineKind::Burn,
         _ => autoprompt::search::EngineKind::Host,
     }
 }
@@ -109,7 +120,9 @@ fn an_unknown_model_type_lists_the_supported_ones() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("model_type `mystery-lm` is not supported")
-            && stderr.contains("bert, roberta, xlm-roberta, camembert, distilbert"),
+            && stderr.contains(
+                "bert, roberta, xlm-roberta, camembert, distilbert, electra, albert, modernbert"
+            ),
         "{stderr}"
     );
 }

@@ -198,7 +198,7 @@ fn packed_encoder_matches_burn_on_padded_rows() {
                 burn_hidden[r * batch.seq_len * h..(r * batch.seq_len + len) * h].to_vec()
             })
             .collect();
-        let host = HostModel::from_model(&lm.model);
+        let host = HostModel::from_model(&lm.model).expect("the host engine covers this family");
         let packed = Packed::from_padded(
             &batch.ids,
             &batch.segment_ids,

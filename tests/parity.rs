@@ -27,6 +27,9 @@ struct Fixture {
 #[derive(Deserialize)]
 struct Case {
     text: String,
+    /// A sentence pair's second text (`None` for single sentences).
+    #[serde(default)]
+    text_pair: Option<String>,
     input_ids: Vec<i64>,
     token_type_ids: Vec<i64>,
     mask_position: usize,
@@ -162,7 +165,8 @@ fn check_tokenizer(lm: &lm::LoadedModel<B>, fx: &Fixture) {
             case.text
         );
     }
-    for case in &fx.cases {
+    // Pairs are built by templates, not the tokenizer's pair mode: only single texts here.
+    for case in fx.cases.iter().filter(|c| c.text_pair.is_none()) {
         let ids: Vec<u32> = case.input_ids.iter().map(|&i| i as u32).collect();
         assert_eq!(
             lm.tokenizer.encode_with_special_tokens(&case.text).unwrap(),
@@ -260,6 +264,97 @@ fn tiny_albert_matches_transformers() {
     let fx = fixture("tiny_albert");
     check_tokenizer(&lm, &fx);
     assert_parity("tiny-albert", &measure(&lm.model, &fx));
+}
+
+/// ModernBERT (`tests/fixtures/tiny-modernbert`, random, byte-level BPE trained on SST-2):
+/// rotary positions with two bases, layers global / local / global with a window (4 either
+/// side) shorter than every case, GeGLU, pre-norm with a final norm, no biases but the
+/// decoder's, norm weights drawn at random; a SICK sentence pair among the cases.
+#[test]
+fn tiny_modernbert_matches_transformers() {
+    use autoprompt::lm::AttentionSpan::{Global, Local};
+    let dir = common::repo().join("tests/fixtures/tiny-modernbert");
+    let lm = lm::load::<B>(dir.to_str().unwrap(), &Default::default()).unwrap();
+    assert_eq!(lm.config.family, autoprompt::lm::config::Family::ModernBert);
+    let modern = lm.config.modern.as_ref().unwrap();
+    assert_eq!(modern.spans, [Global, Local, Global]);
+    assert_eq!(modern.sliding_window, 4);
+    assert_eq!(lm.tokenizer.marker, autoprompt::lm::WordMarker::ByteLevel);
+    assert_eq!(lm.tokenizer.special.mask.text, "[MASK]");
+    assert!(!lm.tokenizer.uses_roberta_pairs());
+    let fx = fixture("tiny_modernbert");
+    assert!(fx.cases.iter().any(|c| c.text_pair.is_some()));
+    assert!(
+        fx.cases.iter().all(|c| c.input_ids.len() > 2 * modern.sliding_window + 1),
+        "every case is longer than the local window"
+    );
+    check_tokenizer(&lm, &fx);
+    assert_parity("tiny-modernbert", &measure(&lm.model, &fx));
+}
+
+/// Every case of `fx` in one batch padded to the longest: the largest difference of any
+/// row's `[MASK]` logits from transformers' (which saw that row alone, unpadded).
+fn padded_batch_logit_diff(lm: &lm::LoadedModel<B>, fx: &Fixture) -> f32 {
+    let device = Default::default();
+    let rows = fx.cases.len();
+    let seq = fx.cases.iter().map(|c| c.input_ids.len()).max().unwrap();
+    let pad = i64::from(lm.tokenizer.special.pad.id);
+    let (mut ids, mut types, mut mask) = (vec![], vec![], vec![]);
+    for case in &fx.cases {
+        let n = case.input_ids.len();
+        ids.extend(case.input_ids.iter().copied().chain(std::iter::repeat_n(pad, seq - n)));
+        types.extend(case.token_type_ids.iter().copied().chain(std::iter::repeat_n(0, seq - n)));
+        mask.extend((0..seq).map(|i| if i < n { 1.0f32 } else { 0.0 }));
+    }
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, seq]), &device);
+    let hidden = lm.model.encode(EncoderInput {
+        inputs_embeds: lm.model.embed_tokens(ids),
+        token_type_ids: Tensor::from_data(TensorData::new(types, [rows, seq]), &device),
+        attention_mask: Tensor::from_data(TensorData::new(mask, [rows, seq]), &device),
+    });
+    let positions: Vec<i64> = fx.cases.iter().map(|c| c.mask_position as i64).collect();
+    let features = lm
+        .model
+        .mask_features(hidden, Tensor::from_data(TensorData::new(positions, [rows]), &device));
+    fx.cases
+        .iter()
+        .enumerate()
+        .map(|(row, case)| {
+            let subset = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(case.subset_ids.clone(), [case.subset_ids.len()]),
+                &device,
+            );
+            let row_features = features.clone().narrow(0, row, 1);
+            max_abs_diff(&values(lm.model.score_tokens(row_features, subset)), &case.subset_logits)
+        })
+        .fold(0.0, f32::max)
+}
+
+/// Padding never changes an unpadded row's result, for every family: the cases (of different
+/// lengths) batched and padded give transformers' single-row logits.
+#[test]
+fn padding_does_not_change_any_row_in_any_family() {
+    for (dir, name) in [
+        ("tests/fixtures/tiny-roberta", "tiny_roberta"),
+        ("tests/fixtures/tiny-distilbert", "tiny_distilbert"),
+        ("tests/fixtures/tiny-electra", "tiny_electra"),
+        ("tests/fixtures/tiny-xlm-roberta", "tiny_xlm_roberta"),
+        ("tests/fixtures/tiny-albert", "tiny_albert"),
+        ("tests/fixtures/tiny-modernbert", "tiny_modernbert"),
+    ]
+    .map(|(d, n)| (common::repo().join(d), n))
+    .into_iter()
+    .chain([(common::splade_tiny(), "splade_tiny")])
+    {
+        let lm = lm::load::<B>(dir.to_str().unwrap(), &Default::default()).unwrap();
+        let fx = fixture(name);
+        let lengths: std::collections::BTreeSet<usize> =
+            fx.cases.iter().map(|c| c.input_ids.len()).collect();
+        assert!(lengths.len() > 1, "{name}: the cases must differ in length");
+        let diff = padded_batch_logit_diff(&lm, &fx);
+        println!("{name}: padded batch, max |Δlogit| {diff:.2e}");
+        assert!(diff <= 1e-4, "{name}: a padded row's logits differ by {diff}");
+    }
 }
 
 #[test]

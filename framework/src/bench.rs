@@ -356,10 +356,9 @@ pub fn host_encoder_forward(
     use crate::lm::host::{HostModel, Packed, kernels};
     use crate::search::parallel::{map_ordered, workers};
     let lm = crate::lm::load::<burn::backend::NdArray>(model_source, &Default::default())?;
-    if !HostModel::covers(&lm.model) {
+    let Some(host) = HostModel::from_model(&lm.model) else {
         return Err(RunError::HostEngineDoesNotCover(model_source.to_string()));
-    }
-    let host = HostModel::from_model(&lm.model);
+    };
     let mut rng = sample::rng(0, "forward");
     let vocab = host.vocab_size() as u32;
     let ids: Vec<u32> = (0..batch * seq)

@@ -131,6 +131,8 @@ from transformers import (
     ElectraTokenizerFast,
     AlbertConfig,
     AlbertForMaskedLM,
+    ModernBertConfig,
+    ModernBertForMaskedLM,
     XLMRobertaConfig,
     XLMRobertaForMaskedLM,
     PreTrainedTokenizerFast,
@@ -148,6 +150,8 @@ TINY_DISTILBERT = FIXTURES / "tiny-distilbert"
 TINY_ELECTRA = FIXTURES / "tiny-electra"
 TINY_XLMR = FIXTURES / "tiny-xlm-roberta"
 TINY_ALBERT = FIXTURES / "tiny-albert"
+TINY_MODERNBERT = FIXTURES / "tiny-modernbert"
+SICK = REPO / "data" / "sick" / "SICK.txt"
 SST2_TRAIN = REPO / "data" / "sst2" / "train.tsv"
 SST2_DEV = REPO / "data" / "sst2" / "dev.tsv"
 
@@ -510,6 +514,94 @@ def build_tiny_albert(retrain: bool):
     return model, tok, TINY_ALBERT
 
 
+def build_tiny_modernbert(retrain: bool):
+    """A random ModernBertForMaskedLM (torch.manual_seed(0); hidden 32, 3 layers (global,
+    local, global: global_attn_every_n_layers 2), 2 heads, intermediate 48 (GeGLU), local
+    attention 8 (a token sees 4 either side, shorter than every test sentence), rotary bases
+    160 000 (global) and 10 000 (local), no biases but the decoder's, initializer_range 0.2,
+    every norm's weight and the decoder bias then drawn at random (1 + 0.2·N(0, 1), 0.2·N(0, 1))
+    so a mis-read norm or bias cannot pass) with a byte-level BPE tokenizer (vocab 1000) trained
+    on the SST-2 train sentences, `[PAD]`=0, `[UNK]`=1, `[CLS]`=2, `[SEP]`=3, `[MASK]`=4
+    (`lstrip`, as ModernBERT's), `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` post-processing;
+    created only when missing."""
+    if retrain or not (TINY_MODERNBERT / "model.safetensors").exists():
+        print(f"building tiny ModernBERT in {TINY_MODERNBERT}")
+        from tokenizers import ByteLevelBPETokenizer, processors
+
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        sents = [s.strip() for s in read_tsv_sentences(SST2_TRAIN)]
+        bpe = ByteLevelBPETokenizer(add_prefix_space=False)
+        bpe.train_from_iterator(sents, vocab_size=1000, min_frequency=2, special_tokens=specials,
+                                show_progress=False)
+        bpe._tokenizer.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B [SEP]",
+            special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+        )
+        TINY_MODERNBERT.mkdir(parents=True, exist_ok=True)
+        bpe.save(str(TINY_MODERNBERT / "tokenizer.json"))
+        # As ModernBERT's own tokenizer: [MASK] absorbs the space before it.
+        tj = json.loads((TINY_MODERNBERT / "tokenizer.json").read_text(encoding="utf-8"))
+        for added in tj["added_tokens"]:
+            if added["content"] == "[MASK]":
+                added["lstrip"] = True
+        (TINY_MODERNBERT / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
+        tok = PreTrainedTokenizerFast(
+            tokenizer_file=str(TINY_MODERNBERT / "tokenizer.json"),
+            model_max_length=128,
+            pad_token="[PAD]",
+            unk_token="[UNK]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            mask_token=AddedToken("[MASK]", lstrip=True, rstrip=False, normalized=False, special=True),
+        )
+        for i, t in enumerate(specials):
+            assert tok.convert_tokens_to_ids(t) == i, (t, tok.convert_tokens_to_ids(t), i)
+        tok.save_pretrained(str(TINY_MODERNBERT))
+        torch.manual_seed(0)
+        cfg = ModernBertConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            global_attn_every_n_layers=2,
+            local_attention=8,
+            global_rope_theta=160_000.0,
+            local_rope_theta=10_000.0,
+            max_position_embeddings=128,
+            pad_token_id=0,
+            cls_token_id=2,
+            sep_token_id=3,
+            bos_token_id=2,
+            eos_token_id=3,
+            initializer_range=0.2,
+            tie_word_embeddings=True,
+        )
+        model = ModernBertForMaskedLM(cfg).eval()
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name.endswith("norm.weight"):
+                    param.copy_(1 + 0.2 * torch.randn_like(param))
+                elif name == "decoder.bias":
+                    param.copy_(0.2 * torch.randn_like(param))
+        model.save_pretrained(str(TINY_MODERNBERT))
+    model = load_built(ModernBertForMaskedLM, TINY_MODERNBERT, "tiny-modernbert")
+    assert model.config.layer_types == ["full_attention", "sliding_attention", "full_attention"], model.config.layer_types
+    assert model.config.sliding_window == 4
+    tok = PreTrainedTokenizerFast.from_pretrained(str(TINY_MODERNBERT))
+    print("tiny-modernbert probe:", tok.convert_ids_to_tokens(tok("a good [MASK] .")["input_ids"]))
+    return model, tok, TINY_MODERNBERT
+
+
+def read_sick_pair(path: Path) -> tuple[str, str]:
+    """The first SICK pair (sentence_A, sentence_B)."""
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        row = dict(zip(header, f.readline().rstrip("\n").split("\t")))
+    return row["sentence_A"], row["sentence_B"]
+
+
 # ---------------------------------------------------------------------------
 # fixtures
 
@@ -525,6 +617,8 @@ def head_features(model, kind: str, hidden: torch.Tensor) -> torch.Tensor:
     if kind == "albert":
         p = model.predictions
         return p.LayerNorm(p.activation(p.dense(hidden)))
+    if kind == "modernbert":
+        return model.head(hidden)
     head = model.lm_head
     return head.layer_norm(F.gelu(head.dense(hidden)))
 
@@ -540,21 +634,26 @@ def subset(tok, kind: str):
             t = "\u0120" + w  # byte-level BPE spelling of " good"
         i = tok.convert_tokens_to_ids(t)
         if i is None or i == tok.unk_token_id:
-            i = tok(" " + w if kind == "roberta" else w, add_special_tokens=False)["input_ids"][0]
+            i = tok(" " + w if kind in ("roberta", "modernbert") else w, add_special_tokens=False)["input_ids"][0]
             if kind in ("xlm-roberta", "albert") and i == tok.convert_tokens_to_ids("\u2581"):
                 i = tok(w, add_special_tokens=False)["input_ids"][1]
             t = tok.convert_ids_to_tokens(i)
         tokens.append(t)
         ids.append(i)
-    target_token = {"roberta": "\u0120good", "xlm-roberta": "\u2581good", "albert": "\u2581good"}.get(kind, "good")
+    target_token = {
+        "roberta": "\u0120good",
+        "modernbert": "\u0120good",
+        "xlm-roberta": "\u2581good",
+        "albert": "\u2581good",
+    }.get(kind, "good")
     target = tok.convert_tokens_to_ids(target_token)
     assert target is not None and target != tok.unk_token_id, f"{target_token!r} is not one token"
     tokens += tok.convert_ids_to_tokens(EXTRA_IDS)
     return tokens, ids + EXTRA_IDS, target
 
 
-def make_case(model, tok, kind: str, text: str):
-    enc = tok(text, add_special_tokens=True)
+def make_case(model, tok, kind: str, text: str, text_pair: str | None = None):
+    enc = tok(text, text_pair, add_special_tokens=True)
     input_ids = list(enc["input_ids"])
     token_type_ids = [0] * len(input_ids)
     positions = [i for i, t in enumerate(input_ids) if t == tok.mask_token_id]
@@ -566,8 +665,8 @@ def make_case(model, tok, kind: str, text: str):
     tt_t = torch.tensor([token_type_ids])
     am_t = torch.ones_like(ids_t)
 
-    # DistilBERT has no token types.
-    types = {} if kind == "distilbert" else {"token_type_ids": tt_t}
+    # DistilBERT and ModernBERT have no token types.
+    types = {} if kind in ("distilbert", "modernbert") else {"token_type_ids": tt_t}
     with torch.no_grad():
         ref = model(input_ids=ids_t, attention_mask=am_t, **types).logits[0, mpos]
 
@@ -584,7 +683,12 @@ def make_case(model, tok, kind: str, text: str):
     loss.backward()
 
     with torch.no_grad():
-        hidden = out.hidden_states[-1][0, mpos]
+        if kind == "modernbert":
+            # The encoder's output after its final norm (hidden_states[-1] is the last
+            # layer's, before it).
+            hidden = model.model(inputs_embeds=embeds, attention_mask=am_t).last_hidden_state[0, mpos]
+        else:
+            hidden = out.hidden_states[-1][0, mpos]
         feats = head_features(model, kind, hidden)
         # The head transform reproduces the model's logits.
         if kind == "bert":
@@ -599,6 +703,9 @@ def make_case(model, tok, kind: str, text: str):
         elif kind == "albert":
             dec_w = model.predictions.decoder.weight
             dec_b = model.predictions.decoder.bias
+        elif kind == "modernbert":
+            dec_w = model.decoder.weight
+            dec_b = model.decoder.bias
         else:
             dec_w = model.lm_head.decoder.weight
             dec_b = model.lm_head.bias
@@ -608,6 +715,7 @@ def make_case(model, tok, kind: str, text: str):
 
     return {
         "text": text,
+        "text_pair": text_pair,
         "input_ids": input_ids,
         "token_type_ids": token_type_ids,
         "mask_position": mpos,
@@ -653,6 +761,10 @@ def write_fixture(name: str, kind: str, model, tok, model_dir: Path, dev, facts)
     texts = [f"{s.rstrip()} it was {mask} ." for s in dev[:3]]
     texts += [f"{sub} was born in {mask} ." for sub in facts]
     cases = [make_case(model, tok, kind, t) for t in texts]
+    if kind == "modernbert":
+        # A sentence pair (no token types: one sequence with two [SEP]s).
+        first, second = read_sick_pair(SICK)
+        cases.append(make_case(model, tok, kind, first, f"{second} ? {mask} ."))
     tcases = [
         {"text": t, "input_ids": list(tok(t, add_special_tokens=True)["input_ids"])}
         for t in tokenizer_texts(dev)
@@ -688,6 +800,7 @@ def main():
     ap.add_argument("--retrain-tiny-electra", action="store_true")
     ap.add_argument("--retrain-tiny-xlmr", action="store_true")
     ap.add_argument("--retrain-tiny-albert", action="store_true")
+    ap.add_argument("--retrain-tiny-modernbert", action="store_true")
     args = ap.parse_args()
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -711,6 +824,9 @@ def main():
 
     model, tok, path = build_tiny_albert(args.retrain_tiny_albert)
     write_fixture("tiny_albert", "albert", model, tok, path, dev, facts)
+
+    model, tok, path = build_tiny_modernbert(args.retrain_tiny_modernbert)
+    write_fixture("tiny_modernbert", "modernbert", model, tok, path, dev, facts)
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 
 use super::LmError;
-use super::config::{Family, MaskedLmConfig};
-use super::model::{Embeddings, EncoderLayer, MaskedLm, MlmHead};
+use super::config::{Family, MaskedLmConfig, ModernBert};
+use super::model::{Embeddings, EncoderLayer, Layer, MaskedLm, MlmHead};
+use super::modern::ModernLayer;
 
 /// Checkpoint tensors known to be irrelevant to a masked LM: the pooler, the NSP head and
 /// registered buffers. Anything else left over is an error.
@@ -179,24 +180,42 @@ impl<B: Backend> Taker<'_, B> {
     }
 
     fn linear(&mut self, prefix: &str, d_in: usize, d_out: usize) -> Linear<B> {
+        self.linear_with(prefix, d_in, d_out, true)
+    }
+
+    /// A linear layer with or without a bias (ModernBERT's configs decide).
+    fn linear_with(&mut self, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Linear<B> {
         let weight = self.tensor([format!("{prefix}.weight")].as_slice(), [d_out, d_in]);
-        let bias = self.tensor([format!("{prefix}.bias")].as_slice(), [d_out]);
+        let bias =
+            bias.then(|| Param::from_tensor(self.tensor([format!("{prefix}.bias")].as_slice(), [d_out])));
         Linear {
             weight: Param::from_tensor(weight.transpose()),
-            bias: Some(Param::from_tensor(bias)),
+            bias,
         }
     }
 
     /// LayerNorm under its current (`weight`/`bias`) or old (`gamma`/`beta`) names.
     fn layer_norm(&mut self, prefix: &str, d: usize, eps: f64) -> LayerNorm<B> {
+        self.layer_norm_with(prefix, d, eps, true)
+    }
+
+    /// LayerNorm with or without a bias.
+    fn layer_norm_with(&mut self, prefix: &str, d: usize, eps: f64, bias: bool) -> LayerNorm<B> {
         let gamma = self.tensor(
             &[format!("{prefix}.weight"), format!("{prefix}.gamma")],
             [d],
         );
-        let beta = self.tensor(&[format!("{prefix}.bias"), format!("{prefix}.beta")], [d]);
-        let mut norm = LayerNormConfig::new(d).with_epsilon(eps).init(self.device);
+        let beta = bias.then(|| {
+            Param::from_tensor(
+                self.tensor(&[format!("{prefix}.bias"), format!("{prefix}.beta")], [d]),
+            )
+        });
+        let mut norm = LayerNormConfig::new(d)
+            .with_epsilon(eps)
+            .with_bias(bias)
+            .init(self.device);
         norm.gamma = Param::from_tensor(gamma);
-        norm.beta = Some(Param::from_tensor(beta));
+        norm.beta = beta;
         norm
     }
 
@@ -243,8 +262,13 @@ pub fn load_weights<B: Backend>(
         Family::DistilBert => "distilbert.",
         Family::Electra => "electra.",
         Family::Albert => "albert.",
+        Family::ModernBert => "model.",
     };
-    let p = if tensors.contains_key(&format!("{family_prefix}embeddings.word_embeddings.weight")) {
+    let word_name = match config.family {
+        Family::ModernBert => "embeddings.tok_embeddings.weight",
+        _ => "embeddings.word_embeddings.weight",
+    };
+    let p = if tensors.contains_key(&format!("{family_prefix}{word_name}")) {
         family_prefix
     } else {
         ""
@@ -257,11 +281,7 @@ pub fn load_weights<B: Backend>(
     for name in &ignored {
         tensors.remove(name);
     }
-    let (h, e, eps) = (
-        config.hidden_size,
-        config.embedding_size,
-        config.layer_norm_eps,
-    );
+    let eps = config.layer_norm_eps;
     let mut t = Taker::<B> {
         tensors,
         device,
@@ -269,17 +289,86 @@ pub fn load_weights<B: Backend>(
         mismatched: vec![],
         taken: vec![],
     };
+    let Parts {
+        embeddings,
+        layers,
+        final_norm,
+        head,
+        decoder,
+    } = match (&config.modern, config.family) {
+        (Some(modern), Family::ModernBert) => modern_parts(&mut t, p, config, modern),
+        (None, Family::ModernBert) | (Some(_), _) => {
+            return Err(LmError::Unsupported {
+                path: path.to_owned(),
+                message: "ModernBERT settings belong to (and only to) a ModernBERT config".into(),
+            });
+        }
+        (None, _) => post_norm_parts(&mut t, p, config),
+    };
+    let mut untied = vec![];
+    if t.missing.is_empty() && t.mismatched.is_empty() {
+        let word = embeddings.word.weight.val();
+        let head_bias = head.bias.val().reshape([1, config.vocab_size]);
+        untied.extend(t.check_tied(&[format!("{decoder}.weight")], &word));
+        if !matches!(
+            config.family,
+            Family::DistilBert | Family::Electra | Family::ModernBert
+        ) {
+            untied.extend(t.check_tied(&[format!("{decoder}.bias")], &head_bias));
+        }
+    }
+    let unused: Vec<String> = t.tensors.keys().cloned().collect();
+    if !(t.missing.is_empty() && t.mismatched.is_empty() && unused.is_empty() && untied.is_empty())
+    {
+        return Err(LmError::Weights {
+            path: path.to_owned(),
+            missing: t.missing,
+            mismatched: t.mismatched.into_iter().chain(untied).collect(),
+            unused,
+        });
+    }
+    tracing::debug!(
+        tensors = t.taken.len(),
+        ignored = ignored.len(),
+        "checkpoint loaded"
+    );
+    Ok(MaskedLm {
+        embeddings,
+        layers,
+        final_norm,
+        head,
+        dropout: 0.0,
+        layer_norm_eps: eps,
+    })
+}
+
+/// The modules of a checkpoint, and the name of its (tied) decoder.
+struct Parts<B: Backend> {
+    embeddings: Embeddings<B>,
+    layers: Vec<Layer<B>>,
+    final_norm: Option<LayerNorm<B>>,
+    head: MlmHead<B>,
+    decoder: &'static str,
+}
+
+/// BERT's layout and its relatives' renamings (see the module docs).
+fn post_norm_parts<B: Backend>(t: &mut Taker<B>, p: &str, config: &MaskedLmConfig) -> Parts<B> {
+    let (h, e, eps) = (
+        config.hidden_size,
+        config.embedding_size,
+        config.layer_norm_eps,
+    );
     let embeddings = Embeddings {
         word: t.embedding(
             &format!("{p}embeddings.word_embeddings.weight"),
             config.vocab_size,
             e,
         ),
-        position: t.embedding(
+        position: Some(t.embedding(
             &format!("{p}embeddings.position_embeddings.weight"),
             config.max_position_embeddings,
             e,
-        ),
+        )),
         token_type: (config.type_vocab_size > 0).then(|| {
             t.embedding(
                 &format!("{p}embeddings.token_type_embeddings.weight"),
@@ -300,7 +389,7 @@ pub fn load_weights<B: Backend>(
     // ALBERT: one set of weights, shared by every layer (the frozen search only reads them).
     let shared = (config.family == Family::Albert).then(|| {
         albert_layer(
-            &mut t,
+            t,
             &format!("{p}encoder.albert_layer_groups.0.albert_layers.0"),
             config,
         )
@@ -308,13 +397,17 @@ pub fn load_weights<B: Backend>(
     let layers = (0..config.num_layers)
         .map(|i| {
             if let Some(layer) = &shared {
-                return layer.clone();
+                return Layer::PostNorm(layer.clone());
             }
             if config.family == Family::DistilBert {
-                return distilbert_layer(&mut t, &format!("{p}transformer.layer.{i}"), config);
+                return Layer::PostNorm(distilbert_layer(
+                    t,
+                    &format!("{p}transformer.layer.{i}"),
+                    config,
+                ));
             }
             let l = format!("{p}encoder.layer.{i}");
-            EncoderLayer {
+            Layer::PostNorm(EncoderLayer {
                 query: t.linear(&format!("{l}.attention.self.query"), h, h),
                 key: t.linear(&format!("{l}.attention.self.key"), h, h),
                 value: t.linear(&format!("{l}.attention.self.value"), h, h),
@@ -329,7 +422,7 @@ pub fn load_weights<B: Backend>(
                 output_norm: t.layer_norm(&format!("{l}.output.LayerNorm"), h, eps),
                 num_heads: config.num_heads,
                 activation: config.activation,
-            }
+            })
         })
         .collect();
     let (dense, norm, bias, decoder) = match config.family {
@@ -364,6 +457,9 @@ pub fn load_weights<B: Backend>(
             "predictions.bias",
             "predictions.decoder",
         ),
+        // Its head's names; its layers are read by `modern_parts`, which `load_weights`
+        // picks for every ModernBERT config.
+        Family::ModernBert => ("head.dense", "head.norm", "decoder.bias", "decoder"),
     };
     let head = MlmHead {
         dense: t.linear(dense, h, e),
@@ -371,37 +467,82 @@ pub fn load_weights<B: Backend>(
         activation: config.activation,
         bias: Param::from_tensor(t.tensor([bias.to_string()].as_slice(), [config.vocab_size])),
     };
-    let mut untied = vec![];
-    if t.missing.is_empty() && t.mismatched.is_empty() {
-        let word = embeddings.word.weight.val();
-        let head_bias = head.bias.val().reshape([1, config.vocab_size]);
-        untied.extend(t.check_tied(&[format!("{decoder}.weight")], &word));
-        if !matches!(config.family, Family::DistilBert | Family::Electra) {
-            untied.extend(t.check_tied(&[format!("{decoder}.bias")], &head_bias));
-        }
-    }
-    let unused: Vec<String> = t.tensors.keys().cloned().collect();
-    if !(t.missing.is_empty() && t.mismatched.is_empty() && unused.is_empty() && untied.is_empty())
-    {
-        return Err(LmError::Weights {
-            path: path.to_owned(),
-            missing: t.missing,
-            mismatched: t.mismatched.into_iter().chain(untied).collect(),
-            unused,
-        });
-    }
-    tracing::debug!(
-        tensors = t.taken.len(),
-        ignored = ignored.len(),
-        "checkpoint loaded"
-    );
-    Ok(MaskedLm {
+    Parts {
         embeddings,
         layers,
+        final_norm: None,
         head,
-        dropout: 0.0,
-        layer_norm_eps: eps,
-    })
+        decoder,
+    }
+}
+
+/// ModernBERT (`{p}` = `model.`): `{p}embeddings.{tok_embeddings,norm}`,
+/// `{p}layers.N.{attn_norm (not in layer 0), attn.Wqkv, attn.Wo, mlp_norm, mlp.Wi, mlp.Wo}`,
+/// `{p}final_norm`, `head.{dense,norm}`, and `decoder` (weight tied to the token embeddings,
+/// its bias the decoder bias). Biases are read only where the config has them.
+fn modern_parts<B: Backend>(
+    t: &mut Taker<B>,
+    p: &str,
+    config: &MaskedLmConfig,
+    modern: &ModernBert,
+) -> Parts<B> {
+    let (h, eps, ff) = (
+        config.hidden_size,
+        config.layer_norm_eps,
+        config.intermediate_size,
+    );
+    let norm_bias = modern.norm_bias;
+    let layers = modern
+        .spans
+        .iter()
+        .enumerate()
+        .map(|(i, &span)| {
+            let l = format!("{p}layers.{i}");
+            Layer::PreNorm(ModernLayer {
+                attention_norm: (i > 0)
+                    .then(|| t.layer_norm_with(&format!("{l}.attn_norm"), h, eps, norm_bias)),
+                qkv: t.linear_with(&format!("{l}.attn.Wqkv"), h, 3 * h, modern.attention_bias),
+                attention_output: t.linear_with(
+                    &format!("{l}.attn.Wo"),
+                    h,
+                    h,
+                    modern.attention_bias,
+                ),
+                mlp_norm: t.layer_norm_with(&format!("{l}.mlp_norm"), h, eps, norm_bias),
+                mlp_in: t.linear_with(&format!("{l}.mlp.Wi"), h, 2 * ff, modern.mlp_bias),
+                mlp_out: t.linear_with(&format!("{l}.mlp.Wo"), ff, h, modern.mlp_bias),
+                num_heads: config.num_heads,
+                activation: config.activation,
+                rope_theta: modern.rope_theta(span),
+                window: modern.window(span),
+            })
+        })
+        .collect();
+    Parts {
+        embeddings: Embeddings {
+            word: t.embedding(
+                &format!("{p}embeddings.tok_embeddings.weight"),
+                config.vocab_size,
+                h,
+            ),
+            position: None,
+            token_type: None,
+            norm: t.layer_norm_with(&format!("{p}embeddings.norm"), h, eps, norm_bias),
+            project: None,
+            position_offset: 0,
+        },
+        layers,
+        final_norm: Some(t.layer_norm_with(&format!("{p}final_norm"), h, eps, norm_bias)),
+        head: MlmHead {
+            dense: t.linear_with("head.dense", h, h, modern.head_bias),
+            norm: t.layer_norm_with("head.norm", h, eps, norm_bias),
+            activation: modern.head_activation,
+            bias: Param::from_tensor(
+                t.tensor(["decoder.bias".to_string()].as_slice(), [config.vocab_size]),
+            ),
+        },
+        decoder: "decoder",
+    }
 }
 
 /// One DistilBERT block (same computation as BERT's, other names).

@@ -1,8 +1,10 @@
-//! Masked language models: BERT and RoBERTa in burn, loaded strictly from Hugging Face files.
+//! Masked language models (BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA's generator, ALBERT,
+//! ModernBERT) in burn, loaded strictly from Hugging Face files.
 //!
 //! - [`config`]: sizes from `config.json`.
 //! - [`model`]: the network and the entry points the search needs (forward from input
 //!   embeddings; scoring only requested tokens at [MASK]).
+//! - `modern`: ModernBERT's pre-norm layer (rotary, sliding-window attention, GeGLU).
 //! - [`loader`]: checkpoint name table and strict loading.
 //! - [`host`]: the frozen model on the CPU with fused kernels (the search's hot loop).
 //! - [`tokenizer`]: tokenizers and special tokens.
@@ -12,6 +14,7 @@ pub mod config;
 pub mod host;
 pub mod loader;
 pub mod model;
+mod modern;
 pub mod source;
 pub mod tokenizer;
 
@@ -19,7 +22,7 @@ use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
 
-pub use config::{Activation, Family, MaskedLmConfig};
+pub use config::{Activation, AttentionSpan, Family, MaskedLmConfig, ModernBert};
 pub use model::{EncoderInput, MaskedLm};
 pub use source::{EMBEDDED_MODEL, ResolvedModel};
 pub use tokenizer::{LmTokenizer, SpecialTokens, WordMarker};

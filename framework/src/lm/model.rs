@@ -33,6 +33,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor, backend::Backend};
 
 use super::config::{Activation, MaskedLmConfig};
+use super::modern::ModernLayer;
 
 /// The encoder input: word embeddings (before positions and segments are added) plus the
 /// per-token segment ids and attention mask.
@@ -50,7 +51,9 @@ pub struct EncoderInput<B: Backend> {
 #[derive(Module, Debug)]
 pub struct MaskedLm<B: Backend> {
     pub(super) embeddings: Embeddings<B>,
-    pub(super) layers: Vec<EncoderLayer<B>>,
+    pub(super) layers: Vec<Layer<B>>,
+    /// ModernBERT's norm after the last layer (pre-norm layers leave their output unnormed).
+    pub(super) final_norm: Option<LayerNorm<B>>,
     pub(super) head: MlmHead<B>,
     /// Dropout probability inside the encoder (hidden states and attention weights), as in
     /// transformers' training mode. 0 (the default, eval mode) everywhere but fine-tuning;
@@ -66,7 +69,8 @@ pub struct MaskedLm<B: Backend> {
 #[derive(Module, Debug)]
 pub(super) struct Embeddings<B: Backend> {
     pub word: Embedding<B>,
-    pub position: Embedding<B>,
+    /// `None` for ModernBERT, whose positions are rotary (inside attention).
+    pub position: Option<Embedding<B>>,
     /// `None` for DistilBERT, which has no token types (segment ids are ignored).
     pub token_type: Option<Embedding<B>>,
     pub norm: LayerNorm<B>,
@@ -76,6 +80,15 @@ pub(super) struct Embeddings<B: Backend> {
     /// 0 for BERT; `padding_idx + 1` for RoBERTa, whose position ids start after the pad id.
     #[module(skip)]
     pub position_offset: usize,
+}
+
+/// One encoder layer of either layout.
+#[derive(Module, Debug)]
+pub(super) enum Layer<B: Backend> {
+    /// BERT's post-norm layer (BERT, RoBERTa, DistilBERT, ELECTRA, ALBERT).
+    PostNorm(EncoderLayer<B>),
+    /// ModernBERT's pre-norm layer with rotary attention and a GeGLU feed-forward.
+    PreNorm(ModernLayer<B>),
 }
 
 #[derive(Module, Debug)]
@@ -98,6 +111,7 @@ pub(super) struct EncoderLayer<B: Backend> {
 /// word-embedding matrix (tied) plus a bias.
 #[derive(Module, Debug)]
 pub(super) struct MlmHead<B: Backend> {
+    /// Without a bias in ModernBERT by default (`classifier_bias`).
     pub dense: Linear<B>,
     pub norm: LayerNorm<B>,
     pub bias: Param<Tensor<B, 1>>,
@@ -113,7 +127,7 @@ pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     x.mul_scalar(0.5) * inner.tanh().add_scalar(1.0)
 }
 
-fn activate<B: Backend, const D: usize>(activation: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
+pub(super) fn activate<B: Backend, const D: usize>(activation: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
     match activation {
         Activation::Gelu => gelu_exact(x),
         Activation::GeluNew => gelu_tanh(x),
@@ -146,9 +160,12 @@ impl<B: Backend> MaskedLm<B> {
         };
         let norm = || norm_of(h);
         let linear = |i, o| LinearConfig::new(i, o).init(device);
+        if let Some(modern) = &config.modern {
+            return super::modern::random(config, modern, device);
+        }
         let embeddings = Embeddings {
             word: EmbeddingConfig::new(config.vocab_size, e).init(device),
-            position: EmbeddingConfig::new(config.max_position_embeddings, e).init(device),
+            position: Some(EmbeddingConfig::new(config.max_position_embeddings, e).init(device)),
             token_type: (config.type_vocab_size > 0)
                 .then(|| EmbeddingConfig::new(config.type_vocab_size, e).init(device)),
             norm: norm_of(e),
@@ -156,7 +173,8 @@ impl<B: Backend> MaskedLm<B> {
             position_offset: config.position_offset(),
         };
         let layers = (0..config.num_layers)
-            .map(|_| EncoderLayer {
+            .map(|_| {
+                Layer::PostNorm(EncoderLayer {
                 query: linear(h, h),
                 key: linear(h, h),
                 value: linear(h, h),
@@ -165,8 +183,9 @@ impl<B: Backend> MaskedLm<B> {
                 intermediate: linear(h, config.intermediate_size),
                 output: linear(config.intermediate_size, h),
                 output_norm: norm(),
-                num_heads: config.num_heads,
-                activation: config.activation,
+                    num_heads: config.num_heads,
+                    activation: config.activation,
+                })
             })
             .collect();
         let head = MlmHead {
@@ -178,6 +197,7 @@ impl<B: Backend> MaskedLm<B> {
         Self {
             embeddings,
             layers,
+            final_norm: None,
             head,
             dropout: 0.0,
             layer_norm_eps: config.layer_norm_eps,
@@ -213,15 +233,18 @@ impl<B: Backend> MaskedLm<B> {
         self.embeddings.word.forward(input_ids)
     }
 
-    /// Runs embeddings (positions, segments, LayerNorm) and the encoder stack.
-    /// Returns the last hidden states, `[batch, seq, hidden]`.
+    /// Runs embeddings (positions, segments, LayerNorm) and the encoder stack (and
+    /// ModernBERT's final norm). Returns the last hidden states, `[batch, seq, hidden]`.
     pub fn encode(&self, input: EncoderInput<B>) -> Tensor<B, 3> {
         let [batch, seq, _] = input.inputs_embeds.dims();
         let device = input.inputs_embeds.device();
-        let offset = self.embeddings.position_offset as i64;
-        let positions =
-            Tensor::<B, 1, Int>::arange(offset..offset + seq as i64, &device).reshape([1, seq]);
-        let mut hidden = input.inputs_embeds + self.embeddings.position.forward(positions);
+        let mut hidden = input.inputs_embeds;
+        if let Some(position) = &self.embeddings.position {
+            let offset = self.embeddings.position_offset as i64;
+            let positions = Tensor::<B, 1, Int>::arange(offset..offset + seq as i64, &device)
+                .reshape([1, seq]);
+            hidden = hidden + position.forward(positions);
+        }
         if let Some(token_type) = &self.embeddings.token_type {
             hidden = hidden + token_type.forward(input.token_type_ids);
         }
@@ -238,9 +261,15 @@ impl<B: Backend> MaskedLm<B> {
             .mul_scalar(-1.0e9)
             .reshape([batch, 1, 1, seq]);
         for layer in &self.layers {
-            hidden = layer.forward(hidden, mask_bias.clone(), &dropout);
+            hidden = match layer {
+                Layer::PostNorm(layer) => layer.forward(hidden, mask_bias.clone(), &dropout),
+                Layer::PreNorm(layer) => layer.forward(hidden, mask_bias.clone(), &dropout),
+            };
         }
-        hidden
+        match &self.final_norm {
+            Some(norm) => norm.forward(hidden),
+            None => hidden,
+        }
     }
 
     /// The head's transform output (dense → GELU → LayerNorm) at one position per row:
@@ -317,7 +346,7 @@ pub fn log_sum_exp_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
 /// The tokens are flattened into one `[batch · seq, in]` matrix first, so the CPU backends
 /// run one large GEMM (weights packed once) instead of `batch` small ones, each of which
 /// would re-pack the weight matrix.
-fn tokenwise<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+pub(super) fn tokenwise<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [batch, seq, width] = x.dims();
     let out = linear.forward(x.reshape([batch * seq, width]));
     let out_width = out.dims()[1];
@@ -334,15 +363,7 @@ impl<B: Backend> EncoderLayer<B> {
         let q = split(tokenwise(&self.query, x.clone()));
         let k = split(tokenwise(&self.key, x.clone()));
         let v = split(tokenwise(&self.value, x.clone()));
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
-            .div_scalar((head_dim as f64).sqrt())
-            + mask_bias;
-        let context = dropout
-            .forward(softmax(scores, 3))
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([batch, seq, h]);
+        let context = attend(q, k, v, mask_bias, dropout);
         let attended = self
             .attention_norm
             .forward(dropout.forward(tokenwise(&self.attention_output, context)) + x);
@@ -353,6 +374,28 @@ impl<B: Backend> EncoderLayer<B> {
         self.output_norm
             .forward(dropout.forward(tokenwise(&self.output, inner)) + attended)
     }
+}
+
+/// Scaled dot-product attention over split heads: `q`, `k`, `v` `[batch, heads, seq, d]`
+/// and an additive `mask_bias` broadcast to `[batch, heads, seq, seq]` → the context,
+/// heads merged, `[batch, seq, heads · d]`.
+pub(super) fn attend<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    mask_bias: Tensor<B, 4>,
+    dropout: &Dropout,
+) -> Tensor<B, 3> {
+    let [batch, heads, seq, head_dim] = q.dims();
+    let scores = q
+        .matmul(k.swap_dims(2, 3))
+        .div_scalar((head_dim as f64).sqrt())
+        + mask_bias;
+    dropout
+        .forward(softmax(scores, 3))
+        .matmul(v)
+        .swap_dims(1, 2)
+        .reshape([batch, seq, heads * head_dim])
 }
 
 impl<B: Backend> MlmHead<B> {

@@ -89,15 +89,21 @@ pub trait ScoringEngine: Send + Sync {
     fn vocab_size(&self) -> usize;
 }
 
-/// The engine of `kind` for `model`, frozen. The host engine converts the weights once into
-/// its own `f32` copy and keeps no burn model.
+/// The engine of `kind` for `model`, frozen, and the kind it is. The host engine converts
+/// the weights once into its own `f32` copy and keeps no burn model; a model it does not
+/// cover gets burn (which [`Engine::resolve`] has already chosen when told so).
 pub fn build<B: AutodiffBackend>(
     kind: EngineKind,
     model: MaskedLm<B>,
     device: B::Device,
-) -> Box<dyn ScoringEngine> {
-    match kind {
-        EngineKind::Host => Box::new(super::host::HostEngine::from_model(&model)),
-        EngineKind::Burn => Box::new(super::burn_engine::BurnEngine::new(model, device)),
+) -> (Box<dyn ScoringEngine>, EngineKind) {
+    if kind == EngineKind::Host
+        && let Some(host) = super::host::HostEngine::from_model(&model)
+    {
+        return (Box::new(host), EngineKind::Host);
     }
+    (
+        Box::new(super::burn_engine::BurnEngine::new(model, device)),
+        EngineKind::Burn,
+    )
 }

@@ -17,10 +17,11 @@ pub struct HostEngine {
 }
 
 impl HostEngine {
-    pub fn from_model<B: Backend>(model: &MaskedLm<B>) -> Self {
-        Self {
-            model: HostModel::from_model(model),
-        }
+    /// `None` when the host engine does not cover `model` ([`HostModel::covers`]).
+    pub fn from_model<B: Backend>(model: &MaskedLm<B>) -> Option<Self> {
+        Some(Self {
+            model: HostModel::from_model(model)?,
+        })
     }
 }
 

@@ -153,25 +153,43 @@ fn norm<B: Backend>(layer_norm: &burn::nn::LayerNorm<B>, eps: f64) -> Norm {
 }
 
 impl HostModel {
-    /// Whether the host engine computes what `model` computes: every family but ELECTRA
-    /// with projected embeddings (no projection here).
+    /// Whether the host engine computes what `model` computes: BERT's post-norm layers with
+    /// exact GELU, learned positions and no embedding projection (BERT, RoBERTa, XLM-RoBERTa,
+    /// DistilBERT; not ELECTRA's or ALBERT's projection, ALBERT's `gelu_new`, or ModernBERT).
     pub fn covers<B: Backend>(model: &MaskedLm<B>) -> bool {
-        use crate::lm::config::Activation;
-        model.embeddings.project.is_none()
-            && model.head.activation == Activation::Gelu
-            && model
-                .layers
-                .iter()
-                .all(|l| l.activation == Activation::Gelu)
+        Self::post_norm_layers(model).is_some()
     }
 
-    /// Copies the weights of `model` (any backend) to the host; see [`Self::covers`].
-    pub fn from_model<B: Backend>(model: &MaskedLm<B>) -> Self {
-        let eps = model.layer_norm_eps;
-        let hidden = model.hidden_size();
-        let layers = model
+    /// The layers of a covered model (see [`Self::covers`]).
+    fn post_norm_layers<B: Backend>(
+        model: &MaskedLm<B>,
+    ) -> Option<Vec<&crate::lm::model::EncoderLayer<B>>> {
+        use crate::lm::config::Activation;
+        use crate::lm::model::Layer;
+        let embeddings_covered = model.embeddings.project.is_none()
+            && model.embeddings.position.is_some()
+            && model.final_norm.is_none()
+            && model.head.activation == Activation::Gelu;
+        if !embeddings_covered {
+            return None;
+        }
+        model
             .layers
             .iter()
+            .map(|layer| match layer {
+                Layer::PostNorm(l) if l.activation == Activation::Gelu => Some(l),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Copies the weights of `model` (any backend) to the host; `None` when the host engine
+    /// does not cover it (see [`Self::covers`]).
+    pub fn from_model<B: Backend>(model: &MaskedLm<B>) -> Option<Self> {
+        let eps = model.layer_norm_eps;
+        let hidden = model.hidden_size();
+        let layers = Self::post_norm_layers(model)?
+            .into_iter()
             .map(|l| {
                 HostLayer::new(
                     [dense(&l.query), dense(&l.key), dense(&l.value)],
@@ -185,9 +203,9 @@ impl HostModel {
             })
             .collect();
         let e = &model.embeddings;
-        Self {
+        Some(Self {
             word: values(e.word.weight.val()),
-            position: values(e.position.weight.val()),
+            position: values(e.position.as_ref()?.weight.val()),
             token_type: e.token_type.as_ref().map(|t| values(t.weight.val())),
             position_offset: e.position_offset,
             embedding_norm: norm(&e.norm, eps),
@@ -196,7 +214,7 @@ impl HostModel {
             head_norm: norm(&model.head.norm, eps),
             decoder_bias: values(model.head.bias.val()),
             hidden,
-        }
+        })
     }
 
     pub fn hidden_size(&self) -> usize {
