@@ -1,4 +1,4 @@
-"""Encoder forward of a BERT-style model in PyTorch at batch x seq (random token ids), for
+"""Encoder forward of a BERT-style or ModernBERT model in PyTorch at batch x seq (random token ids), for
 `just bench`: the same workload as `autoprompt bench forward` (the full encoder at every
 token, no MLM head, no pooler), and PyTorch's own 2048x2048 float32 matmul, printed as one
 JSON line."""
@@ -15,11 +15,14 @@ from transformers import AutoConfig, AutoModel
 FULL_ENCODER = "full encoder: every layer at every token; no MLM head, no pooler"
 
 
-def encoder_flops(layers, hidden, intermediate, batch, seq):
-    """FLOPs of one encoder forward (as in the Rust bench): projections, attention, FFN, at
-    every token of every layer."""
+def encoder_flops(config, batch, seq):
+    """FLOPs of one encoder forward (as `bench::encoder_flops` in Rust): projections,
+    attention, feed-forward (two h x i matrices; three in ModernBERT's GeGLU), at every token
+    of every layer."""
     tokens = batch * seq
-    return layers * (tokens * (8 * hidden * hidden + 4 * hidden * intermediate) + 4 * batch * seq * seq * hidden)
+    h, i = config.hidden_size, config.intermediate_size
+    ffn_matrices = 3 if config.model_type == "modernbert" else 2
+    return config.num_hidden_layers * (tokens * (8 * h * h + 2 * ffn_matrices * h * i) + 4 * batch * seq * seq * h)
 
 
 def main():
@@ -34,7 +37,9 @@ def main():
         torch.set_num_threads(a.threads)
     config = AutoConfig.from_pretrained(a.model)
     # No pooler: the Rust side runs (and the FLOP count covers) the encoder only.
-    model = AutoModel.from_pretrained(a.model, add_pooling_layer=False).eval()
+    # (ModernBERT's encoder has none to leave out.)
+    pooler = {} if config.model_type == "modernbert" else {"add_pooling_layer": False}
+    model = AutoModel.from_pretrained(a.model, **pooler).eval()
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, config.vocab_size, (a.batch, a.seq), generator=g)
     times = []
@@ -53,7 +58,7 @@ def main():
         t0 = time.perf_counter()
         x @ y
         mm.append(time.perf_counter() - t0)
-    gflop = encoder_flops(config.num_hidden_layers, config.hidden_size, config.intermediate_size, a.batch, a.seq) / 1e9
+    gflop = encoder_flops(config, a.batch, a.seq) / 1e9
     print(json.dumps({
         "implementation": "pytorch",
         "batch": a.batch,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a randomly initialised BertForMaskedLM (plus a tokenizer) for speed measurements.
+"""Write a randomly initialised BertForMaskedLM or ModernBertForMaskedLM (plus a tokenizer) for speed measurements.
 
 The weights are random: the model is only for timing and memory measurements
 of the Rust model code at realistic sizes, never for accuracy numbers.
@@ -8,12 +8,19 @@ Usage (needs torch, transformers, tokenizers; e.g. the parity venv)::
 
     python3 scripts/make_random_bert.py --size base --out /path/to/bert-base-random
     python3 scripts/make_random_bert.py --size tiny --out /path/to/bert-tiny-random
+    python3 scripts/make_random_bert.py --size modernbert-base --out /path/to/modernbert-base-random
 
 Sizes:
     base  12 layers, hidden 768, 12 heads, intermediate 3072, vocab 28996,
           max_position_embeddings 512 (the shape of bert-base-cased)
     tiny  2 layers, hidden 128, 2 heads, intermediate 512, vocab 30522,
           max_position_embeddings 512 (the shape of models/splade-tiny)
+    modernbert-base  ModernBertForMaskedLM of answerdotai/ModernBERT-base's shape:
+          22 layers (global every 3rd, the others local with a 128-token window),
+          hidden 768, 12 heads, intermediate 1152 (GeGLU), vocab 50368, rotary bases
+          160 000 / 10 000, no biases but the decoder's; its tokenizer is the 1000-token
+          byte-level BPE of tests/fixtures/tiny-modernbert (the timing feeds random ids, so
+          only the model's vocabulary size matters)
 ``--vocab-size`` overrides the vocabulary size; ``--seed`` (default 0) seeds
 ``torch.manual_seed``.
 
@@ -47,6 +54,8 @@ SIZES = {
                  intermediate_size=3072, vocab_size=28996, max_position_embeddings=512),
     "tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2,
                  intermediate_size=512, vocab_size=30522, max_position_embeddings=512),
+    "modernbert-base": dict(num_hidden_layers=22, hidden_size=768, num_attention_heads=12,
+                            intermediate_size=1152, vocab_size=50368, max_position_embeddings=8192),
 }
 
 
@@ -103,6 +112,20 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(args.seed)
+    if args.size == "modernbert-base":
+        from transformers import ModernBertConfig, ModernBertForMaskedLM
+
+        cfg = ModernBertConfig(global_attn_every_n_layers=3, local_attention=128,
+                               global_rope_theta=160_000.0, local_rope_theta=10_000.0,
+                               tie_word_embeddings=True, **shape)
+        model = ModernBertForMaskedLM(cfg).eval()
+        model.save_pretrained(str(out))
+        tj = REPO / "tests" / "fixtures" / "tiny-modernbert" / "tokenizer.json"
+        shutil.copyfile(tj, out / "tokenizer.json")
+        n = sum(p.numel() for p in model.parameters())
+        print(f"model: {args.size} {shape} -> {out} ({n / 1e6:.1f}M parameters)")
+        print(f"tokenizer: copied {tj}")
+        return
     cfg = BertConfig(type_vocab_size=2, hidden_act="gelu", layer_norm_eps=1e-12, pad_token_id=0,
                      tie_word_embeddings=True, **shape)
     model = BertForMaskedLM(cfg).eval()

@@ -31,10 +31,7 @@ fn families() -> Vec<(&'static str, PathBuf)> {
             "xlm-roberta",
             common::repo().join("tests/fixtures/tiny-xlm-roberta"),
         ),
-        (
-            "albert",
-            common::repo().join("tests/fixtures/tiny-albert"),
-        ),
+        ("albert", common::repo().join("tests/fixtures/tiny-albert")),
         (
             "modernbert",
             common::repo().join("tests/fixtures/tiny-modernbert"),
@@ -225,4 +222,49 @@ fn fine_tuning_albert_is_refused_with_a_reason() {
         stderr.contains("fine-tuning ALBERT is not supported"),
         "{stderr}"
     );
+}
+
+/// `dir`'s files laid out as the Hugging Face hub cache keeps a download of `org/name` under
+/// `home/hub`: `refs/main` naming a commit, the files as blobs, and the commit's snapshot as
+/// relative symlinks to them.
+fn hub_cache_copy(dir: &Path, home: &Path, org: &str, name: &str) {
+    let repo = home.join("hub").join(format!("models--{org}--{name}"));
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let blob = format!("blob-{file}");
+        std::fs::copy(entry.path(), repo.join("blobs").join(&blob)).unwrap();
+        std::os::unix::fs::symlink(format!("../../blobs/{blob}"), snapshot.join(&file)).unwrap();
+    }
+}
+
+/// Every family loads by hub id from a hub cache the test builds (offline), and predicts what
+/// its local directory predicts.
+#[test]
+fn every_family_loads_by_hub_id_from_the_hub_cache() {
+    let home = tempfile::tempdir().unwrap();
+    for (family, model) in families() {
+        let name = format!("tiny-{family}");
+        hub_cache_copy(&model, home.path(), "autoprompt-test", &name);
+        let fill = |source: &std::ffi::OsStr| {
+            let out = cli()
+                .env("HF_HOME", home.path())
+                .env("HF_HUB_OFFLINE", "1")
+                .args(["fill-mask", "--model"])
+                .arg(source)
+                .args(["--top-k", "3", "a good movie , it was [MASK] ."])
+                .output()
+                .unwrap();
+            common::assert_success(&out);
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let from_cache = fill(format!("autoprompt-test/{name}").as_ref());
+        assert!(from_cache.starts_with("mask 1:"), "{family}: {from_cache}");
+        assert_eq!(from_cache, fill(model.as_os_str()), "{family}");
+    }
 }

@@ -285,7 +285,9 @@ fn tiny_modernbert_matches_transformers() {
     let fx = fixture("tiny_modernbert");
     assert!(fx.cases.iter().any(|c| c.text_pair.is_some()));
     assert!(
-        fx.cases.iter().all(|c| c.input_ids.len() > 2 * modern.sliding_window + 1),
+        fx.cases
+            .iter()
+            .all(|c| c.input_ids.len() > 2 * modern.sliding_window + 1),
         "every case is longer than the local window"
     );
     check_tokenizer(&lm, &fx);
@@ -302,8 +304,18 @@ fn padded_batch_logit_diff(lm: &lm::LoadedModel<B>, fx: &Fixture) -> f32 {
     let (mut ids, mut types, mut mask) = (vec![], vec![], vec![]);
     for case in &fx.cases {
         let n = case.input_ids.len();
-        ids.extend(case.input_ids.iter().copied().chain(std::iter::repeat_n(pad, seq - n)));
-        types.extend(case.token_type_ids.iter().copied().chain(std::iter::repeat_n(0, seq - n)));
+        ids.extend(
+            case.input_ids
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(pad, seq - n)),
+        );
+        types.extend(
+            case.token_type_ids
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(0, seq - n)),
+        );
         mask.extend((0..seq).map(|i| if i < n { 1.0f32 } else { 0.0 }));
     }
     let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, seq]), &device);
@@ -313,9 +325,10 @@ fn padded_batch_logit_diff(lm: &lm::LoadedModel<B>, fx: &Fixture) -> f32 {
         attention_mask: Tensor::from_data(TensorData::new(mask, [rows, seq]), &device),
     });
     let positions: Vec<i64> = fx.cases.iter().map(|c| c.mask_position as i64).collect();
-    let features = lm
-        .model
-        .mask_features(hidden, Tensor::from_data(TensorData::new(positions, [rows]), &device));
+    let features = lm.model.mask_features(
+        hidden,
+        Tensor::from_data(TensorData::new(positions, [rows]), &device),
+    );
     fx.cases
         .iter()
         .enumerate()
@@ -325,7 +338,10 @@ fn padded_batch_logit_diff(lm: &lm::LoadedModel<B>, fx: &Fixture) -> f32 {
                 &device,
             );
             let row_features = features.clone().narrow(0, row, 1);
-            max_abs_diff(&values(lm.model.score_tokens(row_features, subset)), &case.subset_logits)
+            max_abs_diff(
+                &values(lm.model.score_tokens(row_features, subset)),
+                &case.subset_logits,
+            )
         })
         .fold(0.0, f32::max)
 }
@@ -353,7 +369,10 @@ fn padding_does_not_change_any_row_in_any_family() {
         assert!(lengths.len() > 1, "{name}: the cases must differ in length");
         let diff = padded_batch_logit_diff(&lm, &fx);
         println!("{name}: padded batch, max |Δlogit| {diff:.2e}");
-        assert!(diff <= 1e-4, "{name}: a padded row's logits differ by {diff}");
+        assert!(
+            diff <= 1e-4,
+            "{name}: a padded row's logits differ by {diff}"
+        );
     }
 }
 

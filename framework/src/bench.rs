@@ -15,7 +15,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::Rng;
 use serde::Serialize;
 
-use crate::lm::EncoderInput;
+use crate::lm::{EncoderInput, MaskedLmConfig};
 use crate::prompt::{Encoded, Template, Verbalizer};
 use crate::run::RunError;
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
@@ -279,17 +279,19 @@ impl ForwardResult {
 
 /// FLOPs of one encoder forward (multiply-adds × 2): projections, attention, feed-forward,
 /// at every token of every layer (see [`FULL_ENCODER`]); LayerNorm, GELU, softmax and the
-/// embeddings are not counted.
-pub fn encoder_flops(
-    layers: usize,
-    hidden: usize,
-    intermediate: usize,
-    batch: usize,
-    seq: usize,
-) -> f64 {
+/// embeddings are not counted. The feed-forward is two `h × i` matrices, or three in
+/// ModernBERT's GeGLU (`Wi` is `h × 2i`). ModernBERT's local layers are counted at full width:
+/// the eager attention of either side computes every score and masks the far ones.
+pub fn encoder_flops(config: &MaskedLmConfig, batch: usize, seq: usize) -> f64 {
     let tokens = (batch * seq) as f64;
-    let (h, i, s) = (hidden as f64, intermediate as f64, seq as f64);
-    layers as f64 * (tokens * (8.0 * h * h + 4.0 * h * i) + 4.0 * batch as f64 * s * s * h)
+    let (h, i, s) = (
+        config.hidden_size as f64,
+        config.intermediate_size as f64,
+        seq as f64,
+    );
+    let ffn_matrices = if config.modern.is_some() { 3.0 } else { 2.0 };
+    config.num_layers as f64
+        * (tokens * (8.0 * h * h + 2.0 * ffn_matrices * h * i) + 4.0 * batch as f64 * s * s * h)
 }
 
 /// Times the encoder forward at `batch × seq` (random token ids) and a square matmul.
@@ -322,7 +324,7 @@ pub fn encoder_forward<B: Backend>(
     run();
     let times: Vec<f64> = (0..iters).map(|_| run()).collect();
     let c = &lm.config;
-    let gflop = encoder_flops(c.num_layers, c.hidden_size, c.intermediate_size, batch, seq) / 1e9;
+    let gflop = encoder_flops(c, batch, seq) / 1e9;
     let secs = median(times);
     let n = 2048;
     let a = Tensor::<B, 2>::random([n, n], burn::tensor::Distribution::Default, device);
@@ -384,7 +386,7 @@ pub fn host_encoder_forward(
     run();
     let secs = median((0..iters).map(|_| run()).collect());
     let c = &lm.config;
-    let gflop = encoder_flops(c.num_layers, c.hidden_size, c.intermediate_size, batch, seq) / 1e9;
+    let gflop = encoder_flops(c, batch, seq) / 1e9;
     // The engine's own 2048² product, split by rows across the same workers.
     let n: usize = 2048;
     let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
@@ -440,10 +442,30 @@ mod tests {
         assert!(process_cpu_ticks().expect("readable once") >= before);
     }
 
+    fn config(json: &str) -> MaskedLmConfig {
+        MaskedLmConfig::from_hf(serde_json::from_str(json).unwrap()).unwrap()
+    }
+
     #[test]
     fn bert_base_forward_flops_at_32_by_64() {
         // 12 layers, 768 hidden, 3072 intermediate: the 352.7 GFLOP of reports/bench.md.
-        let gflop = encoder_flops(12, 768, 3072, 32, 64) / 1e9;
+        let bert_base = config(
+            r#"{"model_type": "bert", "vocab_size": 28996, "hidden_size": 768, "num_hidden_layers": 12,
+                "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512}"#,
+        );
+        let gflop = encoder_flops(&bert_base, 32, 64) / 1e9;
         assert!((gflop - 352.7).abs() < 0.05, "{gflop}");
+    }
+
+    #[test]
+    fn modernbert_base_forward_flops_count_the_gated_feed_forward() {
+        // 22 layers × (2048 tokens × (8·768² + 6·768·1152) + 4·32·64²·768) = 460.6 GFLOP.
+        let modernbert_base = config(
+            r#"{"model_type": "modernbert", "vocab_size": 50368, "hidden_size": 768,
+                "num_hidden_layers": 22, "num_attention_heads": 12, "intermediate_size": 1152,
+                "max_position_embeddings": 8192}"#,
+        );
+        let gflop = encoder_flops(&modernbert_base, 32, 64) / 1e9;
+        assert!((gflop - 460.6).abs() < 0.05, "{gflop}");
     }
 }

@@ -197,9 +197,7 @@ impl ModernBert {
             return Err("decoder_bias = false is not implemented".into());
         }
         if !raw.tie_word_embeddings {
-            return Err(
-                "tie_word_embeddings = false: untied decoders are not supported".into(),
-            );
+            return Err("tie_word_embeddings = false: untied decoders are not supported".into());
         }
         let spans = match &raw.layer_types {
             Some(types) => types
@@ -474,7 +472,10 @@ mod tests {
         .replace("\"num_hidden_layers\": 22,", "");
         let modern = read(&json).unwrap().modern.unwrap();
         assert_eq!(modern.spans, [AttentionSpan::Local, AttentionSpan::Global]);
-        assert_eq!((modern.global_rope_theta, modern.local_rope_theta), (5.0, 7.0));
+        assert_eq!(
+            (modern.global_rope_theta, modern.local_rope_theta),
+            (5.0, 7.0)
+        );
     }
 
     #[test]

@@ -42,6 +42,9 @@
 //! ffn, ffn_output, full_layer_layer_norm}`, whose weights every layer shares (the loader
 //! repeats it); head `predictions.{dense,LayerNorm,bias}` and `predictions.decoder` (tied).
 //!
+//! ModernBERT (`{p}` = `model.`): see `modern_parts` below (`tok_embeddings`, `layers.N.attn.Wqkv`,
+//! `mlp.Wi`, `final_norm`, `head.{dense,norm}`, `decoder`; biases only where the config has them).
+//!
 //! PyTorch `Linear` weights are `[out, in]`; burn's are `[in, out]`, so they are transposed here.
 
 use std::collections::BTreeMap;
@@ -186,8 +189,9 @@ impl<B: Backend> Taker<'_, B> {
     /// A linear layer with or without a bias (ModernBERT's configs decide).
     fn linear_with(&mut self, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Linear<B> {
         let weight = self.tensor([format!("{prefix}.weight")].as_slice(), [d_out, d_in]);
-        let bias =
-            bias.then(|| Param::from_tensor(self.tensor([format!("{prefix}.bias")].as_slice(), [d_out])));
+        let bias = bias.then(|| {
+            Param::from_tensor(self.tensor([format!("{prefix}.bias")].as_slice(), [d_out]))
+        });
         Linear {
             weight: Param::from_tensor(weight.transpose()),
             bias,

@@ -1,7 +1,8 @@
-//! BERT / RoBERTa / DistilBERT / ELECTRA-generator / ALBERT masked LM in burn, mirroring
-//! transformers' `*ForMaskedLM` (post-norm encoder, exact-erf GELU, tied decoder; DistilBERT
-//! without token types; ELECTRA and ALBERT with embeddings projected up to the hidden size and
-//! a head projecting back down; ALBERT with one layer's weights repeated and `gelu_new`).
+//! BERT / RoBERTa / DistilBERT / ELECTRA-generator / ALBERT / ModernBERT masked LM in burn,
+//! mirroring transformers' `*ForMaskedLM` (post-norm encoder, exact-erf GELU, tied decoder;
+//! DistilBERT without token types; ELECTRA and ALBERT with embeddings projected up to the
+//! hidden size and a head projecting back down; ALBERT with one layer's weights repeated and
+//! `gelu_new`; ModernBERT's pre-norm layers, [`Layer::PreNorm`], are in `super::modern`).
 //!
 //! The search never asks for full-vocabulary logits at every position: it embeds tokens
 //! itself (so it can take gradients w.r.t. trigger embeddings), runs [`MaskedLm::encode`],
@@ -12,7 +13,7 @@
 //!
 //! [`crate::lm::host`] runs the same network on a frozen `f32` copy for the search on CPU
 //! backends. Each piece below has a twin there; a change to one needs the same change to
-//! the other, and `tests/host_engine.rs` (BERT, RoBERTa and DistilBERT, single sentences and pairs:
+//! the other, and `tests/host_engine.rs` (BERT, RoBERTa, XLM-RoBERTa and DistilBERT, single sentences and pairs:
 //! hidden states, mask features, scores, trigger gradients) must pass for both.
 //!
 //! | here (burn) | host engine |
@@ -23,7 +24,7 @@
 //! | `MaskedLm::score_tokens` / `score_row_tokens` (tied decoder + bias) | `HostModel::score_tokens` |
 //! | `MaskedLm::log_normalizer` | `HostModel::log_normalizer` (and `log_normalizer_with_gradient`) |
 //! | autodiff w.r.t. `inputs_embeds` | `HostModel::input_gradient` (input-only backward) |
-//! | `Embeddings::project` (ELECTRA, ALBERT), `Activation::GeluNew` (ALBERT) | none: `HostModel::covers` is false and the search runs on burn |
+//! | `Embeddings::project` (ELECTRA, ALBERT), `Activation::GeluNew` (ALBERT), `Layer::PreNorm` and `final_norm` (ModernBERT) | none: `HostModel::covers` is false and the search runs on burn |
 
 use burn::module::{Module, Param};
 use burn::nn::{
@@ -82,7 +83,10 @@ pub(super) struct Embeddings<B: Backend> {
     pub position_offset: usize,
 }
 
-/// One encoder layer of either layout.
+/// One encoder layer of either layout. (The variants differ by a few hundred bytes of module
+/// handles, a dozen layers per model: not worth a box, which burn's `Module` does not derive
+/// through.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub(super) enum Layer<B: Backend> {
     /// BERT's post-norm layer (BERT, RoBERTa, DistilBERT, ELECTRA, ALBERT).
@@ -127,7 +131,10 @@ pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     x.mul_scalar(0.5) * inner.tanh().add_scalar(1.0)
 }
 
-pub(super) fn activate<B: Backend, const D: usize>(activation: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
+pub(super) fn activate<B: Backend, const D: usize>(
+    activation: Activation,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
     match activation {
         Activation::Gelu => gelu_exact(x),
         Activation::GeluNew => gelu_tanh(x),
@@ -175,14 +182,14 @@ impl<B: Backend> MaskedLm<B> {
         let layers = (0..config.num_layers)
             .map(|_| {
                 Layer::PostNorm(EncoderLayer {
-                query: linear(h, h),
-                key: linear(h, h),
-                value: linear(h, h),
-                attention_output: linear(h, h),
-                attention_norm: norm(),
-                intermediate: linear(h, config.intermediate_size),
-                output: linear(config.intermediate_size, h),
-                output_norm: norm(),
+                    query: linear(h, h),
+                    key: linear(h, h),
+                    value: linear(h, h),
+                    attention_output: linear(h, h),
+                    attention_norm: norm(),
+                    intermediate: linear(h, config.intermediate_size),
+                    output: linear(config.intermediate_size, h),
+                    output_norm: norm(),
                     num_heads: config.num_heads,
                     activation: config.activation,
                 })
@@ -241,8 +248,8 @@ impl<B: Backend> MaskedLm<B> {
         let mut hidden = input.inputs_embeds;
         if let Some(position) = &self.embeddings.position {
             let offset = self.embeddings.position_offset as i64;
-            let positions = Tensor::<B, 1, Int>::arange(offset..offset + seq as i64, &device)
-                .reshape([1, seq]);
+            let positions =
+                Tensor::<B, 1, Int>::arange(offset..offset + seq as i64, &device).reshape([1, seq]);
             hidden = hidden + position.forward(positions);
         }
         if let Some(token_type) = &self.embeddings.token_type {

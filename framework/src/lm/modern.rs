@@ -115,9 +115,8 @@ fn rotary_table<B: Backend>(
             }
         }
     }
-    let table = |v: Vec<f32>| {
-        Tensor::<B, 4>::from_data(TensorData::new(v, [1, 1, seq, head_dim]), device)
-    };
+    let table =
+        |v: Vec<f32>| Tensor::<B, 4>::from_data(TensorData::new(v, [1, 1, seq, head_dim]), device);
     (table(cos), table(sin))
 }
 
