@@ -40,11 +40,11 @@ fn families() -> Vec<(&'static str, PathBuf)> {
 }
 
 /// The engine each family's search runs on with `engine = "auto"` on a CPU backend: the host
-/// engine, but for ELECTRA's and ALBERT's projected embeddings (and ALBERT's `gelu_new`)
-/// and ModernBERT's layers, which fall back to burn.
+/// engine, but for ELECTRA's and ALBERT's projected embeddings (and ALBERT's `gelu_new`),
+/// which fall back to burn.
 fn expected_engine(family: &str) -> autoprompt::search::EngineKind {
     match family {
-        "electra" | "albert" | "modernbert" => autoprompt::search::EngineKind::Burn,
+        "electra" | "albert" => autoprompt::search::EngineKind::Burn,
         _ => autoprompt::search::EngineKind::Host,
     }
 }

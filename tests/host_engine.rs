@@ -1,5 +1,6 @@
 //! The host engine against burn's implementation of the same network — BERT (the real
-//! embedded model) and RoBERTa (the random fixture: position offset, one token type) — on
+//! embedded model), RoBERTa (the random fixture: position offset, one token type),
+//! XLM-RoBERTa, DistilBERT and ModernBERT (random fixtures) — on
 //! real SST-2 sentences and SICK sentence pairs (segment ids) of different lengths, so
 //! packing, padding and the pruned last layer are all exercised: hidden states, mask
 //! features, evaluation scores and trigger gradients (purely relative tolerance) for both
@@ -32,8 +33,10 @@ struct Case {
 /// `tests/fixtures/tiny-roberta`: positions offset by `pad + 1`, one token type) and
 /// XLM-RoBERTa (`tests/fixtures/tiny-xlm-roberta`: RoBERTa's layout, SentencePiece) and
 /// DistilBERT (`tests/fixtures/tiny-distilbert`: no token types, so pairs' segment ids are
-/// ignored), each on single sentences (SST-2) and sentence pairs (SICK).
-const CASES: [Case; 8] = [
+/// ignored) and ModernBERT (`tests/fixtures/tiny-modernbert`: pre-norm, rotary positions,
+/// a local layer whose 4-token window is shorter than every row, GeGLU, final norm), each
+/// on single sentences (SST-2) and sentence pairs (SICK).
+const CASES: [Case; 10] = [
     Case {
         name: "bert single",
         fixture: None,
@@ -72,6 +75,16 @@ const CASES: [Case; 8] = [
     Case {
         name: "distilbert pairs",
         fixture: Some("tiny-distilbert"),
+        pair: true,
+    },
+    Case {
+        name: "modernbert single",
+        fixture: Some("tiny-modernbert"),
+        pair: false,
+    },
+    Case {
+        name: "modernbert pairs",
+        fixture: Some("tiny-modernbert"),
         pair: true,
     },
 ];

@@ -754,7 +754,9 @@ fn best_prompts(dir: &Path, name: &str) -> Vec<PathBuf> {
 /// runner stops within seconds with 128 + the signal, the finished cell's record is kept, the
 /// interrupted cell writes no record, its best-so-far prompt file is complete, no temp file
 /// is left; the next run resumes (skips the finished cell, starts the other again). A second
-/// signal while stopping exits at once.
+/// signal while stopping exits at once: that may cut a checkpoint write short and leave its
+/// temp file (never a partial record or prompt: those are renamed into place), which the next
+/// runner to lock the cell removes; the final single-signal run checks that.
 #[test]
 fn sigterm_and_sigint_stop_a_search_cleanly_and_the_next_run_resumes() {
     common::splade_tiny();
@@ -769,11 +771,14 @@ fn sigterm_and_sigint_stop_a_search_cleanly_and_the_next_run_resumes() {
             .unwrap();
         assert!(status.success());
     };
+    let mut forced_exit_temps = None;
     for (signals, code) in [
         (&["TERM"][..], 143),
         (&["INT"][..], 130),
         (&["TERM", "TERM"][..], 143),
+        (&["TERM"][..], 143),
     ] {
+        let after_forced_exit = forced_exit_temps.is_some();
         for p in best_prompts(dir.path(), "signals") {
             std::fs::remove_file(p).unwrap();
         }
@@ -817,21 +822,50 @@ fn sigterm_and_sigint_stop_a_search_cleanly_and_the_next_run_resumes() {
                 serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
             assert_eq!(prompt.trigger_ids.len(), 3);
         }
-        assert!(
-            temp_files(dir.path()).is_empty(),
-            "{:?}",
-            temp_files(dir.path())
-        );
+        let temps = temp_files(dir.path());
+        if signals.len() == 1 {
+            assert!(temps.is_empty(), "{temps:?}");
+        } else {
+            // Only a checkpoint of the interrupted cell can be cut short.
+            assert!(
+                temps
+                    .iter()
+                    .all(|t| t.parent().is_some_and(|d| d.ends_with("checkpoints"))),
+                "{temps:?}"
+            );
+            forced_exit_temps = Some(temps.len());
+        }
         if code == 130 {
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(stdout.contains("already finished 1"), "{stdout}");
         }
+        let temp_note = match (signals.len(), forced_exit_temps) {
+            (1, Some(0)) if after_forced_exit => {
+                "0 temp files (the forced exit before had left none this time)".to_string()
+            }
+            (1, Some(left)) if after_forced_exit => {
+                format!("0 temp files (the forced exit before left {left}; this run removed them)")
+            }
+            (1, _) => "0 temp files".to_string(),
+            (_, left) => format!(
+                "{} checkpoint temp file(s) left, for the next run to remove",
+                left.unwrap_or(0)
+            ),
+        };
         common::reliability(
-            &format!("SIG{} mid-search", signals.join(" + SIG")),
-            "stop within seconds, exit 128 + signal, no partial record or temp file, valid best-so-far prompt, the next run resumes",
             &format!(
-                "exit {code} after {:.2} s; 1 finished record kept, the interrupted cell has none; best prompt file parses; 0 temp files",
-                sent.elapsed().as_secs_f64()
+                "SIG{} mid-search{}",
+                signals.join(" + SIG"),
+                if after_forced_exit {
+                    ", after a forced exit"
+                } else {
+                    ""
+                }
+            ),
+            "stop within seconds, exit 128 + signal, no partial record, valid best-so-far prompt, no temp file (after a forced exit: none once the next run has locked the cell), the next run resumes",
+            &format!(
+                "exit {code} after {:.2} s; 1 finished record kept, the interrupted cell has none; best prompt file parses; {temp_note}",
+                sent.elapsed().as_secs_f64(),
             ),
             "pipeline::sigterm_and_sigint_stop_a_search_cleanly_and_the_next_run_resumes",
         );

@@ -13,7 +13,7 @@
 //!
 //! [`crate::lm::host`] runs the same network on a frozen `f32` copy for the search on CPU
 //! backends. Each piece below has a twin there; a change to one needs the same change to
-//! the other, and `tests/host_engine.rs` (BERT, RoBERTa, XLM-RoBERTa and DistilBERT, single sentences and pairs:
+//! the other, and `tests/host_engine.rs` (BERT, RoBERTa, XLM-RoBERTa, DistilBERT and ModernBERT, single sentences and pairs:
 //! hidden states, mask features, scores, trigger gradients) must pass for both.
 //!
 //! | here (burn) | host engine |
@@ -24,7 +24,8 @@
 //! | `MaskedLm::score_tokens` / `score_row_tokens` (tied decoder + bias) | `HostModel::score_tokens` |
 //! | `MaskedLm::log_normalizer` | `HostModel::log_normalizer` (and `log_normalizer_with_gradient`) |
 //! | autodiff w.r.t. `inputs_embeds` | `HostModel::input_gradient` (input-only backward) |
-//! | `Embeddings::project` (ELECTRA, ALBERT), `Activation::GeluNew` (ALBERT), `Layer::PreNorm` and `final_norm` (ModernBERT) | none: `HostModel::covers` is false and the search runs on burn |
+//! | `Layer::PreNorm` (`super::modern::ModernLayer`: pre-norm, rotary, sliding window, GeGLU) and `final_norm` (ModernBERT) | `HostBlock::PreNorm` (`host/modern.rs`: `HostModernLayer::forward` / `backward`) and `HostModel::final_norm` |
+//! | `Embeddings::project` (ELECTRA, ALBERT), `Activation::GeluNew` (ALBERT) | none: `HostModel::covers` is false and the search runs on burn |
 
 use burn::module::{Module, Param};
 use burn::nn::{

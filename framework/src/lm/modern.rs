@@ -13,7 +13,7 @@
 //!
 //! Padding is only ever masked as keys, and positions count from the start of each row, so a
 //! row's result does not depend on how far the batch pads it (`tests/parity.rs` checks this).
-//! The host engine does not cover this layer: ModernBERT searches on burn.
+//! The host engine's twin is `lm::host::modern` (`tests/host_engine.rs` compares them).
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};

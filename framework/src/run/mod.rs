@@ -51,7 +51,7 @@ pub enum RunError {
     #[error("no template: the method gives none and the task has no manual template")]
     NoTemplate,
     #[error(
-        "the host engine does not cover `{0}` (projected embeddings, gelu_new or ModernBERT's layers): bench it with --engine burn"
+        "the host engine does not cover `{0}` (projected embeddings or gelu_new): bench it with --engine burn"
     )]
     HostEngineDoesNotCover(String),
     #[error(

@@ -38,7 +38,7 @@ impl FrozenModel {
         let kind = engine.resolve(backend, covered);
         if !covered && engine.resolve(backend, true) == EngineKind::Host {
             tracing::info!(
-                "the host engine does not cover this model (projected embeddings, gelu_new or ModernBERT's layers); the search runs on burn"
+                "the host engine does not cover this model (projected embeddings or gelu_new); the search runs on burn"
             );
         }
         let (engine, kind) = engine::build(kind, model, device);

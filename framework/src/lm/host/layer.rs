@@ -1,4 +1,5 @@
-//! One post-norm encoder layer on packed sequences, forward and input-gradient backward.
+//! One post-norm encoder layer on packed sequences, forward and input-gradient backward, and
+//! [`HostBlock`]: either it or ModernBERT's pre-norm layer (`super::modern`).
 
 use super::kernels::{self, Dense, Norm, NormCache, View, matmul};
 
@@ -13,14 +14,14 @@ pub enum Queries {
 
 impl Queries {
     /// Row `r`'s queries as `(first packed token, count, first output row)`.
-    fn of_row(&self, starts: &[usize], r: usize) -> (usize, usize, usize) {
+    pub(super) fn of_row(&self, starts: &[usize], r: usize) -> (usize, usize, usize) {
         match self {
             Queries::All => (starts[r], starts[r + 1] - starts[r], starts[r]),
             Queries::OnePerRow(tokens) => (tokens[r], 1, r),
         }
     }
 
-    fn count(&self, starts: &[usize]) -> usize {
+    pub(super) fn count(&self, starts: &[usize]) -> usize {
         match self {
             Queries::All => starts.last().copied().unwrap_or(0),
             Queries::OnePerRow(tokens) => tokens.len(),
@@ -71,7 +72,7 @@ fn fuse(parts: [Dense; 3]) -> Dense {
 }
 
 /// Rows of `x` (`[tokens, h]`) at the query tokens, in output order.
-fn query_rows(x: &[f32], h: usize, queries: &Queries) -> Vec<f32> {
+pub(super) fn query_rows(x: &[f32], h: usize, queries: &Queries) -> Vec<f32> {
     match queries {
         Queries::All => x.to_vec(),
         Queries::OnePerRow(tokens) => tokens
@@ -262,5 +263,55 @@ impl HostLayer {
                 .for_each(|(d, s)| *d += s);
         }
         d_x
+    }
+}
+
+/// One layer of either layout.
+#[derive(Debug, Clone)]
+pub enum HostBlock {
+    PostNorm(HostLayer),
+    PreNorm(super::modern::HostModernLayer),
+}
+
+/// A [`HostBlock`]'s backward state: the part of its layout is filled, the other stays empty.
+#[derive(Debug, Clone, Default)]
+pub struct BlockCache {
+    post_norm: LayerCache,
+    pre_norm: super::modern::ModernCache,
+}
+
+impl HostBlock {
+    /// `x [tokens, h]` → the output at `queries`, filling `cache` when given.
+    pub fn forward(
+        &self,
+        x: &[f32],
+        packed: &super::Packed,
+        queries: &Queries,
+        cache: Option<&mut BlockCache>,
+    ) -> Vec<f32> {
+        match self {
+            HostBlock::PostNorm(layer) => {
+                layer.forward(x, &packed.starts, queries, cache.map(|c| &mut c.post_norm))
+            }
+            HostBlock::PreNorm(layer) => {
+                layer.forward(x, packed, queries, cache.map(|c| &mut c.pre_norm))
+            }
+        }
+    }
+
+    /// The gradient w.r.t. the input, from the gradient at `queries` and the forward's cache.
+    pub fn backward(
+        &self,
+        d_out: &[f32],
+        packed: &super::Packed,
+        queries: &Queries,
+        cache: &BlockCache,
+    ) -> Vec<f32> {
+        match self {
+            HostBlock::PostNorm(layer) => {
+                layer.backward(d_out, &packed.starts, queries, &cache.post_norm)
+            }
+            HostBlock::PreNorm(layer) => layer.backward(d_out, packed, queries, &cache.pre_norm),
+        }
     }
 }

@@ -17,6 +17,9 @@
 //! - **the gradient w.r.t. the input embeddings only**: the weights are frozen, so the
 //!   backward pass forms no weight gradients.
 //!
+//! ModernBERT's pre-norm layer (rotary positions, sliding-window attention, GeGLU) is
+//! `modern.rs`; BERT's post-norm layer is `layer.rs`, which also holds `HostBlock`, either.
+//!
 //! The kernels are single-threaded; callers run independent batches on separate cores
 //! (`search::parallel`). [`HostModel::from_model`] copies any backend's weights, and
 //! `tests/host_engine.rs` checks features and gradients against the burn model.
@@ -28,12 +31,14 @@
 /// Crate-private: its `View` feeds an `unsafe` GEMM, so only this crate builds views.
 pub(crate) mod kernels;
 mod layer;
+mod modern;
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
 use self::kernels::{Dense, Norm, NormCache, View, matmul};
-use self::layer::{HostLayer, LayerCache, Queries};
+use self::layer::{BlockCache, HostBlock, HostLayer, Queries};
+use self::modern::{HostModernLayer, ModernParts};
 use super::MaskedLm;
 
 /// Right-padded rows as one list of real tokens.
@@ -98,12 +103,15 @@ impl Packed {
 pub struct HostModel {
     /// `[vocab, hidden]`: word embeddings and the tied decoder.
     word: Vec<f32>,
-    position: Vec<f32>,
-    /// `None` for DistilBERT (no token types).
+    /// `None` for ModernBERT (rotary positions, inside its layers).
+    position: Option<Vec<f32>>,
+    /// `None` for DistilBERT and ModernBERT (no token types).
     token_type: Option<Vec<f32>>,
     position_offset: usize,
     embedding_norm: Norm,
-    layers: Vec<HostLayer>,
+    layers: Vec<HostBlock>,
+    /// ModernBERT's norm after the last layer.
+    final_norm: Option<Norm>,
     head_dense: Dense,
     head_norm: Norm,
     decoder_bias: Vec<f32>,
@@ -114,7 +122,8 @@ pub struct HostModel {
 #[derive(Debug, Clone, Default)]
 pub struct ForwardCache {
     embedding_norm: NormCache,
-    layers: Vec<LayerCache>,
+    layers: Vec<BlockCache>,
+    final_norm: NormCache,
     head_pre: Vec<f32>,
     head_norm: NormCache,
 }
@@ -153,45 +162,45 @@ fn norm<B: Backend>(layer_norm: &burn::nn::LayerNorm<B>, eps: f64) -> Norm {
 }
 
 impl HostModel {
-    /// Whether the host engine computes what `model` computes: BERT's post-norm layers with
-    /// exact GELU, learned positions and no embedding projection (BERT, RoBERTa, XLM-RoBERTa,
-    /// DistilBERT; not ELECTRA's or ALBERT's projection, ALBERT's `gelu_new`, or ModernBERT).
+    /// Whether the host engine computes what `model` computes: exact GELU, no embedding
+    /// projection, and either BERT's post-norm layers with learned positions (BERT, RoBERTa,
+    /// XLM-RoBERTa, DistilBERT) or ModernBERT's pre-norm layers with rotary positions and a
+    /// final norm; not ELECTRA's or ALBERT's projection, nor ALBERT's `gelu_new`.
     pub fn covers<B: Backend>(model: &MaskedLm<B>) -> bool {
-        Self::post_norm_layers(model).is_some()
-    }
-
-    /// The layers of a covered model (see [`Self::covers`]).
-    fn post_norm_layers<B: Backend>(
-        model: &MaskedLm<B>,
-    ) -> Option<Vec<&crate::lm::model::EncoderLayer<B>>> {
         use crate::lm::config::Activation;
         use crate::lm::model::Layer;
-        let embeddings_covered = model.embeddings.project.is_none()
-            && model.embeddings.position.is_some()
+        let gelu = Activation::Gelu;
+        let post_norm = model.embeddings.position.is_some()
             && model.final_norm.is_none()
-            && model.head.activation == Activation::Gelu;
-        if !embeddings_covered {
-            return None;
-        }
-        model
-            .layers
-            .iter()
-            .map(|layer| match layer {
-                Layer::PostNorm(l) if l.activation == Activation::Gelu => Some(l),
-                _ => None,
-            })
-            .collect()
+            && model
+                .layers
+                .iter()
+                .all(|l| matches!(l, Layer::PostNorm(l) if l.activation == gelu));
+        let pre_norm = model.embeddings.position.is_none()
+            && model.final_norm.is_some()
+            && model
+                .layers
+                .iter()
+                .all(|l| matches!(l, Layer::PreNorm(l) if l.activation == gelu));
+        model.embeddings.project.is_none()
+            && model.head.activation == gelu
+            && (post_norm || pre_norm)
     }
 
     /// Copies the weights of `model` (any backend) to the host; `None` when the host engine
     /// does not cover it (see [`Self::covers`]).
     pub fn from_model<B: Backend>(model: &MaskedLm<B>) -> Option<Self> {
+        use crate::lm::model::Layer;
+        if !Self::covers(model) {
+            return None;
+        }
         let eps = model.layer_norm_eps;
         let hidden = model.hidden_size();
-        let layers = Self::post_norm_layers(model)?
-            .into_iter()
-            .map(|l| {
-                HostLayer::new(
+        let layers = model
+            .layers
+            .iter()
+            .map(|layer| match layer {
+                Layer::PostNorm(l) => HostBlock::PostNorm(HostLayer::new(
                     [dense(&l.query), dense(&l.key), dense(&l.value)],
                     dense(&l.attention_output),
                     norm(&l.attention_norm, eps),
@@ -199,17 +208,29 @@ impl HostModel {
                     dense(&l.output),
                     norm(&l.output_norm, eps),
                     l.num_heads,
-                )
+                )),
+                Layer::PreNorm(l) => HostBlock::PreNorm(HostModernLayer::new(ModernParts {
+                    attention_norm: l.attention_norm.as_ref().map(|n| norm(n, eps)),
+                    qkv: dense(&l.qkv),
+                    attention_output: dense(&l.attention_output),
+                    mlp_norm: norm(&l.mlp_norm, eps),
+                    mlp_in: dense(&l.mlp_in),
+                    mlp_out: dense(&l.mlp_out),
+                    heads: l.num_heads,
+                    rope_theta: l.rope_theta,
+                    window: l.window,
+                })),
             })
             .collect();
         let e = &model.embeddings;
         Some(Self {
             word: values(e.word.weight.val()),
-            position: values(e.position.as_ref()?.weight.val()),
+            position: e.position.as_ref().map(|p| values(p.weight.val())),
             token_type: e.token_type.as_ref().map(|t| values(t.weight.val())),
             position_offset: e.position_offset,
             embedding_norm: norm(&e.norm, eps),
             layers,
+            final_norm: model.final_norm.as_ref().map(|n| norm(n, eps)),
             head_dense: dense(&model.head.dense),
             head_norm: norm(&model.head.norm, eps),
             decoder_bias: values(model.head.bias.val()),
@@ -231,7 +252,8 @@ impl HostModel {
         &self.word[token as usize * h..(token as usize + 1) * h]
     }
 
-    /// Word + position + segment embeddings, before the embedding LayerNorm: `[tokens, h]`.
+    /// Word + position + segment embeddings (those the model has), before the embedding
+    /// LayerNorm: `[tokens, h]`.
     fn embed(&self, packed: &Packed) -> Vec<f32> {
         let h = self.hidden;
         let mut x = Vec::with_capacity(packed.tokens() * h);
@@ -241,21 +263,22 @@ impl HostModel {
             .zip(&packed.segment_ids)
             .zip(&packed.positions)
         {
-            let p = (pos + self.position_offset) * h;
-            let word = self.word_embedding(id);
-            let position = &self.position[p..p + h];
-            match &self.token_type {
-                Some(types) => {
-                    let s = segment as usize * h;
-                    x.extend(
-                        word.iter()
-                            .zip(position)
-                            .zip(&types[s..s + h])
-                            .map(|((w, p), t)| w + p + t),
-                    );
-                }
-                // DistilBERT: no token types.
-                None => x.extend(word.iter().zip(position).map(|(w, p)| w + p)),
+            let start = x.len();
+            x.extend_from_slice(self.word_embedding(id));
+            let token = &mut x[start..];
+            if let Some(positions) = &self.position {
+                let p = (pos + self.position_offset) * h;
+                token
+                    .iter_mut()
+                    .zip(&positions[p..p + h])
+                    .for_each(|(v, p)| *v += p);
+            }
+            if let Some(types) = &self.token_type {
+                let s = segment as usize * h;
+                token
+                    .iter_mut()
+                    .zip(&types[s..s + h])
+                    .for_each(|(v, t)| *v += t);
             }
         }
         x
@@ -274,10 +297,13 @@ impl HostModel {
         for (i, layer) in self.layers.iter().enumerate() {
             let queries = self.queries_of_layer(i, last_queries);
             let layer_cache = cache.as_deref_mut().map(|c| {
-                c.layers.push(LayerCache::default());
+                c.layers.push(BlockCache::default());
                 c.layers.last_mut().expect("just pushed")
             });
-            x = layer.forward(&x, &packed.starts, queries, layer_cache);
+            x = layer.forward(&x, packed, queries, layer_cache);
+        }
+        if let Some(norm) = &self.final_norm {
+            norm.forward(&mut x, cache.map(|c| &mut c.final_norm));
         }
         x
     }
@@ -345,10 +371,13 @@ impl HostModel {
         self.head_norm.backward(&mut d, &cache.head_norm);
         kernels::gelu_backward(&mut d, &cache.head_pre);
         d = self.head_dense.backward_input(&d);
+        if let Some(norm) = &self.final_norm {
+            norm.backward(&mut d, &cache.final_norm);
+        }
         let last_queries = Queries::OnePerRow(mask_tokens.to_vec());
         for (i, (layer, layer_cache)) in self.layers.iter().zip(&cache.layers).enumerate().rev() {
             let queries = self.queries_of_layer(i, &last_queries);
-            d = layer.backward(&d, &packed.starts, queries, layer_cache);
+            d = layer.backward(&d, packed, queries, layer_cache);
         }
         self.embedding_norm.backward(&mut d, &cache.embedding_norm);
         d
