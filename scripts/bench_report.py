@@ -192,8 +192,8 @@ if modern:
     torch_rows = [r for r in modern if r["implementation"] == "pytorch"]
     if rust:
         best = max(rust, key=lambda r: r["gflops_per_second"])
-        line = (f"\nModernBERT-base-sized forward (no target; burn serves it, the host engine does not cover "
-                f"ModernBERT's layers): best {best['implementation']} at {best['gflops_per_second']:.1f} GFLOP/s, "
+        line = (f"\nModernBERT-base-sized forward (no target of its own): best {best['implementation']} at "
+                f"{best['gflops_per_second']:.1f} GFLOP/s, "
                 f"{fmt(100 * best['gflops_per_second'] / peak, 0)}% of {fmt(peak, 1)}")
         if torch_rows:
             t = torch_rows[0]

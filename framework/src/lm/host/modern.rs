@@ -53,20 +53,25 @@ pub struct ModernParts {
     pub window: Option<usize>,
 }
 
-/// `cos` and `sin` of position `p`'s `d/2` angles.
-fn angles(inv_freq: &[f32], position: usize) -> impl Iterator<Item = (f32, f32)> + '_ {
-    inv_freq.iter().map(move |f| {
-        let angle = position as f32 * f;
-        (angle.cos(), angle.sin())
-    })
+/// `(cos, sin)` of every position's `d/2` angles, `[positions, d/2]` (computed once per
+/// forward or backward pass, not once per token and head).
+fn rotary_table(inv_freq: &[f32], positions: usize) -> Vec<(f32, f32)> {
+    (0..positions)
+        .flat_map(|p| {
+            inv_freq.iter().map(move |f| {
+                let angle = p as f32 * f;
+                (angle.cos(), angle.sin())
+            })
+        })
+        .collect()
 }
 
-/// Rotates every head of one token's query or key in place: `[x1 | x2]` →
-/// `[x1·cos − x2·sin | x2·cos + x1·sin]`.
-fn rotate(v: &mut [f32], head_dim: usize, inv_freq: &[f32], position: usize) {
+/// Rotates every head of one token's query or key in place, `angles` being its position's
+/// row of [`rotary_table`]: `[x1 | x2]` → `[x1·cos − x2·sin | x2·cos + x1·sin]`.
+fn rotate(v: &mut [f32], head_dim: usize, angles: &[(f32, f32)]) {
     let half = head_dim / 2;
     for head in v.chunks_mut(head_dim) {
-        for (j, (cos, sin)) in angles(inv_freq, position).enumerate() {
+        for (j, &(cos, sin)) in angles.iter().enumerate() {
             let (x1, x2) = (head[j], head[j + half]);
             head[j] = x1 * cos - x2 * sin;
             head[j + half] = x2 * cos + x1 * sin;
@@ -75,13 +80,36 @@ fn rotate(v: &mut [f32], head_dim: usize, inv_freq: &[f32], position: usize) {
 }
 
 /// The transpose of [`rotate`] (its inverse): the gradient w.r.t. the unrotated vector.
-fn rotate_back(d: &mut [f32], head_dim: usize, inv_freq: &[f32], position: usize) {
+fn rotate_back(d: &mut [f32], head_dim: usize, angles: &[(f32, f32)]) {
     let half = head_dim / 2;
     for head in d.chunks_mut(head_dim) {
-        for (j, (cos, sin)) in angles(inv_freq, position).enumerate() {
+        for (j, &(cos, sin)) in angles.iter().enumerate() {
             let (d1, d2) = (head[j], head[j + half]);
             head[j] = d1 * cos + d2 * sin;
             head[j + half] = d2 * cos - d1 * sin;
+        }
+    }
+}
+
+/// Rotates (or, `back`, un-rotates) the query and key parts of every token of `qkv`
+/// (`[tokens, 3h]`) at its row position.
+fn rotate_tokens(
+    qkv: &mut [f32],
+    h: usize,
+    head_dim: usize,
+    inv_freq: &[f32],
+    packed: &Packed,
+    back: bool,
+) {
+    let half = inv_freq.len();
+    let longest = packed.positions.iter().max().map_or(0, |p| p + 1);
+    let table = rotary_table(inv_freq, longest);
+    for (token, &position) in qkv.chunks_mut(3 * h).zip(&packed.positions) {
+        let angles = &table[position * half..(position + 1) * half];
+        if back {
+            rotate_back(&mut token[..2 * h], head_dim, angles);
+        } else {
+            rotate(&mut token[..2 * h], head_dim, angles);
         }
     }
 }
@@ -136,10 +164,7 @@ impl HostModernLayer {
             );
         }
         let mut qkv = self.qkv.forward(&normed);
-        for (t, token) in qkv.chunks_mut(3 * h).enumerate() {
-            let position = packed.positions[t];
-            rotate(&mut token[..2 * h], head_dim, &self.inv_freq, position);
-        }
+        rotate_tokens(&mut qkv, h, head_dim, &self.inv_freq, packed, false);
         let mut context = vec![0.0; queries.count(starts) * h];
         let keep_probs = cache.is_some();
         let mut probs_all = vec![];
@@ -302,14 +327,7 @@ impl HostModernLayer {
                 );
             }
         }
-        for (t, token) in d_qkv.chunks_mut(3 * h).enumerate() {
-            rotate_back(
-                &mut token[..2 * h],
-                head_dim,
-                &self.inv_freq,
-                packed.positions[t],
-            );
-        }
+        rotate_tokens(&mut d_qkv, h, head_dim, &self.inv_freq, packed, true);
         let mut d_x = self.qkv.backward_input(&d_qkv);
         if let Some(norm) = &self.attention_norm {
             norm.backward(&mut d_x, &cache.attention_norm);
@@ -333,11 +351,13 @@ mod tests {
     #[test]
     fn rotate_back_undoes_rotate() {
         let inv_freq = [1.0, 0.1, 0.01];
+        let table = rotary_table(&inv_freq, 18);
+        let angles = &table[17 * 3..18 * 3];
         let original: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut v = original.clone();
-        rotate(&mut v, 6, &inv_freq, 17);
+        rotate(&mut v, 6, angles);
         assert!(v.iter().zip(&original).any(|(a, b)| (a - b).abs() > 1e-3));
-        rotate_back(&mut v, 6, &inv_freq, 17);
+        rotate_back(&mut v, 6, angles);
         for (a, b) in v.iter().zip(&original) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
