@@ -1,7 +1,8 @@
 //! Every model family end to end through the CLI, on real SST-2 sentences: `fill-mask` on a
 //! transformers-written directory, a short AutoPrompt search that runs, is deterministic per
-//! seed, and whose reported dev accuracy is what `autoprompt eval` gives its saved prompt; and
-//! an unknown `model_type` is an error listing the supported ones. (Numerical parity with
+//! seed, and whose reported dev accuracy is what `autoprompt eval` gives its saved prompt; the
+//! baselines (manual prompt, linear probe, fine-tuning); loading by hub id from a hub cache;
+//! and an unknown `model_type` is an error listing the supported ones. (Numerical parity with
 //! transformers is `tests/parity.rs`; host engine against burn, `tests/host_engine.rs`.)
 
 mod common;
@@ -266,5 +267,52 @@ fn every_family_loads_by_hub_id_from_the_hub_cache() {
         let from_cache = fill(format!("autoprompt-test/{name}").as_ref());
         assert!(from_cache.starts_with("mask 1:"), "{family}: {from_cache}");
         assert_eq!(from_cache, fill(model.as_os_str()), "{family}");
+    }
+}
+
+/// The baselines run on every family too: the manual prompt, the linear probe on `[P]`'s
+/// features, and fine-tuning (but ALBERT's, refused above), each finishing with accuracies
+/// in [0, 1] on SST-2.
+#[test]
+fn the_baselines_run_on_every_family() {
+    for (family, model) in families() {
+        let finetune = if family == "albert" {
+            ""
+        } else {
+            "  { kind = \"finetune\", finetune = { epochs = 1 } },\n"
+        };
+        let body = format!(
+            "[model]\nsource = {:?}\n[task]\nkind = \"sst2\"\ntrain_size = 16\ndev_size = 16\ntest_size = 16\n[method]\nkind = \"majority\"\n[grid]\nmethod = [\n  {{ kind = \"manual\", template = \"[CLS] {{sentence}} it was [P] . [SEP]\", labels = {{ \"0\" = [\"bad\"], \"1\" = [\"good\"] }} }},\n  {{ kind = \"linear_probe\" }},\n{finetune}]\n",
+            model.display().to_string()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = common::experiment(dir.path(), family, &body);
+        let out = cli().arg("-q").arg("run").arg(&file).output().unwrap();
+        common::assert_success(&out);
+        let cells = dir.path().join("results").join(family).join("cells");
+        let records: Vec<autoprompt::record::Record> = std::fs::read_dir(&cells)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+            .collect();
+        let mut methods: Vec<&str> = records.iter().map(|r| r.spec.method.name()).collect();
+        methods.sort_unstable();
+        let mut expected = vec!["linear_probe", "manual"];
+        if family != "albert" {
+            expected.insert(0, "finetune");
+        }
+        assert_eq!(methods, expected, "{family}");
+        for record in &records {
+            assert_eq!(
+                record.status,
+                autoprompt::record::Status::Finished,
+                "{family}"
+            );
+            for metric in ["accuracy", "dev_accuracy"] {
+                let value = record.metrics[metric];
+                assert!((0.0..=1.0).contains(&value), "{family} {metric} {value}");
+            }
+        }
     }
 }
