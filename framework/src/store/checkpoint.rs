@@ -15,8 +15,9 @@ use serde::de::DeserializeOwned;
 
 use crate::checkpoint::Checkpoints;
 
-/// Bumped whenever a saved state's meaning changes.
-const FORMAT: u32 = 1;
+/// Bumped whenever a saved state's meaning changes. 2: the model's layers became an enum
+/// (`Layer::PostNorm` / `Layer::PreNorm`), which changes fine-tuning's weight records.
+const FORMAT: u32 = 2;
 
 #[derive(Serialize, serde::Deserialize)]
 struct Envelope<S> {
