@@ -1,7 +1,9 @@
 //! One post-norm encoder layer on packed sequences, forward and input-gradient backward, and
 //! [`HostBlock`]: either it or ModernBERT's pre-norm layer (`super::modern`).
 
-use super::kernels::{self, Dense, Norm, NormCache, View, matmul};
+use super::Packed;
+use super::attention::{Attention, add_at_queries};
+use super::kernels::{self, Dense, Norm, NormCache};
 
 /// Which tokens a layer computes outputs for (keys and values always come from every token).
 #[derive(Debug, Clone)]
@@ -38,7 +40,8 @@ pub struct HostLayer {
     intermediate: Dense,
     output: Dense,
     output_norm: Norm,
-    heads: usize,
+    /// Global: every real token of a row.
+    attention: Attention,
 }
 
 /// Activations of one layer kept for its backward pass.
@@ -99,7 +102,10 @@ impl HostLayer {
             intermediate,
             output,
             output_norm,
-            heads,
+            attention: Attention {
+                heads,
+                window: None,
+            },
         }
     }
 
@@ -111,46 +117,15 @@ impl HostLayer {
     pub fn forward(
         &self,
         x: &[f32],
-        starts: &[usize],
+        packed: &Packed,
         queries: &Queries,
         cache: Option<&mut LayerCache>,
     ) -> Vec<f32> {
         let h = self.hidden();
-        let head_dim = h / self.heads;
-        let scale = 1.0 / (head_dim as f32).sqrt();
         let qkv = self.qkv.forward(x);
-        let mut context = vec![0.0; queries.count(starts) * h];
-        let keep_probs = cache.is_some();
-        let mut probs_all = vec![];
-        let mut scores = vec![];
-        for r in 0..starts.len() - 1 {
-            let (start, len) = (starts[r], starts[r + 1] - starts[r]);
-            let (q0, nq, out0) = queries.of_row(starts, r);
-            for head in 0..self.heads {
-                let col = head * head_dim;
-                scores.clear();
-                scores.resize(nq * len, 0.0);
-                matmul(
-                    &mut scores,
-                    len,
-                    View::block(&qkv, 3 * h, (q0, nq), (col, head_dim)),
-                    View::block(&qkv, 3 * h, (start, len), (h + col, head_dim)).t(),
-                    false,
-                );
-                scores.iter_mut().for_each(|s| *s *= scale);
-                kernels::softmax_rows(&mut scores, len);
-                matmul(
-                    &mut context[out0 * h + col..],
-                    h,
-                    View::dense(&scores, nq, len),
-                    View::block(&qkv, 3 * h, (start, len), (2 * h + col, head_dim)),
-                    false,
-                );
-                if keep_probs {
-                    probs_all.extend_from_slice(&scores);
-                }
-            }
-        }
+        let (context, probs) = self
+            .attention
+            .forward(&qkv, h, packed, queries, cache.is_some());
         let mut attended = self.attention_output.forward(&context);
         let residual = query_rows(x, h, queries);
         attended
@@ -172,7 +147,7 @@ impl HostLayer {
             .forward(&mut out, cache.as_deref_mut().map(|c| &mut c.output_norm));
         if let Some(c) = cache {
             c.qkv = qkv;
-            c.probs = probs_all;
+            c.probs = probs;
             c.intermediate_pre = pre.expect("kept for the cache");
         }
         out
@@ -188,9 +163,6 @@ impl HostLayer {
         cache: &LayerCache,
     ) -> Vec<f32> {
         let h = self.hidden();
-        let head_dim = h / self.heads;
-        let scale = 1.0 / (head_dim as f32).sqrt();
-        let tokens = starts.last().copied().unwrap_or(0);
         // Output LayerNorm, feed-forward and its residual.
         let mut d_sum = d_out.to_vec();
         self.output_norm.backward(&mut d_sum, &cache.output_norm);
@@ -202,66 +174,11 @@ impl HostLayer {
         self.attention_norm
             .backward(&mut d_attended, &cache.attention_norm);
         let d_context = self.attention_output.backward_input(&d_attended);
-        // Attention, head by head, into the gradient of the fused projection.
-        let qkv = &cache.qkv;
-        let mut d_qkv = vec![0.0; tokens * 3 * h];
-        let mut probs_at = 0;
-        let mut d_scores = vec![];
-        for r in 0..starts.len() - 1 {
-            let (start, len) = (starts[r], starts[r + 1] - starts[r]);
-            let (q0, nq, out0) = queries.of_row(starts, r);
-            for head in 0..self.heads {
-                let col = head * head_dim;
-                let probs = &cache.probs[probs_at..probs_at + nq * len];
-                probs_at += nq * len;
-                let d_ctx = View::block(&d_context, h, (out0, nq), (col, head_dim));
-                // d values += Pᵀ · d context
-                matmul(
-                    &mut d_qkv[start * 3 * h + 2 * h + col..],
-                    3 * h,
-                    View::dense(probs, nq, len).t(),
-                    d_ctx,
-                    true,
-                );
-                // d P = d context · Vᵀ, then through the softmax and the scale.
-                d_scores.clear();
-                d_scores.resize(nq * len, 0.0);
-                matmul(
-                    &mut d_scores,
-                    len,
-                    d_ctx,
-                    View::block(qkv, 3 * h, (start, len), (2 * h + col, head_dim)).t(),
-                    false,
-                );
-                kernels::softmax_backward_rows(&mut d_scores, probs, len);
-                d_scores.iter_mut().for_each(|d| *d *= scale);
-                // d queries += dS · K ; d keys += dSᵀ · Q
-                matmul(
-                    &mut d_qkv[q0 * 3 * h + col..],
-                    3 * h,
-                    View::dense(&d_scores, nq, len),
-                    View::block(qkv, 3 * h, (start, len), (h + col, head_dim)),
-                    true,
-                );
-                matmul(
-                    &mut d_qkv[start * 3 * h + h + col..],
-                    3 * h,
-                    View::dense(&d_scores, nq, len).t(),
-                    View::block(qkv, 3 * h, (q0, nq), (col, head_dim)),
-                    true,
-                );
-            }
-        }
+        let d_qkv =
+            self.attention
+                .backward(&d_context, &cache.qkv, &cache.probs, h, starts, queries);
         let mut d_x = self.qkv.backward_input(&d_qkv);
-        // The residual around attention reaches the input at the query tokens.
-        for r in 0..starts.len() - 1 {
-            let (q0, nq, out0) = queries.of_row(starts, r);
-            let src = &d_attended[out0 * h..(out0 + nq) * h];
-            d_x[q0 * h..(q0 + nq) * h]
-                .iter_mut()
-                .zip(src)
-                .for_each(|(d, s)| *d += s);
-        }
+        add_at_queries(&mut d_x, &d_attended, h, starts, queries);
         d_x
     }
 }
@@ -285,13 +202,13 @@ impl HostBlock {
     pub fn forward(
         &self,
         x: &[f32],
-        packed: &super::Packed,
+        packed: &Packed,
         queries: &Queries,
         cache: Option<&mut BlockCache>,
     ) -> Vec<f32> {
         match self {
             HostBlock::PostNorm(layer) => {
-                layer.forward(x, &packed.starts, queries, cache.map(|c| &mut c.post_norm))
+                layer.forward(x, packed, queries, cache.map(|c| &mut c.post_norm))
             }
             HostBlock::PreNorm(layer) => {
                 layer.forward(x, packed, queries, cache.map(|c| &mut c.pre_norm))
@@ -303,7 +220,7 @@ impl HostBlock {
     pub fn backward(
         &self,
         d_out: &[f32],
-        packed: &super::Packed,
+        packed: &Packed,
         queries: &Queries,
         cache: &BlockCache,
     ) -> Vec<f32> {

@@ -18,7 +18,8 @@
 //!   backward pass forms no weight gradients.
 //!
 //! ModernBERT's pre-norm layer (rotary positions, sliding-window attention, GeGLU) is
-//! `modern.rs`; BERT's post-norm layer is `layer.rs`, which also holds `HostBlock`, either.
+//! `modern.rs`; BERT's post-norm layer is `layer.rs`, which also holds `HostBlock`, either;
+//! both attend through `attention.rs`.
 //!
 //! The kernels are single-threaded; callers run independent batches on separate cores
 //! (`search::parallel`). [`HostModel::from_model`] copies any backend's weights, and
@@ -29,6 +30,7 @@
 //! `tests/host_engine.rs`.
 
 /// Crate-private: its `View` feeds an `unsafe` GEMM, so only this crate builds views.
+mod attention;
 pub(crate) mod kernels;
 mod layer;
 mod modern;

@@ -7,7 +7,8 @@
 //! burn's additive mask in `f32`, and the backward pass sends them no gradient.
 
 use super::Packed;
-use super::kernels::{self, Dense, Norm, NormCache, View, matmul};
+use super::attention::{Attention, add_at_queries};
+use super::kernels::{self, Dense, Norm, NormCache};
 use super::layer::Queries;
 
 #[derive(Debug, Clone)]
@@ -21,11 +22,10 @@ pub struct HostModernLayer {
     /// `Wi [h, 2i]`: the GeGLU's input and gate side by side.
     mlp_in: Dense,
     mlp_out: Dense,
-    heads: usize,
+    /// Its heads, and for a local layer the window: keys farther than it are not attended.
+    attention: Attention,
     /// `θ^(−2k/d)` for `k < d/2` (`d` the head size), in `f32` as the burn model computes it.
     inv_freq: Vec<f32>,
-    /// `Some(w)` for a local layer: keys farther than `w` positions are not attended.
-    window: Option<usize>,
 }
 
 /// Activations of one layer kept for its backward pass.
@@ -128,19 +128,16 @@ impl HostModernLayer {
             mlp_norm: parts.mlp_norm,
             mlp_in: parts.mlp_in,
             mlp_out: parts.mlp_out,
-            heads: parts.heads,
+            attention: Attention {
+                heads: parts.heads,
+                window: parts.window,
+            },
             inv_freq,
-            window: parts.window,
         }
     }
 
     fn hidden(&self) -> usize {
         self.attention_output.outputs
-    }
-
-    /// Whether a query at row position `query` attends to the key at `key`.
-    fn sees(&self, query: usize, key: usize) -> bool {
-        self.window.is_none_or(|w| query.abs_diff(key) <= w)
     }
 
     /// `x [tokens, h]` → the layer output at `queries`.
@@ -152,9 +149,7 @@ impl HostModernLayer {
         cache: Option<&mut ModernCache>,
     ) -> Vec<f32> {
         let h = self.hidden();
-        let head_dim = h / self.heads;
-        let scale = 1.0 / (head_dim as f32).sqrt();
-        let starts = &packed.starts;
+        let head_dim = h / self.attention.heads;
         let mut cache = cache;
         let mut normed = x.to_vec();
         if let Some(norm) = &self.attention_norm {
@@ -165,47 +160,9 @@ impl HostModernLayer {
         }
         let mut qkv = self.qkv.forward(&normed);
         rotate_tokens(&mut qkv, h, head_dim, &self.inv_freq, packed, false);
-        let mut context = vec![0.0; queries.count(starts) * h];
-        let keep_probs = cache.is_some();
-        let mut probs_all = vec![];
-        let mut scores = vec![];
-        for r in 0..starts.len() - 1 {
-            let (start, len) = (starts[r], starts[r + 1] - starts[r]);
-            let (q0, nq, out0) = queries.of_row(starts, r);
-            for head in 0..self.heads {
-                let col = head * head_dim;
-                scores.clear();
-                scores.resize(nq * len, 0.0);
-                matmul(
-                    &mut scores,
-                    len,
-                    View::block(&qkv, 3 * h, (q0, nq), (col, head_dim)),
-                    View::block(&qkv, 3 * h, (start, len), (h + col, head_dim)).t(),
-                    false,
-                );
-                for (qi, row) in scores.chunks_mut(len).enumerate() {
-                    let query = packed.positions[q0 + qi];
-                    for (key, s) in row.iter_mut().enumerate() {
-                        *s = if self.sees(query, key) {
-                            *s * scale
-                        } else {
-                            f32::NEG_INFINITY
-                        };
-                    }
-                }
-                kernels::softmax_rows(&mut scores, len);
-                matmul(
-                    &mut context[out0 * h + col..],
-                    h,
-                    View::dense(&scores, nq, len),
-                    View::block(&qkv, 3 * h, (start, len), (2 * h + col, head_dim)),
-                    false,
-                );
-                if keep_probs {
-                    probs_all.extend_from_slice(&scores);
-                }
-            }
-        }
+        let (context, probs) = self
+            .attention
+            .forward(&qkv, h, packed, queries, cache.is_some());
         let mut attended = self.attention_output.forward(&context);
         let residual = super::layer::query_rows(x, h, queries);
         attended
@@ -223,7 +180,7 @@ impl HostModernLayer {
         out.iter_mut().zip(&attended).for_each(|(o, a)| *o += a);
         if let Some(c) = cache {
             c.qkv = qkv;
-            c.probs = probs_all;
+            c.probs = probs;
             c.gated = gated;
         }
         out
@@ -255,10 +212,7 @@ impl HostModernLayer {
         cache: &ModernCache,
     ) -> Vec<f32> {
         let h = self.hidden();
-        let head_dim = h / self.heads;
-        let scale = 1.0 / (head_dim as f32).sqrt();
-        let starts = &packed.starts;
-        let tokens = packed.tokens();
+        let head_dim = h / self.attention.heads;
         // Feed-forward: out = attended + Wo(gelu(input) · gate), input | gate = Wi(norm(attended)).
         let d_inner = self.mlp_out.backward_input(d_out);
         let inner = self.mlp_out.inputs;
@@ -280,66 +234,20 @@ impl HostModernLayer {
         d_attended.iter_mut().zip(d_out).for_each(|(a, d)| *a += d);
         // Attention: attended = x[queries] + Wo(context).
         let d_context = self.attention_output.backward_input(&d_attended);
-        let qkv = &cache.qkv;
-        let mut d_qkv = vec![0.0; tokens * 3 * h];
-        let mut probs_at = 0;
-        let mut d_scores = vec![];
-        for r in 0..starts.len() - 1 {
-            let (start, len) = (starts[r], starts[r + 1] - starts[r]);
-            let (q0, nq, out0) = queries.of_row(starts, r);
-            for head in 0..self.heads {
-                let col = head * head_dim;
-                let probs = &cache.probs[probs_at..probs_at + nq * len];
-                probs_at += nq * len;
-                let d_ctx = View::block(&d_context, h, (out0, nq), (col, head_dim));
-                matmul(
-                    &mut d_qkv[start * 3 * h + 2 * h + col..],
-                    3 * h,
-                    View::dense(probs, nq, len).t(),
-                    d_ctx,
-                    true,
-                );
-                d_scores.clear();
-                d_scores.resize(nq * len, 0.0);
-                matmul(
-                    &mut d_scores,
-                    len,
-                    d_ctx,
-                    View::block(qkv, 3 * h, (start, len), (2 * h + col, head_dim)).t(),
-                    false,
-                );
-                // Keys outside the window have probability 0, so their score gradient is 0.
-                kernels::softmax_backward_rows(&mut d_scores, probs, len);
-                d_scores.iter_mut().for_each(|d| *d *= scale);
-                matmul(
-                    &mut d_qkv[q0 * 3 * h + col..],
-                    3 * h,
-                    View::dense(&d_scores, nq, len),
-                    View::block(qkv, 3 * h, (start, len), (h + col, head_dim)),
-                    true,
-                );
-                matmul(
-                    &mut d_qkv[start * 3 * h + h + col..],
-                    3 * h,
-                    View::dense(&d_scores, nq, len).t(),
-                    View::block(qkv, 3 * h, (q0, nq), (col, head_dim)),
-                    true,
-                );
-            }
-        }
+        let mut d_qkv = self.attention.backward(
+            &d_context,
+            &cache.qkv,
+            &cache.probs,
+            h,
+            &packed.starts,
+            queries,
+        );
         rotate_tokens(&mut d_qkv, h, head_dim, &self.inv_freq, packed, true);
         let mut d_x = self.qkv.backward_input(&d_qkv);
         if let Some(norm) = &self.attention_norm {
             norm.backward(&mut d_x, &cache.attention_norm);
         }
-        for r in 0..starts.len() - 1 {
-            let (q0, nq, out0) = queries.of_row(starts, r);
-            let src = &d_attended[out0 * h..(out0 + nq) * h];
-            d_x[q0 * h..(q0 + nq) * h]
-                .iter_mut()
-                .zip(src)
-                .for_each(|(d, s)| *d += s);
-        }
+        add_at_queries(&mut d_x, &d_attended, h, &packed.starts, queries);
         d_x
     }
 }
