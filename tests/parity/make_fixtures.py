@@ -212,18 +212,25 @@ def load_splade(models_dir: Path):
     return model.float().eval(), tok, path
 
 
-def train_tiny_roberta_tokenizer(out: Path):
+def train_byte_level_bpe(special_tokens: list[str]):
+    """A byte-level BPE (vocab 1000, min frequency 2, no prefix space) trained on the SST-2
+    train sentences, `special_tokens` taking ids 0.. in order."""
     from tokenizers import ByteLevelBPETokenizer
 
     sents = [s.strip() for s in read_tsv_sentences(SST2_TRAIN)]
-    bpe = ByteLevelBPETokenizer()
+    bpe = ByteLevelBPETokenizer(add_prefix_space=False)
     bpe.train_from_iterator(
         sents,
         vocab_size=1000,
         min_frequency=2,
-        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        special_tokens=special_tokens,
         show_progress=False,
     )
+    return bpe
+
+
+def train_tiny_roberta_tokenizer(out: Path):
+    bpe = train_byte_level_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     out.mkdir(parents=True, exist_ok=True)
     bpe.save_model(str(out))  # vocab.json + merges.txt
     # As in roberta-base, <mask> strips the space before it (lstrip), so
@@ -526,13 +533,10 @@ def build_tiny_modernbert(retrain: bool):
     created only when missing."""
     if retrain or not (TINY_MODERNBERT / "model.safetensors").exists():
         print(f"building tiny ModernBERT in {TINY_MODERNBERT}")
-        from tokenizers import ByteLevelBPETokenizer, processors
+        from tokenizers import processors
 
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        sents = [s.strip() for s in read_tsv_sentences(SST2_TRAIN)]
-        bpe = ByteLevelBPETokenizer(add_prefix_space=False)
-        bpe.train_from_iterator(sents, vocab_size=1000, min_frequency=2, special_tokens=specials,
-                                show_progress=False)
+        bpe = train_byte_level_bpe(specials)
         bpe._tokenizer.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]",
             pair="[CLS] $A [SEP] $B [SEP]",
