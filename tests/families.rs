@@ -56,17 +56,24 @@ fn cli() -> Command {
     cmd
 }
 
-/// A finished record of the experiment's only cell.
-fn the_record(dir: &Path, name: &str) -> (PathBuf, autoprompt::record::Record) {
+/// Every record of the experiment, with its path.
+fn records(dir: &Path, name: &str) -> Vec<(PathBuf, autoprompt::record::Record)> {
     let cells = dir.join("results").join(name).join("cells");
-    let path = std::fs::read_dir(&cells)
+    std::fs::read_dir(&cells)
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
-        .expect("a record");
-    let record: autoprompt::record::Record =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let record = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            (p, record)
+        })
+        .collect()
+}
+
+/// A finished record of the experiment's only cell.
+fn the_record(dir: &Path, name: &str) -> (PathBuf, autoprompt::record::Record) {
+    let (path, record) = records(dir, name).into_iter().next().expect("a record");
     assert_eq!(
         record.status,
         autoprompt::record::Status::Finished,
@@ -289,12 +296,9 @@ fn the_baselines_run_on_every_family() {
         let file = common::experiment(dir.path(), family, &body);
         let out = cli().arg("-q").arg("run").arg(&file).output().unwrap();
         common::assert_success(&out);
-        let cells = dir.path().join("results").join(family).join("cells");
-        let records: Vec<autoprompt::record::Record> = std::fs::read_dir(&cells)
-            .unwrap()
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+        let records: Vec<autoprompt::record::Record> = records(dir.path(), family)
+            .into_iter()
+            .map(|(_, record)| record)
             .collect();
         let mut methods: Vec<&str> = records.iter().map(|r| r.spec.method.name()).collect();
         methods.sort_unstable();
