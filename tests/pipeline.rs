@@ -826,11 +826,11 @@ fn sigterm_and_sigint_stop_a_search_cleanly_and_the_next_run_resumes() {
         if signals.len() == 1 {
             assert!(temps.is_empty(), "{temps:?}");
         } else {
-            // Only a checkpoint of the interrupted cell can be cut short.
+            // Only a checkpoint or the heartbeat of the interrupted cell can be cut short.
             assert!(
-                temps
-                    .iter()
-                    .all(|t| t.parent().is_some_and(|d| d.ends_with("checkpoints"))),
+                temps.iter().all(|t| t
+                    .parent()
+                    .is_some_and(|d| d.ends_with("checkpoints") || d.ends_with("progress"))),
                 "{temps:?}"
             );
             forced_exit_temps = Some(temps.len());

@@ -328,6 +328,7 @@ impl Fixture {
             initial_trigger: self.mask,
             train_classes: &self.classes,
             display,
+            progress: &autoprompt::progress::NoProgress,
         }
     }
 

@@ -181,6 +181,7 @@ pub fn search_iteration<B: AutodiffBackend>(
         initial_trigger: mask,
         train_classes: &train_classes,
         display: &display,
+        progress: &crate::progress::NoProgress,
     };
     let split = Split {
         encoded: &encoded,

@@ -17,6 +17,7 @@ pub mod config;
 pub mod interrupt;
 pub mod lm;
 pub mod plan;
+pub mod progress;
 pub mod prompt;
 pub mod record;
 pub mod report;

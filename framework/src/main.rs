@@ -1,6 +1,7 @@
 //! The `autoprompt` command line: parses arguments, sets up logging, calls the library and
 //! maps errors to exit codes (2: invalid input; 1: anything else failed).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,7 +33,9 @@ fn install_signal_handlers() -> std::io::Result<Arc<AtomicUsize>> {
     Ok(received)
 }
 
-fn init_tracing(verbose: u8, quiet: bool) {
+/// Logs to stderr at the level `-v` / `-q` choose (`RUST_LOG` overrides), through `bars`
+/// when progress bars are drawn.
+fn init_tracing(verbose: u8, quiet: bool, bars: Option<indicatif::MultiProgress>) {
     let default = match (quiet, verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -44,7 +47,9 @@ fn init_tracing(verbose: u8, quiet: bool) {
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Colour escapes only for a terminal: a log file or a Slurm output file stays plain.
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(cli::log_writer::BarSafeStderr { bars })
         .with_target(false)
         .init();
 }
@@ -62,7 +67,7 @@ fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
-fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
+fn main_inner(cli: Cli, bars: Option<indicatif::MultiProgress>) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(args) => {
             let (experiment, cells) = load(&args)?;
@@ -93,6 +98,7 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 shard,
                 max_attempts: Some(max_attempts),
                 retry_failed,
+                display: bars.map_or(run::ProgressDisplay::Lines, run::ProgressDisplay::Bars),
             };
             let selected = run::select_some(&experiment, &cells, &options)?;
             if dry_run {
@@ -187,6 +193,11 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             let rows = run::status::status(&experiment, &cells)?;
             for row in &rows {
                 println!("{:<5} {:<16} {}", row.index, row.id, row.status);
+                match (&row.progress, &row.status) {
+                    (Some(p), run::status::CellStatus::Running(_)) => println!("      {p}"),
+                    (Some(p), _) => println!("      an earlier attempt stopped at: {p}"),
+                    (None, _) => {}
+                }
             }
             let counts = run::status::counts(&rows);
             let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
@@ -300,8 +311,12 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose, cli.quiet);
-    match main_inner(cli) {
+    // Bars on a terminal; elsewhere (a log file, a Slurm output file) progress is logged.
+    let bars = std::io::stderr()
+        .is_terminal()
+        .then(indicatif::MultiProgress::new);
+    init_tracing(cli.verbose, cli.quiet, bars.clone());
+    match main_inner(cli, bars) {
         Ok(code) => code,
         Err(e)
             if e.downcast_ref::<std::io::Error>()

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::linear_probe::sentence_input;
 use crate::checkpoint::{Checkpoints, RngPosition};
 use crate::lm::{EncoderInput, LmError, LoadedModel, MaskedLm};
+use crate::progress::{ProgressSink, Stage};
 use crate::tasks::metrics::accuracy_of_logits;
 use crate::tasks::{Example, sample};
 
@@ -209,13 +210,15 @@ pub struct FinetuneData<'a> {
 }
 
 /// Fine-tunes on `train`, selects the epoch on `dev`; returns `accuracy` and `dev_accuracy`,
-/// or `None` when a stop was requested ([`crate::interrupt`]).
+/// or `None` when a stop was requested ([`crate::interrupt`]). Reports every step to
+/// `progress`.
 pub fn run<B: AutodiffBackend>(
     lm: &LoadedModel<B>,
     data: FinetuneData,
     settings: &FinetuneSettings,
     device: &B::Device,
     checkpoints: &mut dyn Checkpoints<FinetuneState>,
+    progress: &dyn ProgressSink,
 ) -> Result<Option<BTreeMap<String, f64>>, LmError> {
     let FinetuneData {
         classes,
@@ -321,6 +324,13 @@ pub fn run<B: AutodiffBackend>(
                     grads,
                 );
                 step += 1;
+                progress.report(Stage::Train {
+                    epoch,
+                    epochs,
+                    step,
+                    steps: total_steps,
+                    best_dev: best.as_ref().map(|(b, _)| *b),
+                });
             }
             let eval = model.valid();
             let dev_acc = evaluate(&eval, &dev_x, &dev_y, pad, device);

@@ -95,10 +95,16 @@ pub struct RunSettings {
     /// How often a running search or fine-tuning saves its state to resume from after a
     /// kill (`checkpoint_seconds`; 0 saves at every iteration or epoch).
     pub checkpoint_every: std::time::Duration,
+    /// How often a running cell logs its progress when stderr is not a terminal
+    /// (`progress_seconds`; 0: never). A terminal shows bars instead.
+    pub progress_every: std::time::Duration,
 }
 
 /// `checkpoint_seconds` when the experiment does not set it.
 pub const DEFAULT_CHECKPOINT_SECONDS: f64 = 300.0;
+
+/// `progress_seconds` when the experiment does not set it.
+pub const DEFAULT_PROGRESS_SECONDS: f64 = 60.0;
 
 /// Top-level keys of an experiment file other than the cell spec.
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +124,7 @@ struct ExperimentFile {
     #[serde(default)]
     engine: crate::search::Engine,
     checkpoint_seconds: Option<f64>,
+    progress_seconds: Option<f64>,
     // The cell spec and grid are checked per cell by the planner.
     seed: Option<Value>,
     task: Option<Value>,
@@ -175,7 +182,7 @@ pub enum ConfigError {
 
 /// Environment variables that may override top-level keys (`AUTOPROMPT_DATA_DIR`, ...);
 /// nested keys use `__` (`AUTOPROMPT_TASK__TRAIN_SIZE=100`).
-const ENV_KEYS: [&str; 7] = [
+const ENV_KEYS: [&str; 8] = [
     "data_dir",
     "lama_dir",
     "lpaqa_dir",
@@ -183,6 +190,7 @@ const ENV_KEYS: [&str; 7] = [
     "backend",
     "engine",
     "checkpoint_seconds",
+    "progress_seconds",
 ];
 
 /// Parses one `--set key.path=value` (value as TOML; a bare word is a string).
@@ -322,15 +330,27 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
         override_axis(&mut grid, key, value);
     }
     let data_dir = file.data_dir.unwrap_or_else(|| PathBuf::from("data"));
-    let checkpoint_seconds = file
-        .checkpoint_seconds
-        .unwrap_or(DEFAULT_CHECKPOINT_SECONDS);
-    if !(checkpoint_seconds.is_finite() && checkpoint_seconds >= 0.0) {
-        return Err(invalid(
-            "checkpoint_seconds".to_string(),
-            format!("expected a number of seconds >= 0, found {checkpoint_seconds}"),
-        ));
-    }
+    let interval = |key: &str, value: Option<f64>, default: f64| {
+        let seconds = value.unwrap_or(default);
+        if seconds.is_finite() && seconds >= 0.0 {
+            Ok(std::time::Duration::from_secs_f64(seconds))
+        } else {
+            Err(invalid(
+                key.to_string(),
+                format!("expected a number of seconds >= 0, found {seconds}"),
+            ))
+        }
+    };
+    let checkpoint_every = interval(
+        "checkpoint_seconds",
+        file.checkpoint_seconds,
+        DEFAULT_CHECKPOINT_SECONDS,
+    )?;
+    let progress_every = interval(
+        "progress_seconds",
+        file.progress_seconds,
+        DEFAULT_PROGRESS_SECONDS,
+    )?;
     let settings = RunSettings {
         backend: file.backend,
         engine: file.engine,
@@ -340,7 +360,8 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
             data_dir,
         },
         results_dir: file.results_dir.unwrap_or_else(|| PathBuf::from("results")),
-        checkpoint_every: std::time::Duration::from_secs_f64(checkpoint_seconds),
+        checkpoint_every,
+        progress_every,
     };
     let mut base = serde_json::Map::new();
     for (key, value) in [

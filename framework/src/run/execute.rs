@@ -10,6 +10,7 @@ use super::{RunError, prompting, provenance};
 use crate::config::{Experiment, MethodSpec};
 use crate::lm::LoadedModel;
 use crate::plan::Cell;
+use crate::progress::ProgressSink;
 use crate::record::{Counts, Provenance, Record, Status, Timings};
 use crate::store::{FileCheckpoints, Store, write_atomic};
 
@@ -40,13 +41,15 @@ impl<B: AutodiffBackend> Models<B> {
 
 /// Runs a cell and returns its record (a `failed` record when the method errs), or `None`
 /// when a stop was requested before it finished ([`crate::interrupt`]): an interrupted cell
-/// has no record, so the next run starts it again.
+/// has no record, so the next run starts it again. The method reports where it stands to
+/// `progress`.
 pub fn execute_cell<B: AutodiffBackend>(
     experiment: &Experiment,
     cell: &Cell,
     store: &Store,
     models: &Models<B>,
     device: &B::Device,
+    progress: &dyn ProgressSink,
 ) -> Option<Record> {
     let started = Instant::now();
     let mut record = Record {
@@ -75,15 +78,13 @@ pub fn execute_cell<B: AutodiffBackend>(
             ..Default::default()
         },
     };
-    match fill(
-        &mut record,
+    let context = CellContext {
         experiment,
         cell,
         store,
-        models,
-        device,
-        started,
-    ) {
+        progress,
+    };
+    match fill(&mut record, &context, models, device, started) {
         Ok(()) => {}
         Err(RunError::Interrupted) => return None,
         Err(e) => {
@@ -105,15 +106,27 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
+/// What a cell runs in: its experiment, where its files go, where its progress goes.
+struct CellContext<'a> {
+    experiment: &'a Experiment,
+    cell: &'a Cell,
+    store: &'a Store,
+    progress: &'a dyn ProgressSink,
+}
+
 fn fill<B: AutodiffBackend>(
     record: &mut Record,
-    experiment: &Experiment,
-    cell: &Cell,
-    store: &Store,
+    context: &CellContext,
     models: &Models<B>,
     device: &B::Device,
     started: Instant,
 ) -> Result<(), RunError> {
+    let CellContext {
+        experiment,
+        cell,
+        store,
+        progress,
+    } = *context;
     let spec = &cell.spec;
     let data = crate::tasks::load_columns(
         &spec.task,
@@ -180,25 +193,35 @@ fn fill<B: AutodiffBackend>(
                 max_len,
                 seed: spec.seed,
             };
-            record.metrics =
-                crate::baselines::finetune::run(&lm, task, finetune, device, &mut checkpoints)?
-                    .ok_or(RunError::Interrupted)?;
+            record.metrics = crate::baselines::finetune::run(
+                &lm,
+                task,
+                finetune,
+                device,
+                &mut checkpoints,
+                progress,
+            )?
+            .ok_or(RunError::Interrupted)?;
         }
         _ => {
             let best_path = store.prompt_path(&cell.id);
+            let mut keep_best = |artifact: &crate::record::PromptArtifact| {
+                let json = serde_json::to_vec_pretty(artifact).expect("prompts serialise");
+                if let Err(e) = write_atomic(&best_path, &json) {
+                    tracing::warn!(error = %e, "could not save the best-so-far prompt");
+                }
+            };
             let outcome = prompting::run(
                 spec,
                 &data,
                 &lm,
                 device,
                 experiment.settings.engine,
-                |artifact| {
-                    let json = serde_json::to_vec_pretty(artifact).expect("prompts serialise");
-                    if let Err(e) = write_atomic(&best_path, &json) {
-                        tracing::warn!(error = %e, "could not save the best-so-far prompt");
-                    }
+                prompting::MethodHooks {
+                    on_best: &mut keep_best,
+                    checkpoints: &mut checkpoints,
+                    progress,
                 },
-                &mut checkpoints,
             )?;
             record.timings.seconds_per_iteration =
                 outcome.search.as_ref().map(|s| s.seconds_per_iteration);

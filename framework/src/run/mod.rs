@@ -3,12 +3,12 @@
 //! record atomically. Failed cells get a `failed` record (and run again next time).
 
 mod execute;
+pub mod progress;
 pub mod prompting;
 pub mod provenance;
 pub mod slurm;
 pub mod status;
 
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -23,6 +23,7 @@ use crate::store::{CellState, Store, StoreError};
 use crate::tasks::TaskError;
 
 pub use execute::{Models, execute_cell};
+pub use progress::ProgressDisplay;
 
 /// Why a saved prompt file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +127,8 @@ pub struct RunOptions {
     pub max_attempts: Option<u32>,
     /// Run failed cells again whatever their attempt count.
     pub retry_failed: bool,
+    /// Bars on a terminal, or INFO lines every `progress_seconds`.
+    pub display: ProgressDisplay,
 }
 
 /// Attempts a failed cell gets by default (`run --max-attempts`).
@@ -238,11 +241,12 @@ pub fn no_cuda() -> RunError {
     }
 }
 
-fn progress_bar(len: usize) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
+/// The bar over the run's cells (hidden unless the run shows bars).
+fn cells_bar(display: &ProgressDisplay, len: usize) -> indicatif::ProgressBar {
+    let ProgressDisplay::Bars(multi) = display else {
         return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len as u64);
+    };
+    let bar = multi.add(indicatif::ProgressBar::new(len as u64));
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells, ETA {eta} {msg}",
@@ -291,7 +295,7 @@ fn run_on<B: AutodiffBackend>(
         results = %store.root.display(),
         "starting run"
     );
-    let bar = progress_bar(pending.len());
+    let bar = cells_bar(&options.display, pending.len());
     let models = Models::<B>::default();
     let next = AtomicUsize::new(0);
     let summary = Arc::new(Mutex::new(summary));
@@ -303,7 +307,7 @@ fn run_on<B: AutodiffBackend>(
             if crate::interrupt::stop_requested() {
                 break;
             }
-            let outcome = run_one(experiment, cell, &store, &models, &device);
+            let outcome = run_one(experiment, cell, &store, &models, &device, &options.display);
             let mut s = summary.lock().expect("summary lock");
             match outcome {
                 Ok(Some(CellOutcome::Finished)) => s.ran += 1,
@@ -339,6 +343,7 @@ fn run_one<B: AutodiffBackend>(
     store: &Store,
     models: &Models<B>,
     device: &B::Device,
+    display: &ProgressDisplay,
 ) -> Result<Option<CellOutcome>, RunError> {
     let Some(_lock) = store.try_lock(&cell.id)? else {
         tracing::info!(cell = %cell.id, "held by another runner; skipping");
@@ -352,7 +357,20 @@ fn run_one<B: AutodiffBackend>(
     let span = tracing::info_span!("cell", id = %cell.id, index = cell.index);
     let _enter = span.enter();
     let started = Instant::now();
-    let Some(mut record) = execute_cell::<B>(experiment, cell, store, models, device) else {
+    // A killed attempt's heartbeat says nothing of this one.
+    store.remove_heartbeat(&cell.id)?;
+    let reporter = progress::CellReporter::new(
+        &cell.id,
+        display,
+        experiment.settings.progress_every,
+        store.heartbeat_path(&cell.id),
+    );
+    let executed = execute_cell::<B>(experiment, cell, store, models, device, &reporter);
+    drop(reporter);
+    if let Err(e) = store.remove_heartbeat(&cell.id) {
+        tracing::warn!(error = %e, "could not remove the cell's heartbeat");
+    }
+    let Some(mut record) = executed else {
         tracing::warn!(cell = %cell.id, "interrupted; no record written (the next run starts the cell again)");
         return Ok(Some(CellOutcome::Interrupted));
     };

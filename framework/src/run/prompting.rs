@@ -11,11 +11,14 @@ use super::RunError;
 use crate::checkpoint::Checkpoints;
 use crate::config::{CellSpec, Labels, MethodSpec};
 use crate::lm::LoadedModel;
+use crate::progress::ProgressSink;
 use crate::prompt::{Encoded, Template, Verbalizer};
 use crate::record::{ModelIdentity, PromptArtifact};
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
 use crate::search::labels::{LabelSearchResult, label_search};
-use crate::search::trigger::{SearchContext, SearchState, Split, evaluate_split, search_resumable};
+use crate::search::trigger::{
+    SearchContext, SearchState, Split, evaluate_split_reporting, search_resumable,
+};
 use crate::search::{
     Engine, FrozenModel, Gold, LabelSearchSettings, RowScore, Scorer, SearchResult, SearchSettings,
     SelectBy, Target,
@@ -309,18 +312,42 @@ fn target_of(answers: &Answers, verbalizer: Option<&Verbalizer>) -> Result<Targe
     }
 }
 
-/// Metrics of `triggers` on one prepared split (names prefixed with `prefix`).
+/// Metrics of `triggers` on one prepared split (names prefixed with `prefix`); the rows
+/// scored are reported to `progress` as split `split`.
 fn evaluate_prepared(
     scorer: &Scorer,
     pad_id: u32,
     prepared: &Prepared,
     triggers: &[u32],
     ranking: Ranking,
-    prefix: &str,
+    (prefix, split): (&str, &str),
+    progress: &dyn ProgressSink,
 ) -> BTreeMap<String, f64> {
     let classification = matches!(scorer.target, Target::Classes { .. });
-    let rows = evaluate_split(scorer, pad_id, prepared.split(), triggers, !classification);
+    let rows = evaluate_split_reporting(
+        scorer,
+        pad_id,
+        prepared.split(),
+        triggers,
+        !classification,
+        &mut |rows, of| {
+            progress.report(crate::progress::Stage::Score {
+                split: split.to_string(),
+                rows,
+                of,
+            })
+        },
+    );
     metrics_of(&rows, prepared.unscorable, classification, ranking, prefix)
+}
+
+/// What a running prompt method hands on while it runs: every new best prompt (kept by the
+/// caller, so that an interrupted search leaves it behind), its loop state (checkpoints) and
+/// where it stands (progress).
+pub struct MethodHooks<'a> {
+    pub on_best: &'a mut dyn FnMut(&PromptArtifact),
+    pub checkpoints: &'a mut dyn Checkpoints<SearchState>,
+    pub progress: &'a dyn ProgressSink,
 }
 
 /// Runs a prompt method on a cell: encode the splits, resolve the label tokens, search the
@@ -331,9 +358,13 @@ pub fn run<B: AutodiffBackend>(
     lm: &LoadedModel<B>,
     device: &B::Device,
     engine: Engine,
-    mut on_best: impl FnMut(&PromptArtifact),
-    checkpoints: &mut dyn Checkpoints<SearchState>,
+    hooks: MethodHooks,
 ) -> Result<PromptOutcome, RunError> {
+    let MethodHooks {
+        on_best,
+        checkpoints,
+        progress,
+    } = hooks;
     let method = PromptMethod::of(&spec.method, data)?;
     let settings = &method.settings;
     let template = Template::parse(&method.template)?;
@@ -415,6 +446,7 @@ pub fn run<B: AutodiffBackend>(
                 initial_trigger,
                 train_classes: &train_classes,
                 display: &display,
+                progress,
             };
             search_resumable(
                 &ctx,
@@ -438,14 +470,23 @@ pub fn run<B: AutodiffBackend>(
         .as_ref()
         .map_or(placeholder.clone(), |r| r.trigger_ids.clone());
     let ranking = spec.task.ranking();
-    let mut metrics = evaluate_prepared(&scorer, pad_id, &splits.test, &triggers, ranking, "");
+    let mut metrics = evaluate_prepared(
+        &scorer,
+        pad_id,
+        &splits.test,
+        &triggers,
+        ranking,
+        ("", "test"),
+        progress,
+    );
     metrics.extend(evaluate_prepared(
         &scorer,
         pad_id,
         &splits.dev,
         &triggers,
         ranking,
-        "dev_",
+        ("dev_", "dev"),
+        progress,
     ));
     if let Some(r) = &label_result {
         metrics.insert("label_probe_train_accuracy".into(), r.train_accuracy);
@@ -633,7 +674,8 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
         &prepared,
         &prompt.trigger_ids,
         spec.task.ranking(),
-        "",
+        ("", "eval"),
+        &crate::progress::NoProgress,
     ))
 }
 

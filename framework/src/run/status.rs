@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use super::RunError;
+use super::progress::{Heartbeat, unix_now};
 use super::slurm;
 use crate::config::Experiment;
 use crate::plan::Cell;
+use crate::progress::short_duration;
 use crate::store::{CellState, HeldLock, LockHolder, Store, StoreError};
 
 /// The state of one cell.
@@ -60,20 +62,69 @@ impl std::fmt::Display for CellStatus {
 }
 
 /// One row of `autoprompt status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CellRow {
     pub index: usize,
     pub id: String,
     pub status: CellStatus,
+    /// Where a running cell (or a killed attempt of a pending one) last said it stood.
+    pub progress: Option<LastProgress>,
+}
+
+/// A cell's last heartbeat, as of when `status` read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastProgress {
+    pub heartbeat: Heartbeat,
+    /// Seconds since that progress.
+    pub age: f64,
+    /// Whether its cell is running and may have stalled
+    /// ([`Heartbeat::possibly_stalled`]).
+    pub possibly_stalled: bool,
+}
+
+impl std::fmt::Display for LastProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let h = &self.heartbeat;
+        write!(
+            f,
+            "{}; last progress {} ago",
+            h.stage,
+            short_duration(self.age)
+        )?;
+        if let Some(eta) = h.eta_seconds {
+            write!(f, ", then ETA {}", short_duration(eta))?;
+        }
+        if self.possibly_stalled {
+            write!(
+                f,
+                "; POSSIBLY STALLED (no progress for over {} expected intervals)",
+                super::progress::STALL_GAPS
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The heartbeat of `id`, if one can be read (a missing or unreadable one is no progress).
+fn last_progress(store: &Store, id: &str, running: bool, now: f64) -> Option<LastProgress> {
+    let bytes = std::fs::read(store.heartbeat_path(id)).ok()?;
+    let heartbeat: Heartbeat = serde_json::from_slice(&bytes).ok()?;
+    Some(LastProgress {
+        age: heartbeat.age(now),
+        possibly_stalled: running && heartbeat.possibly_stalled(now),
+        heartbeat,
+    })
 }
 
 /// The state of every cell: its record, else its lock, else what the scheduler says of the
-/// last Slurm submission (when there was one and `squeue` answers).
+/// last Slurm submission (when there was one and `squeue` answers); with the last heartbeat
+/// of a running cell, or of a killed attempt of a pending one.
 pub fn status(experiment: &Experiment, cells: &[Cell]) -> Result<Vec<CellRow>, RunError> {
     let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
     let queued: BTreeMap<usize, String> = slurm::last_submission(&store)
         .map(|s| slurm::queue_states(&s.array_job).into_iter().collect())
         .unwrap_or_default();
+    let now = unix_now();
     cells
         .iter()
         .map(|cell| {
@@ -92,10 +143,18 @@ pub fn status(experiment: &Experiment, cells: &[Cell]) -> Result<Vec<CellRow>, R
                     }),
                 },
             };
+            let progress = match &status {
+                CellStatus::Running(_) => last_progress(&store, &cell.id, true, now),
+                CellStatus::StaleLock(_) | CellStatus::Pending => {
+                    last_progress(&store, &cell.id, false, now)
+                }
+                _ => None,
+            };
             Ok(CellRow {
                 index: cell.index,
                 id: cell.id.clone(),
                 status,
+                progress,
             })
         })
         .collect()

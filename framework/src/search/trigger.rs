@@ -56,6 +56,7 @@ use super::scorer::Scorer;
 use super::target::{Gold, RowScore};
 use super::{Balance, SearchSettings, SelectBy};
 use crate::checkpoint::{Checkpoints, NoCheckpoints, RngPosition};
+use crate::progress::{ProgressSink, Stage};
 use crate::prompt::{Batch, Encoded};
 use crate::tasks::sample::rng;
 
@@ -219,6 +220,8 @@ pub struct SearchContext<'a> {
     /// Class index of each training example (for balancing); all zero for fact retrieval.
     pub train_classes: &'a [usize],
     pub display: &'a dyn Fn(u32) -> String,
+    /// Where the loop says how far it is, after every iteration.
+    pub progress: &'a dyn ProgressSink,
 }
 
 /// Evaluates `triggers` on a whole split.
@@ -229,6 +232,19 @@ pub fn evaluate_split(
     triggers: &[u32],
     need_ll: bool,
 ) -> Vec<RowScore> {
+    evaluate_split_reporting(scorer, pad_id, split, triggers, need_ll, &mut |_, _| {})
+}
+
+/// [`evaluate_split`], calling `scored(rows done, rows)` after every chunk of rows.
+pub fn evaluate_split_reporting(
+    scorer: &Scorer,
+    pad_id: u32,
+    split: Split,
+    triggers: &[u32],
+    need_ll: bool,
+    scored: &mut dyn FnMut(usize, usize),
+) -> Vec<RowScore> {
+    let mut done = 0;
     let mut order: Vec<usize> = (0..split.encoded.len()).collect();
     // Similar lengths together: less padding.
     order.sort_by_key(|&i| split.encoded[i].ids.len());
@@ -240,6 +256,8 @@ pub fn evaluate_split(
         for (&i, s) in chunk.iter().zip(scorer.score_rows(&batch, &golds, need_ll)) {
             scores[i] = Some(s);
         }
+        done += chunk.len();
+        scored(done, order.len());
     }
     scores
         .into_iter()
@@ -649,6 +667,23 @@ pub fn search_resumable(
             since_improvement = 0;
             first_iteration = 0;
         }
+        let report = |iteration: usize,
+                      current: Option<f64>,
+                      steps: &[SearchStep],
+                      best: &Option<Kept>,
+                      rows: &EncoderRows| {
+            ctx.progress.report(Stage::Search {
+                restart,
+                restarts,
+                iteration,
+                iterations: s.iters,
+                accepted: steps.iter().filter(|step| step.accepted).count(),
+                current,
+                best_dev: best.as_ref().map(|b| b.dev),
+                rows: rows.total(),
+            })
+        };
+        report(first_iteration, None, &steps, &best, &rows);
         for iteration in first_iteration..s.iters {
             if slots == 0 {
                 break;
@@ -751,6 +786,7 @@ pub fn search_resumable(
             };
             tracing::debug!(restart, iteration, slot = step.slot, loss = step.loss, current, accepted, dev = ?dev_metric, "search step");
             steps.push(step);
+            report(iteration + 1, Some(current), &steps, &best, &rows);
             if s.patience.is_some_and(|p| since_improvement >= p) {
                 stopped_by = StopReason::Patience;
                 break;

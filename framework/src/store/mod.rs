@@ -91,7 +91,7 @@ impl std::fmt::Display for LockHolder {
 }
 
 /// The host name (Linux: `/proc/sys/kernel/hostname`).
-fn this_host() -> String {
+pub fn this_host() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
@@ -127,7 +127,7 @@ impl Store {
     /// Opens (creating) `results_dir/<experiment>/`.
     pub fn open(results_dir: &Path, experiment: &str) -> Result<Self, StoreError> {
         let root = results_dir.join(experiment);
-        for dir in ["cells", "locks", "prompts", "checkpoints"] {
+        for dir in ["cells", "locks", "prompts", "checkpoints", "progress"] {
             let d = root.join(dir);
             fs::create_dir_all(&d).map_err(io(&d))?;
         }
@@ -151,6 +151,16 @@ impl Store {
     /// Removes a cell's checkpoint (once its record is written, the state is of no use).
     pub fn remove_checkpoint(&self, id: &str) -> Result<(), StoreError> {
         remove_if_present(&self.checkpoint_path(id)).map(|_| ())
+    }
+
+    /// The heartbeat a running cell rewrites with its progress (`run::progress`).
+    pub fn heartbeat_path(&self, id: &str) -> PathBuf {
+        self.root.join("progress").join(format!("{id}.json"))
+    }
+
+    /// Removes a cell's heartbeat (its record is written, or a new attempt starts).
+    pub fn remove_heartbeat(&self, id: &str) -> Result<(), StoreError> {
+        remove_if_present(&self.heartbeat_path(id)).map(|_| ())
     }
 
     pub fn state(&self, id: &str) -> CellState {
@@ -249,7 +259,7 @@ impl Store {
 
     /// Removes temp files a killed writer of this cell left behind (call with the lock held).
     fn remove_stale_temps(&self, id: &str) -> Result<(), StoreError> {
-        for dir in ["cells", "prompts", "checkpoints"] {
+        for dir in ["cells", "prompts", "checkpoints", "progress"] {
             let d = self.root.join(dir);
             let entries = fs::read_dir(&d).map_err(io(&d))?;
             for entry in entries.flatten() {
