@@ -253,6 +253,8 @@ fn cells_bar(display: &ProgressDisplay, len: usize) -> indicatif::ProgressBar {
         )
         .expect("valid template"),
     );
+    // Drawn from the start (and its spinner and clock kept moving) while cells run.
+    bar.enable_steady_tick(std::time::Duration::from_secs(1));
     bar
 }
 
