@@ -14,7 +14,7 @@ the faithful iteration's work: the embedding gradient over ``--accumulation`` ba
   never freezes them; ``--weight-grads embeddings`` keeps only the word embeddings', which the
   hook needs); then, batch by batch, the current trigger and each candidate one at a time,
   accuracy by its ``AccuracyFn`` (log-softmax over the vocabulary at [P]).
-* ``same-algorithm`` — this project's algorithm (``search::trigger::propose``) in PyTorch:
+* ``same-algorithm`` — this project's algorithm (``search::trigger::SearchState::step``) in PyTorch:
   gradient w.r.t. ``inputs_embeds`` with frozen parameters, the head applied only at [P] and
   only to the label tokens (plus the full-vocabulary normaliser for the loss); batches drawn
   from one endless stream of shuffled passes; each evaluation batch stacked with the current

@@ -453,7 +453,10 @@ fn best_on_dev_starts_at_minus_infinity_unless_keep_initial() {
 /// row, one prompt at a time, from a replay of the same stream.
 #[test]
 fn candidates_are_scored_on_eval_batches_fresh_batches() {
-    use autoprompt::search::trigger::{BatchStream, evaluate_split, metric, propose};
+    use autoprompt::search::trigger::{
+        BatchStream, EncoderRows, accumulate_gradients, evaluate_split, expand, metric,
+        score_prompts,
+    };
     use rand::Rng;
     let f = fixture(40, 8);
     let settings = SearchSettings {
@@ -470,11 +473,30 @@ fn candidates_are_scored_on_eval_batches_fresh_batches() {
     let mut replay_rng = rng.clone();
     let mut stream = BatchStream::new(&f.classes, false);
     let mut replay = BatchStream::new(&f.classes, false);
-    let proposal = propose(&ctx, f.train(), &triggers, &mut stream, &mut rng, None);
+    let mut rows = EncoderRows::default();
+    let current = vec![triggers.to_vec()];
+    let (_, grad) = accumulate_gradients(
+        &ctx,
+        f.train(),
+        &current,
+        &mut stream,
+        &mut rng,
+        None,
+        &mut rows,
+    )
+    .pop()
+    .unwrap();
+    let candidates = expand(&ctx, &triggers, &grad, 1, &mut rng);
+    let slot = candidates[0].slots[0];
+    let pool: Vec<Vec<u32>> = current
+        .into_iter()
+        .chain(candidates.iter().map(|c| c.triggers.clone()))
+        .collect();
+    let metrics = score_prompts(&ctx, f.train(), &pool, &mut stream, &mut rng, &mut rows);
     for _ in 0..settings.accumulation_steps {
         replay.next(settings.batch_size, &mut replay_rng);
     }
-    assert_eq!(proposal.slot, replay_rng.random_range(0..3));
+    assert_eq!(slot, replay_rng.random_range(0..3));
     let rows: Vec<usize> = (0..3)
         .flat_map(|_| replay.next(settings.batch_size, &mut replay_rng))
         .collect();
@@ -491,15 +513,14 @@ fn candidates_are_scored_on_eval_batches_fresh_batches() {
             SelectBy::Accuracy,
         )
     };
-    assert_eq!(proposal.current, score(&triggers));
-    assert_eq!(proposal.candidates.len(), 4);
-    for (&c, &m) in proposal.candidates.iter().zip(&proposal.candidate_metrics) {
-        let mut t = triggers;
-        t[proposal.slot] = c;
-        assert_eq!(m, score(&t), "candidate {c}");
+    assert_eq!(metrics[0], score(&triggers));
+    assert_eq!(candidates.len(), 4);
+    for (c, &m) in candidates.iter().zip(&metrics[1..]) {
+        assert_eq!(c.slots, vec![slot]);
+        assert_eq!(m, score(&c.triggers), "candidate {:?}", c.triggers);
     }
     // Metrics over 24 rows: multiples of 1/24, finer than one 8-row batch's 1/8.
-    assert_eq!((proposal.current * 24.0).fract(), 0.0);
+    assert_eq!((metrics[0] * 24.0).fract(), 0.0);
 }
 
 #[test]
@@ -621,11 +642,15 @@ fn a_label_token_cannot_serve_two_classes() {
 }
 
 /// The loop with `beam_size = 1` is the reference's greedy step exactly: the same slots,
-/// candidates, metrics, acceptances and triggers as a replay that calls `propose` and
-/// `accept` on the same random stream, and the encoder rows the formula gives.
+/// candidates, metrics, acceptances and triggers as a replay of the reference's iteration
+/// written here from the step's parts (gradient, one slot's HotFlip candidates, the current
+/// prompt and every candidate scored on the same batches, the best candidate accepted only if
+/// strictly better) on the same random stream, and the encoder rows the formula gives.
 #[test]
 fn beam_of_one_is_the_greedy_step_exactly() {
-    use autoprompt::search::trigger::{BatchStream, accept, propose};
+    use autoprompt::search::trigger::{
+        BatchStream, EncoderRows, accumulate_gradients, best_index, expand, score_prompts,
+    };
     let f = fixture(24, 24);
     let settings = SearchSettings {
         iters: 5,
@@ -646,20 +671,39 @@ fn beam_of_one_is_the_greedy_step_exactly() {
     let (dev_rows, grad_rows, eval_rows) = (24u64, 2 * 8u64, 2 * 8 * 7u64);
     let (mut forward, mut backward) = (dev_rows, 0u64);
     for step in &result.steps {
-        let p = propose(&ctx, f.train(), &triggers, &mut stream, &mut rng, None);
+        let mut unused = EncoderRows::default();
+        let current = vec![triggers.clone()];
+        let (loss, grad) = accumulate_gradients(
+            &ctx,
+            f.train(),
+            &current,
+            &mut stream,
+            &mut rng,
+            None,
+            &mut unused,
+        )
+        .pop()
+        .unwrap();
+        let candidates = expand(&ctx, &triggers, &grad, 1, &mut rng);
+        let slot = candidates.first().map_or(0, |c| c.slots[0]);
+        let pool: Vec<Vec<u32>> = current
+            .into_iter()
+            .chain(candidates.iter().map(|c| c.triggers.clone()))
+            .collect();
+        let metrics = score_prompts(&ctx, f.train(), &pool, &mut stream, &mut rng, &mut unused);
+        let (current, candidate_metrics) = (metrics[0], &metrics[1..]);
+        assert_eq!((step.slot, step.loss, step.current), (slot, loss, current));
+        let best = best_index(candidate_metrics);
         assert_eq!(
-            (step.slot, step.loss, step.current),
-            (p.slot, p.loss, p.current)
+            step.best_candidate.as_ref().map(|c| (c.0, c.2)),
+            best.map(|i| (candidates[i].triggers[slot], candidate_metrics[i]))
         );
-        let best = autoprompt::search::trigger::best_index(&p.candidate_metrics)
-            .map(|i| (p.candidates[i], p.candidate_metrics[i]));
-        assert_eq!(step.best_candidate.as_ref().map(|c| (c.0, c.2)), best);
-        let taken = accept(p.current, &p.candidate_metrics);
+        let taken = best.filter(|&i| candidate_metrics[i] > current);
         assert_eq!(step.accepted, taken.is_some());
         forward += grad_rows + eval_rows;
         backward += grad_rows;
         if let Some(i) = taken {
-            triggers[p.slot] = p.candidates[i];
+            triggers = candidates[i].triggers.clone();
             assert_eq!(step.dev, Some(f.dev_accuracy(&triggers)));
             forward += dev_rows;
         }

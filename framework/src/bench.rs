@@ -1,5 +1,5 @@
 //! Speed measurements through the project's own code path (`autoprompt bench ...`, driven
-//! by `just bench`): one search iteration (`search::trigger::propose`) on SST-2 sentences,
+//! by `just bench`): one search iteration (`search::trigger::SearchState::step`) on SST-2 sentences,
 //! in wall seconds and CPU seconds, and the encoder forward in GFLOP/s. Timed here, never
 //! asserted in tests.
 //!
@@ -19,7 +19,7 @@ use crate::lm::{EncoderInput, MaskedLmConfig};
 use crate::prompt::{Encoded, Template, Verbalizer};
 use crate::run::RunError;
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
-use crate::search::trigger::{BatchStream, SearchContext, Split, propose};
+use crate::search::trigger::{SearchContext, SearchInputs, SearchState, Split};
 use crate::search::{Engine, Gold, Scorer, SearchSettings, SelectBy, Target};
 use crate::tasks::{MalformedRows, sample};
 
@@ -187,16 +187,28 @@ pub fn search_iteration<B: AutodiffBackend>(
         encoded: &encoded,
         golds: &golds,
     };
+    // The search's own iteration, on no dev rows: an accepted candidate costs no dev pass, so
+    // every iteration does the same work (gradients, then the current prompt and every
+    // candidate on `eval_batches` batches).
+    let no_dev = Split {
+        encoded: &[],
+        golds: &[],
+    };
+    let inputs = SearchInputs::new(&ctx, split, no_dev);
+    let mut state = SearchState::start(&inputs, &mut |_, _| {});
     let mut rng = sample::rng(0, "bench");
-    let mut stream = BatchStream::new(&train_classes, false);
     let eval_batches = settings.eval_batches();
+    let batch_rows = (bench.batch_size.min(encoded.len()) * eval_batches) as u64;
+    let gradient_rows =
+        (bench.batch_size.min(encoded.len()) * settings.accumulation_steps.max(1)) as u64;
     let mut times = vec![];
     // CPU ticks over the timed iterations; `None` where they cannot be read.
     let mut cpu = Some(0u64);
-    let mut scored = 0usize;
+    let mut scored = 0u64;
     for it in 0..bench.warmup + bench.iters {
+        let before = state.rows();
         let (t0, c0) = (Instant::now(), process_cpu_ticks());
-        let proposal = propose(&ctx, split, &placeholder, &mut stream, &mut rng, None);
+        state.step(&inputs, &mut rng, &mut |_, _| {});
         let dt = t0.elapsed().as_secs_f64();
         let dc = process_cpu_ticks()
             .zip(c0)
@@ -204,8 +216,8 @@ pub fn search_iteration<B: AutodiffBackend>(
         if it >= bench.warmup {
             times.push(dt);
             cpu = cpu.zip(dc).map(|(a, b)| a + b);
-            scored +=
-                proposal.candidates.len() * bench.batch_size.min(encoded.len()) * eval_batches;
+            // Candidate rows: the forward rows past the gradients and the current prompt's.
+            scored += state.rows().forward - before.forward - gradient_rows - batch_rows;
         }
         tracing::info!(
             iteration = it,

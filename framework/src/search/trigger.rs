@@ -279,21 +279,6 @@ fn class_weights(classes: &[usize]) -> Vec<f32> {
         .collect()
 }
 
-/// What one iteration proposes: the slot, its candidates and their metrics on one batch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Proposal {
-    pub slot: usize,
-    /// Mean training loss over the accumulated batches.
-    pub loss: f32,
-    pub candidates: Vec<u32>,
-    /// Selection metric of the current prompt on the evaluation batches.
-    pub current: f64,
-    /// Selection metric of each candidate on the same batches.
-    pub candidate_metrics: Vec<f64>,
-    /// Encoder rows this iteration ran.
-    pub rows: EncoderRows,
-}
-
 /// Index of the best metric (the first on ties).
 pub fn best_index(metrics: &[f64]) -> Option<usize> {
     metrics
@@ -304,11 +289,6 @@ pub fn best_index(metrics: &[f64]) -> Option<usize> {
             _ => Some((i, m)),
         })
         .map(|(i, _)| i)
-}
-
-/// The acceptance rule: the best candidate, only if strictly better than the current prompt.
-pub fn accept(current: f64, candidate_metrics: &[f64]) -> Option<usize> {
-    best_index(candidate_metrics).filter(|&i| candidate_metrics[i] > current)
 }
 
 /// The next beam: indices of the best `size` distinct prompts of `pool`, best first, ties
@@ -486,41 +466,6 @@ pub fn score_prompts(
         .collect()
 }
 
-/// One greedy iteration (the reference's) without side effects: accumulate the gradient at
-/// the trigger slots over `accumulation_steps` batches, pick a slot, take its HotFlip
-/// candidates, and evaluate the current prompt and every candidate on `eval_batches` fresh
-/// batches, all stacked into as few forward passes as `eval_batch_size` allows.
-pub fn propose(
-    ctx: &SearchContext,
-    train: Split,
-    triggers: &[u32],
-    stream: &mut BatchStream,
-    rng: &mut ChaCha8Rng,
-    weights: Option<&[f32]>,
-) -> Proposal {
-    let mut rows = EncoderRows::default();
-    let current = vec![triggers.to_vec()];
-    let (loss, grad) = accumulate_gradients(ctx, train, &current, stream, rng, weights, &mut rows)
-        .pop()
-        .expect("one prompt");
-    let expanded = expand(ctx, triggers, &grad, 1, rng);
-    // The slot is drawn even when every token is filtered out.
-    let slot = expanded.first().map_or(0, |c| c.slots[0]);
-    let pool: Vec<Vec<u32>> = current
-        .into_iter()
-        .chain(expanded.iter().map(|c| c.triggers.clone()))
-        .collect();
-    let mut metrics = score_prompts(ctx, train, &pool, stream, rng, &mut rows).into_iter();
-    Proposal {
-        slot,
-        loss,
-        candidates: expanded.iter().map(|c| c.triggers[c.slots[0]]).collect(),
-        current: metrics.next().expect("the current prompt is scored"),
-        candidate_metrics: metrics.collect(),
-        rows,
-    }
-}
-
 /// The prompt a search would return if it stopped now, and its dev metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Kept {
@@ -529,15 +474,64 @@ struct Kept {
     restart: usize,
 }
 
-/// Everything the search loop carries from one iteration to the next, at an iteration
-/// boundary: what a checkpoint holds ([`crate::checkpoint`]). Resumed from it, the search
+/// What a search runs on: its context, splits and (under `balance = "loss"`) the training
+/// rows' loss weights. Fixed for the whole search.
+pub struct SearchInputs<'a> {
+    pub ctx: &'a SearchContext<'a>,
+    pub train: Split<'a>,
+    pub dev: Split<'a>,
+    weights: Option<Vec<f32>>,
+}
+
+impl<'a> SearchInputs<'a> {
+    pub fn new(ctx: &'a SearchContext<'a>, train: Split<'a>, dev: Split<'a>) -> Self {
+        let weights =
+            (ctx.settings.balance == Balance::Loss).then(|| class_weights(ctx.train_classes));
+        Self {
+            ctx,
+            train,
+            dev,
+            weights,
+        }
+    }
+
+    /// Trigger slots of the template.
+    fn slots(&self) -> usize {
+        self.train
+            .encoded
+            .first()
+            .map_or(0, |e| e.trigger_positions.len())
+    }
+
+    /// The selection metric of `triggers` on the dev split (its rows counted in `rows`).
+    fn dev_metric(&self, triggers: &[u32], rows: &mut EncoderRows) -> f64 {
+        rows.forward += self.dev.encoded.len() as u64;
+        let need_ll = self.ctx.select_by == SelectBy::LogLikelihood;
+        metric(
+            &evaluate_split(
+                self.ctx.scorer,
+                self.ctx.pad_id,
+                self.dev,
+                triggers,
+                need_ll,
+            ),
+            self.ctx.select_by,
+        )
+    }
+}
+
+/// The search loop's state, carried from one iteration to the next: at an iteration boundary
+/// it is what a checkpoint holds ([`crate::checkpoint`]). Resumed from it, the search
 /// computes what it would have computed uninterrupted, apart from wall times.
+/// [`SearchState::step`] is one iteration; the loop ([`search_resumable`]), the benchmark and
+/// the tests all run iterations through it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchState {
     restart: usize,
     /// The iteration of `restart` to run next.
     next_iteration: usize,
-    /// Position of the restart's generator (seeded from the cell's seed and the restart).
+    /// Position of the restart's generator (seeded from the cell's seed and the restart),
+    /// as of the last checkpoint.
     rng: RngPosition,
     stream: BatchStream,
     beam: Vec<Vec<u32>>,
@@ -557,6 +551,223 @@ impl SearchState {
     /// The iteration this state resumes at (restart, iteration).
     pub fn position(&self) -> (usize, usize) {
         (self.restart, self.next_iteration)
+    }
+
+    /// The steps run so far, over all restarts.
+    pub fn steps(&self) -> &[SearchStep] {
+        &self.steps
+    }
+
+    /// The current prompt (the best of the beam).
+    pub fn triggers(&self) -> &[u32] {
+        &self.beam[0]
+    }
+
+    /// Encoder rows run so far.
+    pub fn rows(&self) -> EncoderRows {
+        self.rows
+    }
+
+    /// A search at the start of restart 0 (its starting prompt's dev metric computed).
+    pub fn start(inputs: &SearchInputs, on_improve: &mut dyn FnMut(&[u32], f64)) -> Self {
+        let mut state = Self {
+            restart: 0,
+            next_iteration: 0,
+            rng: RngPosition::of(&rng(0, "")),
+            stream: BatchStream::new(&[], false),
+            beam: vec![],
+            restart_best: f64::NEG_INFINITY,
+            since_improvement: 0,
+            best: None,
+            initial: None,
+            steps: vec![],
+            iterations_run: 0,
+            rows: EncoderRows::default(),
+            seconds: 0.0,
+        };
+        state.start_restart(inputs, 0, on_improve);
+        state
+    }
+
+    /// Begins restart `restart`: a fresh stream, the starting prompt as the beam, its dev
+    /// metric (the result when nothing is ever accepted; with `keep_initial` it competes).
+    fn start_restart(
+        &mut self,
+        inputs: &SearchInputs,
+        restart: usize,
+        on_improve: &mut dyn FnMut(&[u32], f64),
+    ) {
+        let ctx = inputs.ctx;
+        let s = ctx.settings;
+        self.restart = restart;
+        self.next_iteration = 0;
+        self.rng = RngPosition::of(&rng(0, ""));
+        self.stream = BatchStream::new(ctx.train_classes, s.balance == Balance::Sample);
+        self.beam = vec![vec![ctx.initial_trigger; inputs.slots()]];
+        let initial_dev = inputs.dev_metric(&self.beam[0], &mut self.rows);
+        let start = Kept {
+            triggers: self.beam[0].clone(),
+            dev: initial_dev,
+            restart,
+        };
+        self.initial.get_or_insert_with(|| start.clone());
+        self.restart_best = if s.keep_initial {
+            if self.best.as_ref().is_none_or(|b| initial_dev > b.dev) {
+                on_improve(&start.triggers, initial_dev);
+                self.best = Some(start);
+            }
+            initial_dev
+        } else {
+            f64::NEG_INFINITY
+        };
+        self.since_improvement = 0;
+    }
+
+    /// One iteration: the gradient of every beam member over `accumulation_steps` batches,
+    /// their candidates, the members and candidates scored on `eval_batches` fresh batches,
+    /// the next beam (a candidate replaces the current prompt only if strictly better), the
+    /// dev metric of an accepted prompt and the best-on-dev prompt kept (`on_improve` hears of
+    /// a new one). Appends the iteration's [`SearchStep`] and returns it.
+    pub fn step(
+        &mut self,
+        inputs: &SearchInputs,
+        rng: &mut ChaCha8Rng,
+        on_improve: &mut dyn FnMut(&[u32], f64),
+    ) -> &SearchStep {
+        let ctx = inputs.ctx;
+        let s = ctx.settings;
+        let t0 = Instant::now();
+        self.iterations_run += 1;
+        let gradients = accumulate_gradients(
+            ctx,
+            inputs.train,
+            &self.beam,
+            &mut self.stream,
+            rng,
+            inputs.weights.as_deref(),
+            &mut self.rows,
+        );
+        let candidates: Vec<Candidate> = self
+            .beam
+            .iter()
+            .zip(&gradients)
+            .flat_map(|(member, (_, grad))| expand(ctx, member, grad, s.positions_per_step, rng))
+            .collect();
+        let pool: Vec<Vec<u32>> = self
+            .beam
+            .iter()
+            .cloned()
+            .chain(candidates.iter().map(|c| c.triggers.clone()))
+            .collect();
+        let metrics = score_prompts(
+            ctx,
+            inputs.train,
+            &pool,
+            &mut self.stream,
+            rng,
+            &mut self.rows,
+        );
+        let (member_metrics, candidate_metrics) = metrics.split_at(self.beam.len());
+        let best_candidate = best_index(candidate_metrics).map(|i| {
+            let c = &candidates[i];
+            let token = c.triggers[c.slots[0]];
+            (
+                c.slots[0],
+                (token, (ctx.display)(token), candidate_metrics[i]),
+            )
+        });
+        let next: Vec<Vec<u32>> = select_beam(&pool, &metrics, s.beam_size.max(1))
+            .into_iter()
+            .map(|i| pool[i].clone())
+            .collect();
+        let accepted = next[0] != self.beam[0];
+        let current = member_metrics[0];
+        self.beam = next;
+        let dev = accepted.then(|| self.keep_if_best(inputs, on_improve));
+        if !accepted {
+            self.since_improvement += 1;
+        }
+        self.steps.push(SearchStep {
+            restart: self.restart,
+            iteration: self.next_iteration,
+            slot: best_candidate.as_ref().map_or(0, |b| b.0),
+            loss: gradients[0].0,
+            current,
+            best_candidate: best_candidate.map(|b| b.1),
+            accepted,
+            dev,
+            seconds: t0.elapsed().as_secs_f64(),
+            rows: Some(self.rows),
+        });
+        self.next_iteration += 1;
+        let step = self.steps.last().expect("just pushed");
+        tracing::debug!(restart = step.restart, iteration = step.iteration, slot = step.slot, loss = step.loss, current, accepted, dev = ?dev, "search step");
+        step
+    }
+
+    /// The dev metric of the newly accepted prompt; it becomes the restart's best (and the
+    /// search's, announced to `on_improve`) only if strictly better.
+    fn keep_if_best(
+        &mut self,
+        inputs: &SearchInputs,
+        on_improve: &mut dyn FnMut(&[u32], f64),
+    ) -> f64 {
+        let d = inputs.dev_metric(&self.beam[0], &mut self.rows);
+        if d > self.restart_best {
+            self.restart_best = d;
+            self.since_improvement = 0;
+            if self.best.as_ref().is_none_or(|b| d > b.dev) {
+                self.best = Some(Kept {
+                    triggers: self.beam[0].clone(),
+                    dev: d,
+                    restart: self.restart,
+                });
+                on_improve(&self.beam[0], d);
+            }
+        } else {
+            self.since_improvement += 1;
+        }
+        d
+    }
+
+    /// Where the search stands, for a [`ProgressSink`].
+    fn stage(&self, restarts: usize, iterations: usize) -> Stage {
+        Stage::Search {
+            restart: self.restart,
+            restarts,
+            iteration: self.next_iteration,
+            iterations,
+            accepted: self.steps.iter().filter(|step| step.accepted).count(),
+            current: self
+                .steps
+                .last()
+                .filter(|step| step.restart == self.restart)
+                .map(|step| step.current),
+            best_dev: self.best.as_ref().map(|b| b.dev),
+            rows: self.rows.total(),
+        }
+    }
+
+    /// The search's result (`seconds`: its wall time over every attempt).
+    fn finish(self, inputs: &SearchInputs, stopped_by: StopReason, seconds: f64) -> SearchResult {
+        let initial = self.initial.expect("at least one restart");
+        let kept = self.best.unwrap_or_else(|| initial.clone());
+        SearchResult {
+            trigger_tokens: kept
+                .triggers
+                .iter()
+                .map(|&t| (inputs.ctx.display)(t))
+                .collect(),
+            trigger_ids: kept.triggers,
+            best_dev: kept.dev,
+            best_restart: kept.restart,
+            initial_dev: Some(initial.dev),
+            steps: self.steps,
+            iterations_run: self.iterations_run,
+            seconds_per_iteration: seconds / self.iterations_run.max(1) as f64,
+            stopped_by,
+            rows: Some(self.rows),
+        }
     }
 }
 
@@ -583,21 +794,10 @@ pub fn search_resumable(
     checkpoints: &mut dyn Checkpoints<SearchState>,
 ) -> SearchResult {
     let s = ctx.settings;
-    let need_ll = ctx.select_by == SelectBy::LogLikelihood;
-    let slots = train
-        .encoded
-        .first()
-        .map_or(0, |e| e.trigger_positions.len());
+    let inputs = SearchInputs::new(ctx, train, dev);
+    let slots = inputs.slots();
     let restarts = s.restarts.max(1);
-    let weights = (s.balance == Balance::Loss).then(|| class_weights(ctx.train_classes));
-    let dev_metric_of = |triggers: &[u32], rows: &mut EncoderRows| {
-        rows.forward += dev.encoded.len() as u64;
-        metric(
-            &evaluate_split(ctx.scorer, ctx.pad_id, dev, triggers, need_ll),
-            ctx.select_by,
-        )
-    };
-    let mut resumed = checkpoints.resume().filter(|state| {
+    let resumed = checkpoints.resume().filter(|state| {
         let fits = state.restart < restarts
             && state.next_iteration <= s.iters
             && state.beam.iter().all(|m| m.len() == slots);
@@ -618,196 +818,38 @@ pub fn search_resumable(
             on_improve(&best.triggers, best.dev);
         }
     }
-    let mut steps = vec![];
-    let mut best: Option<Kept> = None;
-    // The starting prompt and its dev metric: the result when nothing is ever accepted.
-    let mut initial: Option<Kept> = None;
-    let mut iterations_run = 0;
-    let mut rows = EncoderRows::default();
-    let mut seconds_before = 0.0;
-    let mut stopped_by = StopReason::Iterations;
     let started = Instant::now();
-    let first_restart = resumed.as_ref().map_or(0, |r| r.restart);
-    for restart in first_restart..restarts {
-        if stopped_by == StopReason::Interrupted {
-            break;
+    let mut state = resumed.unwrap_or_else(|| SearchState::start(&inputs, &mut on_improve));
+    let seconds_before = state.seconds;
+    let mut stopped_by = StopReason::Iterations;
+    'restarts: for restart in state.restart..restarts {
+        if restart != state.restart {
+            state.start_restart(&inputs, restart, &mut on_improve);
         }
         let mut rng = rng(seed, &format!("search-{restart}"));
-        let (mut stream, mut beam, mut restart_best, mut since_improvement, first_iteration);
-        if let Some(state) = resumed.take() {
-            state.rng.restore(&mut rng);
-            (steps, best, initial) = (state.steps, state.best, state.initial);
-            (iterations_run, rows, seconds_before) =
-                (state.iterations_run, state.rows, state.seconds);
-            (stream, beam) = (state.stream, state.beam);
-            (restart_best, since_improvement) = (state.restart_best, state.since_improvement);
-            first_iteration = state.next_iteration;
-        } else {
-            stream = BatchStream::new(ctx.train_classes, s.balance == Balance::Sample);
-            beam = vec![vec![ctx.initial_trigger; slots]];
-            let initial_dev = dev_metric_of(&beam[0], &mut rows);
-            initial.get_or_insert_with(|| Kept {
-                triggers: beam[0].clone(),
-                dev: initial_dev,
-                restart,
-            });
-            restart_best = if s.keep_initial {
-                if best.as_ref().is_none_or(|b| initial_dev > b.dev) {
-                    best = Some(Kept {
-                        triggers: beam[0].clone(),
-                        dev: initial_dev,
-                        restart,
-                    });
-                    on_improve(&beam[0], initial_dev);
-                }
-                initial_dev
-            } else {
-                f64::NEG_INFINITY
-            };
-            since_improvement = 0;
-            first_iteration = 0;
-        }
-        let report = |iteration: usize,
-                      current: Option<f64>,
-                      steps: &[SearchStep],
-                      best: &Option<Kept>,
-                      rows: &EncoderRows| {
-            ctx.progress.report(Stage::Search {
-                restart,
-                restarts,
-                iteration,
-                iterations: s.iters,
-                accepted: steps.iter().filter(|step| step.accepted).count(),
-                current,
-                best_dev: best.as_ref().map(|b| b.dev),
-                rows: rows.total(),
-            })
-        };
-        report(first_iteration, None, &steps, &best, &rows);
-        for iteration in first_iteration..s.iters {
-            if slots == 0 {
-                break;
-            }
-            let save_due = checkpoints.due();
+        state.rng.restore(&mut rng);
+        ctx.progress.report(state.stage(restarts, s.iters));
+        while slots > 0 && state.next_iteration < s.iters {
             let stop = crate::interrupt::stop_requested();
-            if save_due || stop {
-                checkpoints.save(&SearchState {
-                    restart,
-                    next_iteration: iteration,
-                    rng: RngPosition::of(&rng),
-                    stream: stream.clone(),
-                    beam: beam.clone(),
-                    restart_best,
-                    since_improvement,
-                    best: best.clone(),
-                    initial: initial.clone(),
-                    steps: steps.clone(),
-                    iterations_run,
-                    rows,
-                    seconds: seconds_before + started.elapsed().as_secs_f64(),
-                });
+            if stop || checkpoints.due() {
+                state.rng = RngPosition::of(&rng);
+                state.seconds = seconds_before + started.elapsed().as_secs_f64();
+                checkpoints.save(&state);
             }
             if stop {
                 stopped_by = StopReason::Interrupted;
-                break;
+                break 'restarts;
             }
-            let t0 = Instant::now();
-            iterations_run += 1;
-            let gradients = accumulate_gradients(
-                ctx,
-                train,
-                &beam,
-                &mut stream,
-                &mut rng,
-                weights.as_deref(),
-                &mut rows,
-            );
-            let candidates: Vec<Candidate> = beam
-                .iter()
-                .zip(&gradients)
-                .flat_map(|(member, (_, grad))| {
-                    expand(ctx, member, grad, s.positions_per_step, &mut rng)
-                })
-                .collect();
-            let pool: Vec<Vec<u32>> = beam
-                .iter()
-                .cloned()
-                .chain(candidates.iter().map(|c| c.triggers.clone()))
-                .collect();
-            let metrics = score_prompts(ctx, train, &pool, &mut stream, &mut rng, &mut rows);
-            let (member_metrics, candidate_metrics) = metrics.split_at(beam.len());
-            let best_candidate = best_index(candidate_metrics).map(|i| {
-                let c = &candidates[i];
-                let token = c.triggers[c.slots[0]];
-                (
-                    c.slots[0],
-                    (token, (ctx.display)(token), candidate_metrics[i]),
-                )
-            });
-            let next: Vec<Vec<u32>> = select_beam(&pool, &metrics, s.beam_size.max(1))
-                .into_iter()
-                .map(|i| pool[i].clone())
-                .collect();
-            let accepted = next[0] != beam[0];
-            let current = member_metrics[0];
-            beam = next;
-            let mut dev_metric = None;
-            if accepted {
-                let d = dev_metric_of(&beam[0], &mut rows);
-                dev_metric = Some(d);
-                if d > restart_best {
-                    restart_best = d;
-                    since_improvement = 0;
-                    if best.as_ref().is_none_or(|b| d > b.dev) {
-                        best = Some(Kept {
-                            triggers: beam[0].clone(),
-                            dev: d,
-                            restart,
-                        });
-                        on_improve(&beam[0], d);
-                    }
-                } else {
-                    since_improvement += 1;
-                }
-            } else {
-                since_improvement += 1;
-            }
-            let step = SearchStep {
-                restart,
-                iteration,
-                slot: best_candidate.as_ref().map_or(0, |b| b.0),
-                loss: gradients[0].0,
-                current,
-                best_candidate: best_candidate.map(|b| b.1),
-                accepted,
-                dev: dev_metric,
-                seconds: t0.elapsed().as_secs_f64(),
-                rows: Some(rows),
-            };
-            tracing::debug!(restart, iteration, slot = step.slot, loss = step.loss, current, accepted, dev = ?dev_metric, "search step");
-            steps.push(step);
-            report(iteration + 1, Some(current), &steps, &best, &rows);
-            if s.patience.is_some_and(|p| since_improvement >= p) {
+            state.step(&inputs, &mut rng, &mut on_improve);
+            ctx.progress.report(state.stage(restarts, s.iters));
+            if s.patience.is_some_and(|p| state.since_improvement >= p) {
                 stopped_by = StopReason::Patience;
                 break;
             }
         }
     }
-    let initial = initial.expect("at least one restart");
-    let kept = best.unwrap_or_else(|| initial.clone());
     let seconds = seconds_before + started.elapsed().as_secs_f64();
-    SearchResult {
-        trigger_tokens: kept.triggers.iter().map(|&t| (ctx.display)(t)).collect(),
-        trigger_ids: kept.triggers,
-        best_dev: kept.dev,
-        best_restart: kept.restart,
-        initial_dev: Some(initial.dev),
-        steps,
-        iterations_run,
-        seconds_per_iteration: seconds / iterations_run.max(1) as f64,
-        stopped_by,
-        rows: Some(rows),
-    }
+    state.finish(&inputs, stopped_by, seconds)
 }
 
 #[cfg(test)]
@@ -853,9 +895,11 @@ mod acceptance {
     use super::*;
 
     #[test]
-    fn accepts_only_strict_improvements() {
-        assert_eq!(accept(0.5, &[0.4, 0.5]), None);
-        assert_eq!(accept(0.5, &[0.4, 0.6, 0.6]), Some(1));
-        assert_eq!(accept(0.5, &[]), None);
+    fn a_beam_of_one_accepts_only_strict_improvements() {
+        let pool = |n: u32| (0..n).map(|t| vec![t]).collect::<Vec<_>>();
+        // The current prompt first; a tie keeps it, the first of equal better ones wins.
+        assert_eq!(select_beam(&pool(3), &[0.5, 0.4, 0.5], 1), vec![0]);
+        assert_eq!(select_beam(&pool(4), &[0.5, 0.4, 0.6, 0.6], 1), vec![2]);
+        assert_eq!(select_beam(&pool(1), &[0.5], 1), vec![0]);
     }
 }
