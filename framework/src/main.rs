@@ -9,7 +9,7 @@ use clap::Parser;
 
 mod cli;
 use cli::args::{Cli, Command};
-use cli::commands::{bench, fill_mask, load, paper_report, print_plan, report};
+use cli::commands::{bench, fill_mask, load, paper_report, print_plan, report, versus};
 
 use autoprompt::config::{self, ConfigError};
 use autoprompt::plan::Cell;
@@ -169,10 +169,16 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             prompt,
             split,
             cell,
+            predictions,
         } => {
             let (experiment, cells) = load(&args)?;
-            let (cell, metrics) =
+            let (cell, evaluation) =
                 run::evaluate_saved(&experiment, &cells, &prompt, split.into(), cell.as_deref())?;
+            if let Some(path) = &predictions {
+                Store::write_predictions_to(path, &evaluation.predictions)?;
+                eprintln!("wrote {}", path.display());
+            }
+            let metrics = evaluation.metrics;
             println!(
                 "cell {} ({}), {split:?} split:",
                 cell.id,
@@ -237,6 +243,15 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
         } => paper_report(&experiments, &tables, &out)?,
         Command::Bench(command) => println!("{}", bench(command)?),
+        Command::Versus {
+            experiment: args,
+            a,
+            b,
+            metric,
+        } => {
+            let (experiment, _) = load(&args)?;
+            print!("{}", versus(&experiment, &a, &b, &metric)?);
+        }
         Command::Compare {
             experiment: args,
             baseline,
@@ -311,7 +326,10 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {}", error_text(&e));
-            if e.downcast_ref::<ConfigError>().is_some() {
+            let invalid_input = e.downcast_ref::<ConfigError>().is_some()
+                || e.downcast_ref::<autoprompt::report::paired::PairError>()
+                    .is_some();
+            if invalid_input {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

@@ -74,6 +74,7 @@ pub fn execute_cell<B: AutodiffBackend>(
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ..Default::default()
         },
+        predictions: None,
     };
     match fill(
         &mut record,
@@ -138,6 +139,11 @@ fn fill<B: AutodiffBackend>(
             &data.test,
             spec.task.is_classification(),
         );
+        record.predictions = Some(crate::baselines::majority::predictions(
+            &data.train,
+            &data.test,
+            &data.classes,
+        ));
         record.provenance.files = provenance::file_hashes(&files);
         return Ok(());
     }
@@ -159,7 +165,7 @@ fn fill<B: AutodiffBackend>(
     ];
     match &spec.method {
         MethodSpec::LinearProbe { probe } => {
-            record.metrics = crate::baselines::linear_probe::run(
+            let outcome = crate::baselines::linear_probe::run(
                 &lm,
                 &data.classes,
                 splits,
@@ -169,6 +175,8 @@ fn fill<B: AutodiffBackend>(
                 device,
             )?
             .ok_or(RunError::Interrupted)?;
+            record.metrics = outcome.metrics;
+            record.predictions = Some(outcome.predictions);
         }
         MethodSpec::Finetune { finetune } => {
             if lm.config.family == crate::lm::Family::Albert {
@@ -180,9 +188,11 @@ fn fill<B: AutodiffBackend>(
                 max_len,
                 seed: spec.seed,
             };
-            record.metrics =
+            let outcome =
                 crate::baselines::finetune::run(&lm, task, finetune, device, &mut checkpoints)?
                     .ok_or(RunError::Interrupted)?;
+            record.metrics = outcome.metrics;
+            record.predictions = Some(outcome.predictions);
         }
         _ => {
             let best_path = store.prompt_path(&cell.id);
@@ -204,6 +214,7 @@ fn fill<B: AutodiffBackend>(
                 outcome.search.as_ref().map(|s| s.seconds_per_iteration);
             record.provenance.engine = Some(outcome.engine);
             record.metrics = outcome.metrics;
+            record.predictions = Some(outcome.predictions);
             record.counts.unscorable = outcome.unscorable;
             record.prompt = Some(outcome.prompt);
             record.search = outcome.search;
