@@ -130,6 +130,9 @@ pub fn report(experiment: &Experiment) -> anyhow::Result<bool> {
     let files = report::build(&records, &store.root, &report_path, &meta)?;
     let metrics = report::metric_names(&records);
     println!("{}", report::summary_markdown(&files.summary, &metrics)?);
+    if let Some(comparisons) = &files.comparisons {
+        println!("{comparisons}");
+    }
     for path in &files.written {
         println!("wrote {}", path.display());
     }

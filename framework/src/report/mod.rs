@@ -339,6 +339,8 @@ fn csv_bytes(df: &mut DataFrame) -> Result<Vec<u8>, ReportError> {
 #[derive(Debug, Clone)]
 pub struct ReportFiles {
     pub summary: DataFrame,
+    /// The report's Comparisons section (Markdown), when methods pair.
+    pub comparisons: Option<String>,
     pub written: Vec<PathBuf>,
     pub failed_cells: Vec<(String, String)>,
 }
@@ -452,6 +454,7 @@ pub fn build(
         .collect();
     Ok(ReportFiles {
         summary,
+        comparisons: comparisons_md,
         written,
         failed_cells,
     })
@@ -688,12 +691,14 @@ fn markdown(
             a.spec.method.name(),
             a.spec.task.train_size,
             &a.spec.task.relation,
+            a.spec.task.data_seed,
             a.spec.seed,
         )
             .cmp(&(
                 b.spec.method.name(),
                 b.spec.task.train_size,
                 &b.spec.task.relation,
+                b.spec.task.data_seed,
                 b.spec.seed,
             ))
     });
@@ -736,7 +741,11 @@ fn markdown(
                 options,
                 task,
                 r.spec.task.train_size,
-                r.spec.seed,
+                // `data_seed/seed` under the few-shot protocol.
+                r.spec
+                    .task
+                    .data_seed
+                    .map_or(r.spec.seed.to_string(), |d| format!("{d}/{}", r.spec.seed)),
                 p.filled.replace('|', "\\|"),
                 labels.replace('|', "\\|"),
                 dev

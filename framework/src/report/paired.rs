@@ -669,7 +669,11 @@ pub fn comparisons_markdown(comparisons: &[Comparison], metrics: &[String]) -> O
         stats::RESAMPLES,
         stats::MCNEMAR_EXACT_BELOW
     );
-    let p_text = |p: Option<f64>| p.map_or("–".into(), |p| format!("{p:.3}"));
+    let p_text = |p: Option<f64>| match p {
+        Some(p) if p < 0.001 => "<0.001".to_string(),
+        Some(p) => format!("{p:.3}"),
+        None => "–".into(),
+    };
     for (setting, rows) in by_setting {
         let studied = rows.iter().any(|c| !is_baseline(c.a_kind));
         let mut rows: Vec<&Comparison> = rows
