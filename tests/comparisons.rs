@@ -23,7 +23,12 @@ fn accuracies(dir: &Path, name: &str) -> BTreeMap<String, BTreeMap<u64, f64>> {
     for entry in std::fs::read_dir(dir.join("results").join(name).join("cells")).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         let r: autoprompt::record::Record = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(r.status, autoprompt::record::Status::Finished, "{:?}", r.error);
+        assert_eq!(
+            r.status,
+            autoprompt::record::Status::Finished,
+            "{:?}",
+            r.error
+        );
         out.entry(r.spec.method.name().to_string())
             .or_default()
             .insert(r.spec.seed, r.metrics["accuracy"]);
@@ -67,19 +72,44 @@ method = [{ kind = "linear_probe" }]
         std::fs::read(dir.path().join("results/paired/comparisons.csv")).unwrap()
     };
     let csv = report();
-    assert_eq!(csv, report(), "the comparisons are a pure function of the records");
+    assert_eq!(
+        csv,
+        report(),
+        "the comparisons are a pure function of the records"
+    );
     let csv = String::from_utf8(csv).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    for column in ["setting", "metric", "a", "b", "n_seeds", "delta", "t_low", "t_high", "p_value", "bootstrap_low", "bootstrap_high", "note"] {
-        assert!(header.contains(&column), "comparisons.csv lacks {column}: {header:?}");
+    for column in [
+        "setting",
+        "metric",
+        "a",
+        "b",
+        "n_seeds",
+        "delta",
+        "t_low",
+        "t_high",
+        "p_value",
+        "bootstrap_low",
+        "bootstrap_high",
+        "note",
+    ] {
+        assert!(
+            header.contains(&column),
+            "comparisons.csv lacks {column}: {header:?}"
+        );
     }
     assert!(
-        dir.path().join("results/paired/comparisons.parquet").is_file(),
+        dir.path()
+            .join("results/paired/comparisons.parquet")
+            .is_file(),
         "no comparisons.parquet"
     );
     let md = std::fs::read_to_string(dir.path().join("reports/paired.md")).unwrap();
     assert!(md.contains("## Comparisons"), "{md}");
-    assert!(md.contains("paired on the 2 seed(s) both ran (0, 1)"), "{md}");
+    assert!(
+        md.contains("paired on the 2 seed(s) both ran (0, 1)"),
+        "{md}"
+    );
     assert!(md.contains("none in common"), "{md}");
 
     // Every cell stored its predictions on the evaluation split; their share of right
@@ -110,7 +140,9 @@ method = [{ kind = "linear_probe" }]
         / 2.0;
     let out = autoprompt(
         dir.path(),
-        &["versus", file, "--a", "manual", "--b", "majority", "--metric", "accuracy"],
+        &[
+            "versus", file, "--a", "manual", "--b", "majority", "--metric", "accuracy",
+        ],
     );
     common::assert_success(&out);
     let text = String::from_utf8(out.stdout).unwrap();
@@ -118,7 +150,10 @@ method = [{ kind = "linear_probe" }]
         .lines()
         .find(|l| l.trim_start().starts_with("accuracy"))
         .unwrap_or_else(|| panic!("{text}"));
-    assert!(line.contains(&format!("{delta:+.4}")), "Δ {delta:+.4} in {line}");
+    assert!(
+        line.contains(&format!("{delta:+.4}")),
+        "Δ {delta:+.4} in {line}"
+    );
     assert!(line.trim_end().ends_with(" 2"), "n = 2 seeds: {line}");
     assert!(
         text.contains("majority's seed(s) 2 have no manual cell"),
@@ -138,7 +173,10 @@ method = [{ kind = "linear_probe" }]
     );
 
     // A method the experiment does not have: invalid input (exit code 2), naming what it has.
-    let out = autoprompt(dir.path(), &["versus", file, "--a", "finetune", "--b", "manual"]);
+    let out = autoprompt(
+        dir.path(),
+        &["versus", file, "--a", "finetune", "--b", "manual"],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -171,10 +209,18 @@ search = { iters = 2, batch_size = 8, accumulation_steps = 1, num_candidates = 4
     common::assert_success(&autoprompt(&common::repo(), &["run", file]));
     let store = autoprompt::store::Store::open(&dir.path().join("results"), "again").unwrap();
     let record = store.records().unwrap().pop().unwrap();
-    let stored = store.predictions(&record.id).unwrap().expect("stored predictions");
+    let stored = store
+        .predictions(&record.id)
+        .unwrap()
+        .expect("stored predictions");
     assert_eq!(stored.classes, ["0", "1"]);
     assert_eq!(stored.rows.len(), 48);
-    assert!(stored.rows.iter().all(|r| r.scores.len() == 2 && r.predicted.is_some()));
+    assert!(
+        stored
+            .rows
+            .iter()
+            .all(|r| r.scores.len() == 2 && r.predicted.is_some())
+    );
     // A prediction names the class with the highest score, and is right when it is the gold.
     for r in &stored.rows {
         let best = if r.scores[1] > r.scores[0] { "1" } else { "0" };
@@ -188,7 +234,16 @@ search = { iters = 2, batch_size = 8, accumulation_steps = 1, num_candidates = 4
     let cell = store.record_path(&record.id);
     let eval = autoprompt(
         &common::repo(),
-        &["eval", file, "--prompt", cell.to_str().unwrap(), "--split", "test", "--predictions", out.to_str().unwrap()],
+        &[
+            "eval",
+            file,
+            "--prompt",
+            cell.to_str().unwrap(),
+            "--split",
+            "test",
+            "--predictions",
+            out.to_str().unwrap(),
+        ],
     );
     common::assert_success(&eval);
     // Read the file `eval` wrote through the store, as a cell's own.

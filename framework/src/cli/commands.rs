@@ -181,13 +181,7 @@ pub fn versus(
             writeln!(
                 out,
                 "  {:<20} {:>9} {:>17}  {:<19}  {:<19}  {:>6} {:>3}",
-                "metric",
-                "Δ (a − b)",
-                "a vs b",
-                "t 95%",
-                "bootstrap 95%",
-                "p",
-                "n"
+                "metric", "Δ (a − b)", "a vs b", "t 95%", "bootstrap 95%", "p", "n"
             )?;
         }
         match &c.outcome {

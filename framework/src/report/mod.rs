@@ -573,7 +573,10 @@ fn few_shot_protocol(records: &[Record]) -> Option<String> {
         .iter()
         .filter_map(|r| r.spec.task.per_class.map(|k| k.get()))
         .collect();
-    let splits: BTreeSet<u64> = records.iter().filter_map(|r| r.spec.task.data_seed).collect();
+    let splits: BTreeSet<u64> = records
+        .iter()
+        .filter_map(|r| r.spec.task.data_seed)
+        .collect();
     let seeds: BTreeSet<u64> = records.iter().map(|r| r.spec.seed).collect();
     if k.is_empty() && splits.is_empty() {
         return None;
@@ -618,7 +621,10 @@ fn components_markdown(summary: &DataFrame, metrics: &[String]) -> Result<String
     for m in &present {
         md.push_str(&format!(" {m} split | {m} seed |"));
     }
-    md.push_str(&format!("\n|{}|\n", vec!["---"; 3 + 2 * present.len()].join("|")));
+    md.push_str(&format!(
+        "\n|{}|\n",
+        vec!["---"; 3 + 2 * present.len()].join("|")
+    ));
     for row in 0..summary.height() {
         let mut cells: Vec<String> = ["task", "method", "train_size"]
             .iter()

@@ -411,11 +411,22 @@ mod tests {
                 .unwrap()
                 .noise
         };
-        let a = stats::Sample { mean: 0.26, sd: 0.01, n: 3 };
-        let b = stats::Sample { mean: 0.30, sd: 0.01, n: 3 };
+        let a = stats::Sample {
+            mean: 0.26,
+            sd: 0.01,
+            n: 3,
+        };
+        let b = stats::Sample {
+            mean: 0.30,
+            sd: 0.01,
+            n: 3,
+        };
         let want = stats::welch(a, b).unwrap().interval;
         assert_eq!(noise(&with_n(0.26, 0.01, 3)), SeedNoise::Beyond(want));
-        assert!(matches!(noise(&with_n(0.295, 0.01, 3)), SeedNoise::Within(_)));
+        assert!(matches!(
+            noise(&with_n(0.295, 0.01, 3)),
+            SeedNoise::Within(_)
+        ));
         // One seed now: no spread to judge by.
         assert_eq!(noise(&with_n(0.26, 0.01, 1)), SeedNoise::Unknown);
         let md = markdown(

@@ -191,7 +191,11 @@ fn example_level(a: &Arm, b: &Arm, seeds: &[Unit]) -> Option<ExampleLevel> {
         let (ra, rb) = (a.cells[s], b.cells[s]);
         let (pa, pb) = (ra.predictions.as_ref()?, rb.predictions.as_ref()?);
         let same_examples = pa.rows.len() == pb.rows.len()
-            && pa.rows.iter().zip(&pb.rows).all(|(x, y)| x.example == y.example && x.gold == y.gold);
+            && pa
+                .rows
+                .iter()
+                .zip(&pb.rows)
+                .all(|(x, y)| x.example == y.example && x.gold == y.gold);
         if !same_examples {
             tracing::warn!(a = %ra.id, b = %rb.id, "predictions of paired cells are not on the same examples; no example-level statistics");
             return None;
@@ -211,7 +215,12 @@ fn example_level(a: &Arm, b: &Arm, seeds: &[Unit]) -> Option<ExampleLevel> {
         .collect();
     Some(ExampleLevel {
         examples: n,
-        bootstrap: stats::bootstrap_mean(&mean_difference, stats::RESAMPLES, BOOTSTRAP_SEED, stats::LEVEL),
+        bootstrap: stats::bootstrap_mean(
+            &mean_difference,
+            stats::RESAMPLES,
+            BOOTSTRAP_SEED,
+            stats::LEVEL,
+        ),
         mcnemar: per_seed
             .iter()
             .map(|(x, y)| stats::mcnemar_outcomes(x, y).expect("equal lengths"))
@@ -229,10 +238,16 @@ impl Paired {
     pub fn note(&self, a: &str, b: &str) -> Option<String> {
         let mut parts = vec![];
         if !self.only_a.is_empty() {
-            parts.push(format!("{a}'s seed(s) {} have no {b} cell", seed_list(&self.only_a)));
+            parts.push(format!(
+                "{a}'s seed(s) {} have no {b} cell",
+                seed_list(&self.only_a)
+            ));
         }
         if !self.only_b.is_empty() {
-            parts.push(format!("{b}'s seed(s) {} have no {a} cell", seed_list(&self.only_b)));
+            parts.push(format!(
+                "{b}'s seed(s) {} have no {a} cell",
+                seed_list(&self.only_b)
+            ));
         }
         (!parts.is_empty()).then(|| {
             format!(
@@ -433,7 +448,9 @@ pub fn compare_all(records: &[Record], metrics: &[String]) -> Vec<Comparison> {
     let main = main_metric(metrics);
     let mut out = vec![];
     for (setting, arms) in arms(records) {
-        let best = main.and_then(|m| best_baseline(&arms, m)).map(|a| a.label.clone());
+        let best = main
+            .and_then(|m| best_baseline(&arms, m))
+            .map(|a| a.label.clone());
         for (i, x) in arms.iter().enumerate() {
             for y in &arms[i + 1..] {
                 let (a, b) = oriented(x, y);
@@ -506,7 +523,10 @@ pub fn compare_two(
     let all = arms(records);
     let known: BTreeSet<String> = all.values().flatten().map(|x| x.label.clone()).collect();
     for method in [a, b] {
-        if !all.values().any(|arms| arms.iter().any(|x| names(method, x, arms))) {
+        if !all
+            .values()
+            .any(|arms| arms.iter().any(|x| names(method, x, arms)))
+        {
             return Err(PairError::UnknownMethod {
                 method: method.to_string(),
                 known: known.into_iter().collect(),
@@ -520,7 +540,9 @@ pub fn compare_two(
         let find = |q: &str| arms.iter().find(|x| names(q, x, arms));
         if let (Some(x), Some(y)) = (find(a), find(b)) {
             shared = true;
-            let best = main.and_then(|m| best_baseline(arms, m)).map(|x| x.label.clone());
+            let best = main
+                .and_then(|m| best_baseline(arms, m))
+                .map(|x| x.label.clone());
             out.extend(compare_arms(setting, x, y, metrics, best.as_deref()));
         }
     }
@@ -538,9 +560,8 @@ pub fn compare_two(
 /// (= a − b), its `sd`, the t interval and p, the bootstrap interval, and a `note` (seeds
 /// left out, or why the pair was refused, then the numbers are null).
 pub fn comparisons_frame(comparisons: &[Comparison]) -> PolarsResult<DataFrame> {
-    let text = |f: &dyn Fn(&Comparison) -> Option<String>| {
-        comparisons.iter().map(f).collect::<Vec<_>>()
-    };
+    let text =
+        |f: &dyn Fn(&Comparison) -> Option<String>| comparisons.iter().map(f).collect::<Vec<_>>();
     let paired = |c: &Comparison| match &c.outcome {
         Outcome::Paired(p) => Some(p.clone()),
         Outcome::Refused(_) => None,
@@ -558,7 +579,10 @@ pub fn comparisons_frame(comparisons: &[Comparison]) -> PolarsResult<DataFrame> 
         Column::new("model".into(), text(&|c| Some(c.setting.model.clone()))),
         Column::new(
             "train_size".into(),
-            comparisons.iter().map(|c| c.setting.train_size).collect::<Vec<_>>(),
+            comparisons
+                .iter()
+                .map(|c| c.setting.train_size)
+                .collect::<Vec<_>>(),
         ),
         Column::new("setting".into(), text(&|c| Some(c.setting.id.clone()))),
         Column::new("metric".into(), text(&|c| Some(c.metric.clone()))),
@@ -566,7 +590,10 @@ pub fn comparisons_frame(comparisons: &[Comparison]) -> PolarsResult<DataFrame> 
         Column::new("b".into(), text(&|c| Some(c.b.clone()))),
         Column::new(
             "b_is_best_baseline".into(),
-            comparisons.iter().map(|c| c.b_is_best_baseline).collect::<Vec<_>>(),
+            comparisons
+                .iter()
+                .map(|c| c.b_is_best_baseline)
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "n_seeds".into(),
@@ -586,13 +613,23 @@ pub fn comparisons_frame(comparisons: &[Comparison]) -> PolarsResult<DataFrame> 
         Column::new("t_low".into(), number(&|p| p.t.interval.map(|i| i.low))),
         Column::new("t_high".into(), number(&|p| p.t.interval.map(|i| i.high))),
         Column::new("p_value".into(), number(&|p| p.t.p_value)),
-        Column::new("bootstrap_low".into(), number(&|p| p.bootstrap.map(|i| i.low))),
-        Column::new("bootstrap_high".into(), number(&|p| p.bootstrap.map(|i| i.high))),
+        Column::new(
+            "bootstrap_low".into(),
+            number(&|p| p.bootstrap.map(|i| i.low)),
+        ),
+        Column::new(
+            "bootstrap_high".into(),
+            number(&|p| p.bootstrap.map(|i| i.high)),
+        ),
         Column::new(
             "examples".into(),
             comparisons
                 .iter()
-                .map(|c| paired(c).and_then(|p| p.examples).map(|e| e.examples as u32))
+                .map(|c| {
+                    paired(c)
+                        .and_then(|p| p.examples)
+                        .map(|e| e.examples as u32)
+                })
                 .collect::<Vec<_>>(),
         ),
         Column::new(
@@ -601,7 +638,12 @@ pub fn comparisons_frame(comparisons: &[Comparison]) -> PolarsResult<DataFrame> 
         ),
         Column::new(
             "example_bootstrap_high".into(),
-            number(&|p| p.examples.as_ref().and_then(|e| e.bootstrap).map(|i| i.high)),
+            number(&|p| {
+                p.examples
+                    .as_ref()
+                    .and_then(|e| e.bootstrap)
+                    .map(|i| i.high)
+            }),
         ),
         Column::new(
             "mcnemar_p_max".into(),
@@ -853,11 +895,16 @@ mod tests {
         // The report's section: the method against the best baseline first, then the others;
         // the pair of baselines is left to the table.
         let md = comparisons_markdown(&all, &metrics()).unwrap();
-        let first = md.find("| autoprompt − manual (best baseline) | +0.1500 |").unwrap();
+        let first = md
+            .find("| autoprompt − manual (best baseline) | +0.1500 |")
+            .unwrap();
         let second = md.find("| autoprompt − majority | +0.3000 |").unwrap();
         assert!(first < second, "{md}");
         assert!(!md.contains("| majority − manual"), "{md}");
-        assert!(md.contains("### sst2 · train_size 10 · splade-tiny (setting "), "{md}");
+        assert!(
+            md.contains("### sst2 · train_size 10 · splade-tiny (setting "),
+            "{md}"
+        );
     }
 
     #[test]
@@ -885,7 +932,10 @@ mod tests {
             "{note}"
         );
         let md = comparisons_markdown(&all, &metrics()).unwrap();
-        assert!(md.contains("none in common") && md.contains("| 0 |"), "{md}");
+        assert!(
+            md.contains("none in common") && md.contains("| 0 |"),
+            "{md}"
+        );
         let table = comparisons_frame(&all).unwrap();
         assert_eq!(table.height(), 1);
         assert!(table.column("delta").unwrap().get(0).unwrap().is_null());
@@ -964,7 +1014,10 @@ mod tests {
         let md = comparisons_markdown(&ab, &metric).unwrap();
         // Two baselines: the section shows them against each other.
         assert!(md.contains("| linear_probe − majority | +0.2200 |"), "{md}");
-        assert!(md.contains("] * |"), "an interval excluding 0 is marked: {md}");
+        assert!(
+            md.contains("] * |"),
+            "an interval excluding 0 is marked: {md}"
+        );
     }
 
     fn predictions(right: &[bool]) -> crate::record::Predictions {
@@ -988,7 +1041,9 @@ mod tests {
     fn stored_predictions_give_example_level_statistics() {
         // 40 examples; seed 0: a right on 30, b on 20 (a alone right on 18, b alone on 8);
         // seed 1: a right on 28, b on 22 (8 and 2). Δ = (10 / 40 + 6 / 40) / 2 = 0.2.
-        let right = |n: usize, from: usize| -> Vec<bool> { (0..40).map(|i| i >= from && i < from + n).collect() };
+        let right = |n: usize, from: usize| -> Vec<bool> {
+            (0..40).map(|i| i >= from && i < from + n).collect()
+        };
         let (a0, b0) = (right(30, 0), right(20, 18));
         let (a1, b1) = (right(28, 2), right(22, 10));
         let mut records = vec![];

@@ -255,7 +255,12 @@ pub fn variance_components(groups: &[Vec<f64>]) -> Option<Components> {
         .map(|(g, m)| g.len() as f64 * (m - grand).powi(2))
         .sum::<f64>()
         / (d - 1) as f64;
-    let n0 = (n as f64 - groups.iter().map(|g| (g.len() * g.len()) as f64).sum::<f64>() / n as f64)
+    let n0 = (n as f64
+        - groups
+            .iter()
+            .map(|g| (g.len() * g.len()) as f64)
+            .sum::<f64>()
+            / n as f64)
         / (d - 1) as f64;
     Some(Components {
         split_sd: ((between - within) / n0).max(0.0).sqrt(),
@@ -428,7 +433,10 @@ mod tests {
     #[test]
     fn paired_t_edge_cases() {
         let one = paired_t(&[0.7], &[0.6]).unwrap();
-        assert_eq!((one.n, one.sd, one.interval, one.p_value), (1, None, None, None));
+        assert_eq!(
+            (one.n, one.sd, one.interval, one.p_value),
+            (1, None, None, None)
+        );
         assert!((one.mean - 0.1).abs() < 1e-12);
         // Constant non-zero differences (exact in binary): a degenerate interval that
         // excludes 0, p = 0.
@@ -455,8 +463,16 @@ mod tests {
     #[test]
     fn mcnemar_matches_scipy() {
         let f = fixtures();
-        assert!(f.mcnemar.iter().any(|c| c.method == McNemarMethod::ExactBinomial));
-        assert!(f.mcnemar.iter().any(|c| c.method == McNemarMethod::ChiSquareCorrected));
+        assert!(
+            f.mcnemar
+                .iter()
+                .any(|c| c.method == McNemarMethod::ExactBinomial)
+        );
+        assert!(
+            f.mcnemar
+                .iter()
+                .any(|c| c.method == McNemarMethod::ChiSquareCorrected)
+        );
         for case in f.mcnemar {
             let r = mcnemar(case.only_a, case.only_b);
             let what = format!("McNemar {} / {}", case.only_a, case.only_b);
@@ -527,8 +543,18 @@ mod tests {
             // The 2.5% quantile of 10,000 resampled means has a Monte Carlo sd of about
             // 0.03 standard errors; 0.12 is four of them (scipy's own, at 200,000, is smaller).
             let tol = 0.12 * case.se;
-            assert!((i.low - case.low).abs() < tol, "low {} vs scipy {}", i.low, case.low);
-            assert!((i.high - case.high).abs() < tol, "high {} vs scipy {}", i.high, case.high);
+            assert!(
+                (i.low - case.low).abs() < tol,
+                "low {} vs scipy {}",
+                i.low,
+                case.low
+            );
+            assert!(
+                (i.high - case.high).abs() < tol,
+                "high {} vs scipy {}",
+                i.high,
+                case.high
+            );
             assert!(i.low < case.mean && case.mean < i.high);
         }
     }
@@ -558,6 +584,11 @@ mod tests {
             paired_bootstrap(&a, &b, 9).unwrap(),
             bootstrap_mean(&d, RESAMPLES, 9, LEVEL)
         );
-        assert!(paired_bootstrap(&a, &b, 9).unwrap().unwrap().excludes_zero());
+        assert!(
+            paired_bootstrap(&a, &b, 9)
+                .unwrap()
+                .unwrap()
+                .excludes_zero()
+        );
     }
 }

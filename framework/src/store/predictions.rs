@@ -33,10 +33,7 @@ impl Store {
     }
 
     /// Writes predictions atomically to `path` (a cell's own, or any file `eval` is asked for).
-    pub fn write_predictions_to(
-        path: &Path,
-        predictions: &Predictions,
-    ) -> Result<(), StoreError> {
+    pub fn write_predictions_to(path: &Path, predictions: &Predictions) -> Result<(), StoreError> {
         let bytes = to_parquet(predictions).map_err(|source| StoreError::Parquet {
             path: path.to_owned(),
             source,
@@ -109,9 +106,8 @@ fn from_parquet(bytes: Vec<u8>) -> PolarsResult<Predictions> {
     }
     let rows = (0..df.height())
         .map(|i| {
-            let missing = |what: &str| {
-                PolarsError::ComputeError(format!("row {i}: no {what}").into())
-            };
+            let missing =
+                |what: &str| PolarsError::ComputeError(format!("row {i}: no {what}").into());
             Ok(Prediction {
                 example: example.get(i).ok_or_else(|| missing("example"))?,
                 gold: gold.get(i).ok_or_else(|| missing("gold"))?.to_string(),

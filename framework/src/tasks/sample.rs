@@ -334,7 +334,8 @@ mod tests {
         let err = classification_budget(&spec, false, 13, "t", &mut pool(70, 30), None, vec![])
             .unwrap_err();
         assert!(
-            err.to_string().contains("set task.train_size and task.dev_size to 8 (they are 8 and 200)"),
+            err.to_string()
+                .contains("set task.train_size and task.dev_size to 8 (they are 8 and 200)"),
             "{err}"
         );
     }
