@@ -284,3 +284,42 @@ fn the_data_seed_draws_the_split_and_the_search_seed_does_not() {
     let plain = autoprompt::tasks::load(&spec, &paths, 13).unwrap();
     assert_eq!(plain.train, a.train);
 }
+
+#[test]
+fn data_seeds_is_the_grid_shorthand_for_task_data_seed() {
+    let file = common::repo().join("experiments/sst2_fewshot.toml");
+    let data_seeds = |cells: &[autoprompt::plan::Cell]| {
+        cells
+            .iter()
+            .map(|c| c.spec.task.data_seed.unwrap())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    // The shipped file names its data relative to the repository root.
+    let data = format!("data_dir={:?}", common::data_dir().display().to_string());
+    let plan = |set: &str| {
+        let mut args = vec![data.clone()];
+        args.extend((!set.is_empty()).then(|| set.to_string()));
+        common::load_and_plan(&file, &args).unwrap().1
+    };
+    let cells = plan("");
+    // 5 data splits × 2 search seeds × 5 methods.
+    assert_eq!(cells.len(), 50);
+    assert_eq!(
+        data_seeds(&cells).into_iter().collect::<Vec<_>>(),
+        [13, 21, 42, 87, 100]
+    );
+    assert!(
+        cells
+            .iter()
+            .all(|c| c.spec.task.per_class.map(|k| k.get()) == Some(16))
+    );
+    // `--set data_seeds=...` narrows the axis, as `--set seeds=...` does.
+    let one = plan("data_seeds=[42]");
+    assert_eq!(one.len(), 10);
+    assert_eq!(data_seeds(&one).into_iter().collect::<Vec<_>>(), [42]);
+    // Spelled out, the same cells.
+    let spelled = plan("task.data_seed=[42]");
+    let ids =
+        |cells: &[autoprompt::plan::Cell]| cells.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&one), ids(&spelled));
+}
