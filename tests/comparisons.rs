@@ -77,6 +77,16 @@ method = [{ kind = "linear_probe" }]
         report(),
         "the comparisons are a pure function of the records"
     );
+    // The Δ plot against a chosen method.
+    let out = autoprompt(dir.path(), &["report", file, "--delta-against", "majority"]);
+    common::assert_success(&out);
+    let png = std::fs::read(dir.path().join("reports/paired_delta.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let md = std::fs::read_to_string(dir.path().join("reports/paired.md")).unwrap();
+    assert!(
+        md.contains("![Δ against majority](paired_delta.png)"),
+        "{md}"
+    );
     let csv = String::from_utf8(csv).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     for column in [

@@ -231,9 +231,12 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Report(args) => {
+        Command::Report {
+            experiment: args,
+            delta_against,
+        } => {
             let (experiment, _) = load(&args)?;
-            if !report(&experiment)? {
+            if !report(&experiment, delta_against.as_deref())? {
                 return Ok(ExitCode::FAILURE);
             }
         }

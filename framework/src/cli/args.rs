@@ -119,7 +119,14 @@ pub enum Command {
     },
     /// Aggregate the records of an experiment into tables (parquet, CSV) and reports/<name>.md.
     #[command(after_help = "Examples:\n  autoprompt report experiments/sst2_lowres.toml")]
-    Report(ExperimentArgs),
+    Report {
+        #[command(flatten)]
+        experiment: ExperimentArgs,
+        /// Also plot each method's paired Δ against this method over the training sizes, shaded
+        /// with its t 95% interval (reports/<name>_delta.png).
+        #[arg(long, value_name = "METHOD")]
+        delta_against: Option<String>,
+    },
     /// The paper's tables next to ours: reports/paper/*.toml (published numbers) joined with
     /// the records of the experiments in experiments/paper/, written to reports/paper.md.
     #[command(

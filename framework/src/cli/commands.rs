@@ -117,7 +117,7 @@ pub fn print_plan(experiment: &Experiment, cells: &[Cell]) -> anyhow::Result<()>
     Ok(())
 }
 
-pub fn report(experiment: &Experiment) -> anyhow::Result<bool> {
+pub fn report(experiment: &Experiment, delta_against: Option<&str>) -> anyhow::Result<bool> {
     let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
     let mut records = store.records()?;
     store.attach_predictions(&mut records)?;
@@ -126,6 +126,7 @@ pub fn report(experiment: &Experiment) -> anyhow::Result<bool> {
         name: &experiment.name,
         description: &experiment.description,
         experiment_file: &experiment.file,
+        delta_against,
     };
     let files = report::build(&records, &store.root, &report_path, &meta)?;
     let metrics = report::metric_names(&records);

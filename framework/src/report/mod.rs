@@ -26,6 +26,8 @@ pub enum ReportError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Plot(#[from] plot::PlotError),
+    #[error(transparent)]
+    Pair(#[from] paired::PairError),
     #[error("no records under {0}: run the experiment first")]
     Empty(PathBuf),
     #[error("{}: no summary; run `autoprompt report` on the experiment first", .0.display())]
@@ -350,6 +352,9 @@ pub struct ReportMeta<'a> {
     pub name: &'a str,
     pub description: &'a str,
     pub experiment_file: &'a Path,
+    /// Plot every method's paired Δ against this one (a method name or label) over the
+    /// training sizes (`<name>_delta.png`); `None`: no such plot.
+    pub delta_against: Option<&'a str>,
 }
 
 /// Builds every table and file of an experiment's report from its records.
@@ -432,9 +437,22 @@ pub fn build(
         )?);
         plot_name = Some(format!("{}_low_resource", meta.name));
     }
+    let mut delta_plot = None;
+    if let (Some(metric), Some(baseline)) = (main_metric, meta.delta_against) {
+        let curves = paired::delta_curves(records, baseline, metric)?;
+        let name = format!("{}_delta", meta.name);
+        written.extend(plot::low_resource_curve(
+            &report_path.with_file_name(&name),
+            &format!("{}: Δ {metric} against {baseline}", meta.name),
+            &format!("Δ {metric} (method − {baseline})"),
+            &curves,
+        )?);
+        delta_plot = Some((name, baseline));
+    }
     let plots = Plots {
         low_resource: plot_name.as_deref(),
         compute: compute_plot.as_deref(),
+        delta: delta_plot.as_ref().map(|(n, b)| (n.as_str(), *b)),
     };
     let comparisons_md = paired::comparisons_markdown(&comparisons, &metrics);
     let markdown = markdown(
@@ -647,6 +665,8 @@ fn components_markdown(summary: &DataFrame, metrics: &[String]) -> Result<String
 struct Plots<'a> {
     low_resource: Option<&'a str>,
     compute: Option<&'a str>,
+    /// The Δ plot's stem and the method it is against.
+    delta: Option<(&'a str, &'a str)>,
 }
 
 fn markdown(
@@ -685,6 +705,11 @@ fn markdown(
     }
     if let Some(comparisons) = comparisons {
         md.push_str(comparisons);
+    }
+    if let Some((plot, baseline)) = plots.delta {
+        md.push_str(&format!(
+            "\n![Δ against {baseline}]({plot}.png)\n\n(also as [SVG]({plot}.svg); each method's mean paired difference from {baseline} by training size, shaded: its paired t 95% interval)\n"
+        ));
     }
     if let Some(plot) = plots.compute {
         md.push_str(&format!(

@@ -555,6 +555,62 @@ pub fn compare_two(
     Ok(out)
 }
 
+/// One curve per method and (task, variant, relation, model): its mean paired Δ of `metric`
+/// against `baseline` at each training size, the band its paired t 95% interval (`sd` holds
+/// the half-width; 0 where one seed gives no interval). Settings without `baseline`, and
+/// refused pairs, have no point.
+pub fn delta_curves(
+    records: &[Record],
+    baseline: &str,
+    metric: &str,
+) -> Result<Vec<super::plot::Curve>, PairError> {
+    let all = arms(records);
+    let mut by_label: BTreeMap<String, Vec<super::plot::Point>> = BTreeMap::new();
+    let mut found = false;
+    for (setting, arms) in &all {
+        let Some(base) = arms.iter().find(|x| names(baseline, x, arms)) else {
+            continue;
+        };
+        found = true;
+        for arm in arms.iter().filter(|x| x.label != base.label) {
+            let Some(Outcome::Paired(p)) = pair(arm, base, metric) else {
+                continue;
+            };
+            let mut place = vec![setting.task.clone()];
+            place.extend(setting.variant.clone());
+            place.extend(setting.relation.clone());
+            place.push(setting.model.clone());
+            by_label
+                .entry(format!("{} · {}", arm.label, place.join(" ")))
+                .or_default()
+                .push(super::plot::Point {
+                    x: setting.train_size as f64,
+                    mean: p.delta(),
+                    sd: p.t.interval.map_or(0.0, |i| (i.high - i.low) / 2.0),
+                });
+        }
+    }
+    if !found {
+        return Err(PairError::UnknownMethod {
+            method: baseline.to_string(),
+            known: all
+                .values()
+                .flatten()
+                .map(|x| x.label.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        });
+    }
+    Ok(by_label
+        .into_iter()
+        .map(|(label, mut points)| {
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            super::plot::Curve { label, points }
+        })
+        .collect())
+}
+
 /// The comparisons as a table, one row per comparison (`comparisons.parquet` / `.csv`):
 /// the setting's columns, `metric`, `a`, `b`, `n_seeds`, `seeds`, the means, `delta`
 /// (= a − b), its `sd`, the t interval and p, the bootstrap interval, and a `note` (seeds
@@ -1076,6 +1132,34 @@ mod tests {
         records[3].predictions = None;
         let all = compare_all(&records, &metrics());
         assert_eq!(paired(&all[0]).examples, None);
+    }
+
+    #[test]
+    fn delta_curves_follow_the_training_size_with_t_interval_bands() {
+        let mut records = vec![];
+        for (size, gain) in [(10, 0.1), (100, 0.2)] {
+            for seed in 0..3 {
+                let acc = 0.5 + gain + seed as f64 / 100.0;
+                records.push(record(autoprompt(), size, seed, acc));
+                records.push(record(MethodSpec::Majority, size, seed, 0.5));
+            }
+        }
+        let curves = delta_curves(&records, "majority", "accuracy").unwrap();
+        assert_eq!(curves.len(), 1);
+        assert_eq!(curves[0].label, "autoprompt · sst2 splade-tiny");
+        let xs: Vec<f64> = curves[0].points.iter().map(|p| p.x).collect();
+        assert_eq!(xs, [10.0, 100.0]);
+        let first = curves[0].points[0];
+        assert!((first.mean - 0.11).abs() < 1e-12);
+        let t = stats::paired_t(&[0.6, 0.61, 0.62], &[0.5; 3])
+            .unwrap()
+            .interval
+            .unwrap();
+        assert!((first.sd - (t.high - t.low) / 2.0).abs() < 1e-12);
+        assert!(matches!(
+            delta_curves(&records, "manual", "accuracy"),
+            Err(PairError::UnknownMethod { .. })
+        ));
     }
 
     #[test]
