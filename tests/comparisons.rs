@@ -87,6 +87,12 @@ method = [{ kind = "linear_probe" }]
         md.contains("![Δ against majority](paired_delta.png)"),
         "{md}"
     );
+    let out = autoprompt(dir.path(), &["report", file, "--delta-against", "finetune"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown method is invalid input"
+    );
     let csv = String::from_utf8(csv).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     for column in [

@@ -331,7 +331,9 @@ fn main() -> ExitCode {
             eprintln!("error: {}", error_text(&e));
             let invalid_input = e.downcast_ref::<ConfigError>().is_some()
                 || e.downcast_ref::<autoprompt::report::paired::PairError>()
-                    .is_some();
+                    .is_some()
+                || e.downcast_ref::<autoprompt::report::ReportError>()
+                    .is_some_and(|r| matches!(r, autoprompt::report::ReportError::Pair(_)));
             if invalid_input {
                 ExitCode::from(2)
             } else {
