@@ -195,7 +195,11 @@ pub fn versus(
                     format!("{:.4} vs {:.4}", p.a_mean, p.b_mean),
                     interval(p.t.interval),
                     interval(p.bootstrap),
-                    p.t.p_value.map_or("-".into(), |p| format!("{p:.3}")),
+                    p.t.p_value.map_or("-".into(), |p| if p < 0.001 {
+                        "<0.001".to_string()
+                    } else {
+                        format!("{p:.3}")
+                    }),
                     p.seeds.len()
                 )?;
                 if let Some(e) = &p.examples {
