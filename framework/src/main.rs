@@ -10,7 +10,7 @@ use clap::Parser;
 
 mod cli;
 use cli::args::{Cli, Command};
-use cli::commands::{bench, fill_mask, load, paper_report, print_plan, report};
+use cli::commands::{bench, fill_mask, load, paper_report, print_plan, report, versus};
 
 use autoprompt::config::{self, ConfigError};
 use autoprompt::plan::Cell;
@@ -175,10 +175,16 @@ fn main_inner(cli: Cli, bars: Option<indicatif::MultiProgress>) -> anyhow::Resul
             prompt,
             split,
             cell,
+            predictions,
         } => {
             let (experiment, cells) = load(&args)?;
-            let (cell, metrics) =
+            let (cell, evaluation) =
                 run::evaluate_saved(&experiment, &cells, &prompt, split.into(), cell.as_deref())?;
+            if let Some(path) = &predictions {
+                Store::write_predictions_to(path, &evaluation.predictions)?;
+                eprintln!("wrote {}", path.display());
+            }
+            let metrics = evaluation.metrics;
             println!(
                 "cell {} ({}), {split:?} split:",
                 cell.id,
@@ -236,9 +242,12 @@ fn main_inner(cli: Cli, bars: Option<indicatif::MultiProgress>) -> anyhow::Resul
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Report(args) => {
+        Command::Report {
+            experiment: args,
+            delta_against,
+        } => {
             let (experiment, _) = load(&args)?;
-            if !report(&experiment)? {
+            if !report(&experiment, delta_against.as_deref())? {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -248,6 +257,15 @@ fn main_inner(cli: Cli, bars: Option<indicatif::MultiProgress>) -> anyhow::Resul
             out,
         } => paper_report(&experiments, &tables, &out)?,
         Command::Bench(command) => println!("{}", bench(command)?),
+        Command::Versus {
+            experiment: args,
+            a,
+            b,
+            metric,
+        } => {
+            let (experiment, _) = load(&args)?;
+            print!("{}", versus(&experiment, &a, &b, &metric)?);
+        }
         Command::Compare {
             experiment: args,
             baseline,
@@ -326,7 +344,12 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {}", error_text(&e));
-            if e.downcast_ref::<ConfigError>().is_some() {
+            let invalid_input = e.downcast_ref::<ConfigError>().is_some()
+                || e.downcast_ref::<autoprompt::report::paired::PairError>()
+                    .is_some()
+                || e.downcast_ref::<autoprompt::report::ReportError>()
+                    .is_some_and(|r| matches!(r, autoprompt::report::ReportError::Pair(_)));
+            if invalid_input {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

@@ -118,4 +118,60 @@ pub struct Record {
     pub label_search: Option<LabelSearchResult>,
     pub timings: Timings,
     pub provenance: Provenance,
+    /// What the cell predicted on each evaluation example. Not part of the record's JSON:
+    /// the store writes it beside the record (`predictions/<id>.parquet`) and reads it
+    /// from there ([`crate::store::Store::predictions`]).
+    #[serde(skip)]
+    pub predictions: Option<Predictions>,
+}
+
+/// A cell's predictions on its evaluation split, one row per example in split order (the
+/// same examples in the same order for every cell of a task setting, whatever the method or
+/// seed), so that two cells can be compared example by example.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Predictions {
+    /// Classification: the class names, the order of every row's `scores`. Empty for fact
+    /// retrieval.
+    pub classes: Vec<String>,
+    pub rows: Vec<Prediction>,
+}
+
+/// One evaluation example's prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Position of the example in the evaluation split.
+    pub example: u32,
+    /// The gold answer: a class name or a fact's object.
+    pub gold: String,
+    /// Classification: the class with the highest score (the first on a tie). `None` for
+    /// fact retrieval and for an example that could not be scored.
+    pub predicted: Option<String>,
+    /// 0-based rank of the gold answer as the task's metric counts it (0: correct; a tie
+    /// counts against the gold, except under LAMA's ranking, which breaks ties in candidate
+    /// order). `None`: the example could not be scored (counted as wrong).
+    pub rank: Option<u32>,
+    /// Classification: the score of each class (prompts: the log-sum-exp of the class's
+    /// label-token logits; linear probe and fine-tuning: the head's logits). Empty for fact
+    /// retrieval and for methods without scores (majority).
+    pub scores: Vec<f32>,
+}
+
+/// The index of the highest score, the first on a tie (`None` for no scores): the class a
+/// cell's predictions name.
+pub fn first_max(scores: &[f32]) -> Option<usize> {
+    scores
+        .iter()
+        .enumerate()
+        .fold(None, |best: Option<(usize, f32)>, (i, &s)| match best {
+            Some((_, b)) if b >= s => best,
+            _ => Some((i, s)),
+        })
+        .map(|(i, _)| i)
+}
+
+impl Prediction {
+    /// Whether the metric counts the example as right.
+    pub fn correct(&self) -> bool {
+        self.rank == Some(0)
+    }
 }

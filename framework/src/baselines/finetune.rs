@@ -184,6 +184,16 @@ fn evaluate<B: Backend>(
     pad: u32,
     device: &B::Device,
 ) -> f64 {
+    accuracy_of_logits(&logits_of(model, encoded, pad, device), gold)
+}
+
+/// The head's logits, row-major `[examples, classes]`.
+fn logits_of<B: Backend>(
+    model: &Classifier<B>,
+    encoded: &[(Vec<u32>, Vec<u32>)],
+    pad: u32,
+    device: &B::Device,
+) -> Vec<f32> {
     let mut logits = vec![];
     for chunk in encoded.chunks(64) {
         let refs: Vec<&(Vec<u32>, Vec<u32>)> = chunk.iter().collect();
@@ -196,7 +206,7 @@ fn evaluate<B: Backend>(
                 .expect("f32"),
         );
     }
-    accuracy_of_logits(&logits, gold)
+    logits
 }
 
 /// What one fine-tuning cell learns from: the task's classes, its train / dev / evaluation
@@ -209,9 +219,9 @@ pub struct FinetuneData<'a> {
     pub seed: u64,
 }
 
-/// Fine-tunes on `train`, selects the epoch on `dev`; returns `accuracy` and `dev_accuracy`,
-/// or `None` when a stop was requested ([`crate::interrupt`]). Reports every step to
-/// `progress`.
+/// Fine-tunes on `train`, selects the epoch on `dev`; returns `accuracy` and `dev_accuracy`
+/// with the evaluation split's predictions, or `None` when a stop was requested
+/// ([`crate::interrupt`]). Reports every step to `progress`.
 pub fn run<B: AutodiffBackend>(
     lm: &LoadedModel<B>,
     data: FinetuneData,
@@ -219,7 +229,7 @@ pub fn run<B: AutodiffBackend>(
     device: &B::Device,
     checkpoints: &mut dyn Checkpoints<FinetuneState>,
     progress: &dyn ProgressSink,
-) -> Result<Option<BTreeMap<String, f64>>, LmError> {
+) -> Result<Option<super::BaselineOutcome>, LmError> {
     let FinetuneData {
         classes,
         splits: [train, dev, test],
@@ -237,7 +247,7 @@ pub fn run<B: AutodiffBackend>(
     let pad = lm.tokenizer.special.pad.id;
     // Initialisation and dropout draw from burn's generator: seeded, and held by this
     // cell alone (see `with_seeded_rng`).
-    let metrics = crate::backend::with_seeded_rng::<B, _>(device, seed, || {
+    let outcome = crate::backend::with_seeded_rng::<B, _>(device, seed, || {
         let mut encoder = lm.model.clone();
         encoder.dropout = settings.dropout;
         let head = LinearConfig::new(lm.model.hidden_size(), classes.len()).init(device);
@@ -345,15 +355,19 @@ pub fn run<B: AutodiffBackend>(
             }
         }
         let (dev_acc, chosen) = best.expect("at least one epoch");
+        let test_logits = logits_of(&chosen, &test_x, pad, device);
         let mut metrics = BTreeMap::new();
         metrics.insert(
             "accuracy".to_string(),
-            evaluate(&chosen, &test_x, &test_y, pad, device),
+            accuracy_of_logits(&test_logits, &test_y),
         );
         metrics.insert("dev_accuracy".to_string(), dev_acc);
-        Some(metrics)
+        Some(super::BaselineOutcome {
+            metrics,
+            predictions: super::logit_predictions(test, classes, &test_logits),
+        })
     });
-    Ok(metrics)
+    Ok(outcome)
 }
 
 /// A fine-tuning run restored from a checkpoint.

@@ -154,7 +154,8 @@ fn predict<B: Backend>(
 }
 
 /// Trains the probe on `train`, selects the epoch on `dev`, returns `accuracy` (evaluation
-/// split) and `dev_accuracy`; `None` when a stop was requested ([`crate::interrupt`]).
+/// split) and `dev_accuracy` with the evaluation split's predictions; `None` when a stop was
+/// requested ([`crate::interrupt`]).
 pub fn run<B: AutodiffBackend>(
     lm: &LoadedModel<B>,
     classes: &[String],
@@ -163,7 +164,7 @@ pub fn run<B: AutodiffBackend>(
     seed: u64,
     max_len: usize,
     device: &B::Device,
-) -> Result<Option<BTreeMap<String, f64>>, LmError> {
+) -> Result<Option<super::BaselineOutcome>, LmError> {
     let frozen = crate::lm::LoadedModel {
         model: lm.model.valid(),
         tokenizer: lm.tokenizer.clone(),
@@ -180,7 +181,7 @@ pub fn run<B: AutodiffBackend>(
     let hidden = lm.model.hidden_size();
     // Initialisation and dropout draw from burn's generator: seeded, and held by this
     // cell alone (see `with_seeded_rng`).
-    let metrics = crate::backend::with_seeded_rng::<B, _>(device, seed, || {
+    let outcome = crate::backend::with_seeded_rng::<B, _>(device, seed, || {
         let mut probe: Linear<B> = LinearConfig::new(hidden, classes.len()).init(device);
         let dropout: Dropout = DropoutConfig::new(settings.dropout).init();
         let mut optim = AdamConfig::new()
@@ -222,13 +223,17 @@ pub fn run<B: AutodiffBackend>(
             }
         }
         let (dev_acc, chosen) = best.expect("at least one epoch");
+        let test_logits = predict(&chosen, &test_x, hidden, device);
         let mut metrics = BTreeMap::new();
         metrics.insert(
             "accuracy".to_string(),
-            accuracy_of_logits(&predict(&chosen, &test_x, hidden, device), &test_y),
+            accuracy_of_logits(&test_logits, &test_y),
         );
         metrics.insert("dev_accuracy".to_string(), dev_acc);
-        Some(metrics)
+        Some(super::BaselineOutcome {
+            metrics,
+            predictions: super::logit_predictions(test, classes, &test_logits),
+        })
     });
-    Ok(metrics)
+    Ok(outcome)
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::record::{Prediction, Predictions};
 use crate::tasks::metrics::{accuracy, retrieval};
 use crate::tasks::{Example, labels_by_frequency};
 
@@ -32,6 +33,37 @@ pub fn evaluate(
     metrics
 }
 
+/// The majority predictor's predictions on `eval`: the most frequent training label for
+/// every example (fact retrieval: no predicted class, the object's rank by training
+/// frequency), no scores. `classes`: the task's class names (empty for fact retrieval).
+pub fn predictions(train: &[Example], eval: &[Example], classes: &[String]) -> Predictions {
+    let ranking = labels_by_frequency(train);
+    let classification = !classes.is_empty();
+    let rows = eval
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let rank = ranking.iter().position(|l| *l == e.label);
+            Prediction {
+                example: i as u32,
+                gold: e.label.clone(),
+                predicted: ranking.first().filter(|_| classification).cloned(),
+                // Classification counts an unseen label as wrong: a rank past every class.
+                rank: match (rank, classification) {
+                    (Some(r), _) => Some(r as u32),
+                    (None, true) => Some(ranking.len() as u32),
+                    (None, false) => None,
+                },
+                scores: vec![],
+            }
+        })
+        .collect();
+    Predictions {
+        classes: classes.to_vec(),
+        rows,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +80,11 @@ mod tests {
         let train = [ex("1"), ex("1"), ex("0")];
         let eval = [ex("1"), ex("0"), ex("1"), ex("1")];
         assert_eq!(evaluate(&train, &eval, true)["accuracy"], 0.75);
+        let classes = ["0".to_string(), "1".to_string()];
+        let p = predictions(&train, &eval, &classes);
+        assert!(p.rows.iter().all(|r| r.predicted.as_deref() == Some("1")));
+        let right = p.rows.iter().filter(|r| r.correct()).count();
+        assert_eq!(right as f64 / eval.len() as f64, 0.75);
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub enum Command {
         /// applies to any cell whose model has the vocabulary it was made with.
         #[arg(long)]
         cell: Option<String>,
+        /// Also write the predictions on the split (Parquet, as `results/<name>/predictions/<id>.parquet`).
+        #[arg(long, value_name = "FILE")]
+        predictions: Option<PathBuf>,
     },
     /// Finished / failed / pending / running cells (from the store, and squeue when a Slurm job is known).
     #[command(after_help = "Examples:\n  autoprompt status experiments/sst2_lowres.toml")]
@@ -116,7 +119,14 @@ pub enum Command {
     },
     /// Aggregate the records of an experiment into tables (parquet, CSV) and reports/<name>.md.
     #[command(after_help = "Examples:\n  autoprompt report experiments/sst2_lowres.toml")]
-    Report(ExperimentArgs),
+    Report {
+        #[command(flatten)]
+        experiment: ExperimentArgs,
+        /// Also plot each method's paired Δ against this method over the training sizes, shaded
+        /// with its t 95% interval (reports/<name>_delta.png).
+        #[arg(long, value_name = "METHOD")]
+        delta_against: Option<String>,
+    },
     /// The paper's tables next to ours: reports/paper/*.toml (published numbers) joined with
     /// the records of the experiments in experiments/paper/, written to reports/paper.md.
     #[command(
@@ -160,6 +170,25 @@ pub enum Command {
         /// Why the baseline changes (recorded in its environment.json).
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// Is method A better than method B? Paired differences over the seeds both ran, per
+    /// setting (task, budget, model), from the experiment's records.
+    #[command(
+        after_help = "Examples:\n  autoprompt versus experiments/sst2_lowres.toml --a autoprompt --b manual\n  autoprompt versus experiments/sst2_lowres.toml --a finetune --b linear_probe --metric accuracy --metric dev_accuracy"
+    )]
+    Versus {
+        #[command(flatten)]
+        experiment: ExperimentArgs,
+        /// The first method (Δ = a − b): a method name (`autoprompt`) or its label in the
+        /// report's tables (`autoprompt (iters=15)`).
+        #[arg(long)]
+        a: String,
+        /// The second method.
+        #[arg(long)]
+        b: String,
+        /// Metrics to compare (repeatable; default: every metric both report).
+        #[arg(long)]
+        metric: Vec<String>,
     },
     /// Speed measurements through the project's code path (used by `just bench`); prints JSON.
     #[command(subcommand)]

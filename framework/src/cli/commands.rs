@@ -117,18 +117,23 @@ pub fn print_plan(experiment: &Experiment, cells: &[Cell]) -> anyhow::Result<()>
     Ok(())
 }
 
-pub fn report(experiment: &Experiment) -> anyhow::Result<bool> {
+pub fn report(experiment: &Experiment, delta_against: Option<&str>) -> anyhow::Result<bool> {
     let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
-    let records = store.records()?;
+    let mut records = store.records()?;
+    store.attach_predictions(&mut records)?;
     let report_path = Path::new("reports").join(format!("{}.md", experiment.name));
     let meta = ReportMeta {
         name: &experiment.name,
         description: &experiment.description,
         experiment_file: &experiment.file,
+        delta_against,
     };
     let files = report::build(&records, &store.root, &report_path, &meta)?;
     let metrics = report::metric_names(&records);
     println!("{}", report::summary_markdown(&files.summary, &metrics)?);
+    if let Some(comparisons) = &files.comparisons {
+        println!("{comparisons}");
+    }
     for path in &files.written {
         println!("wrote {}", path.display());
     }
@@ -136,6 +141,93 @@ pub fn report(experiment: &Experiment) -> anyhow::Result<bool> {
         eprintln!("failed cell {id}: {error}");
     }
     Ok(files.failed_cells.is_empty())
+}
+
+/// `a` against `b` in every setting of the experiment that has both, as text: per setting,
+/// one line per metric with Δ = a − b, both 95% intervals (`*`: excludes 0), p and n.
+pub fn versus(
+    experiment: &Experiment,
+    a: &str,
+    b: &str,
+    metrics: &[String],
+) -> anyhow::Result<String> {
+    use report::paired::{self, Outcome};
+    use std::fmt::Write;
+    let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
+    let mut records = store.records()?;
+    store.attach_predictions(&mut records)?;
+    let metrics = if metrics.is_empty() {
+        report::metric_names(&records)
+    } else {
+        metrics.to_vec()
+    };
+    let comparisons = paired::compare_two(&records, a, b, &metrics)?;
+    let interval = |i: Option<report::stats::Interval>| match i {
+        Some(i) => format!(
+            "[{:+.4}, {:+.4}]{}",
+            i.low,
+            i.high,
+            if i.excludes_zero() { "*" } else { " " }
+        ),
+        None => "-".into(),
+    };
+    let mut out = String::new();
+    let mut setting = None;
+    let mut last_note = None;
+    for c in &comparisons {
+        if setting != Some(&c.setting) {
+            setting = Some(&c.setting);
+            last_note = None;
+            writeln!(out, "\n{}", c.setting)?;
+            writeln!(
+                out,
+                "  {:<20} {:>9} {:>17}  {:<19}  {:<19}  {:>6} {:>3}",
+                "metric", "Δ (a − b)", "a vs b", "t 95%", "bootstrap 95%", "p", "n"
+            )?;
+        }
+        match &c.outcome {
+            Outcome::Paired(p) => {
+                writeln!(
+                    out,
+                    "  {:<20} {:>+9.4} {:>17}  {:<19}  {:<19}  {:>6} {:>3}",
+                    c.metric,
+                    p.delta(),
+                    format!("{:.4} vs {:.4}", p.a_mean, p.b_mean),
+                    interval(p.t.interval),
+                    interval(p.bootstrap),
+                    p.t.p_value.map_or("-".into(), |p| if p < 0.001 {
+                        "<0.001".to_string()
+                    } else {
+                        format!("{p:.3}")
+                    }),
+                    p.seeds.len()
+                )?;
+                if let Some(e) = &p.examples {
+                    writeln!(
+                        out,
+                        "  {:<20} over {} evaluation examples: bootstrap 95% {}, McNemar p {} (largest over the seeds)",
+                        "",
+                        e.examples,
+                        interval(e.bootstrap),
+                        e.mcnemar_p_max().map_or("-".into(), |p| format!("{p:.3}"))
+                    )?;
+                }
+            }
+            Outcome::Refused(_) => writeln!(out, "  {:<20} -", c.metric)?,
+        }
+        // Notes are about seeds: print each once per setting.
+        let note = c.note();
+        if note.is_some() && note != last_note {
+            writeln!(out, "  note: {}", note.as_deref().unwrap_or_default())?;
+        }
+        last_note = note;
+    }
+    writeln!(
+        out,
+        "\na = {a}, b = {b}. *: the 95% interval excludes 0 (t: paired t-test; bootstrap: {} resamples over seeds).",
+        report::stats::RESAMPLES
+    )?;
+    Ok(out)
 }
 
 /// `rust-host` where the host engine runs, else `rust-<backend>`, with `+openblas` where the

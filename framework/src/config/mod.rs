@@ -149,7 +149,7 @@ pub struct Experiment {
     pub launcher: LauncherOptions,
     /// `{task, model, method, seed}` before grid values are applied.
     pub base: Value,
-    /// Grid blocks; each maps key paths (sorted; `seeds` becomes `seed`) to values. The plan is
+    /// Grid blocks; each maps key paths (sorted; `seeds` becomes `seed`, `data_seeds` `task.data_seed`) to values. The plan is
     /// the union of every block's cartesian product.
     pub grid: Vec<Vec<(String, Vec<Value>)>>,
 }
@@ -233,8 +233,9 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
     for arg in overrides {
         let (key, value) = parse_override(arg)?;
         let value = serde_json::to_value(&value).expect("TOML values are JSON-serialisable");
-        // `seeds` only exists as a grid axis; everything else also sets the base document.
-        if key != "seeds" {
+        // `seeds` and `data_seeds` only exist as grid axes; everything else also sets the
+        // base document.
+        if grid_axis(&key) == key {
             figment = figment.merge((key.clone(), value.clone()));
         }
         axis_overrides.push((key, value));
@@ -305,11 +306,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
     for (prefix, table) in blocks {
         let mut block = vec![];
         for (key, values) in table {
-            let key_path = if key == "seeds" {
-                "seed".to_string()
-            } else {
-                key.clone()
-            };
+            let key_path = grid_axis(&key).to_string();
             match values {
                 Value::Array(list) if !list.is_empty() => block.push((key_path, list)),
                 other => {
@@ -391,9 +388,9 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, ConfigError
 /// value fixes it (so `--set model.source=splade-tiny` runs a grid over paper models on
 /// the embedded one, and `--set 'task.relation=["P19","P20"]'` narrows a relation sweep).
 /// Axes nested under `key` are dropped (the override sets their whole table). `seeds`
-/// sets the seed axis of every block.
+/// (`data_seeds`) sets the seed (data seed) axis of every block.
 fn override_axis(grid: &mut [Vec<(String, Vec<Value>)>], key: &str, value: &Value) {
-    let axis = if key == "seeds" { "seed" } else { key };
+    let axis = grid_axis(key);
     let values = match value {
         Value::Array(list) if !list.is_empty() => list.clone(),
         other => vec![other.clone()],
@@ -403,12 +400,22 @@ fn override_axis(grid: &mut [Vec<(String, Vec<Value>)>], key: &str, value: &Valu
         block.retain(|(k, _)| !k.starts_with(&nested));
         match block.iter_mut().find(|(k, _)| k == axis) {
             Some((_, axis_values)) => *axis_values = values.clone(),
-            None if axis == "seed" => {
+            None if axis == "seed" || axis != key => {
                 block.push((axis.to_string(), values.clone()));
                 block.sort_by(|a, b| a.0.cmp(&b.0));
             }
             None => {}
         }
+    }
+}
+
+/// The key path a grid key varies: `seeds` is shorthand for `seed`, `data_seeds` for
+/// `task.data_seed` (the few-shot protocol's data splits); other keys are paths already.
+fn grid_axis(key: &str) -> &str {
+    match key {
+        "seeds" => "seed",
+        "data_seeds" => "task.data_seed",
+        other => other,
     }
 }
 

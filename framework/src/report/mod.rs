@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 pub mod nightly;
+pub mod paired;
 pub mod paper;
 pub mod plot;
+pub mod stats;
 pub mod steps;
 
 use crate::record::{Record, Status};
@@ -24,6 +26,8 @@ pub enum ReportError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Plot(#[from] plot::PlotError),
+    #[error(transparent)]
+    Pair(#[from] paired::PairError),
     #[error("no records under {0}: run the experiment first")]
     Empty(PathBuf),
     #[error("{}: no summary; run `autoprompt report` on the experiment first", .0.display())]
@@ -48,11 +52,49 @@ pub const GROUP_KEYS: [&str; 7] = [
 ];
 
 /// An 8-hex id of a cell's setting: the cell id ([`crate::plan::cell_id`], one hashing
-/// scheme for both) of its spec with the seed zeroed, so cells differing only in seed share it.
+/// scheme for both) of its spec with the seed zeroed and no data seed, so cells differing
+/// only in their search seed or data split share it.
 pub(crate) fn setting_id(record: &Record) -> String {
     let mut spec = record.spec.clone();
     spec.seed = 0;
+    spec.task.data_seed = None;
     crate::plan::cell_id(&spec)[..8].to_string()
+}
+
+/// Whether any record crosses data splits with search seeds (`task.data_seed`).
+fn has_data_seeds(records: &[Record]) -> bool {
+    records.iter().any(|r| r.spec.task.data_seed.is_some())
+}
+
+/// Split and seed components of every metric of every setting whose cells have data seeds,
+/// by (setting id, metric).
+fn variance_components(
+    records: &[Record],
+    metrics: &[String],
+) -> BTreeMap<(String, String), stats::Components> {
+    let mut values: BTreeMap<(String, String), BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.status == Status::Finished) {
+        let Some(split) = r.spec.task.data_seed else {
+            continue;
+        };
+        for m in metrics {
+            if let Some(v) = r.metrics.get(m) {
+                values
+                    .entry((setting_id(r), m.clone()))
+                    .or_default()
+                    .entry(split)
+                    .or_default()
+                    .push(*v);
+            }
+        }
+    }
+    values
+        .into_iter()
+        .filter_map(|(key, splits)| {
+            let groups: Vec<Vec<f64>> = splits.into_values().collect();
+            stats::variance_components(&groups).map(|c| (key, c))
+        })
+        .collect()
 }
 
 /// What tables call a task: a table task's name (`task.name`, file stem or hub id); for the
@@ -124,6 +166,13 @@ pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
             records.iter().map(|r| r.spec.seed).collect::<Vec<_>>(),
         ),
         Column::new(
+            "data_seed".into(),
+            records
+                .iter()
+                .map(|r| r.spec.task.data_seed)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
             "status".into(),
             text(&|r| Some(format!("{:?}", r.status).to_lowercase())),
         ),
@@ -163,6 +212,10 @@ pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
         ),
     ];
     let owned: Vec<Record> = records.iter().map(|r| (*r).clone()).collect();
+    if !has_data_seeds(&owned) {
+        // Tables of experiments without data splits keep their columns.
+        columns.retain(|c| c.name().as_str() != "data_seed");
+    }
     for name in metric_names(&owned) {
         let values: Vec<Option<f64>> = records
             .iter()
@@ -175,20 +228,6 @@ pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
         columns.push(Column::new(name.as_str().into(), values));
     }
     Ok(DataFrame::new(columns)?)
-}
-
-/// Two-sided 95% Student-t quantile for `n` samples (`n - 1` degrees of freedom).
-pub fn t_quantile_95(n: u32) -> f64 {
-    const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    match n {
-        0 | 1 => f64::NAN,
-        n if (n as usize - 1) <= T.len() => T[n as usize - 2],
-        _ => 1.960,
-    }
 }
 
 /// Aggregates finished cells over seeds: mean, sd, min, max, n and 95% CI half-width of
@@ -240,13 +279,50 @@ pub fn summary_frame(cells: &DataFrame, metrics: &[String]) -> Result<DataFrame,
             .into_iter()
             .zip(&sd)
             .map(|(n, sd)| match (n, sd) {
-                (Some(n), Some(sd)) if n >= 2 => Some(t_quantile_95(n) * sd / (n as f64).sqrt()),
+                (Some(n), Some(sd)) if n >= 2 => stats::t_quantile(u64::from(n) - 1, stats::LEVEL)
+                    .map(|q| q * sd / f64::from(n).sqrt()),
                 _ => None,
             })
             .collect();
         summary.with_column(Column::new(format!("{m}_ci95").as_str().into(), ci))?;
     }
     Ok(summary)
+}
+
+/// `<metric>_sd_split` and `<metric>_sd_seed` columns: the variance components of each
+/// summary row (by its setting id).
+fn add_components(
+    summary: &mut DataFrame,
+    metrics: &[String],
+    components: &BTreeMap<(String, String), stats::Components>,
+) -> Result<(), ReportError> {
+    let settings: Vec<Option<String>> = summary
+        .column("setting")?
+        .str()?
+        .into_iter()
+        .map(|s| s.map(str::to_string))
+        .collect();
+    for m in metrics {
+        let part = |f: fn(&stats::Components) -> f64| {
+            settings
+                .iter()
+                .map(|s| {
+                    s.as_ref()
+                        .and_then(|s| components.get(&(s.clone(), m.clone())))
+                        .map(f)
+                })
+                .collect::<Vec<_>>()
+        };
+        summary.with_column(Column::new(
+            format!("{m}_sd_split").as_str().into(),
+            part(|c| c.split_sd),
+        ))?;
+        summary.with_column(Column::new(
+            format!("{m}_sd_seed").as_str().into(),
+            part(|c| c.seed_sd),
+        ))?;
+    }
+    Ok(())
 }
 
 fn parquet_bytes(df: &mut DataFrame) -> Result<Vec<u8>, ReportError> {
@@ -265,6 +341,8 @@ fn csv_bytes(df: &mut DataFrame) -> Result<Vec<u8>, ReportError> {
 #[derive(Debug, Clone)]
 pub struct ReportFiles {
     pub summary: DataFrame,
+    /// The report's Comparisons section (Markdown), when methods pair.
+    pub comparisons: Option<String>,
     pub written: Vec<PathBuf>,
     pub failed_cells: Vec<(String, String)>,
 }
@@ -274,6 +352,9 @@ pub struct ReportMeta<'a> {
     pub name: &'a str,
     pub description: &'a str,
     pub experiment_file: &'a Path,
+    /// Plot every method's paired Δ against this one (a method name or label) over the
+    /// training sizes (`<name>_delta.png`); `None`: no such plot.
+    pub delta_against: Option<&'a str>,
 }
 
 /// Builds every table and file of an experiment's report from its records.
@@ -289,6 +370,10 @@ pub fn build(
     let metrics = metric_names(records);
     let mut cells = cells_frame(records)?;
     let mut summary = summary_frame(&cells, &metrics)?;
+    let components = variance_components(records, &metrics);
+    if !components.is_empty() {
+        add_components(&mut summary, &metrics, &components)?;
+    }
     let mut written = vec![];
     for (name, bytes) in [
         ("cells.parquet", parquet_bytes(&mut cells)?),
@@ -299,6 +384,18 @@ pub fn build(
         let path = results_root.join(name);
         write_atomic(&path, &bytes)?;
         written.push(path);
+    }
+    let comparisons = paired::compare_all(records, &metrics);
+    if !comparisons.is_empty() {
+        let mut table = paired::comparisons_frame(&comparisons)?;
+        for (name, bytes) in [
+            ("comparisons.parquet", parquet_bytes(&mut table)?),
+            ("comparisons.csv", csv_bytes(&mut table)?),
+        ] {
+            let path = results_root.join(name);
+            write_atomic(&path, &bytes)?;
+            written.push(path);
+        }
     }
     if let Some(mut steps) = steps::steps_frame(records)? {
         for (name, bytes) in [
@@ -340,11 +437,32 @@ pub fn build(
         )?);
         plot_name = Some(format!("{}_low_resource", meta.name));
     }
+    let mut delta_plot = None;
+    if let (Some(metric), Some(baseline)) = (main_metric, meta.delta_against) {
+        let curves = paired::delta_curves(records, baseline, metric)?;
+        let name = format!("{}_delta", meta.name);
+        written.extend(plot::low_resource_curve(
+            &report_path.with_file_name(&name),
+            &format!("{}: Δ {metric} against {baseline}", meta.name),
+            &format!("Δ {metric} (method − {baseline})"),
+            &curves,
+        )?);
+        delta_plot = Some((name, baseline));
+    }
     let plots = Plots {
         low_resource: plot_name.as_deref(),
         compute: compute_plot.as_deref(),
+        delta: delta_plot.as_ref().map(|(n, b)| (n.as_str(), *b)),
     };
-    let markdown = markdown(records, &summary, &metrics, meta, &plots)?;
+    let comparisons_md = paired::comparisons_markdown(&comparisons, &metrics);
+    let markdown = markdown(
+        records,
+        &summary,
+        &metrics,
+        meta,
+        &plots,
+        comparisons_md.as_deref(),
+    )?;
     write_atomic(report_path, markdown.as_bytes())?;
     written.push(report_path.to_owned());
     let failed_cells = records
@@ -354,6 +472,7 @@ pub fn build(
         .collect();
     Ok(ReportFiles {
         summary,
+        comparisons: comparisons_md,
         written,
         failed_cells,
     })
@@ -466,10 +585,88 @@ pub fn curves(summary: &DataFrame, metric: &str) -> Result<Vec<plot::Curve>, Rep
         .collect())
 }
 
+/// The few-shot protocol in two sentences, when the experiment uses it.
+fn few_shot_protocol(records: &[Record]) -> Option<String> {
+    let k: BTreeSet<usize> = records
+        .iter()
+        .filter_map(|r| r.spec.task.per_class.map(|k| k.get()))
+        .collect();
+    let splits: BTreeSet<u64> = records
+        .iter()
+        .filter_map(|r| r.spec.task.data_seed)
+        .collect();
+    let seeds: BTreeSet<u64> = records.iter().map(|r| r.spec.seed).collect();
+    if k.is_empty() && splits.is_empty() {
+        return None;
+    }
+    let list = |xs: Vec<String>| xs.join(", ");
+    let first = if k.is_empty() {
+        "Protocol: every cell draws its training and dev examples with its data seed (`task.data_seed`) and is evaluated on the evaluation split.".to_string()
+    } else {
+        format!(
+            "Protocol: few-shot, as Gao et al. (2021, LM-BFF): every cell trains on K = {} examples per class and selects on a dev set of the same size drawn from the training data, and is evaluated on the evaluation split.",
+            list(k.iter().map(usize::to_string).collect())
+        )
+    };
+    let second = if splits.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Each data split (data seeds {}) is crossed with the search seeds ({}): n counts split × seed cells, comparisons pair cells on both, and the spread is separated into a split component (between data splits) and a seed component (within a split) in the table after the summary.",
+            list(splits.iter().map(u64::to_string).collect()),
+            list(seeds.iter().map(u64::to_string).collect()),
+        )
+    };
+    Some(format!("{first}{second}\n\n"))
+}
+
+/// The variance components table (`<metric>_sd_split`, `<metric>_sd_seed`), if any.
+fn components_markdown(summary: &DataFrame, metrics: &[String]) -> Result<String, ReportError> {
+    let present: Vec<&String> = metrics
+        .iter()
+        .filter(|m| {
+            summary
+                .column(&format!("{m}_sd_split"))
+                .is_ok_and(|c| c.null_count() < c.len())
+        })
+        .collect();
+    if present.is_empty() {
+        return Ok(String::new());
+    }
+    let mut md = String::from(
+        "\n### Variance components (sd between data splits / sd between search seeds within a split)\n\n| task | method | train_size |",
+    );
+    for m in &present {
+        md.push_str(&format!(" {m} split | {m} seed |"));
+    }
+    md.push_str(&format!(
+        "\n|{}|\n",
+        vec!["---"; 3 + 2 * present.len()].join("|")
+    ));
+    for row in 0..summary.height() {
+        let mut cells: Vec<String> = ["task", "method", "train_size"]
+            .iter()
+            .map(|k| cell_text(summary.column(k).expect("group key"), row))
+            .collect();
+        for m in &present {
+            for part in ["split", "seed"] {
+                cells.push(match summary.column(&format!("{m}_sd_{part}"))?.get(row)? {
+                    AnyValue::Float64(v) => format!("{v:.4}"),
+                    _ => "–".into(),
+                });
+            }
+        }
+        md.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    Ok(md)
+}
+
 /// File stems of the plots a report links to.
 struct Plots<'a> {
     low_resource: Option<&'a str>,
     compute: Option<&'a str>,
+    /// The Δ plot's stem and the method it is against.
+    delta: Option<(&'a str, &'a str)>,
 }
 
 fn markdown(
@@ -478,6 +675,7 @@ fn markdown(
     metrics: &[String],
     meta: &ReportMeta,
     plots: &Plots,
+    comparisons: Option<&str>,
 ) -> Result<String, ReportError> {
     let mut md = format!("# {}\n\n", meta.name);
     if !meta.description.is_empty() {
@@ -496,10 +694,22 @@ fn markdown(
             .filter(|r| r.status == Status::Failed)
             .count(),
     ));
+    if let Some(protocol) = few_shot_protocol(records) {
+        md.push_str(&protocol);
+    }
     md.push_str("## Summary (mean ± sd over seeds; evaluation split unless prefixed `dev_`)\n\n");
     md.push_str(&summary_markdown(summary, metrics)?);
+    md.push_str(&components_markdown(summary, metrics)?);
     if let Some(plot) = plots.low_resource {
         md.push_str(&format!("\n![low-resource curve]({plot}.png)\n\n(also as [SVG]({plot}.svg); shaded: ±1 sd over seeds)\n"));
+    }
+    if let Some(comparisons) = comparisons {
+        md.push_str(comparisons);
+    }
+    if let Some((plot, baseline)) = plots.delta {
+        md.push_str(&format!(
+            "\n![Δ against {baseline}]({plot}.png)\n\n(also as [SVG]({plot}.svg); each method's mean paired difference from {baseline} by training size, shaded: its paired t 95% interval)\n"
+        ));
     }
     if let Some(plot) = plots.compute {
         md.push_str(&format!(
@@ -512,12 +722,14 @@ fn markdown(
             a.spec.method.name(),
             a.spec.task.train_size,
             &a.spec.task.relation,
+            a.spec.task.data_seed,
             a.spec.seed,
         )
             .cmp(&(
                 b.spec.method.name(),
                 b.spec.task.train_size,
                 &b.spec.task.relation,
+                b.spec.task.data_seed,
                 b.spec.seed,
             ))
     });
@@ -560,7 +772,11 @@ fn markdown(
                 options,
                 task,
                 r.spec.task.train_size,
-                r.spec.seed,
+                // `data_seed/seed` under the few-shot protocol.
+                r.spec
+                    .task
+                    .data_seed
+                    .map_or(r.spec.seed.to_string(), |d| format!("{d}/{}", r.spec.seed)),
                 p.filled.replace('|', "\\|"),
                 labels.replace('|', "\\|"),
                 dev
@@ -653,8 +869,8 @@ mod tests {
         assert!((get("accuracy_mean") - 0.6).abs() < 1e-12);
         assert!((get("accuracy_sd") - 0.1).abs() < 1e-12);
         assert_eq!((get("accuracy_min"), get("accuracy_max")), (0.5, 0.7));
-        // t(0.975, 2 df) = 4.303; 4.303 · 0.1 / √3 = 0.248434...
-        assert!((get("accuracy_ci95") - 4.303 * 0.1 / 3f64.sqrt()).abs() < 1e-12);
+        // t(0.975, 2 df) = 4.302652729749462 (scipy.stats.t.ppf); · 0.1 / √3 = 0.24841...
+        assert!((get("accuracy_ci95") - 4.302652729749462 * 0.1 / 3f64.sqrt()).abs() < 1e-9);
         assert_eq!(
             summary
                 .column("n_seeds")

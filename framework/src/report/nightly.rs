@@ -3,7 +3,9 @@
 //! Each metric's mean must not fall below the baseline's by more than a tolerance derived
 //! from the baseline's seed spread (`sd_factor · sd`, at least `floor`); time per search
 //! iteration must stay within `time_ratio` of the baseline. A setting of the baseline that is
-//! missing now is a failure, never ignored.
+//! missing now is a failure, never ignored. Each metric also says whether its change is beyond
+//! seed noise: Welch's 95% interval of now − baseline from both summaries' seed spreads
+//! ([`super::stats::welch`]), where both have two or more seeds.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::stats::{self, Interval};
 use super::{GROUP_KEYS, ReportError, cell_text};
 
 /// Tolerances of the comparison.
@@ -44,8 +47,29 @@ pub enum Verdict {
     Missing,
 }
 
+/// Whether a change is beyond the seeds' own noise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SeedNoise {
+    /// Welch's 95% interval of now − baseline excludes 0.
+    Beyond(Interval),
+    /// It holds 0: the change is within seed noise.
+    Within(Interval),
+    /// A side has fewer than two seeds or no spread (or the number is a time): not judged.
+    Unknown,
+}
+
+impl SeedNoise {
+    fn text(&self) -> String {
+        match self {
+            SeedNoise::Beyond(i) => format!("beyond ([{:+.4}, {:+.4}])", i.low, i.high),
+            SeedNoise::Within(i) => format!("within ([{:+.4}, {:+.4}])", i.low, i.high),
+            SeedNoise::Unknown => "–".into(),
+        }
+    }
+}
+
 /// One compared number.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
     pub setting: String,
     pub metric: String,
@@ -53,6 +77,35 @@ pub struct Comparison {
     pub now: Option<f64>,
     pub tolerance: f64,
     pub verdict: Verdict,
+    pub noise: SeedNoise,
+}
+
+/// A metric of one summary row as a sample: mean, sd and seed count.
+fn sample(df: &DataFrame, metric: &str, row: usize) -> Option<stats::Sample> {
+    let n = df
+        .column(&format!("{metric}_n"))
+        .ok()?
+        .get(row)
+        .ok()?
+        .try_extract::<u64>()
+        .ok()?;
+    Some(stats::Sample {
+        mean: float(df, &format!("{metric}_mean"), row)?,
+        sd: float(df, &format!("{metric}_sd"), row)?,
+        n,
+    })
+}
+
+/// Welch's interval of now − baseline, where both have seeds.
+fn seed_noise(baseline: Option<stats::Sample>, now: Option<stats::Sample>) -> SeedNoise {
+    match (baseline, now) {
+        (Some(b), Some(n)) => match stats::welch(n, b) {
+            Some(w) if w.interval.excludes_zero() => SeedNoise::Beyond(w.interval),
+            Some(w) => SeedNoise::Within(w.interval),
+            None => SeedNoise::Unknown,
+        },
+        _ => SeedNoise::Unknown,
+    }
 }
 
 impl Comparison {
@@ -106,6 +159,14 @@ pub fn compare(baseline: &DataFrame, now: &DataFrame, tol: &Tolerance) -> Vec<Co
                 continue;
             };
             let value = current.and_then(|r| float(now, &format!("{metric}_mean"), r));
+            let noise = if metric == "seconds_per_iteration" {
+                SeedNoise::Unknown
+            } else {
+                seed_noise(
+                    sample(baseline, metric, row),
+                    current.and_then(|r| sample(now, metric, r)),
+                )
+            };
             let (tolerance, verdict) = if metric == "seconds_per_iteration" {
                 let limit = base * tol.time_ratio;
                 (
@@ -136,6 +197,7 @@ pub fn compare(baseline: &DataFrame, now: &DataFrame, tol: &Tolerance) -> Vec<Co
                 now: value,
                 tolerance,
                 verdict,
+                noise,
             });
         }
     }
@@ -146,7 +208,7 @@ pub fn compare(baseline: &DataFrame, now: &DataFrame, tol: &Tolerance) -> Vec<Co
 pub fn markdown(comparisons: &[Comparison], baseline_dir: &Path) -> String {
     let failed = comparisons.iter().filter(|c| c.failed()).count();
     let mut md = format!(
-        "# Nightly regression check\n\nBaseline: `{}`. {} numbers compared, {} failed.\n\n| setting | metric | baseline | now | delta | tolerance | verdict |\n|---|---|---|---|---|---|---|\n",
+        "# Nightly regression check\n\nBaseline: `{}`. {} numbers compared, {} failed. Seed noise: whether Welch's 95% interval of now − baseline (from both runs' seed spreads) excludes 0.\n\n| setting | metric | baseline | now | delta | tolerance | verdict | seed noise |\n|---|---|---|---|---|---|---|---|\n",
         baseline_dir.display(),
         comparisons.len(),
         failed
@@ -157,8 +219,15 @@ pub fn markdown(comparisons: &[Comparison], baseline_dir: &Path) -> String {
             None => ("missing".into(), String::new()),
         };
         md.push_str(&format!(
-            "| {} | {} | {:.4} | {} | {} | {:.4} | {:?} |\n",
-            c.setting, c.metric, c.baseline, now, delta, c.tolerance, c.verdict
+            "| {} | {} | {:.4} | {} | {} | {:.4} | {:?} | {} |\n",
+            c.setting,
+            c.metric,
+            c.baseline,
+            now,
+            delta,
+            c.tolerance,
+            c.verdict,
+            c.noise.text()
         ));
     }
     md
@@ -324,6 +393,47 @@ mod tests {
             &Tolerance::default(),
         );
         assert!(result.iter().any(|c| c.verdict == Verdict::Slower));
+    }
+
+    #[test]
+    fn each_number_says_whether_it_moved_beyond_seed_noise() {
+        let with_n = |acc: f64, sd: f64, n: u32| {
+            let mut df = summary(acc, sd, 1.0, &["P19"]);
+            df.with_column(Column::new("p_at_1_n".into(), vec![n]))
+                .unwrap();
+            df
+        };
+        let base = with_n(0.30, 0.01, 3);
+        let noise = |now: &DataFrame| {
+            compare(&base, now, &Tolerance::default())
+                .into_iter()
+                .find(|c| c.metric == "p_at_1")
+                .unwrap()
+                .noise
+        };
+        let a = stats::Sample {
+            mean: 0.26,
+            sd: 0.01,
+            n: 3,
+        };
+        let b = stats::Sample {
+            mean: 0.30,
+            sd: 0.01,
+            n: 3,
+        };
+        let want = stats::welch(a, b).unwrap().interval;
+        assert_eq!(noise(&with_n(0.26, 0.01, 3)), SeedNoise::Beyond(want));
+        assert!(matches!(
+            noise(&with_n(0.295, 0.01, 3)),
+            SeedNoise::Within(_)
+        ));
+        // One seed now: no spread to judge by.
+        assert_eq!(noise(&with_n(0.26, 0.01, 1)), SeedNoise::Unknown);
+        let md = markdown(
+            &compare(&base, &with_n(0.26, 0.01, 3), &Tolerance::default()),
+            Path::new("b"),
+        );
+        assert!(md.contains("| Regressed | beyond ([-0.0"), "{md}");
     }
 
     #[test]

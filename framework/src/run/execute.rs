@@ -77,6 +77,7 @@ pub fn execute_cell<B: AutodiffBackend>(
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ..Default::default()
         },
+        predictions: None,
     };
     let context = CellContext {
         experiment,
@@ -151,6 +152,11 @@ fn fill<B: AutodiffBackend>(
             &data.test,
             spec.task.is_classification(),
         );
+        record.predictions = Some(crate::baselines::majority::predictions(
+            &data.train,
+            &data.test,
+            &data.classes,
+        ));
         record.provenance.files = provenance::file_hashes(&files);
         return Ok(());
     }
@@ -172,7 +178,7 @@ fn fill<B: AutodiffBackend>(
     ];
     match &spec.method {
         MethodSpec::LinearProbe { probe } => {
-            record.metrics = crate::baselines::linear_probe::run(
+            let outcome = crate::baselines::linear_probe::run(
                 &lm,
                 &data.classes,
                 splits,
@@ -182,6 +188,8 @@ fn fill<B: AutodiffBackend>(
                 device,
             )?
             .ok_or(RunError::Interrupted)?;
+            record.metrics = outcome.metrics;
+            record.predictions = Some(outcome.predictions);
         }
         MethodSpec::Finetune { finetune } => {
             if lm.config.family == crate::lm::Family::Albert {
@@ -193,7 +201,7 @@ fn fill<B: AutodiffBackend>(
                 max_len,
                 seed: spec.seed,
             };
-            record.metrics = crate::baselines::finetune::run(
+            let outcome = crate::baselines::finetune::run(
                 &lm,
                 task,
                 finetune,
@@ -202,6 +210,8 @@ fn fill<B: AutodiffBackend>(
                 progress,
             )?
             .ok_or(RunError::Interrupted)?;
+            record.metrics = outcome.metrics;
+            record.predictions = Some(outcome.predictions);
         }
         _ => {
             let best_path = store.prompt_path(&cell.id);
@@ -227,6 +237,7 @@ fn fill<B: AutodiffBackend>(
                 outcome.search.as_ref().map(|s| s.seconds_per_iteration);
             record.provenance.engine = Some(outcome.engine);
             record.metrics = outcome.metrics;
+            record.predictions = Some(outcome.predictions);
             record.counts.unscorable = outcome.unscorable;
             record.prompt = Some(outcome.prompt);
             record.search = outcome.search;

@@ -416,7 +416,7 @@ pub fn evaluate_saved(
     path: &std::path::Path,
     split: prompting::SplitName,
     cell_id: Option<&str>,
-) -> Result<(Cell, std::collections::BTreeMap<String, f64>), RunError> {
+) -> Result<(Cell, prompting::Evaluation), RunError> {
     let planned = |id: &str| cells.iter().find(|c| c.id == id).cloned();
     let (cell, prompt) = match read_saved_prompt(path)? {
         SavedPrompt::Record { cell, prompt } => match cell_id {
@@ -425,14 +425,14 @@ pub fn evaluate_saved(
         },
         SavedPrompt::Bare(prompt) => (prompt_cell(experiment, cells, path, cell_id)?, prompt),
     };
-    let metrics = crate::with_backend!(
+    let evaluation = crate::with_backend!(
         experiment.settings.backend,
         B,
         device,
         Err(no_cuda()),
         evaluate_on::<B>(experiment, &cell, path, &prompt, split, device)
     )?;
-    Ok((cell, metrics))
+    Ok((cell, evaluation))
 }
 
 /// What a saved prompt file holds.
@@ -519,7 +519,7 @@ fn evaluate_on<B: AutodiffBackend>(
     prompt: &crate::record::PromptArtifact,
     split: prompting::SplitName,
     device: B::Device,
-) -> Result<std::collections::BTreeMap<String, f64>, RunError> {
+) -> Result<prompting::Evaluation, RunError> {
     let data = crate::tasks::load_columns(
         &cell.spec.task,
         &experiment.settings.data,

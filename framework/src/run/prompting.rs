@@ -13,7 +13,7 @@ use crate::config::{CellSpec, Labels, MethodSpec};
 use crate::lm::LoadedModel;
 use crate::progress::ProgressSink;
 use crate::prompt::{Encoded, Template, Verbalizer};
-use crate::record::{ModelIdentity, PromptArtifact};
+use crate::record::{ModelIdentity, Prediction, Predictions, PromptArtifact};
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
 use crate::search::labels::{LabelSearchResult, label_search};
 use crate::search::trigger::{
@@ -36,12 +36,23 @@ pub struct PromptOutcome {
     pub label_search: Option<LabelSearchResult>,
     /// The engine the search and evaluation ran on.
     pub engine: crate::search::EngineKind,
+    /// The final prompt's predictions on the evaluation split.
+    pub predictions: Predictions,
+}
+
+/// A saved prompt's metrics and predictions on one split (`autoprompt eval`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub metrics: BTreeMap<String, f64>,
+    pub predictions: Predictions,
 }
 
 /// Examples of one split that can be scored, with their golds, plus the count that cannot.
 struct Prepared {
     encoded: Vec<Encoded>,
     golds: Vec<Gold>,
+    /// Position in the split of each encoded example.
+    indices: Vec<usize>,
     unscorable: usize,
 }
 
@@ -57,6 +68,14 @@ enum Answers {
 }
 
 impl Answers {
+    /// The class names of a classification task; empty for fact retrieval.
+    fn classes(&self) -> &[String] {
+        match self {
+            Answers::Classes(classes) => classes,
+            Answers::Tokens { .. } => &[],
+        }
+    }
+
     fn gold(&self, example: &Example, lm_tokenizer: &crate::lm::LmTokenizer) -> Option<Gold> {
         match self {
             Answers::Classes(classes) => classes
@@ -86,9 +105,10 @@ fn prepare(
     let mut out = Prepared {
         encoded: vec![],
         golds: vec![],
+        indices: vec![],
         unscorable: 0,
     };
-    for example in examples {
+    for (index, example) in examples.iter().enumerate() {
         let Some(gold) = answers.gold(example, &lm.tokenizer) else {
             out.unscorable += 1;
             continue;
@@ -102,6 +122,7 @@ fn prepare(
         )?;
         out.encoded.push(encoded);
         out.golds.push(gold);
+        out.indices.push(index);
     }
     Ok(out)
 }
@@ -312,17 +333,17 @@ fn target_of(answers: &Answers, verbalizer: Option<&Verbalizer>) -> Result<Targe
     }
 }
 
-/// Metrics of `triggers` on one prepared split (names prefixed with `prefix`); the rows
-/// scored are reported to `progress` as split `split`.
+/// Metrics of `triggers` on one prepared split (names prefixed with `prefix`) and the
+/// split's predictions; the rows scored are reported to `progress` as split `split`.
 fn evaluate_prepared(
     scorer: &Scorer,
     pad_id: u32,
-    prepared: &Prepared,
+    (examples, prepared): (&[Example], &Prepared),
     triggers: &[u32],
-    ranking: Ranking,
+    (classes, ranking): (&[String], Ranking),
     (prefix, split): (&str, &str),
     progress: &dyn ProgressSink,
-) -> BTreeMap<String, f64> {
+) -> (BTreeMap<String, f64>, Predictions) {
     let classification = matches!(scorer.target, Target::Classes { .. });
     let rows = evaluate_split_reporting(
         scorer,
@@ -338,7 +359,49 @@ fn evaluate_prepared(
             })
         },
     );
-    metrics_of(&rows, prepared.unscorable, classification, ranking, prefix)
+    (
+        metrics_of(&rows, prepared.unscorable, classification, ranking, prefix),
+        predictions_of(examples, prepared, &rows, classes, ranking),
+    )
+}
+
+/// A split's predictions from its scored rows: every example in split order, those that
+/// could not be scored without a rank (the metrics count them as wrong). `classes`: the
+/// class names of a classification target, else empty.
+fn predictions_of(
+    examples: &[Example],
+    prepared: &Prepared,
+    rows: &[RowScore],
+    classes: &[String],
+    ranking: Ranking,
+) -> Predictions {
+    let mut scored: Vec<Option<&RowScore>> = vec![None; examples.len()];
+    for (&i, row) in prepared.indices.iter().zip(rows) {
+        scored[i] = Some(row);
+    }
+    // The rank the metrics count (`metrics_of`): classification ranks are pessimistic.
+    let rank = |r: &RowScore| match (classes.is_empty(), ranking) {
+        (true, Ranking::Lama) => r.rank_in_order,
+        _ => r.rank,
+    };
+    let rows = examples
+        .iter()
+        .zip(scored)
+        .enumerate()
+        .map(|(i, (example, row))| Prediction {
+            example: i as u32,
+            gold: example.label.clone(),
+            predicted: row
+                .and_then(|r| crate::record::first_max(&r.class_scores))
+                .and_then(|c| classes.get(c).cloned()),
+            rank: row.map(|r| u32::try_from(rank(r)).unwrap_or(u32::MAX)),
+            scores: row.map_or_else(Vec::new, |r| r.class_scores.clone()),
+        })
+        .collect();
+    Predictions {
+        classes: classes.to_vec(),
+        rows,
+    }
 }
 
 /// What a running prompt method hands on while it runs: every new best prompt (kept by the
@@ -470,24 +533,27 @@ pub fn run<B: AutodiffBackend>(
         .as_ref()
         .map_or(placeholder.clone(), |r| r.trigger_ids.clone());
     let ranking = spec.task.ranking();
-    let mut metrics = evaluate_prepared(
+    let (mut metrics, predictions) = evaluate_prepared(
         &scorer,
         pad_id,
-        &splits.test,
+        (&data.test, &splits.test),
         &triggers,
-        ranking,
+        (answers.classes(), ranking),
         ("", "test"),
         progress,
     );
-    metrics.extend(evaluate_prepared(
-        &scorer,
-        pad_id,
-        &splits.dev,
-        &triggers,
-        ranking,
-        ("dev_", "dev"),
-        progress,
-    ));
+    metrics.extend(
+        evaluate_prepared(
+            &scorer,
+            pad_id,
+            (&data.dev, &splits.dev),
+            &triggers,
+            (answers.classes(), ranking),
+            ("dev_", "dev"),
+            progress,
+        )
+        .0,
+    );
     if let Some(r) = &label_result {
         metrics.insert("label_probe_train_accuracy".into(), r.train_accuracy);
     }
@@ -498,6 +564,7 @@ pub fn run<B: AutodiffBackend>(
         search: search_result,
         label_search: label_result,
         engine: scorer.engine(),
+        predictions,
     })
 }
 
@@ -629,7 +696,7 @@ pub fn check_prompt_vocabulary<B: Backend>(
 }
 
 /// Re-evaluates a saved prompt (template, trigger ids, label tokens) on one split of the
-/// cell's task data: the metrics `run` reports, without searching.
+/// cell's task data: the metrics and predictions `run` reports, without searching.
 pub fn evaluate_prompt<B: AutodiffBackend>(
     spec: &CellSpec,
     data: &TaskData,
@@ -638,7 +705,7 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
     split_name: SplitName,
     device: &B::Device,
     engine: Engine,
-) -> Result<BTreeMap<String, f64>, RunError> {
+) -> Result<Evaluation, RunError> {
     let template = Template::parse(&prompt.template)?;
     if template.num_triggers() != prompt.trigger_ids.len() {
         return Err(RunError::TriggerCount {
@@ -668,15 +735,19 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
             m.settings.eval_batch_size
         });
     let scorer = Scorer::with_engine(lm.model.clone(), target, eval_rows, device.clone(), engine);
-    Ok(evaluate_prepared(
+    let (metrics, predictions) = evaluate_prepared(
         &scorer,
         lm.tokenizer.special.pad.id,
-        &prepared,
+        (examples, &prepared),
         &prompt.trigger_ids,
-        spec.task.ranking(),
+        (answers.classes(), spec.task.ranking()),
         ("", "eval"),
         &crate::progress::NoProgress,
-    ))
+    );
+    Ok(Evaluation {
+        metrics,
+        predictions,
+    })
 }
 
 /// Tokens a label may be: whole words (no sub-word pieces), alphabetic, not special.

@@ -36,7 +36,7 @@ pub struct Gold {
 }
 
 /// Per-example result of an evaluation.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RowScore {
     /// 0-based pessimistic rank of the gold answer (0 = correct): candidates scoring the
     /// same as the gold count as above it.
@@ -47,6 +47,9 @@ pub struct RowScore {
     /// Log-likelihood of the gold answer (class: log of its marginal probability); NaN when
     /// not requested.
     pub gold_log_likelihood: f32,
+    /// Classification: every class's score (the log-sum-exp of its label tokens' logits), in
+    /// class order — what a cell's stored predictions keep. Empty for fact retrieval.
+    pub class_scores: Vec<f32>,
 }
 
 /// Per-row ranks and gold log-likelihoods from the scored tokens' logits `[rows, k]` and,
@@ -72,12 +75,14 @@ pub fn row_scores(
                         rank,
                         rank_in_order: rank,
                         gold_log_likelihood: classes[gold.index] - z,
+                        class_scores: classes,
                     }
                 }
                 Target::Vocabulary { .. } => RowScore {
                     rank: pessimistic_rank(logits, gold.index),
                     rank_in_order: rank_in_order(logits, gold.index),
                     gold_log_likelihood: logits[gold.index] - z,
+                    class_scores: vec![],
                 },
             }
         })

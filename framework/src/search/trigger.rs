@@ -878,11 +878,13 @@ mod tests {
                 rank: 0,
                 rank_in_order: 0,
                 gold_log_likelihood: -1.0,
+                class_scores: vec![],
             },
             RowScore {
                 rank: 2,
                 rank_in_order: 2,
                 gold_log_likelihood: -3.0,
+                class_scores: vec![],
             },
         ];
         assert_eq!(metric(&rows, SelectBy::Accuracy), 0.5);

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::record::{Record, Status};
 
 mod checkpoint;
+mod predictions;
 pub use checkpoint::FileCheckpoints;
 
 /// Store errors; each names the path.
@@ -34,6 +35,12 @@ pub enum StoreError {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: polars::prelude::PolarsError,
     },
 }
 
@@ -278,6 +285,10 @@ impl Store {
         // `write_atomic` would create a missing directory: a record written into a recreated
         // `cells/` beside nothing else would hide that the rest are gone.
         self.still_there("cells")?;
+        // Predictions first: a record that exists has its predictions beside it.
+        if let Some(predictions) = &record.predictions {
+            Self::write_predictions_to(&self.predictions_path(&record.id), predictions)?;
+        }
         let path = self.record_path(&record.id);
         let json = serde_json::to_vec_pretty(record).map_err(|source| StoreError::Json {
             path: path.clone(),

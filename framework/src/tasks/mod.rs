@@ -220,6 +220,19 @@ pub struct TaskSpec {
     /// Sample classes equally instead of proportionally. Default false.
     #[serde(default)]
     pub balance: bool,
+    /// Classification, the few-shot protocol (Gao et al., 2021, LM-BFF): draw exactly this
+    /// many training examples of each class, and a dev set of the same size and balance from
+    /// the training pool (never the task's own dev pool). `train_size` and `dev_size` must
+    /// both be `per_class` × the number of classes (checked when the data is read).
+    /// Default: unset (sizes as given, proportional unless `balance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_class: Option<NonZeroUsize>,
+    /// The seed of the data split: which training and dev examples are drawn. Default: unset,
+    /// the cell's `seed` draws them. Set (the few-shot protocol's `"task.data_seed" = [13,
+    /// 21, 42, 87, 100]` grid axis), splits are crossed with search seeds and the report
+    /// separates the two sources of variance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_seed: Option<u64>,
     /// SICK-E only: `standard` (default), `balanced3` or `two_way`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<SickVariant>,
@@ -332,6 +345,8 @@ impl TaskSpec {
             dev_size,
             test_size: None,
             balance: false,
+            per_class: None,
+            data_seed: None,
             variant: None,
             relation: None,
             at_most: false,
@@ -393,6 +408,12 @@ impl TaskSpec {
         }
         if self.variant.is_some() && self.kind != TaskKind::SickE {
             return err("variant", "only sick_e has variants");
+        }
+        if self.per_class.is_some() && !self.is_classification() {
+            return err(
+                "per_class",
+                "only classification tasks (sst2, sick_e, classification) draw examples per class",
+            );
         }
         if self.at_most && !(needs_relation || self.kind == TaskKind::FactProbe) {
             return err(
@@ -834,6 +855,8 @@ pub fn load_columns(
     seed: u64,
     text: &TextColumns,
 ) -> Result<TaskData, TaskError> {
+    // The data split's own seed, where the experiment crosses splits with search seeds.
+    let seed = spec.data_seed.unwrap_or(seed);
     match spec.kind {
         TaskKind::Sst2 => sst2::load(spec, paths, seed),
         TaskKind::SickE => sick::load(spec, paths, seed),

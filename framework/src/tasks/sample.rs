@@ -134,7 +134,8 @@ pub type Splits = (Vec<Example>, Vec<Example>, Vec<Example>);
 /// The budget of a classification task: `train_size` and `dev_size` examples drawn
 /// (stratified, seeded) from their pools — dev from the training pool when it has none of
 /// its own (named in errors), disjoint from train — and the evaluation split capped at `test_size` by a
-/// fixed, seed-independent subsample. `what` names the task in errors.
+/// fixed, seed-independent subsample. `what` names the task in errors. Under `per_class`
+/// (the few-shot protocol) both are drawn class-balanced from the training pool.
 pub fn classification_budget(
     spec: &super::TaskSpec,
     balance: bool,
@@ -144,6 +145,13 @@ pub fn classification_budget(
     dev_pool: Option<(&mut Vec<Example>, &str)>,
     mut test: Vec<Example>,
 ) -> Result<Splits, TaskError> {
+    let (balance, dev_pool) = match spec.per_class {
+        Some(k) => {
+            check_per_class(spec, k.get(), train_pool)?;
+            (true, None)
+        }
+        None => (balance, dev_pool),
+    };
     let train = stratified(
         train_pool,
         spec.train_size.get(),
@@ -172,6 +180,27 @@ pub fn classification_budget(
         )?;
     }
     Ok((train, dev, test))
+}
+
+/// `per_class = K` asks for K examples of each class in train and in dev: both sizes must
+/// be K × the classes of the training pool.
+fn check_per_class(spec: &super::TaskSpec, k: usize, pool: &[Example]) -> Result<(), TaskError> {
+    let classes = pool
+        .iter()
+        .map(|e| e.label.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let want = k * classes;
+    let (train, dev) = (spec.train_size.get(), spec.dev_size.get());
+    if train == want && dev == want {
+        return Ok(());
+    }
+    Err(TaskError::Setting {
+        key: "task.per_class".into(),
+        message: format!(
+            "task.per_class = {k} draws {k} examples of each of the {classes} classes for training and as many for dev: set task.train_size and task.dev_size to {want} (they are {train} and {dev})"
+        ),
+    })
 }
 
 /// The budget of a fact-retrieval task: `train_size` and `dev_size` facts drawn uniformly
@@ -271,6 +300,44 @@ mod tests {
         assert_eq!(a.iter().filter(|e| e.label == "1").count(), 5);
         assert_eq!(p.len(), 90);
         assert!(a.iter().all(|e| !p.contains(e)));
+    }
+
+    #[test]
+    fn per_class_draws_k_of_each_class_for_train_and_dev_from_the_training_pool() {
+        let mut spec = crate::tasks::TaskSpec::new(
+            crate::tasks::TaskKind::Sst2,
+            std::num::NonZeroUsize::new(8).unwrap(),
+            std::num::NonZeroUsize::new(8).unwrap(),
+        );
+        spec.per_class = std::num::NonZeroUsize::new(4);
+        let (mut train_pool, mut own_dev) = (pool(70, 30), pool(5, 5));
+        let (train, dev, _) = classification_budget(
+            &spec,
+            false,
+            13,
+            "t",
+            &mut train_pool,
+            Some((&mut own_dev, "dev")),
+            pool(2, 2),
+        )
+        .unwrap();
+        for split in [&train, &dev] {
+            assert_eq!(split.iter().filter(|e| e.label == "1").count(), 4);
+            assert_eq!(split.iter().filter(|e| e.label == "0").count(), 4);
+        }
+        // Dev came from the training pool (disjoint from train), not the task's own dev pool.
+        assert_eq!(own_dev.len(), 10);
+        assert_eq!(train_pool.len(), 100 - 16);
+        assert!(dev.iter().all(|e| !train.contains(e)));
+        // Sizes that contradict K × classes are refused, naming the keys.
+        spec.dev_size = std::num::NonZeroUsize::new(200).unwrap();
+        let err = classification_budget(&spec, false, 13, "t", &mut pool(70, 30), None, vec![])
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("set task.train_size and task.dev_size to 8 (they are 8 and 200)"),
+            "{err}"
+        );
     }
 
     #[test]
