@@ -32,7 +32,9 @@ fn install_signal_handlers() -> std::io::Result<Arc<AtomicUsize>> {
     Ok(received)
 }
 
-fn init_tracing(verbose: u8, quiet: bool) {
+/// Logs to stderr at the level `-v` / `-q` choose (`RUST_LOG` overrides), coloured only as
+/// `autoprompt::colour::use_colour` decides (a log captured to a file has no escape codes).
+fn init_tracing(verbose: u8, quiet: bool, colour: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -45,6 +47,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .init();
 }
@@ -284,9 +287,15 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             model,
             top_k,
             backend,
+            strict,
             text,
         } => {
-            let predictions = fill_mask(&model, &text, top_k, backend.into())?;
+            let unused = if strict {
+                autoprompt::lm::UnusedTensors::Refuse
+            } else {
+                autoprompt::lm::UnusedTensors::Skip
+            };
+            let predictions = fill_mask(&model, &text, top_k, backend.into(), unused)?;
             for (i, preds) in predictions.iter().enumerate() {
                 println!("mask {}:", i + 1);
                 for p in preds {
@@ -300,7 +309,8 @@ fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose, cli.quiet);
+    let colour = autoprompt::colour::use_colour_on_stderr(cli.color.into());
+    init_tracing(cli.verbose, cli.quiet, colour);
     match main_inner(cli) {
         Ok(code) => code,
         Err(e)
