@@ -41,7 +41,12 @@ fn probabilities(lm: &lm::LoadedModel<B>, text: &str) -> Vec<f32> {
 
 /// Asserts that two models give the same probabilities (same weights, same arithmetic:
 /// equal to float rounding).
-fn assert_same_predictions(shape: &str, got: &lm::LoadedModel<B>, plain: &lm::LoadedModel<B>, text: &str) {
+fn assert_same_predictions(
+    shape: &str,
+    got: &lm::LoadedModel<B>,
+    plain: &lm::LoadedModel<B>,
+    text: &str,
+) {
     let (a, b) = (probabilities(got, text), probabilities(plain, text));
     let worst = a
         .iter()
@@ -64,7 +69,9 @@ fn tiny_roberta() -> PathBuf {
 fn roberta_shape(tmp: &Path, name: &str) -> PathBuf {
     let dir = tmp.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    let shape = common::repo().join("tests/fixtures/checkpoint-shapes").join(name);
+    let shape = common::repo()
+        .join("tests/fixtures/checkpoint-shapes")
+        .join(name);
     for entry in std::fs::read_dir(&shape).unwrap().flatten() {
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
     }
@@ -168,11 +175,23 @@ fn rename_prefix(tensors: &mut HashMap<String, Entry>, from: &str, to: &str) {
 fn add_cls_heads(tensors: &mut HashMap<String, Entry>) {
     for (head, classes) in [("species", 5), ("chain", 3)] {
         let p = format!("cls.{head}");
-        tensors.insert(format!("{p}.transform.dense.weight"), f32_entry(vec![128, 128], 1));
+        tensors.insert(
+            format!("{p}.transform.dense.weight"),
+            f32_entry(vec![128, 128], 1),
+        );
         tensors.insert(format!("{p}.transform.dense.bias"), f32_entry(vec![128], 2));
-        tensors.insert(format!("{p}.transform.LayerNorm.weight"), f32_entry(vec![128], 3));
-        tensors.insert(format!("{p}.transform.LayerNorm.bias"), f32_entry(vec![128], 4));
-        tensors.insert(format!("{p}.decoder.weight"), f32_entry(vec![classes, 128], 5));
+        tensors.insert(
+            format!("{p}.transform.LayerNorm.weight"),
+            f32_entry(vec![128], 3),
+        );
+        tensors.insert(
+            format!("{p}.transform.LayerNorm.bias"),
+            f32_entry(vec![128], 4),
+        );
+        tensors.insert(
+            format!("{p}.decoder.weight"),
+            f32_entry(vec![classes, 128], 5),
+        );
         tensors.insert(format!("{p}.decoder.bias"), f32_entry(vec![classes], 6));
     }
 }
@@ -212,7 +231,12 @@ fn extra_heads_are_skipped_and_named_and_strict_refuses_them() {
         lm.skipped_tensors,
         ["cls.chain.* (6 tensors)", "cls.species.* (6 tensors)"]
     );
-    assert_same_predictions("bert + cls.species + cls.chain", &lm, &bert_plain, BERT_TEXT);
+    assert_same_predictions(
+        "bert + cls.species + cls.chain",
+        &lm,
+        &bert_plain,
+        BERT_TEXT,
+    );
     let err = load(&dir, UnusedTensors::Refuse).unwrap_err().to_string();
     assert!(err.contains("\"cls.species.decoder.weight\""), "{err}");
 }
@@ -223,9 +247,15 @@ fn a_bert_for_pretraining_checkpoint_loads_even_strictly() {
     let splade = common::splade_tiny();
     let plain = load(&splade, UnusedTensors::Refuse).unwrap();
     let dir = derived(&splade, tmp.path(), "bert-for-pretraining", |t| {
-        t.insert("bert.pooler.dense.weight".into(), f32_entry(vec![128, 128], 1));
+        t.insert(
+            "bert.pooler.dense.weight".into(),
+            f32_entry(vec![128, 128], 1),
+        );
         t.insert("bert.pooler.dense.bias".into(), f32_entry(vec![128], 2));
-        t.insert("cls.seq_relationship.weight".into(), f32_entry(vec![2, 128], 3));
+        t.insert(
+            "cls.seq_relationship.weight".into(),
+            f32_entry(vec![2, 128], 3),
+        );
         t.insert("cls.seq_relationship.bias".into(), f32_entry(vec![2], 4));
     });
     let lm = load(&dir, UnusedTensors::Refuse).unwrap();
@@ -267,10 +297,7 @@ fn an_encoder_without_its_mlm_head_is_refused_with_how_to_get_one() {
         t.remove("cls.predictions.bias").unwrap();
     });
     let msg = load(&dir, UnusedTensors::Skip).unwrap_err().to_string();
-    assert!(
-        msg.contains("missing: [\"cls.predictions.bias\"]"),
-        "{msg}"
-    );
+    assert!(msg.contains("missing: [\"cls.predictions.bias\"]"), "{msg}");
 }
 
 #[test]
@@ -309,7 +336,10 @@ fn sharded_safetensors_load_through_their_index() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = roberta_shape(tmp.path(), "sharded");
     let weights = weight_files(&dir).unwrap().unwrap();
-    assert_eq!(weights.index, Some(dir.join("model.safetensors.index.json")));
+    assert_eq!(
+        weights.index,
+        Some(dir.join("model.safetensors.index.json"))
+    );
     assert_eq!(
         weights.files,
         [
@@ -350,7 +380,10 @@ fn half_precision_weights_load_as_their_values() {
     for (name, dtype, bf16) in [("fp16", Dtype::F16, false), ("bf16", Dtype::BF16, true)] {
         let dir = roberta_shape(tmp.path(), name);
         let entries = read_entries(&dir.join("model.safetensors"));
-        assert!(entries.values().all(|e| e.dtype == dtype), "{name}: not all {dtype:?}");
+        assert!(
+            entries.values().all(|e| e.dtype == dtype),
+            "{name}: not all {dtype:?}"
+        );
         let weights = weight_files(&dir).unwrap().unwrap();
         let halves = read_weights(&weights).unwrap();
         // Every value is the f32 weight rounded to half precision, exactly.
@@ -406,10 +439,7 @@ fn fill_mask_warns_once_about_skipped_tensors_and_strict_refuses() {
         .unwrap();
     common::assert_success(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let warnings: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("WARN"))
-        .collect();
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(
         warnings[0].contains("12 checkpoint tensors are not used by the masked LM")
@@ -470,5 +500,10 @@ fn a_run_records_the_skipped_tensors_and_strict_changes_no_cell_id() {
     assert!(plan("skips2", "strict = false\n").contains(id.as_str()));
     let file = common::experiment(tmp.path(), "strict", &body("strict = true\n"));
     let out = cli().arg("run").arg(&file).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1309,8 +1309,7 @@ fn a_quoted_header_plans_and_the_delimiter_key_is_checked() {
         } else {
             table_fixture("excel_semicolon.csv")
         };
-        let task = task
-            .replacen("{:?}", &format!("{:?}", file.display().to_string()), 2);
+        let task = task.replacen("{:?}", &format!("{:?}", file.display().to_string()), 2);
         let body = format!(
             "[task]\nkind = \"classification\"\n{task}label = \"sentiment\"\ntrain_size = 2\ndev_size = 1\n[method]\nkind = \"manual\"\ntemplate = \"[CLS] {{review}} it was [P] . [SEP]\"\nlabels = {{ neg = [\"bad\"], pos = [\"good\"] }}\n"
         );
@@ -1320,17 +1319,26 @@ fn a_quoted_header_plans_and_the_delimiter_key_is_checked() {
     }
     // A separator JSON cannot have, and one that is not one ASCII character.
     let err = plan_error(
-        &[("train.jsonl", b"{\"text\": \"a\", \"label\": \"pos\"}\n"), ("test.csv", GOOD_CSV)],
+        &[
+            ("train.jsonl", b"{\"text\": \"a\", \"label\": \"pos\"}\n"),
+            ("test.csv", GOOD_CSV),
+        ],
         "kind = \"classification\"\ntrain = \"train.jsonl\"\ntest = \"test.csv\"\ndelimiter = \";\"",
         TEMPLATE,
     );
-    assert_has(&err, &["train.jsonl", "task.delimiter applies to CSV and TSV files"]);
+    assert_has(
+        &err,
+        &["train.jsonl", "task.delimiter applies to CSV and TSV files"],
+    );
     let err = plan_error(
         &[("train.csv", GOOD_CSV), ("test.csv", GOOD_CSV)],
         &format!("{FILES}\ndelimiter = \"\\\"\""),
         TEMPLATE,
     );
-    assert_has(&err, &["task.delimiter", "one ASCII character other than a quote"]);
+    assert_has(
+        &err,
+        &["task.delimiter", "one ASCII character other than a quote"],
+    );
 }
 
 #[test]
@@ -1345,7 +1353,11 @@ fn plan_shows_each_splits_pool_and_draw_by_class_and_warns_of_thin_classes() {
     }
     train.push_str("strange film,odd\n");
     std::fs::write(dir.path().join("train.csv"), train).unwrap();
-    std::fs::write(dir.path().join("test.csv"), "text,label\nfine,pos\nawful,neg\n").unwrap();
+    std::fs::write(
+        dir.path().join("test.csv"),
+        "text,label\nfine,pos\nawful,neg\n",
+    )
+    .unwrap();
     let body = format!(
         "[task]\nkind = \"classification\"\nname = \"thin\"\ntrain = {:?}\ntest = {:?}\ntrain_size = 4\ndev_size = 2\n[method]\nkind = \"manual\"\ntemplate = \"{TEMPLATE}\"\nlabels = {{ neg = [\"bad\"], pos = [\"good\"], odd = [\"odd\"] }}\n",
         dir.path().join("train.csv").display().to_string(),
@@ -1363,6 +1375,9 @@ fn plan_shows_each_splits_pool_and_draw_by_class_and_warns_of_thin_classes() {
         "  warning: train: class `odd` has 1 of 19 rows and the budget of 4 draws none of it",
         "  warning: dev: class `odd` has 1 of 15 rows and the budget of 2 draws none of it",
     ] {
-        assert!(stdout.lines().any(|l| l == line), "no line `{line}` in:\n{stdout}");
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no line `{line}` in:\n{stdout}"
+        );
     }
 }

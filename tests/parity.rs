@@ -820,7 +820,8 @@ struct SettingsCase {
 #[test]
 fn tokenizer_settings_give_transformers_ids() {
     let path = common::repo().join("tests/fixtures/parity/tokenizer_settings.json");
-    let fx: SettingsFixture = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let fx: SettingsFixture =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let src = common::repo().join("tests/fixtures/tiny-distilbert");
     assert_eq!(fx.cases.len(), 8);
     for case in &fx.cases {
@@ -831,8 +832,8 @@ fn tokenizer_settings_give_transformers_ids() {
         for (f, content) in &case.written {
             std::fs::write(dir.path().join(f), content.to_string()).unwrap();
         }
-        let tokenizer = lm::LmTokenizer::from_dir(dir.path())
-            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let tokenizer =
+            lm::LmTokenizer::from_dir(dir.path()).unwrap_or_else(|e| panic!("{}: {e}", case.name));
         for (text, expected) in fx.texts.iter().zip(&case.ids) {
             assert_eq!(
                 &tokenizer.encode_with_special_tokens(text).unwrap(),
@@ -856,26 +857,54 @@ fn tokenizer_settings_that_cannot_hold_are_refused_by_name() {
         lm::LmTokenizer::from_dir(dir.path()).map(|t| t.model_max_length)
     };
     // An added token whose id is not the next free one.
-    let err = with(&[("added_tokens.json", "{\"<new>\": 2005}")]).unwrap_err().to_string();
-    assert!(err.contains("added token `<new>` (id 2005)") && err.contains("2000 entries"), "{err}");
+    let err = with(&[("added_tokens.json", "{\"<new>\": 2005}")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("added token `<new>` (id 2005)") && err.contains("2000 entries"),
+        "{err}"
+    );
     // A configured mask token the vocabulary lacks.
     let err = with(&[("special_tokens_map.json", "{\"mask_token\": \"<mask>\"}")])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("mask_token `<mask>`") && err.contains("not in the tokenizer's vocabulary"), "{err}");
+    assert!(
+        err.contains("mask_token `<mask>`") && err.contains("not in the tokenizer's vocabulary"),
+        "{err}"
+    );
     // model_max_length is read; transformers' "no limit" sentinel is none.
-    assert_eq!(with(&[("tokenizer_config.json", "{\"model_max_length\": 64}")]).unwrap(), Some(64));
     assert_eq!(
-        with(&[("tokenizer_config.json", "{\"model_max_length\": 1000000000000000019884624838656}")]).unwrap(),
+        with(&[("tokenizer_config.json", "{\"model_max_length\": 64}")]).unwrap(),
+        Some(64)
+    );
+    assert_eq!(
+        with(&[(
+            "tokenizer_config.json",
+            "{\"model_max_length\": 1000000000000000019884624838656}"
+        )])
+        .unwrap(),
         None
     );
     // do_lower_case that a byte-level BPE tokenizer.json does not follow.
     let roberta = common::repo().join("tests/fixtures/tiny-roberta");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(roberta.join("tokenizer.json"), dir.path().join("tokenizer.json")).unwrap();
-    std::fs::write(dir.path().join("tokenizer_config.json"), "{\"do_lower_case\": true}").unwrap();
-    let err = lm::LmTokenizer::from_dir(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("do_lower_case = true") && err.contains("tokenizer_config.json"), "{err}");
+    std::fs::copy(
+        roberta.join("tokenizer.json"),
+        dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        "{\"do_lower_case\": true}",
+    )
+    .unwrap();
+    let err = lm::LmTokenizer::from_dir(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("do_lower_case = true") && err.contains("tokenizer_config.json"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -887,7 +916,11 @@ fn model_max_length_caps_the_sequence_length() {
     }
     let lm = lm::load::<B>(dir.path().to_str().unwrap(), &Default::default()).unwrap();
     assert_eq!(lm.max_sequence_length(), 128);
-    std::fs::write(dir.path().join("tokenizer_config.json"), "{\"model_max_length\": 16}").unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        "{\"model_max_length\": 16}",
+    )
+    .unwrap();
     let lm = lm::load::<B>(dir.path().to_str().unwrap(), &Default::default()).unwrap();
     assert_eq!(lm.max_sequence_length(), 16);
 }

@@ -145,13 +145,20 @@ fn print_table_data(
             cell.index,
             cell.spec.seed
         )?;
-        writeln!(out, "  {:<6} {:>8} {:>7}  by class (pool → drawn)", "split", "pool", "drawn")?;
+        writeln!(
+            out,
+            "  {:<6} {:>8} {:>7}  by class (pool → drawn)",
+            "split", "pool", "drawn"
+        )?;
         for split in &data.splits {
             let classes = split
                 .pool_classes
                 .iter()
                 .map(|(c, n)| {
-                    format!("{c} {n} → {}", split.drawn_classes.get(c).copied().unwrap_or(0))
+                    format!(
+                        "{c} {n} → {}",
+                        split.drawn_classes.get(c).copied().unwrap_or(0)
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join(", ");

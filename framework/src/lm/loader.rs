@@ -365,8 +365,7 @@ pub fn load_weights<B: Backend>(
         });
     }
     let refuse_unused = unused_tensors == UnusedTensors::Refuse && !unused.is_empty();
-    if !(t.missing.is_empty() && t.mismatched.is_empty() && untied.is_empty()) || refuse_unused
-    {
+    if !(t.missing.is_empty() && t.mismatched.is_empty() && untied.is_empty()) || refuse_unused {
         let note = if refuse_unused && t.missing.is_empty() && t.mismatched.is_empty() {
             "\n  (strict loading refuses unused tensors; without `strict` they are skipped with a warning)"
         } else {
@@ -423,7 +422,10 @@ impl HeadNames {
                 &["cls.predictions."],
                 "`BertForMaskedLM` or `BertForPreTraining`",
             ),
-            Family::Roberta => (&["lm_head."], "`RobertaForMaskedLM` (or `XLMRobertaForMaskedLM`)"),
+            Family::Roberta => (
+                &["lm_head."],
+                "`RobertaForMaskedLM` (or `XLMRobertaForMaskedLM`)",
+            ),
             Family::DistilBert => (
                 &["vocab_transform.", "vocab_layer_norm.", "vocab_projector."],
                 "`DistilBertForMaskedLM`",
@@ -432,7 +434,10 @@ impl HeadNames {
                 &["generator_predictions.", "generator_lm_head."],
                 "`ElectraForMaskedLM` (ELECTRA's generator; a discriminator has no MLM head)",
             ),
-            Family::Albert => (&["predictions."], "`AlbertForMaskedLM` or `AlbertForPreTraining`"),
+            Family::Albert => (
+                &["predictions."],
+                "`AlbertForMaskedLM` or `AlbertForPreTraining`",
+            ),
             Family::ModernBert => (&["head.", "decoder."], "`ModernBertForMaskedLM`"),
         };
         Self { prefixes, classes }
@@ -469,7 +474,13 @@ pub fn group_names(names: &[String], used: &[&str]) -> Vec<String> {
             .unwrap_or(parts.len());
         let key = parts[..n]
             .iter()
-            .map(|&p| if p.bytes().all(|b| b.is_ascii_digit()) { "*" } else { p })
+            .map(|&p| {
+                if p.bytes().all(|b| b.is_ascii_digit()) {
+                    "*"
+                } else {
+                    p
+                }
+            })
             .collect::<Vec<_>>()
             .join(".");
         groups.entry(key).or_default().push(name);

@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use burn::tensor::backend::Backend;
 
 pub use config::{Activation, AttentionSpan, Family, MaskedLmConfig, ModernBert};
-pub use model::{EncoderInput, MaskedLm};
 pub use loader::UnusedTensors;
+pub use model::{EncoderInput, MaskedLm};
 pub use source::{EMBEDDED_MODEL, ResolvedModel};
 pub use tokenizer::{LmTokenizer, SpecialTokens, WordMarker};
 
@@ -121,8 +121,9 @@ pub fn load_with<B: Backend>(
     let config = MaskedLmConfig::from_file(&config_path)?;
     let weights = loader::weight_files(&resolved.dir)?.ok_or_else(|| LmError::Unsupported {
         path: resolved.dir.clone(),
-        message: "no model.safetensors or pytorch_model.bin (nor a sharded `*.index.json` of either)"
-            .into(),
+        message:
+            "no model.safetensors or pytorch_model.bin (nor a sharded `*.index.json` of either)"
+                .into(),
     })?;
     let tensors = loader::read_weights(&weights)?;
     let loaded = loader::load_weights(&config, tensors, weights.path(), device, unused)?;

@@ -121,11 +121,12 @@ fn download(model_id: &str) -> Result<PathBuf, String> {
             weight_map: std::collections::BTreeMap<String, String>,
         }
         let text = std::fs::read_to_string(&weights).map_err(|e| e.to_string())?;
-        let index: Index = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: {e}", weights.display()))?;
+        let index: Index =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", weights.display()))?;
         let shards: std::collections::BTreeSet<&String> = index.weight_map.values().collect();
         for shard in shards {
-            repo.get(shard).map_err(|e| format!("shard `{shard}`: {e}"))?;
+            repo.get(shard)
+                .map_err(|e| format!("shard `{shard}`: {e}"))?;
         }
     }
     if first(&["tokenizer.json"]).is_none() && first(&["vocab.txt"]).is_none() {

@@ -130,7 +130,9 @@ impl LmTokenizer {
         let mut tokenizer = Self::from_tokenizer(inner, dir, &settings)?;
         let bert_normalizer = matches!(
             tokenizer.inner.get_normalizer(),
-            Some(tokenizers::normalizers::NormalizerWrapper::BertNormalizer(_))
+            Some(tokenizers::normalizers::NormalizerWrapper::BertNormalizer(
+                _
+            ))
         );
         if let Some(lowercase) = settings.do_lower_case
             && lowercase != tokenizer.lowercases
@@ -140,7 +142,11 @@ impl LmTokenizer {
                 path: dir.join("tokenizer_config.json"),
                 message: format!(
                     "do_lower_case = {lowercase}, but the tokenizer {} lower-case and its normaliser is not BERT's, which the setting would rebuild; remove the setting or fix the tokenizer files",
-                    if tokenizer.lowercases { "does" } else { "does not" }
+                    if tokenizer.lowercases {
+                        "does"
+                    } else {
+                        "does not"
+                    }
                 ),
             });
         }
@@ -178,10 +184,26 @@ impl LmTokenizer {
                 })
         };
         let special = SpecialTokens {
-            cls: find(settings.cls_token.as_ref(), "cls_token", SPECIAL_CANDIDATES[0])?,
-            sep: find(settings.sep_token.as_ref(), "sep_token", SPECIAL_CANDIDATES[1])?,
-            mask: find(settings.mask_token.as_ref(), "mask_token", SPECIAL_CANDIDATES[2])?,
-            pad: find(settings.pad_token.as_ref(), "pad_token", SPECIAL_CANDIDATES[3])?,
+            cls: find(
+                settings.cls_token.as_ref(),
+                "cls_token",
+                SPECIAL_CANDIDATES[0],
+            )?,
+            sep: find(
+                settings.sep_token.as_ref(),
+                "sep_token",
+                SPECIAL_CANDIDATES[1],
+            )?,
+            mask: find(
+                settings.mask_token.as_ref(),
+                "mask_token",
+                SPECIAL_CANDIDATES[2],
+            )?,
+            pad: find(
+                settings.pad_token.as_ref(),
+                "pad_token",
+                SPECIAL_CANDIDATES[3],
+            )?,
         };
         let mut special_ids: Vec<u32> = inner
             .get_added_tokens_decoder()
@@ -419,10 +441,7 @@ struct SpecialTokensMap {
 }
 
 /// A JSON file of `dir`, parsed; `None` when it does not exist.
-fn read_json<T: serde::de::DeserializeOwned>(
-    dir: &Path,
-    name: &str,
-) -> Result<Option<T>, LmError> {
+fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>, LmError> {
     let path = dir.join(name);
     if !path.is_file() {
         return Ok(None);

@@ -13,10 +13,13 @@ use crate::plan::Cell;
 use crate::record::{Counts, Provenance, Record, Status, Timings};
 use crate::store::{FileCheckpoints, Store, write_atomic};
 
+/// A loaded model's key: its source and what loading did with unused tensors.
+type ModelKey = (String, UnusedTensors);
+
 /// Models loaded in this process, by source and strictness (loading is the slow part of
 /// small cells).
 pub struct Models<B: AutodiffBackend> {
-    loaded: Mutex<HashMap<(String, UnusedTensors), Arc<LoadedModel<B>>>>,
+    loaded: Mutex<HashMap<ModelKey, Arc<LoadedModel<B>>>>,
 }
 
 impl<B: AutodiffBackend> Default for Models<B> {
@@ -28,7 +31,11 @@ impl<B: AutodiffBackend> Default for Models<B> {
 }
 
 impl<B: AutodiffBackend> Models<B> {
-    pub fn get(&self, spec: &ModelSpec, device: &B::Device) -> Result<Arc<LoadedModel<B>>, RunError> {
+    pub fn get(
+        &self,
+        spec: &ModelSpec,
+        device: &B::Device,
+    ) -> Result<Arc<LoadedModel<B>>, RunError> {
         let mut loaded = self.loaded.lock().expect("model cache lock");
         let key = (spec.source.clone(), spec.unused_tensors());
         if let Some(m) = loaded.get(&key) {

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use super::sample;
 use super::table::{self, ColumnRequest, ColumnRole, Request, Table};
 use super::{
-    Candidates, Example, RowSink, SplitSummary, TableSource, TaskData, TaskError, TaskKind, TaskSpec,
-    TextColumns, lines, read_text,
+    Candidates, Example, RowSink, SplitSummary, TableSource, TaskData, TaskError, TaskKind,
+    TaskSpec, TextColumns, lines, read_text,
 };
 
 /// Which split a file's (or a split column's) rows belong to.
@@ -519,7 +519,9 @@ fn classification(
     let mut dev_pool = pools.dev.map(examples);
     let test_pool = examples(pools.test);
     let train_summary = SplitSummary::pool("train", &train_pool, true);
-    let dev_summary = dev_pool.as_deref().map(|d| SplitSummary::pool("dev", d, true));
+    let dev_summary = dev_pool
+        .as_deref()
+        .map(|d| SplitSummary::pool("dev", d, true));
     let test_summary = SplitSummary::pool("test", &test_pool, true);
     let (train, dev, test) = sample::classification_budget(
         spec,
@@ -609,7 +611,9 @@ fn fact_probe(
     }
     let name = spec.display_name();
     let train_summary = SplitSummary::pool("train", &train_pool, false);
-    let dev_summary = dev_pool.as_deref().map(|d| SplitSummary::pool("dev", d, false));
+    let dev_summary = dev_pool
+        .as_deref()
+        .map(|d| SplitSummary::pool("dev", d, false));
     let test_summary = SplitSummary::pool("test", &test, false);
     let (train, dev, test) =
         sample::fact_budget(spec, seed, &name, &mut train_pool, dev_pool.as_mut(), test)?;

@@ -730,7 +730,11 @@ impl SplitSummary {
         Self {
             split,
             pool: pool.len(),
-            pool_classes: if classified { class_counts(pool) } else { BTreeMap::new() },
+            pool_classes: if classified {
+                class_counts(pool)
+            } else {
+                BTreeMap::new()
+            },
             drawn: 0,
             drawn_classes: BTreeMap::new(),
         }
@@ -750,7 +754,12 @@ impl SplitSummary {
         let pool_classes = train
             .pool_classes
             .iter()
-            .map(|(c, &n)| (c.clone(), n - train.drawn_classes.get(c).copied().unwrap_or(0)))
+            .map(|(c, &n)| {
+                (
+                    c.clone(),
+                    n - train.drawn_classes.get(c).copied().unwrap_or(0),
+                )
+            })
             .collect();
         Self {
             split,
