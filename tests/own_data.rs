@@ -1146,3 +1146,238 @@ fn every_method_runs_on_a_table_task_and_eval_reproduces_the_record() {
     let expected = format!("accuracy         {:.4}", searched.metrics["dev_accuracy"]);
     assert!(printed.contains(&expected), "{printed} vs {expected}");
 }
+
+// ---------------------------------------------------------------------------------------
+// CSV dialects (files written by scripts/make_table_fixtures.py)
+
+/// The six reviews every file in tests/fixtures/tables/ holds (see the script).
+const REVIEWS: [(&str, &str); 6] = [
+    ("a great film, really", "pos"),
+    ("the \"twist\" was obvious", "neg"),
+    ("dull; long; loud", "neg"),
+    ("café scenes are lovely", "pos"),
+    ("line one\nline two", "pos"),
+    ("not worth it", "neg"),
+];
+
+fn table_fixture(name: &str) -> PathBuf {
+    common::repo().join("tests/fixtures/tables").join(name)
+}
+
+fn review_request() -> tasks::table::Request {
+    use tasks::table::{ColumnRequest, ColumnRole, Request};
+    let column = |name: &str, role| ColumnRequest {
+        name: name.into(),
+        role,
+        purpose: name.into(),
+        key: "task.test".into(),
+    };
+    Request {
+        columns: vec![
+            column("review", ColumnRole::Text),
+            column("sentiment", ColumnRole::Key),
+        ],
+        all_text: false,
+    }
+}
+
+fn read_reviews(
+    name: &str,
+    format: TableFormat,
+    delimiter: Option<u8>,
+) -> Result<tasks::table::Table, tasks::TaskError> {
+    tasks::table::read(
+        &table_fixture(name),
+        format,
+        delimiter,
+        &review_request(),
+        "task.test",
+    )
+}
+
+fn reviews_of(table: &tasks::table::Table) -> Vec<(String, String)> {
+    table
+        .column("review")
+        .iter()
+        .zip(table.column("sentiment"))
+        .map(|(r, s)| (r.clone().unwrap_or_default(), s.clone().unwrap_or_default()))
+        .collect()
+}
+
+fn expected_reviews() -> Vec<(String, String)> {
+    REVIEWS
+        .iter()
+        .map(|(r, s)| (r.to_string(), s.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_csv_dialect_reads_the_same_reviews() {
+    for (name, format, delimiter) in [
+        // R's write.csv: a quoted header with an unnamed row-names column.
+        ("r_write_csv.csv", TableFormat::Csv, None),
+        // pandas QUOTE_ALL: every field quoted.
+        ("pandas_quote_all.csv", TableFormat::Csv, None),
+        // A spreadsheet export: BOM, `;`, CRLF, no final newline.
+        ("excel_semicolon.csv", TableFormat::Csv, Some(b';')),
+        ("blank_lines.csv", TableFormat::Csv, None),
+        // Tab-separated with CSV quoting.
+        ("quoted_tabs.tsv", TableFormat::Csv, Some(b'\t')),
+    ] {
+        let table = read_reviews(name, format, delimiter).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(reviews_of(&table), expected_reviews(), "{name}");
+    }
+    // Where each row is: the multi-line review's row starts on its first line.
+    let table = read_reviews("pandas_quote_all.csv", TableFormat::Csv, None).unwrap();
+    assert_eq!(table.place(5), "line 8");
+    assert_eq!(table.blank_lines, 0);
+}
+
+#[test]
+fn blank_lines_are_skipped_and_counted_and_rows_keep_their_lines() {
+    let table = read_reviews("blank_lines.csv", TableFormat::Csv, None).unwrap();
+    // A blank line, a line of spaces, and one at the end.
+    assert_eq!(table.blank_lines, 3);
+    let places: Vec<String> = (0..table.len()).map(|i| table.place(i)).collect();
+    assert_eq!(
+        places,
+        ["line 2", "line 4", "line 6", "line 7", "line 8", "line 10"]
+    );
+}
+
+#[test]
+fn orange_tab_files_read_with_their_type_rows_named_by_line() {
+    // The reader sees the header, the two type rows as rows, skips the blank line.
+    let table = read_reviews("orange.tab", TableFormat::Tsv, None).unwrap();
+    assert_eq!(table.blank_lines, 1);
+    assert_eq!(table.len(), 8);
+    assert_eq!(table.place(2), "line 5");
+    let mut expected = expected_reviews();
+    expected[4].0 = "line one line two".into();
+    assert_eq!(reviews_of(&table)[2..], expected[..]);
+
+    // As a task: the flags row's empty text cell is an error naming its line.
+    let mut spec = budget(TaskKind::Classification, 2, 1);
+    spec.train = Some(table_fixture("orange.tab"));
+    spec.test = Some(table_fixture("pandas_quote_all.csv"));
+    spec.label = Some("sentiment".into());
+    let err = tasks::load_columns(&spec, &paths(), 0, &named(&["review"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("orange.tab") && err.contains("line 3") && err.contains("review"),
+        "{err}"
+    );
+    // Skipping malformed rows and naming the classes reads the data rows only.
+    spec.malformed_rows = MalformedRows::Skip;
+    spec.labels = Some(vec!["neg".into(), "pos".into()]);
+    let data = tasks::load_columns(&spec, &paths(), 0, &named(&["review"])).unwrap();
+    assert_eq!(data.skipped_rows, 1);
+    assert_eq!(data.classes, ["neg", "pos"]);
+}
+
+#[test]
+fn an_unclosed_quote_names_the_line_it_opens() {
+    let err = plan_error(
+        &[
+            ("train.csv", GOOD_CSV),
+            ("test.csv", b"text,label\n\"opened,pos\nb,neg\nc,pos\n"),
+        ],
+        FILES,
+        TEMPLATE,
+    );
+    assert_has(
+        &err,
+        &[
+            "test.csv",
+            "line 2: 1 fields, but the header has 2",
+            "a quoted field runs from line 2",
+            "is a closing `\"` missing?",
+        ],
+    );
+}
+
+#[test]
+fn a_quoted_header_plans_and_the_delimiter_key_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, task) in [
+        ("r", "train = {:?}\ntest = {:?}\n"),
+        ("excel", "train = {:?}\ntest = {:?}\ndelimiter = \";\"\n"),
+    ] {
+        let file = if name == "r" {
+            table_fixture("r_write_csv.csv")
+        } else {
+            table_fixture("excel_semicolon.csv")
+        };
+        let task = task.replacen("{:?}", &format!("{:?}", file.display().to_string()), 2);
+        let body = format!(
+            "[task]\nkind = \"classification\"\n{task}label = \"sentiment\"\ntrain_size = 2\ndev_size = 1\n[method]\nkind = \"manual\"\ntemplate = \"[CLS] {{review}} it was [P] . [SEP]\"\nlabels = {{ neg = [\"bad\"], pos = [\"good\"] }}\n"
+        );
+        let experiment = common::experiment(dir.path(), name, &body);
+        let out = cli(dir.path(), &["plan", experiment.to_str().unwrap()], &[]);
+        common::assert_success(&out);
+    }
+    // A separator JSON cannot have, and one that is not one ASCII character.
+    let err = plan_error(
+        &[
+            ("train.jsonl", b"{\"text\": \"a\", \"label\": \"pos\"}\n"),
+            ("test.csv", GOOD_CSV),
+        ],
+        "kind = \"classification\"\ntrain = \"train.jsonl\"\ntest = \"test.csv\"\ndelimiter = \";\"",
+        TEMPLATE,
+    );
+    assert_has(
+        &err,
+        &["train.jsonl", "task.delimiter applies to CSV and TSV files"],
+    );
+    let err = plan_error(
+        &[("train.csv", GOOD_CSV), ("test.csv", GOOD_CSV)],
+        &format!("{FILES}\ndelimiter = \"\\\"\""),
+        TEMPLATE,
+    );
+    assert_has(
+        &err,
+        &["task.delimiter", "one ASCII character other than a quote"],
+    );
+}
+
+#[test]
+fn plan_shows_each_splits_pool_and_draw_by_class_and_warns_of_thin_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut train = String::from("text,label\n");
+    for i in 0..12 {
+        train.push_str(&format!("good film {i},pos\n"));
+    }
+    for i in 0..6 {
+        train.push_str(&format!("bad film {i},neg\n"));
+    }
+    train.push_str("strange film,odd\n");
+    std::fs::write(dir.path().join("train.csv"), train).unwrap();
+    std::fs::write(
+        dir.path().join("test.csv"),
+        "text,label\nfine,pos\nawful,neg\n",
+    )
+    .unwrap();
+    let body = format!(
+        "[task]\nkind = \"classification\"\nname = \"thin\"\ntrain = {:?}\ntest = {:?}\ntrain_size = 4\ndev_size = 2\n[method]\nkind = \"manual\"\ntemplate = \"{TEMPLATE}\"\nlabels = {{ neg = [\"bad\"], pos = [\"good\"], odd = [\"odd\"] }}\n",
+        dir.path().join("train.csv").display().to_string(),
+        dir.path().join("test.csv").display().to_string(),
+    );
+    let file = common::experiment(dir.path(), "thin", &body);
+    let out = cli(dir.path(), &["plan", file.to_str().unwrap()], &[]);
+    common::assert_success(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "data: thin (cell 0, seed 0)",
+        "  train        19       4  neg 6 → 1, odd 1 → 0, pos 12 → 3",
+        "  dev          15       2  neg 5 → 1, odd 1 → 0, pos 9 → 1",
+        "  test          2       2  neg 1 → 1, pos 1 → 1",
+        "  warning: train: class `odd` has 1 of 19 rows and the budget of 4 draws none of it",
+        "  warning: dev: class `odd` has 1 of 15 rows and the budget of 2 draws none of it",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no line `{line}` in:\n{stdout}"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::Deserialize;
 
-use autoprompt::lm::loader::{load_weights, read_checkpoint};
+use autoprompt::lm::loader::{UnusedTensors, load_weights, read_checkpoint};
 use autoprompt::lm::{self, EncoderInput, LmError, MaskedLm, MaskedLmConfig};
 
 type B = Autodiff<NdArray>;
@@ -386,8 +386,10 @@ fn pytorch_bin_loads_the_same_weights_as_safetensors() {
         read_checkpoint(&bin).unwrap(),
         &bin,
         &Default::default(),
+        UnusedTensors::Skip,
     )
-    .unwrap();
+    .unwrap()
+    .model;
     assert_parity(
         "tiny-roberta (.bin)",
         &measure(&model, &fixture("tiny_roberta")),
@@ -427,6 +429,7 @@ fn load_err(config: &MaskedLmConfig, tensors: BTreeMap<String, lm::loader::RawTe
         tensors,
         Path::new("ckpt.safetensors"),
         &Default::default(),
+        UnusedTensors::Skip,
     ) {
         Ok(_) => panic!("checkpoint should be rejected"),
         Err(e) => e.to_string(),
@@ -796,4 +799,128 @@ fn broken_model_files_are_refused_with_a_reason() {
             "parity::broken_model_files_are_refused_with_a_reason",
         );
     }
+}
+
+#[derive(Deserialize)]
+struct SettingsFixture {
+    texts: Vec<String>,
+    cases: Vec<SettingsCase>,
+}
+
+#[derive(Deserialize)]
+struct SettingsCase {
+    name: String,
+    copied: Vec<String>,
+    written: BTreeMap<String, serde_json::Value>,
+    ids: Vec<Vec<u32>>,
+}
+
+/// `tokenizer_config.json` / `added_tokens.json` settings beside a `vocab.txt` or a
+/// `tokenizer.json` give transformers' ids (`tests/parity/make_tokenizer_settings.py`).
+#[test]
+fn tokenizer_settings_give_transformers_ids() {
+    let path = common::repo().join("tests/fixtures/parity/tokenizer_settings.json");
+    let fx: SettingsFixture =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let src = common::repo().join("tests/fixtures/tiny-distilbert");
+    assert_eq!(fx.cases.len(), 8);
+    for case in &fx.cases {
+        let dir = tempfile::tempdir().unwrap();
+        for f in &case.copied {
+            std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+        }
+        for (f, content) in &case.written {
+            std::fs::write(dir.path().join(f), content.to_string()).unwrap();
+        }
+        let tokenizer =
+            lm::LmTokenizer::from_dir(dir.path()).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        for (text, expected) in fx.texts.iter().zip(&case.ids) {
+            assert_eq!(
+                &tokenizer.encode_with_special_tokens(text).unwrap(),
+                expected,
+                "{}: {text}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn tokenizer_settings_that_cannot_hold_are_refused_by_name() {
+    let src = common::repo().join("tests/fixtures/tiny-distilbert");
+    let with = |files: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(src.join("vocab.txt"), dir.path().join("vocab.txt")).unwrap();
+        for (f, content) in files {
+            std::fs::write(dir.path().join(f), content).unwrap();
+        }
+        lm::LmTokenizer::from_dir(dir.path()).map(|t| t.model_max_length)
+    };
+    // An added token whose id is not the next free one.
+    let err = with(&[("added_tokens.json", "{\"<new>\": 2005}")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("added token `<new>` (id 2005)") && err.contains("2000 entries"),
+        "{err}"
+    );
+    // A configured mask token the vocabulary lacks.
+    let err = with(&[("special_tokens_map.json", "{\"mask_token\": \"<mask>\"}")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("mask_token `<mask>`") && err.contains("not in the tokenizer's vocabulary"),
+        "{err}"
+    );
+    // model_max_length is read; transformers' "no limit" sentinel is none.
+    assert_eq!(
+        with(&[("tokenizer_config.json", "{\"model_max_length\": 64}")]).unwrap(),
+        Some(64)
+    );
+    assert_eq!(
+        with(&[(
+            "tokenizer_config.json",
+            "{\"model_max_length\": 1000000000000000019884624838656}"
+        )])
+        .unwrap(),
+        None
+    );
+    // do_lower_case that a byte-level BPE tokenizer.json does not follow.
+    let roberta = common::repo().join("tests/fixtures/tiny-roberta");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        roberta.join("tokenizer.json"),
+        dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        "{\"do_lower_case\": true}",
+    )
+    .unwrap();
+    let err = lm::LmTokenizer::from_dir(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("do_lower_case = true") && err.contains("tokenizer_config.json"),
+        "{err}"
+    );
+}
+
+#[test]
+fn model_max_length_caps_the_sequence_length() {
+    let src = common::repo().join("tests/fixtures/tiny-roberta");
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let lm = lm::load::<B>(dir.path().to_str().unwrap(), &Default::default()).unwrap();
+    assert_eq!(lm.max_sequence_length(), 128);
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        "{\"model_max_length\": 16}",
+    )
+    .unwrap();
+    let lm = lm::load::<B>(dir.path().to_str().unwrap(), &Default::default()).unwrap();
+    assert_eq!(lm.max_sequence_length(), 16);
 }

@@ -1301,3 +1301,49 @@ fn cells_killed_repeatedly_resume_from_checkpoints_and_equal_an_uninterrupted_ru
         );
     }
 }
+
+/// `fill-mask` on the tiny RoBERTa, its stderr written to a file (as `cmd > log 2>&1`
+/// does), with extra arguments and environment; returns what landed in the file.
+fn stderr_in_a_file(args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let model = common::repo().join("tests/fixtures/tiny-roberta");
+    let mut cmd = Command::new(common::bin());
+    cmd.env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .args(args)
+        .args(["fill-mask", "--model"])
+        .arg(&model)
+        .arg("the movie was <mask> .")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    assert!(cmd.status().unwrap().success());
+    let bytes = std::fs::read(&log).unwrap();
+    assert!(
+        String::from_utf8_lossy(&bytes).contains("model loaded"),
+        "the info line is logged: {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    bytes
+}
+
+#[test]
+fn logs_written_to_a_file_carry_no_colour_escapes() {
+    const ESC: u8 = 0x1b;
+    for (args, env) in [
+        (&[][..], &[][..]),
+        (&["--color", "auto"][..], &[][..]),
+        (&["--color", "never"][..], &[][..]),
+        (&[][..], &[("NO_COLOR", "1")][..]),
+    ] {
+        let bytes = stderr_in_a_file(args, env);
+        assert!(
+            !bytes.contains(&ESC),
+            "{args:?} {env:?}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    // Forced colour reaches the file: the check above can fail.
+    assert!(stderr_in_a_file(&["--color", "always"], &[("NO_COLOR", "1")]).contains(&ESC));
+}

@@ -13,6 +13,7 @@ pub mod backend;
 pub mod baselines;
 pub mod bench;
 pub mod checkpoint;
+pub mod colour;
 pub mod config;
 pub mod interrupt;
 pub mod lm;

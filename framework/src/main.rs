@@ -33,9 +33,10 @@ fn install_signal_handlers() -> std::io::Result<Arc<AtomicUsize>> {
     Ok(received)
 }
 
-/// Logs to stderr at the level `-v` / `-q` choose (`RUST_LOG` overrides), through `bars`
-/// when progress bars are drawn.
-fn init_tracing(verbose: u8, quiet: bool, bars: Option<indicatif::MultiProgress>) {
+/// Logs to stderr at the level `-v` / `-q` choose (`RUST_LOG` overrides), coloured only as
+/// `autoprompt::colour::use_colour` decides (a log captured to a file has no escape codes),
+/// through `bars` when progress bars are drawn.
+fn init_tracing(verbose: u8, quiet: bool, colour: bool, bars: Option<indicatif::MultiProgress>) {
     let default = match (quiet, verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -47,9 +48,8 @@ fn init_tracing(verbose: u8, quiet: bool, bars: Option<indicatif::MultiProgress>
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        // Colour escapes only for a terminal: a log file or a Slurm output file stays plain.
-        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(cli::log_writer::BarSafeStderr { bars })
+        .with_ansi(colour)
         .with_target(false)
         .init();
 }
@@ -313,9 +313,15 @@ fn main_inner(cli: Cli, bars: Option<indicatif::MultiProgress>) -> anyhow::Resul
             model,
             top_k,
             backend,
+            strict,
             text,
         } => {
-            let predictions = fill_mask(&model, &text, top_k, backend.into())?;
+            let unused = if strict {
+                autoprompt::lm::UnusedTensors::Refuse
+            } else {
+                autoprompt::lm::UnusedTensors::Skip
+            };
+            let predictions = fill_mask(&model, &text, top_k, backend.into(), unused)?;
             for (i, preds) in predictions.iter().enumerate() {
                 println!("mask {}:", i + 1);
                 for p in preds {
@@ -329,11 +335,12 @@ fn main_inner(cli: Cli, bars: Option<indicatif::MultiProgress>) -> anyhow::Resul
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let colour = autoprompt::colour::use_colour_on_stderr(cli.color.into());
     // Bars on a terminal; elsewhere (a log file, a Slurm output file) progress is logged.
     let bars = std::io::stderr()
         .is_terminal()
         .then(indicatif::MultiProgress::new);
-    init_tracing(cli.verbose, cli.quiet, bars.clone());
+    init_tracing(cli.verbose, cli.quiet, colour, bars.clone());
     match main_inner(cli, bars) {
         Ok(code) => code,
         Err(e)

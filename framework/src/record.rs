@@ -86,6 +86,10 @@ pub struct Provenance {
     /// Where a hub dataset came from: `owner/name@<commit> (Hugging Face cache)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_origin: Option<String>,
+    /// Checkpoint tensors the model did not use and loading skipped (grouped by prefix);
+    /// absent when none were (and in records from before they were skipped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_tensors: Vec<String>,
     pub threads: usize,
 }
 

@@ -171,6 +171,7 @@ pub fn run<B: AutodiffBackend>(
         config: lm.config.clone(),
         resolved: lm.resolved.clone(),
         files: lm.files.clone(),
+        skipped_tensors: lm.skipped_tensors.clone(),
     };
     let inner_device = device.clone();
     let [train, dev, test] = splits;

@@ -17,6 +17,10 @@ pub struct Cli {
     /// Only warnings and errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Colour in the logs: `auto` (only when stderr is a terminal and NO_COLOR is unset),
+    /// `always` or `never`.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub color: choices::Color,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -206,6 +210,10 @@ pub enum Command {
         top_k: usize,
         #[arg(long, value_enum, default_value = "ndarray")]
         backend: choices::Backend,
+        /// Refuse a checkpoint with tensors the model does not use (extra task heads)
+        /// instead of skipping them with a warning.
+        #[arg(long)]
+        strict: bool,
         /// Text with one or more `[MASK]` (or the model's own mask token).
         text: String,
     },

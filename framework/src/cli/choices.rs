@@ -30,6 +30,17 @@ mirror!(
     }
 );
 mirror!(
+    /// Whether logs (on stderr) are coloured.
+    Color => autoprompt::colour::ColorChoice {
+        /// When stderr is a terminal and NO_COLOR is not set.
+        Auto,
+        /// Always (even into a file; overrides NO_COLOR).
+        Always,
+        /// Never.
+        Never,
+    }
+);
+mirror!(
     /// Where cells run.
     Launcher => autoprompt::config::LauncherKind {
         /// In this process.

@@ -114,6 +114,64 @@ pub fn print_plan(experiment: &Experiment, cells: &[Cell]) -> anyhow::Result<()>
             grid_text(cell)
         )?;
     }
+    print_table_data(&mut out, experiment, cells)?;
+    Ok(())
+}
+
+/// Per table task (once per distinct task and columns, at its first cell's seed): each
+/// split's pool and what the budget draws from it, by class, and the warnings
+/// (`autoprompt::tasks::SplitSummary::warnings`).
+fn print_table_data(
+    out: &mut impl std::io::Write,
+    experiment: &Experiment,
+    cells: &[Cell],
+) -> anyhow::Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for cell in cells.iter().filter(|c| c.spec.task.kind.reads_table()) {
+        let columns = cell.spec.text_columns();
+        if !seen.insert(serde_json::to_string(&(&cell.spec.task, &columns))?) {
+            continue;
+        }
+        let data = autoprompt::tasks::load_columns(
+            &cell.spec.task,
+            &experiment.settings.data,
+            cell.spec.seed,
+            &columns,
+        )?;
+        writeln!(
+            out,
+            "\ndata: {} (cell {}, seed {})",
+            cell.spec.task.display_name(),
+            cell.index,
+            cell.spec.seed
+        )?;
+        writeln!(
+            out,
+            "  {:<6} {:>8} {:>7}  by class (pool → drawn)",
+            "split", "pool", "drawn"
+        )?;
+        for split in &data.splits {
+            let classes = split
+                .pool_classes
+                .iter()
+                .map(|(c, n)| {
+                    format!(
+                        "{c} {n} → {}",
+                        split.drawn_classes.get(c).copied().unwrap_or(0)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            writeln!(
+                out,
+                "  {:<6} {:>8} {:>7}  {classes}",
+                split.split, split.pool, split.drawn
+            )?;
+        }
+        for warning in data.splits.iter().flat_map(|s| s.warnings()) {
+            writeln!(out, "  warning: {warning}")?;
+        }
+    }
     Ok(())
 }
 
@@ -259,14 +317,16 @@ pub fn fill_mask(
     text: &str,
     k: usize,
     backend: BackendKind,
+    unused: autoprompt::lm::UnusedTensors,
 ) -> anyhow::Result<Vec<Vec<autoprompt::lm::Prediction>>> {
     fn on<B: burn::tensor::backend::Backend>(
         model: &str,
         text: &str,
         k: usize,
+        unused: autoprompt::lm::UnusedTensors,
         device: B::Device,
     ) -> anyhow::Result<Vec<Vec<autoprompt::lm::Prediction>>> {
-        let lm = autoprompt::lm::load::<B>(model, &device)
+        let lm = autoprompt::lm::load_with::<B>(model, unused, &device)
             .with_context(|| format!("loading {model}"))?;
         Ok(autoprompt::lm::fill_mask(&lm, text, k, &device)?)
     }
@@ -275,6 +335,8 @@ pub fn fill_mask(
         B,
         device,
         Err(autoprompt::run::no_cuda().into()),
-        on::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>(model, text, k, device)
+        on::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>(
+            model, text, k, unused, device
+        )
     )
 }

@@ -33,6 +33,21 @@ pub struct ModelSpec {
     /// Longest token sequence; fields are truncated to fit. Default 128 (capped by the model).
     #[serde(default = "default_max_length")]
     pub max_length: usize,
+    /// Refuse a checkpoint with tensors the model does not use (extra task heads), instead
+    /// of skipping them with a warning. Default false (left out of the cell id when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
+}
+
+impl ModelSpec {
+    /// What loading does with unused checkpoint tensors.
+    pub fn unused_tensors(&self) -> crate::lm::UnusedTensors {
+        if self.strict {
+            crate::lm::UnusedTensors::Refuse
+        } else {
+            crate::lm::UnusedTensors::Skip
+        }
+    }
 }
 
 fn default_model() -> String {
@@ -47,6 +62,7 @@ impl Default for ModelSpec {
         Self {
             source: default_model(),
             max_length: default_max_length(),
+            strict: false,
         }
     }
 }

@@ -1,9 +1,18 @@
-//! Strict loading of Hugging Face checkpoints into [`MaskedLm`].
+//! Loading of Hugging Face checkpoints into [`MaskedLm`].
 //!
 //! A silently random tensor is the worst bug this project can have, so every tensor the
-//! model needs must be found with the right shape, and every tensor the checkpoint has must
-//! be either used or listed in [`IGNORED_SUFFIXES`]. All problems are collected and
-//! reported together.
+//! model needs must be found with the right shape; all such problems are collected and
+//! reported together. Tensors the checkpoint has but the model does not use (extra task
+//! heads beside the MLM head, an adapter, a classifier) are skipped with one warning that
+//! lists them grouped by prefix, as transformers does ([`UnusedTensors::Skip`], the default);
+//! [`UnusedTensors::Refuse`] (`model.strict = true`) refuses such a checkpoint instead.
+//! Registered buffers and the BERT pre-training extras in [`IGNORED_SUFFIXES`] are never
+//! reported. A checkpoint whose body loads but that has no MLM head at all (a bare
+//! `BertModel`) gets its own error ([`LmError::NoMlmHead`]).
+//!
+//! Files: `model.safetensors` (f32, f16, bf16, f64), `pytorch_model.bin` (PyTorch zip or
+//! legacy pickle, read without executing pickle code by burn-store's reader), or either
+//! one sharded with its `*.index.json` ([`weight_files`]).
 //!
 //! Name table (HF → module), `{p}` = `bert.` / `roberta.` (or nothing for bare encoders):
 //!
@@ -60,7 +69,8 @@ use super::model::{Embeddings, EncoderLayer, Layer, MaskedLm, MlmHead};
 use super::modern::ModernLayer;
 
 /// Checkpoint tensors known to be irrelevant to a masked LM: the pooler, the NSP head and
-/// registered buffers. Anything else left over is an error.
+/// registered buffers. Skipped without a warning (a `BertForPreTraining` checkpoint loads as
+/// it is, even with `strict`); anything else left over is an unused tensor.
 pub const IGNORED_SUFFIXES: &[&str] = &[
     "pooler.dense.weight",
     "pooler.dense.bias",
@@ -69,6 +79,25 @@ pub const IGNORED_SUFFIXES: &[&str] = &[
     "embeddings.position_ids",
     "embeddings.token_type_ids",
 ];
+
+/// What loading does with checkpoint tensors the model does not use (beyond
+/// [`IGNORED_SUFFIXES`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum UnusedTensors {
+    /// Load past them with one warning listing them, as transformers does (default).
+    #[default]
+    Skip,
+    /// Refuse the checkpoint, listing them (`model.strict = true`, `fill-mask --strict`).
+    Refuse,
+}
+
+/// A loaded model and the checkpoint tensors it skipped ([`group_names`]' summary: names,
+/// or `prefix.* (n tensors)`), for the warning and the record's provenance.
+#[derive(Debug)]
+pub struct LoadedWeights<B: Backend> {
+    pub model: MaskedLm<B>,
+    pub skipped: Vec<String>,
+}
 
 /// A checkpoint tensor converted to f32.
 #[derive(Debug, Clone)]
@@ -253,13 +282,15 @@ impl<B: Backend> Taker<'_, B> {
     }
 }
 
-/// Builds a [`MaskedLm`] from checkpoint tensors, strictly (see the module docs).
+/// Builds a [`MaskedLm`] from checkpoint tensors (see the module docs). `path` names the
+/// checkpoint in errors and in the warning.
 pub fn load_weights<B: Backend>(
     config: &MaskedLmConfig,
     mut tensors: BTreeMap<String, RawTensor>,
     path: &Path,
     device: &B::Device,
-) -> Result<MaskedLm<B>, LmError> {
+    unused_tensors: UnusedTensors,
+) -> Result<LoadedWeights<B>, LmError> {
     let family_prefix = match config.family {
         Family::Bert => "bert.",
         Family::Roberta => "roberta.",
@@ -322,28 +353,145 @@ pub fn load_weights<B: Backend>(
         }
     }
     let unused: Vec<String> = t.tensors.keys().cloned().collect();
-    if !(t.missing.is_empty() && t.mismatched.is_empty() && unused.is_empty() && untied.is_empty())
+    let head_names = HeadNames::of(config.family);
+    if !t.missing.is_empty()
+        && t.mismatched.is_empty()
+        && head_names.is_absent(&t.missing, &t.taken)
     {
+        return Err(LmError::NoMlmHead {
+            path: path.to_owned(),
+            head: head_names.prefixes.join("*, ") + "*",
+            classes: head_names.classes,
+        });
+    }
+    let refuse_unused = unused_tensors == UnusedTensors::Refuse && !unused.is_empty();
+    if !(t.missing.is_empty() && t.mismatched.is_empty() && untied.is_empty()) || refuse_unused {
+        let note = if refuse_unused && t.missing.is_empty() && t.mismatched.is_empty() {
+            "\n  (strict loading refuses unused tensors; without `strict` they are skipped with a warning)"
+        } else {
+            ""
+        };
         return Err(LmError::Weights {
             path: path.to_owned(),
             missing: t.missing,
             mismatched: t.mismatched.into_iter().chain(untied).collect(),
             unused,
+            note,
         });
+    }
+    let used: Vec<&str> = t.taken.iter().chain(&ignored).map(String::as_str).collect();
+    let skipped = group_names(&unused, &used);
+    if !skipped.is_empty() {
+        tracing::warn!(
+            checkpoint = %path.display(),
+            "{} checkpoint tensors are not used by the masked LM and were skipped: {} \
+             (set `model.strict = true` to refuse such a checkpoint)",
+            unused.len(),
+            skipped.join(", ")
+        );
     }
     tracing::debug!(
         tensors = t.taken.len(),
         ignored = ignored.len(),
+        skipped = unused.len(),
         "checkpoint loaded"
     );
-    Ok(MaskedLm {
-        embeddings,
-        layers,
-        final_norm,
-        head,
-        dropout: 0.0,
-        layer_norm_eps: eps,
+    Ok(LoadedWeights {
+        model: MaskedLm {
+            embeddings,
+            layers,
+            final_norm,
+            head,
+            dropout: 0.0,
+            layer_norm_eps: eps,
+        },
+        skipped,
     })
+}
+
+/// Where a family keeps its masked-LM head, and the transformers classes that save one.
+struct HeadNames {
+    prefixes: &'static [&'static str],
+    classes: &'static str,
+}
+
+impl HeadNames {
+    fn of(family: Family) -> Self {
+        let (prefixes, classes): (&'static [&'static str], _) = match family {
+            Family::Bert => (
+                &["cls.predictions."],
+                "`BertForMaskedLM` or `BertForPreTraining`",
+            ),
+            Family::Roberta => (
+                &["lm_head."],
+                "`RobertaForMaskedLM` (or `XLMRobertaForMaskedLM`)",
+            ),
+            Family::DistilBert => (
+                &["vocab_transform.", "vocab_layer_norm.", "vocab_projector."],
+                "`DistilBertForMaskedLM`",
+            ),
+            Family::Electra => (
+                &["generator_predictions.", "generator_lm_head."],
+                "`ElectraForMaskedLM` (ELECTRA's generator; a discriminator has no MLM head)",
+            ),
+            Family::Albert => (
+                &["predictions."],
+                "`AlbertForMaskedLM` or `AlbertForPreTraining`",
+            ),
+            Family::ModernBert => (&["head.", "decoder."], "`ModernBertForMaskedLM`"),
+        };
+        Self { prefixes, classes }
+    }
+
+    fn is_head(&self, name: &str) -> bool {
+        self.prefixes.iter().any(|p| name.starts_with(p))
+    }
+
+    /// True when everything missing is the head and no head tensor was found: the
+    /// checkpoint is an encoder without its MLM head.
+    fn is_absent(&self, missing: &[String], taken: &[String]) -> bool {
+        missing.iter().all(|m| self.is_head(m)) && !taken.iter().any(|n| self.is_head(n))
+    }
+}
+
+/// Summarises tensor names for a warning: each name is cut at its shortest dotted prefix
+/// that no `used` name shares (`cls.species` beside the used `cls.predictions.*`), layer
+/// numbers become `*`, and a prefix covering several tensors is shown once as
+/// `prefix.* (n tensors)`.
+pub fn group_names(names: &[String], used: &[&str]) -> Vec<String> {
+    let used_prefixes: std::collections::HashSet<String> = used
+        .iter()
+        .flat_map(|name| {
+            let parts: Vec<&str> = name.split('.').collect();
+            (1..=parts.len()).map(move |n| parts[..n].join("."))
+        })
+        .collect();
+    let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for name in names {
+        let parts: Vec<&str> = name.split('.').collect();
+        let n = (1..=parts.len())
+            .find(|&n| !used_prefixes.contains(&parts[..n].join(".")))
+            .unwrap_or(parts.len());
+        let key = parts[..n]
+            .iter()
+            .map(|&p| {
+                if p.bytes().all(|b| b.is_ascii_digit()) {
+                    "*"
+                } else {
+                    p
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(".");
+        groups.entry(key).or_default().push(name);
+    }
+    groups
+        .into_iter()
+        .map(|(key, members)| match members.as_slice() {
+            [one] => one.to_string(),
+            many => format!("{key}.* ({} tensors)", many.len()),
+        })
+        .collect()
 }
 
 /// The modules of a checkpoint, and the name of its (tied) decoder.
@@ -595,10 +743,135 @@ fn albert_layer<B: Backend>(t: &mut Taker<B>, l: &str, config: &MaskedLmConfig) 
     }
 }
 
-/// The weight file of a model directory: `model.safetensors`, else `pytorch_model.bin`.
-pub fn weights_file(dir: &Path) -> Option<PathBuf> {
-    ["model.safetensors", "pytorch_model.bin"]
-        .iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.is_file())
+/// The weight files of a model directory, in the order they are looked for:
+/// `model.safetensors`, `model.safetensors.index.json` (sharded), `pytorch_model.bin`,
+/// `pytorch_model.bin.index.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightFiles {
+    /// The index of a sharded checkpoint (names it in errors); `None` for one file.
+    pub index: Option<PathBuf>,
+    /// The file, or the shards in name order.
+    pub files: Vec<PathBuf>,
+}
+
+impl WeightFiles {
+    /// The path errors and the warning name: the index, or the one file.
+    pub fn path(&self) -> &Path {
+        self.index.as_deref().unwrap_or(&self.files[0])
+    }
+
+    /// Every file, index included (hashed into provenance).
+    pub fn all(&self) -> Vec<PathBuf> {
+        self.index.iter().chain(&self.files).cloned().collect()
+    }
+}
+
+/// A sharded checkpoint's index (`weight_map`: tensor name → shard file).
+#[derive(serde::Deserialize)]
+struct ShardIndex {
+    weight_map: BTreeMap<String, String>,
+}
+
+/// Finds the weights of `dir` (see [`WeightFiles`]); `Ok(None)` when it has none.
+pub fn weight_files(dir: &Path) -> Result<Option<WeightFiles>, LmError> {
+    for single in ["model.safetensors", "pytorch_model.bin"] {
+        let file = dir.join(single);
+        if file.is_file() {
+            return Ok(Some(WeightFiles {
+                index: None,
+                files: vec![file],
+            }));
+        }
+        let index = dir.join(format!("{single}.index.json"));
+        if index.is_file() {
+            let text = std::fs::read_to_string(&index).map_err(|source| LmError::Io {
+                path: index.clone(),
+                source,
+            })?;
+            let parsed: ShardIndex =
+                serde_json::from_str(&text).map_err(|source| LmError::Config {
+                    path: index.clone(),
+                    source,
+                })?;
+            let shards: std::collections::BTreeSet<&String> = parsed.weight_map.values().collect();
+            let mut files = vec![];
+            for shard in shards {
+                let file = dir.join(shard);
+                if !file.is_file() {
+                    return Err(LmError::Corrupt {
+                        path: index.clone(),
+                        message: format!("its shard `{shard}` is not in {}", dir.display()),
+                    });
+                }
+                files.push(file);
+            }
+            if files.is_empty() {
+                return Err(LmError::Corrupt {
+                    path: index,
+                    message: "its `weight_map` names no shard".into(),
+                });
+            }
+            return Ok(Some(WeightFiles {
+                index: Some(index),
+                files,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Reads every tensor of `weights`, merging the shards of a sharded checkpoint (a name in
+/// two shards is an error: which one the model would get is not defined).
+pub fn read_weights(weights: &WeightFiles) -> Result<BTreeMap<String, RawTensor>, LmError> {
+    let mut all = BTreeMap::new();
+    for file in &weights.files {
+        for (name, tensor) in read_checkpoint(file)? {
+            if all.insert(name.clone(), tensor).is_some() {
+                return Err(LmError::Corrupt {
+                    path: weights.path().to_owned(),
+                    message: format!("tensor `{name}` is in more than one shard"),
+                });
+            }
+        }
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(xs: &[&str]) -> Vec<String> {
+        xs.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn unused_names_are_grouped_by_the_prefix_the_model_does_not_use() {
+        let used = [
+            "bert.encoder.layer.0.output.dense.weight",
+            "bert.encoder.layer.1.output.dense.weight",
+            "cls.predictions.bias",
+        ];
+        let unused = names(&[
+            "cls.species.decoder.weight",
+            "cls.species.decoder.bias",
+            "cls.chain.weight",
+            "bert.encoder.layer.0.output.adapter.down.weight",
+            "bert.encoder.layer.1.output.adapter.down.weight",
+            "classifier.weight",
+            "classifier.bias",
+            "extra",
+        ]);
+        assert_eq!(
+            group_names(&unused, &used),
+            [
+                "bert.encoder.layer.*.output.adapter.* (2 tensors)",
+                "classifier.* (2 tensors)",
+                "cls.chain.weight",
+                "cls.species.* (2 tensors)",
+                "extra",
+            ]
+        );
+        assert!(group_names(&[], &used).is_empty());
+    }
 }

@@ -5,7 +5,8 @@
 //! - [`model`]: the network and the entry points the search needs (forward from input
 //!   embeddings; scoring only requested tokens at [MASK]).
 //! - `modern`: ModernBERT's pre-norm layer (rotary, sliding-window attention, GeGLU).
-//! - [`loader`]: checkpoint name table and strict loading.
+//! - [`loader`]: checkpoint name table, weight files (sharded too) and loading (missing or
+//!   misshapen tensors refused; unused ones skipped with a warning, or refused when strict).
 //! - [`host`]: the frozen model on the CPU with fused kernels (the search's hot loop).
 //! - [`tokenizer`]: tokenizers and special tokens.
 //! - [`source`]: resolving a model name to files.
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 use burn::tensor::backend::Backend;
 
 pub use config::{Activation, AttentionSpan, Family, MaskedLmConfig, ModernBert};
+pub use loader::UnusedTensors;
 pub use model::{EncoderInput, MaskedLm};
 pub use source::{EMBEDDED_MODEL, ResolvedModel};
 pub use tokenizer::{LmTokenizer, SpecialTokens, WordMarker};
@@ -47,13 +49,26 @@ pub enum LmError {
     #[error("{path}: corrupt or unreadable file: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error(
-        "{path}: checkpoint does not match the model\n  missing: {missing:?}\n  wrong shape: {mismatched:?}\n  unused: {unused:?}"
+        "{path}: checkpoint does not match the model\n  missing: {missing:?}\n  wrong shape: {mismatched:?}\n  unused: {unused:?}{note}"
     )]
     Weights {
         path: PathBuf,
         missing: Vec<String>,
         mismatched: Vec<String>,
         unused: Vec<String>,
+        /// Why unused tensors alone refused it (strict loading), or empty.
+        note: &'static str,
+    },
+    #[error(
+        "{path}: the checkpoint has no masked-LM head (no {head} tensors): it holds only the encoder, \
+         as a bare `*Model` or a fine-tuned classifier saves it, and its predictions at [MASK] would be \
+         random. Use a checkpoint saved from {classes} (a model's original pre-trained release usually is one)"
+    )]
+    NoMlmHead {
+        path: PathBuf,
+        /// The family's head tensor prefixes, e.g. `cls.predictions.*`.
+        head: String,
+        classes: &'static str,
     },
     #[error("model `{source_name}` not found; tried:\n  - {}", tried.join("\n  - "))]
     NotFound {
@@ -73,19 +88,45 @@ pub struct LoadedModel<B: Backend> {
     pub resolved: ResolvedModel,
     /// Config and weight files, hashed into each record's provenance.
     pub files: Vec<PathBuf>,
+    /// Checkpoint tensors the model does not use, skipped with a warning (grouped by
+    /// prefix: [`loader::group_names`]); recorded in provenance.
+    pub skipped_tensors: Vec<String>,
 }
 
-/// Resolves `source` and loads model and tokenizer onto `device`.
+impl<B: Backend> LoadedModel<B> {
+    /// Longest token sequence: the position table's, capped by the tokenizer's
+    /// `model_max_length` (`tokenizer_config.json`) when it is smaller.
+    pub fn max_sequence_length(&self) -> usize {
+        let positions = self.config.max_sequence_length();
+        self.tokenizer
+            .model_max_length
+            .map_or(positions, |limit| limit.min(positions))
+    }
+}
+
+/// Resolves `source` and loads model and tokenizer onto `device`, skipping unused
+/// checkpoint tensors with a warning ([`load_with`] chooses).
 pub fn load<B: Backend>(source: &str, device: &B::Device) -> Result<LoadedModel<B>, LmError> {
+    load_with(source, UnusedTensors::Skip, device)
+}
+
+/// [`load`], with what to do about checkpoint tensors the model does not use.
+pub fn load_with<B: Backend>(
+    source: &str,
+    unused: UnusedTensors,
+    device: &B::Device,
+) -> Result<LoadedModel<B>, LmError> {
     let resolved = source::resolve(source)?;
     let config_path = resolved.dir.join("config.json");
     let config = MaskedLmConfig::from_file(&config_path)?;
-    let weights = loader::weights_file(&resolved.dir).ok_or_else(|| LmError::Unsupported {
+    let weights = loader::weight_files(&resolved.dir)?.ok_or_else(|| LmError::Unsupported {
         path: resolved.dir.clone(),
-        message: "no model.safetensors or pytorch_model.bin".into(),
+        message:
+            "no model.safetensors or pytorch_model.bin (nor a sharded `*.index.json` of either)"
+                .into(),
     })?;
-    let tensors = loader::read_checkpoint(&weights)?;
-    let model = loader::load_weights(&config, tensors, &weights, device)?;
+    let tensors = loader::read_weights(&weights)?;
+    let loaded = loader::load_weights(&config, tensors, weights.path(), device, unused)?;
     let tokenizer = LmTokenizer::from_dir(&resolved.dir)?;
     if tokenizer.vocab_size() > config.vocab_size {
         return Err(LmError::Unsupported {
@@ -99,11 +140,12 @@ pub fn load<B: Backend>(source: &str, device: &B::Device) -> Result<LoadedModel<
     }
     tracing::info!(source, dir = %resolved.dir.display(), origin = %resolved.origin, "model loaded");
     Ok(LoadedModel {
-        model,
+        model: loaded.model,
         tokenizer,
         config,
         resolved,
-        files: vec![config_path, weights],
+        files: std::iter::once(config_path).chain(weights.all()).collect(),
+        skipped_tensors: loaded.skipped,
     })
 }
 

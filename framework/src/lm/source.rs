@@ -98,7 +98,8 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("models"))
 }
 
-/// Downloads a model's files into the hub cache and returns the snapshot directory.
+/// Downloads a model's files into the hub cache and returns the snapshot directory. A
+/// sharded checkpoint (`*.index.json`) brings its shards.
 fn download(model_id: &str) -> Result<PathBuf, String> {
     let api = hf_hub::api::sync::ApiBuilder::from_env()
         .with_progress(false)
@@ -107,8 +108,27 @@ fn download(model_id: &str) -> Result<PathBuf, String> {
     let repo = api.model(model_id.to_string());
     let config = repo.get("config.json").map_err(|e| e.to_string())?;
     let first = |names: &[&str]| names.iter().find_map(|n| repo.get(n).ok());
-    first(&["model.safetensors", "pytorch_model.bin"])
-        .ok_or("no model.safetensors or pytorch_model.bin")?;
+    let weights = first(&[
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "pytorch_model.bin",
+        "pytorch_model.bin.index.json",
+    ])
+    .ok_or("no model.safetensors or pytorch_model.bin (nor a sharded `*.index.json` of either)")?;
+    if weights.extension().is_some_and(|e| e == "json") {
+        #[derive(serde::Deserialize)]
+        struct Index {
+            weight_map: std::collections::BTreeMap<String, String>,
+        }
+        let text = std::fs::read_to_string(&weights).map_err(|e| e.to_string())?;
+        let index: Index =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", weights.display()))?;
+        let shards: std::collections::BTreeSet<&String> = index.weight_map.values().collect();
+        for shard in shards {
+            repo.get(shard)
+                .map_err(|e| format!("shard `{shard}`: {e}"))?;
+        }
+    }
     if first(&["tokenizer.json"]).is_none() && first(&["vocab.txt"]).is_none() {
         repo.get("vocab.json").map_err(|e| e.to_string())?;
         repo.get("merges.txt").map_err(|e| e.to_string())?;

@@ -7,16 +7,20 @@ use std::time::Instant;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::{RunError, prompting, provenance};
-use crate::config::{Experiment, MethodSpec};
-use crate::lm::LoadedModel;
+use crate::config::{Experiment, MethodSpec, ModelSpec};
+use crate::lm::{LoadedModel, UnusedTensors};
 use crate::plan::Cell;
 use crate::progress::ProgressSink;
 use crate::record::{Counts, Provenance, Record, Status, Timings};
 use crate::store::{FileCheckpoints, Store, write_atomic};
 
-/// Models loaded in this process, by source (loading is the slow part of small cells).
+/// A loaded model's key: its source and what loading did with unused tensors.
+type ModelKey = (String, UnusedTensors);
+
+/// Models loaded in this process, by source and strictness (loading is the slow part of
+/// small cells).
 pub struct Models<B: AutodiffBackend> {
-    loaded: Mutex<HashMap<String, Arc<LoadedModel<B>>>>,
+    loaded: Mutex<HashMap<ModelKey, Arc<LoadedModel<B>>>>,
 }
 
 impl<B: AutodiffBackend> Default for Models<B> {
@@ -28,13 +32,18 @@ impl<B: AutodiffBackend> Default for Models<B> {
 }
 
 impl<B: AutodiffBackend> Models<B> {
-    pub fn get(&self, source: &str, device: &B::Device) -> Result<Arc<LoadedModel<B>>, RunError> {
+    pub fn get(
+        &self,
+        spec: &ModelSpec,
+        device: &B::Device,
+    ) -> Result<Arc<LoadedModel<B>>, RunError> {
         let mut loaded = self.loaded.lock().expect("model cache lock");
-        if let Some(m) = loaded.get(source) {
+        let key = (spec.source.clone(), spec.unused_tensors());
+        if let Some(m) = loaded.get(&key) {
             return Ok(m.clone());
         }
-        let model = Arc::new(crate::lm::load::<B>(source, device)?);
-        loaded.insert(source.to_string(), model.clone());
+        let model = Arc::new(crate::lm::load_with::<B>(&key.0, key.1, device)?);
+        loaded.insert(key, model.clone());
         Ok(model)
     }
 }
@@ -160,12 +169,13 @@ fn fill<B: AutodiffBackend>(
         record.provenance.files = provenance::file_hashes(&files);
         return Ok(());
     }
-    let lm = models.get(&spec.model.source, device)?;
+    let lm = models.get(&spec.model, device)?;
     files.extend(lm.files.iter().cloned());
     record.provenance.model_origin = Some(lm.resolved.origin.clone());
+    record.provenance.skipped_tensors = lm.skipped_tensors.clone();
     record.timings.load_seconds = started.elapsed().as_secs_f64();
     let method_start = Instant::now();
-    let max_len = spec.model.max_length.min(lm.config.max_sequence_length());
+    let max_len = spec.model.max_length.min(lm.max_sequence_length());
     // A killed attempt of this cell may have left its state (deleted with the record).
     let mut checkpoints = FileCheckpoints::new(
         store.checkpoint_path(&cell.id),

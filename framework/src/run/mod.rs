@@ -526,7 +526,11 @@ fn evaluate_on<B: AutodiffBackend>(
         cell.spec.seed,
         &cell.spec.text_columns(),
     )?;
-    let lm = crate::lm::load::<B>(&cell.spec.model.source, &device)?;
+    let lm = crate::lm::load_with::<B>(
+        &cell.spec.model.source,
+        cell.spec.model.unused_tensors(),
+        &device,
+    )?;
     prompting::check_prompt_vocabulary(prompt, &lm).map_err(|mismatch| RunError::Prompt {
         path: path.to_owned(),
         mismatch,

@@ -433,7 +433,7 @@ pub fn run<B: AutodiffBackend>(
     let template = Template::parse(&method.template)?;
     let tokenizer = &lm.tokenizer;
     let pad_id = tokenizer.special.pad.id;
-    let max_len = spec.model.max_length.min(lm.config.max_sequence_length());
+    let max_len = spec.model.max_length.min(lm.max_sequence_length());
     let initial_trigger = initial_trigger(settings, tokenizer)?;
     let placeholder = vec![initial_trigger; template.num_triggers()];
     let answers = answers_of(data, tokenizer);
@@ -720,7 +720,7 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
         SplitName::Dev => &data.dev,
         SplitName::Test => &data.test,
     };
-    let max_len = spec.model.max_length.min(lm.config.max_sequence_length());
+    let max_len = spec.model.max_length.min(lm.max_sequence_length());
     let prepared = prepare(
         examples,
         &template,

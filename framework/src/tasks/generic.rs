@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use super::sample;
 use super::table::{self, ColumnRequest, ColumnRole, Request, Table};
 use super::{
-    Candidates, Example, RowSink, TableSource, TaskData, TaskError, TaskKind, TaskSpec,
-    TextColumns, lines, read_text,
+    Candidates, Example, RowSink, SplitSummary, TableSource, TaskData, TaskError, TaskKind,
+    TaskSpec, TextColumns, lines, read_text,
 };
 
 /// Which split a file's (or a split column's) rows belong to.
@@ -78,7 +78,8 @@ pub fn load(spec: &TaskSpec, seed: u64, text: &TextColumns) -> Result<TaskData, 
     let mut files = vec![];
     for s in &sources {
         let format = table::format_of(&s.path, spec.format, s.key)?;
-        let table = table::read(&s.path, format, &request, s.key)?;
+        let delimiter = spec.delimiter.map(|c| c as u8);
+        let table = table::read(&s.path, format, delimiter, &request, s.key)?;
         collect(
             spec,
             &source,
@@ -516,6 +517,12 @@ fn classification(
     };
     let mut train_pool = examples(pools.train);
     let mut dev_pool = pools.dev.map(examples);
+    let test_pool = examples(pools.test);
+    let train_summary = SplitSummary::pool("train", &train_pool, true);
+    let dev_summary = dev_pool
+        .as_deref()
+        .map(|d| SplitSummary::pool("dev", d, true));
+    let test_summary = SplitSummary::pool("test", &test_pool, true);
     let (train, dev, test) = sample::classification_budget(
         spec,
         spec.balance,
@@ -523,8 +530,13 @@ fn classification(
         &name,
         &mut train_pool,
         dev_pool.as_mut().map(|d| (d, dev_what.as_str())),
-        examples(pools.test),
+        test_pool,
     )?;
+    let train_summary = train_summary.with_drawn(&train);
+    let dev_summary = dev_summary
+        .unwrap_or_else(|| SplitSummary::rest_of("dev", &train_summary))
+        .with_drawn(&dev);
+    let splits = vec![train_summary, dev_summary, test_summary.with_drawn(&test)];
     Ok(TaskData {
         train,
         dev,
@@ -536,6 +548,7 @@ fn classification(
         skipped_rows: pools.skipped,
         filtered_examples: filtered,
         origin: None,
+        splits,
     })
 }
 
@@ -597,8 +610,18 @@ fn fact_probe(
         unseen(dev);
     }
     let name = spec.display_name();
+    let train_summary = SplitSummary::pool("train", &train_pool, false);
+    let dev_summary = dev_pool
+        .as_deref()
+        .map(|d| SplitSummary::pool("dev", d, false));
+    let test_summary = SplitSummary::pool("test", &test, false);
     let (train, dev, test) =
         sample::fact_budget(spec, seed, &name, &mut train_pool, dev_pool.as_mut(), test)?;
+    let train_summary = train_summary.with_drawn(&train);
+    let dev_summary = dev_summary
+        .unwrap_or_else(|| SplitSummary::rest_of("dev", &train_summary))
+        .with_drawn(&dev);
+    let splits = vec![train_summary, dev_summary, test_summary.with_drawn(&test)];
     let data = TaskData {
         train,
         dev,
@@ -613,6 +636,7 @@ fn fact_probe(
         skipped_rows: pools.skipped,
         filtered_examples: filtered,
         origin: None,
+        splits,
     };
     Ok((data, spec.vocab.clone()))
 }

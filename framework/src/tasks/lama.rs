@@ -233,5 +233,6 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
         skipped_rows: skipped,
         filtered_examples: filtered,
         origin: None,
+        splits: vec![],
     })
 }

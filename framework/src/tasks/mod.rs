@@ -289,6 +289,10 @@ pub struct TaskSpec {
     /// Table kinds: `csv`, `tsv`, `jsonl`, `json` or `parquet` (default: by extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<TableFormat>,
+    /// CSV and TSV files: the field separator, one ASCII character such as `";"` or `"\t"`
+    /// (default `,` for CSV, a tab for TSV). CSV quoting (`"`) applies whatever the separator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<char>,
     /// Classification: the label column (default `label`); strings or integers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
@@ -364,6 +368,7 @@ impl TaskSpec {
             config: None,
             revision: None,
             format: None,
+            delimiter: None,
             label: None,
             labels: None,
             subject: None,
@@ -430,6 +435,14 @@ impl TaskSpec {
         if self.perturbed && self.kind != TaskKind::RelationExtraction {
             return err("perturbed", "only relation_extraction can be perturbed");
         }
+        if let Some(c) = self.delimiter
+            && (!c.is_ascii() || matches!(c, '"' | '\n' | '\r'))
+        {
+            return err(
+                "delimiter",
+                "must be one ASCII character other than a quote or a line break, e.g. \";\" or \"\\t\"",
+            );
+        }
         if let Some(rel) = &self.relation {
             let ok = rel.len() > 1
                 && rel.starts_with('P')
@@ -463,6 +476,7 @@ impl TaskSpec {
             given("config", self.config.is_some()),
             given("revision", self.revision.is_some()),
             given("format", self.format.is_some()),
+            given("delimiter", self.delimiter.is_some()),
         ];
         let classification_keys = [
             given("label", self.label.is_some()),
@@ -703,6 +717,106 @@ pub struct TaskData {
     pub filtered_examples: usize,
     /// Where the data came from, beyond its files (a hub dataset's id and commit).
     pub origin: Option<String>,
+    /// Table tasks: each split's pool and what the budget drew from it (for `plan`); empty
+    /// for the paper's tasks.
+    pub splits: Vec<SplitSummary>,
+}
+
+/// One split of a table task: its pool (rows usable after filtering, by class) and what the
+/// budget drew from it. Dev drawn from the training pool shows that pool after train's draw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitSummary {
+    /// `train`, `dev` or `test`.
+    pub split: &'static str,
+    /// Rows of its pool, and per class (classification).
+    pub pool: usize,
+    pub pool_classes: BTreeMap<String, usize>,
+    /// Rows drawn, and per class.
+    pub drawn: usize,
+    pub drawn_classes: BTreeMap<String, usize>,
+}
+
+/// Examples per label.
+fn class_counts(xs: &[Example]) -> BTreeMap<String, usize> {
+    let mut by_class = BTreeMap::new();
+    for e in xs {
+        *by_class.entry(e.label.clone()).or_insert(0) += 1;
+    }
+    by_class
+}
+
+impl SplitSummary {
+    /// Counts a pool before its draw (classes only when `classified`).
+    pub fn pool(split: &'static str, pool: &[Example], classified: bool) -> Self {
+        Self {
+            split,
+            pool: pool.len(),
+            pool_classes: if classified {
+                class_counts(pool)
+            } else {
+                BTreeMap::new()
+            },
+            drawn: 0,
+            drawn_classes: BTreeMap::new(),
+        }
+    }
+
+    /// Adds what was drawn from the pool.
+    pub fn with_drawn(mut self, drawn: &[Example]) -> Self {
+        self.drawn = drawn.len();
+        if !self.pool_classes.is_empty() {
+            self.drawn_classes = class_counts(drawn);
+        }
+        self
+    }
+
+    /// Dev drawn from the training pool: that pool after train's draw.
+    pub fn rest_of(split: &'static str, train: &SplitSummary) -> Self {
+        let pool_classes = train
+            .pool_classes
+            .iter()
+            .map(|(c, &n)| {
+                (
+                    c.clone(),
+                    n - train.drawn_classes.get(c).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        Self {
+            split,
+            pool: train.pool - train.drawn,
+            pool_classes,
+            drawn: 0,
+            drawn_classes: BTreeMap::new(),
+        }
+    }
+
+    /// What a user should know before running: a class of the pool the draw leaves out,
+    /// and a class with fewer rows than an even share of the budget (it cannot be balanced,
+    /// and proportional draws give it few examples).
+    pub fn warnings(&self) -> Vec<String> {
+        let classes = self.pool_classes.len();
+        if classes == 0 {
+            return vec![];
+        }
+        let even = self.drawn.div_ceil(classes);
+        let mut out = vec![];
+        for (class, &rows) in &self.pool_classes {
+            let drawn = self.drawn_classes.get(class).copied().unwrap_or(0);
+            if drawn == 0 && self.drawn > 0 {
+                out.push(format!(
+                    "{}: class `{class}` has {rows} of {} rows and the budget of {} draws none of it",
+                    self.split, self.pool, self.drawn
+                ));
+            } else if rows < even {
+                out.push(format!(
+                    "{}: class `{class}` has {rows} rows, fewer than an even share ({even}) of the budget of {}",
+                    self.split, self.drawn
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// The answers a fact-retrieval prompt ranks at `[P]`.

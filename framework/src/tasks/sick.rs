@@ -123,5 +123,6 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
         skipped_rows: sink.skipped,
         filtered_examples: 0,
         origin: None,
+        splits: vec![],
     })
 }

@@ -69,5 +69,6 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
         skipped_rows: skipped_train + skipped_test,
         filtered_examples: 0,
         origin: None,
+        splits: vec![],
     })
 }

@@ -1,12 +1,15 @@
 //! Reading one table file (CSV, TSV, JSON Lines, JSON, Parquet) into the string columns a
 //! task needs, with every problem named by file, line (or row) and column.
 //!
-//! - **CSV, TSV, Parquet** are scanned lazily by polars, selecting only the requested
-//!   columns. CSV and TSV are read as text, with no type inference (so `007` stays `007` and a
-//!   numeric-looking sentence stays a sentence); TSV without quoting, as GLUE's and SICK's
-//!   files are written. Before polars sees a text file, one pass over its bytes checks UTF-8,
-//!   the header (present, no duplicate names) and every record's field count, and maps
-//!   records to line numbers — polars reports none of these with a line.
+//! - **CSV and TSV** are read by one RFC 4180 reader (the `csv` crate), header and values
+//!   alike: quoted fields (a quoted header too, as R's `write.csv` and pandas' `QUOTE_ALL`
+//!   write it), doubled quotes, CRLF, a UTF-8 BOM, `task.delimiter` for `;` or other
+//!   separators; TSV without quoting, as GLUE's and SICK's files are written. Values stay
+//!   text, with no type inference (so `007` stays `007`). The same pass checks UTF-8, the
+//!   header (present, no duplicate names), every record's field count, and maps records to
+//!   line numbers; blank lines are skipped (and counted), so there is no second reader to
+//!   disagree with.
+//! - **Parquet** is scanned lazily by polars, selecting only the requested columns.
 //! - **JSON Lines and JSON arrays** are read with serde_json, line by line. polars' JSON
 //!   reader needs its streaming engine (a large build for two formats) and reports a syntax
 //!   error without its line; JSON is typed per row anyway, so types are checked per row.
@@ -60,6 +63,8 @@ pub struct Table {
     pub columns: Columns,
     /// Text columns read because of [`Request::all_text`], in file order.
     pub extra_text: Vec<String>,
+    /// Blank lines skipped (CSV, TSV, JSON Lines).
+    pub blank_lines: usize,
     rows: usize,
 }
 
@@ -128,10 +133,12 @@ pub fn format_of(
         .ok_or_else(|| file_error(path, key, "cannot tell the format from the extension (expected .csv, .tsv, .jsonl, .json or .parquet); set task.format".into()))
 }
 
-/// Reads the requested columns of `path`. `key` is the experiment key that named the file.
+/// Reads the requested columns of `path`. `key` is the experiment key that named the file;
+/// `delimiter` (`task.delimiter`) replaces a CSV or TSV file's field separator.
 pub fn read(
     path: &Path,
     format: TableFormat,
+    delimiter: Option<u8>,
     request: &Request,
     key: &str,
 ) -> Result<Table, TaskError> {
@@ -141,6 +148,16 @@ pub fn read(
         hint: format!("the file named by {key}"),
         source,
     };
+    if delimiter.is_some() && !matches!(format, TableFormat::Csv | TableFormat::Tsv) {
+        return Err(file_error(
+            path,
+            "task.delimiter",
+            format!(
+                "is read as {}, which has no field separator; task.delimiter applies to CSV and TSV files",
+                format_name(format)
+            ),
+        ));
+    }
     if format == TableFormat::Parquet {
         // polars reads the file itself: look only at its two ends here.
         let (head, tail, len) = file_ends(path).map_err(io_error)?;
@@ -176,7 +193,9 @@ pub fn read(
         ))
     })?;
     match format {
-        TableFormat::Csv | TableFormat::Tsv => read_delimited(path, text, format, request, key),
+        TableFormat::Csv | TableFormat::Tsv => {
+            read_delimited(path, text, format, delimiter, request, key)
+        }
         TableFormat::Jsonl => read_json_lines(path, text, request, key),
         TableFormat::Json => read_json_array(path, text, request, key),
         TableFormat::Parquet => unreachable!("read above"),
@@ -245,142 +264,153 @@ fn chosen_columns(
     Ok((names, extra))
 }
 
-/// One pass over a CSV/TSV text: the header's names, and the first line of every record.
-/// Checks that every record has as many fields as the header. Blank lines are skipped, as
-/// polars skips them.
-fn scan_delimited(
+/// A delimited text file's header and records, as one RFC 4180 reader (the `csv` crate)
+/// reads them: quoted fields (header included), doubled quotes, CRLF, a UTF-8 BOM.
+struct Delimited {
+    header: Vec<String>,
+    records: Vec<csv::StringRecord>,
+    /// Line where each record starts.
+    lines: Vec<usize>,
+    /// Blank (or whitespace-only) lines, skipped.
+    blank_lines: usize,
+}
+
+/// Reads every record of `text`, checking that each has as many fields as the header and
+/// that the header names no column twice. Blank lines are skipped and counted.
+fn parse_delimited(
     path: &Path,
     text: &str,
     separator: u8,
     quoting: bool,
     key: &str,
-) -> Result<(Vec<String>, Vec<usize>), TaskError> {
+) -> Result<Delimited, TaskError> {
     let table_error = |message: String| file_error(path, key, message);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(separator)
+        .quoting(quoting)
+        .from_reader(text.as_bytes());
     let mut header: Option<Vec<String>> = None;
-    let mut record_lines = vec![];
-    let (mut line, mut start_line) = (1usize, 1usize);
-    let (mut in_quotes, mut fields, mut field, mut blank) = (false, vec![], String::new(), true);
-    let mut finish = |fields: &mut Vec<String>, start_line: usize| -> Result<(), TaskError> {
-        let got = std::mem::take(fields);
-        match &header {
-            None => {
-                let names: Vec<String> = got.iter().map(|f| f.trim().to_string()).collect();
-                let mut seen = BTreeSet::new();
-                for n in &names {
-                    if !seen.insert(n) {
-                        return Err(table_error(format!(
-                            "line {start_line}: the header names column `{n}` twice; column names must be unique"
-                        )));
-                    }
-                }
-                header = Some(names);
-            }
-            Some(names) if got.len() != names.len() => {
-                return Err(table_error(format!(
-                    "line {start_line}: {} fields, but the header has {} ({}){}",
-                    got.len(),
-                    names.len(),
-                    names.join(", "),
-                    if quoting {
-                        "; a field holding the separator must be quoted"
-                    } else {
-                        "; TSV fields cannot hold tabs"
-                    }
-                )));
-            }
-            Some(_) => record_lines.push(start_line),
-        }
-        Ok(())
+    let (mut records, mut lines, mut blank_lines) = (vec![], vec![], 0);
+    let mut record = csv::StringRecord::new();
+    // The reader skips empty lines itself, and a record's position is where the reader
+    // stood before them: count them from the text.
+    let newlines_from = |byte: u64| {
+        text.as_bytes()[byte as usize..]
+            .iter()
+            .take_while(|b| matches!(b, b'\n' | b'\r'))
+            .filter(|&&b| b == b'\n')
+            .count()
     };
-    for c in text.chars() {
-        match c {
-            '"' if quoting => {
-                in_quotes = !in_quotes;
-                field.push(c);
-                blank = false;
-            }
-            '\n' if !in_quotes => {
-                if !blank {
-                    fields.push(std::mem::take(&mut field));
-                    finish(&mut fields, start_line)?;
-                }
-                field.clear();
-                blank = true;
-                line += 1;
-                start_line = line;
-            }
-            '\n' => {
-                field.push(c);
-                line += 1;
-            }
-            c if c as u32 == separator as u32 && !in_quotes => {
-                fields.push(std::mem::take(&mut field));
-                blank = false;
-            }
-            '\r' if !in_quotes => {}
-            c => {
-                field.push(c);
-                blank = false;
-            }
+    loop {
+        let before = reader.position().clone();
+        let more = reader.read_record(&mut record).map_err(|e| {
+            let line = e.position().unwrap_or(&before).line();
+            table_error(format!("line {line}: {e}"))
+        })?;
+        if !more {
+            blank_lines += newlines_from(before.byte());
+            break;
         }
+        let start = record.position().unwrap_or(&before);
+        let skipped = newlines_from(start.byte());
+        let line = start.line() as usize + skipped;
+        blank_lines += skipped;
+        // A line of spaces is a record of one blank field: blank too.
+        if record.len() == 1 && record[0].trim().is_empty() {
+            blank_lines += 1;
+            continue;
+        }
+        let Some(names) = &header else {
+            let names: Vec<String> = record.iter().map(|f| f.trim().to_string()).collect();
+            let mut seen = BTreeSet::new();
+            for n in names.iter().filter(|n| !n.is_empty()) {
+                if !seen.insert(n) {
+                    return Err(table_error(format!(
+                        "line {line}: the header names column `{n}` twice; column names must be unique"
+                    )));
+                }
+            }
+            header = Some(names);
+            continue;
+        };
+        if record.len() != names.len() {
+            let end = reader.position().line() as usize;
+            let hint = if quoting && record.iter().any(|f| f.contains('\n')) {
+                format!(
+                    "; a quoted field runs from line {line} to line {end}: is a closing `\"` missing?"
+                )
+            } else if quoting {
+                "; a field holding the separator must be quoted".into()
+            } else if separator == b'\t' {
+                "; TSV fields cannot hold tabs (for quoted fields, read it with format = \"csv\" and delimiter = \"\\t\")".into()
+            } else {
+                "; unquoted fields cannot hold the separator".into()
+            };
+            return Err(table_error(format!(
+                "line {line}: {} fields, but the header has {} ({}){hint}",
+                record.len(),
+                names.len(),
+                names.join(", "),
+            )));
+        }
+        records.push(std::mem::take(&mut record));
+        lines.push(line);
     }
-    if !blank {
-        fields.push(field);
-        finish(&mut fields, start_line)?;
-    }
-    let Some(names) = header else {
+    let Some(header) = header else {
         return Err(table_error(
             "is empty: expected a header row naming the columns".into(),
         ));
     };
-    Ok((names, record_lines))
+    Ok(Delimited {
+        header,
+        records,
+        lines,
+        blank_lines,
+    })
+}
+
+/// The field separator of a CSV / TSV file and whether `"` quotes: `,` and quoting for CSV,
+/// tab without quoting for TSV (as GLUE's and SICK's files); `delimiter` replaces the
+/// separator.
+fn dialect(format: TableFormat, delimiter: Option<u8>) -> (u8, bool) {
+    match format {
+        TableFormat::Tsv => (delimiter.unwrap_or(b'\t'), false),
+        _ => (delimiter.unwrap_or(b','), true),
+    }
 }
 
 fn read_delimited(
     path: &Path,
     text: &str,
     format: TableFormat,
+    delimiter: Option<u8>,
     request: &Request,
     key: &str,
 ) -> Result<Table, TaskError> {
-    let (separator, quoting) = match format {
-        TableFormat::Tsv => (b'\t', false),
-        _ => (b',', true),
-    };
-    let (header, lines) = scan_delimited(path, text, separator, quoting, key)?;
-    let (names, extra) = chosen_columns(path, request, &header, |_| true)?;
-    let all: Vec<String> = names.iter().chain(&extra).cloned().collect();
-    let polars_error = |e: PolarsError| {
-        file_error(
-            path,
-            key,
-            format!("could not be read as {}: {e}", format_name(format)),
-        )
-    };
-    let frame = LazyCsvReader::new(PlPath::Local(path.into()))
-        .with_has_header(true)
-        .with_separator(separator)
-        .with_quote_char(quoting.then_some(b'"'))
-        .with_infer_schema_length(Some(0))
-        .with_missing_is_null(true)
-        .finish()
-        .and_then(|lf| {
-            lf.select(all.iter().map(|n| col(n.as_str())).collect::<Vec<_>>())
-                .collect()
-        })
-        .map_err(polars_error)?;
-    if frame.height() != lines.len() {
-        return Err(file_error(
-            path,
-            key,
-            format!(
-                "polars read {} rows where the file has {} records; check its quoting",
-                frame.height(),
-                lines.len()
-            ),
-        ));
+    let (separator, quoting) = dialect(format, delimiter);
+    let parsed = parse_delimited(path, text, separator, quoting, key)?;
+    if parsed.blank_lines > 0 {
+        tracing::debug!(path = %path.display(), blank_lines = parsed.blank_lines, "blank lines skipped");
     }
-    let columns = string_columns(&frame, &all).map_err(polars_error)?;
+    // An unnamed column (R's row names) cannot be named by a template: not read as text.
+    let (names, extra) = chosen_columns(path, request, &parsed.header, |n| !n.is_empty())?;
+    let all: Vec<String> = names.iter().chain(&extra).cloned().collect();
+    let columns: Columns = all
+        .iter()
+        .map(|name| {
+            let index = parsed
+                .header
+                .iter()
+                .position(|h| h == name)
+                .expect("chosen from the header");
+            let values = parsed.records.iter().map(|r| clean(r.get(index))).collect();
+            (name.clone(), values)
+        })
+        .collect();
+    let lines = parsed.lines;
     // CSV has no types: a label column of decimals is the float column JSON and Parquet
     // reject by type.
     for c in request.columns.iter().filter(|c| c.role == ColumnRole::Key) {
@@ -407,9 +437,10 @@ fn read_delimited(
             format,
             lines: Some(lines),
         },
-        rows: frame.height(),
+        rows: parsed.records.len(),
         columns,
         extra_text: extra,
+        blank_lines: parsed.blank_lines,
     })
 }
 
@@ -506,6 +537,7 @@ fn read_parquet(path: &Path, request: &Request, key: &str) -> Result<Table, Task
         rows: frame.height(),
         columns,
         extra_text: extra,
+        blank_lines: 0,
     })
 }
 
@@ -519,8 +551,10 @@ fn read_json_lines(
     let table_error = |message: String| file_error(path, key, message);
     let mut objects = vec![];
     let mut lines = vec![];
+    let mut blank_lines = 0;
     for (line, row) in super::lines(text) {
         if row.trim().is_empty() {
+            blank_lines += 1;
             continue;
         }
         let value: Value = serde_json::from_str(row)
@@ -534,7 +568,9 @@ fn read_json_lines(
         objects.push(object);
         lines.push(line);
     }
-    json_table(path, TableFormat::Jsonl, objects, Some(lines), request)
+    let mut table = json_table(path, TableFormat::Jsonl, objects, Some(lines), request)?;
+    table.blank_lines = blank_lines;
+    Ok(table)
 }
 
 fn read_json_array(
@@ -640,5 +676,6 @@ fn json_table(
         rows: objects.len(),
         columns,
         extra_text: extra,
+        blank_lines: 0,
     })
 }
