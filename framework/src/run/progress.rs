@@ -135,11 +135,19 @@ impl CellReporter {
     }
 
     fn write_heartbeat(&self, heartbeat: &Heartbeat, state: &mut ReporterState) {
-        let json = serde_json::to_vec_pretty(heartbeat).expect("heartbeats serialise");
-        if let Err(e) = write_atomic(&self.heartbeat_path, &json)
+        // Never into a recreated directory: a results directory that vanished is the
+        // runner's error to report (at the record), not something to paper over here.
+        let written = match self.heartbeat_path.parent().filter(|d| d.is_dir()) {
+            None => Err("its directory is gone".to_string()),
+            Some(_) => {
+                let json = serde_json::to_vec_pretty(heartbeat).expect("heartbeats serialise");
+                write_atomic(&self.heartbeat_path, &json).map_err(|e| e.to_string())
+            }
+        };
+        if let Err(e) = written
             && !std::mem::replace(&mut state.warned, true)
         {
-            tracing::warn!(error = %e, "could not write the cell's heartbeat (`status` will not show its progress)");
+            tracing::warn!(error = %e, path = %self.heartbeat_path.display(), "could not write the cell's heartbeat (`status` will not show its progress)");
         }
     }
 }

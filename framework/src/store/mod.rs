@@ -192,7 +192,7 @@ impl Store {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(io(&path))?;
+            .map_err(|source| self.vanished_or(source, "locks", &path))?;
         match file.try_lock() {
             Ok(()) => {
                 self.remove_stale_temps(id)?;
@@ -207,6 +207,18 @@ impl Store {
             }
             Err(fs::TryLockError::WouldBlock) => Ok(None),
             Err(fs::TryLockError::Error(e)) => Err(StoreError::Io { path, source: e }),
+        }
+    }
+
+    /// `source` (an error at `path`, in the store's directory `dir`) as
+    /// [`StoreError::Vanished`] when that directory is gone, else as an I/O error naming `path`.
+    fn vanished_or(&self, source: std::io::Error, dir: &str, path: &Path) -> StoreError {
+        match self.still_there(dir) {
+            Err(vanished) if source.kind() == std::io::ErrorKind::NotFound => vanished,
+            _ => StoreError::Io {
+                path: path.to_owned(),
+                source,
+            },
         }
     }
 
@@ -268,7 +280,7 @@ impl Store {
     fn remove_stale_temps(&self, id: &str) -> Result<(), StoreError> {
         for dir in ["cells", "prompts", "checkpoints", "progress"] {
             let d = self.root.join(dir);
-            let entries = fs::read_dir(&d).map_err(io(&d))?;
+            let entries = fs::read_dir(&d).map_err(|source| self.vanished_or(source, dir, &d))?;
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.starts_with(&format!(".{id}.")) && name.ends_with(".tmp") {
