@@ -448,15 +448,38 @@ fn best_on_dev_starts_at_minus_infinity_unless_keep_initial() {
     }
 }
 
+/// The reference's greedy iteration, written here from the step's parts: the gradient of
+/// `triggers` over `accumulation_steps` batches, one slot's HotFlip candidates, then the
+/// current prompt (first) and every candidate scored on the same fresh batches. Returns the
+/// loss, the candidates and the metrics.
+fn reference_iteration(
+    ctx: &SearchContext,
+    train: Split,
+    triggers: &[u32],
+    stream: &mut autoprompt::search::trigger::BatchStream,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> (f32, Vec<autoprompt::search::trigger::Candidate>, Vec<f64>) {
+    use autoprompt::search::trigger::{EncoderRows, accumulate_gradients, expand, score_prompts};
+    let mut rows = EncoderRows::default();
+    let current = vec![triggers.to_vec()];
+    let (loss, grad) = accumulate_gradients(ctx, train, &current, stream, rng, None, &mut rows)
+        .pop()
+        .expect("one prompt");
+    let candidates = expand(ctx, triggers, &grad, 1, rng);
+    let pool: Vec<Vec<u32>> = current
+        .into_iter()
+        .chain(candidates.iter().map(|c| c.triggers.clone()))
+        .collect();
+    let metrics = score_prompts(ctx, train, &pool, stream, rng, &mut rows);
+    (loss, candidates, metrics)
+}
+
 /// Candidates are scored on `eval_batches` fresh batches drawn after the gradient batches
 /// and the slot, and their metric is the one over all those rows: recomputed here row by
 /// row, one prompt at a time, from a replay of the same stream.
 #[test]
 fn candidates_are_scored_on_eval_batches_fresh_batches() {
-    use autoprompt::search::trigger::{
-        BatchStream, EncoderRows, accumulate_gradients, evaluate_split, expand, metric,
-        score_prompts,
-    };
+    use autoprompt::search::trigger::{BatchStream, evaluate_split, metric};
     use rand::Rng;
     let f = fixture(40, 8);
     let settings = SearchSettings {
@@ -473,26 +496,9 @@ fn candidates_are_scored_on_eval_batches_fresh_batches() {
     let mut replay_rng = rng.clone();
     let mut stream = BatchStream::new(&f.classes, false);
     let mut replay = BatchStream::new(&f.classes, false);
-    let mut rows = EncoderRows::default();
-    let current = vec![triggers.to_vec()];
-    let (_, grad) = accumulate_gradients(
-        &ctx,
-        f.train(),
-        &current,
-        &mut stream,
-        &mut rng,
-        None,
-        &mut rows,
-    )
-    .pop()
-    .unwrap();
-    let candidates = expand(&ctx, &triggers, &grad, 1, &mut rng);
+    let (_, candidates, metrics) =
+        reference_iteration(&ctx, f.train(), &triggers, &mut stream, &mut rng);
     let slot = candidates[0].slots[0];
-    let pool: Vec<Vec<u32>> = current
-        .into_iter()
-        .chain(candidates.iter().map(|c| c.triggers.clone()))
-        .collect();
-    let metrics = score_prompts(&ctx, f.train(), &pool, &mut stream, &mut rng, &mut rows);
     for _ in 0..settings.accumulation_steps {
         replay.next(settings.batch_size, &mut replay_rng);
     }
@@ -648,9 +654,7 @@ fn a_label_token_cannot_serve_two_classes() {
 /// strictly better) on the same random stream, and the encoder rows the formula gives.
 #[test]
 fn beam_of_one_is_the_greedy_step_exactly() {
-    use autoprompt::search::trigger::{
-        BatchStream, EncoderRows, accumulate_gradients, best_index, expand, score_prompts,
-    };
+    use autoprompt::search::trigger::{BatchStream, best_index};
     let f = fixture(24, 24);
     let settings = SearchSettings {
         iters: 5,
@@ -671,26 +675,9 @@ fn beam_of_one_is_the_greedy_step_exactly() {
     let (dev_rows, grad_rows, eval_rows) = (24u64, 2 * 8u64, 2 * 8 * 7u64);
     let (mut forward, mut backward) = (dev_rows, 0u64);
     for step in &result.steps {
-        let mut unused = EncoderRows::default();
-        let current = vec![triggers.clone()];
-        let (loss, grad) = accumulate_gradients(
-            &ctx,
-            f.train(),
-            &current,
-            &mut stream,
-            &mut rng,
-            None,
-            &mut unused,
-        )
-        .pop()
-        .unwrap();
-        let candidates = expand(&ctx, &triggers, &grad, 1, &mut rng);
+        let (loss, candidates, metrics) =
+            reference_iteration(&ctx, f.train(), &triggers, &mut stream, &mut rng);
         let slot = candidates.first().map_or(0, |c| c.slots[0]);
-        let pool: Vec<Vec<u32>> = current
-            .into_iter()
-            .chain(candidates.iter().map(|c| c.triggers.clone()))
-            .collect();
-        let metrics = score_prompts(&ctx, f.train(), &pool, &mut stream, &mut rng, &mut unused);
         let (current, candidate_metrics) = (metrics[0], &metrics[1..]);
         assert_eq!((step.slot, step.loss, step.current), (slot, loss, current));
         let best = best_index(candidate_metrics);

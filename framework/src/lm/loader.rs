@@ -385,7 +385,7 @@ pub fn load_weights<B: Backend>(
         tracing::warn!(
             checkpoint = %path.display(),
             "{} checkpoint tensors are not used by the masked LM and were skipped: {} \
-             (set `model.strict = true` to refuse such a checkpoint)",
+             (`model.strict = true` in an experiment, or `fill-mask --strict`, refuses such a checkpoint)",
             unused.len(),
             skipped.join(", ")
         );
