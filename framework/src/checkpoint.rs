@@ -39,8 +39,8 @@ impl<S> Checkpoints<S> for NoCheckpoints {
 }
 
 /// A random generator's position (ChaCha's 68-bit word position as two halves), enough to
-/// recreate a generator whose seed is known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// recreate a generator whose seed is known. The default is a fresh generator's (0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RngPosition {
     high: u64,
     low: u64,
@@ -70,6 +70,7 @@ mod tests {
     #[test]
     fn a_restored_generator_continues_the_same_stream() {
         let mut a = crate::tasks::sample::rng(3, "t");
+        assert_eq!(RngPosition::of(&a), RngPosition::default());
         for _ in 0..17 {
             a.next_u32();
         }

@@ -185,22 +185,22 @@ impl LmTokenizer {
         };
         let special = SpecialTokens {
             cls: find(
-                settings.cls_token.as_ref(),
+                settings.special.cls_token.as_ref(),
                 "cls_token",
                 SPECIAL_CANDIDATES[0],
             )?,
             sep: find(
-                settings.sep_token.as_ref(),
+                settings.special.sep_token.as_ref(),
                 "sep_token",
                 SPECIAL_CANDIDATES[1],
             )?,
             mask: find(
-                settings.mask_token.as_ref(),
+                settings.special.mask_token.as_ref(),
                 "mask_token",
                 SPECIAL_CANDIDATES[2],
             )?,
             pad: find(
-                settings.pad_token.as_ref(),
+                settings.special.pad_token.as_ref(),
                 "pad_token",
                 SPECIAL_CANDIDATES[3],
             )?,
@@ -409,14 +409,8 @@ struct Settings {
     tokenize_chinese_chars: Option<bool>,
     #[serde(default)]
     model_max_length: Option<f64>,
-    #[serde(default)]
-    cls_token: Option<TokenName>,
-    #[serde(default)]
-    sep_token: Option<TokenName>,
-    #[serde(default)]
-    mask_token: Option<TokenName>,
-    #[serde(default)]
-    pad_token: Option<TokenName>,
+    #[serde(flatten)]
+    special: SpecialTokenNames,
     #[serde(default)]
     added_tokens_decoder: BTreeMap<String, AddedTokenEntry>,
     /// `added_tokens.json` (the slow tokenizers' file: token → id).
@@ -427,9 +421,10 @@ struct Settings {
     has_config: bool,
 }
 
-/// The special tokens of `special_tokens_map.json`.
-#[derive(Debug, Default, serde::Deserialize)]
-struct SpecialTokensMap {
+/// The special tokens' names, as `tokenizer_config.json` and `special_tokens_map.json` give
+/// them.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+struct SpecialTokenNames {
     #[serde(default)]
     cls_token: Option<TokenName>,
     #[serde(default)]
@@ -438,6 +433,18 @@ struct SpecialTokensMap {
     mask_token: Option<TokenName>,
     #[serde(default)]
     pad_token: Option<TokenName>,
+}
+
+impl SpecialTokenNames {
+    /// These names, each falling back to `other`'s where this one gives none.
+    fn or(self, other: Self) -> Self {
+        Self {
+            cls_token: self.cls_token.or(other.cls_token),
+            sep_token: self.sep_token.or(other.sep_token),
+            mask_token: self.mask_token.or(other.mask_token),
+            pad_token: self.pad_token.or(other.pad_token),
+        }
+    }
 }
 
 /// A JSON file of `dir`, parsed; `None` when it does not exist.
@@ -464,11 +471,8 @@ impl Settings {
             },
             None => Settings::default(),
         };
-        if let Some(map) = read_json::<SpecialTokensMap>(dir, "special_tokens_map.json")? {
-            settings.cls_token = map.cls_token.or(settings.cls_token);
-            settings.sep_token = map.sep_token.or(settings.sep_token);
-            settings.mask_token = map.mask_token.or(settings.mask_token);
-            settings.pad_token = map.pad_token.or(settings.pad_token);
+        if let Some(map) = read_json::<SpecialTokenNames>(dir, "special_tokens_map.json")? {
+            settings.special = map.or(settings.special);
         }
         settings.added_tokens_file = read_json(dir, "added_tokens.json")?.unwrap_or_default();
         Ok(settings)

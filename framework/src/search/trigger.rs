@@ -573,7 +573,7 @@ impl SearchState {
         let mut state = Self {
             restart: 0,
             next_iteration: 0,
-            rng: RngPosition::of(&rng(0, "")),
+            rng: RngPosition::default(),
             stream: BatchStream::new(&[], false),
             beam: vec![],
             restart_best: f64::NEG_INFINITY,
@@ -601,7 +601,7 @@ impl SearchState {
         let s = ctx.settings;
         self.restart = restart;
         self.next_iteration = 0;
-        self.rng = RngPosition::of(&rng(0, ""));
+        self.rng = RngPosition::default();
         self.stream = BatchStream::new(ctx.train_classes, s.balance == Balance::Sample);
         self.beam = vec![vec![ctx.initial_trigger; inputs.slots()]];
         let initial_dev = inputs.dev_metric(&self.beam[0], &mut self.rows);
