@@ -128,7 +128,13 @@ fn batch(lm: &LoadedModel<B>, case: Case) -> (Batch, Vec<usize>) {
         .iter()
         .map(|e| {
             template
-                .encode(|f| e.field(f), &lm.tokenizer, &triggers, 64, pair_segments)
+                .encode(
+                    |f| e.field(f),
+                    &lm.tokenizer,
+                    &triggers,
+                    autoprompt::prompt::LengthLimit::at_end(64),
+                    pair_segments,
+                )
                 .unwrap()
         })
         .collect();

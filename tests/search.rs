@@ -11,7 +11,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use autoprompt::lm::{self, EncoderInput, LoadedModel};
-use autoprompt::prompt::{Batch, Encoded, Template, Verbalizer};
+use autoprompt::prompt::{Batch, Encoded, LengthLimit, Template, Verbalizer};
 use autoprompt::search::candidates::{CandidateFilter, allowed_tokens};
 use autoprompt::search::trigger::{SearchContext, Split, batch_with_triggers, search};
 use autoprompt::search::{Gold, Scorer, SearchSettings, SelectBy, Target};
@@ -51,7 +51,13 @@ fn encode<BK: burn::tensor::backend::Backend>(
         .iter()
         .map(|e| {
             template
-                .encode(|f| e.field(f), &lm.tokenizer, triggers, 64, false)
+                .encode(
+                    |f| e.field(f),
+                    &lm.tokenizer,
+                    triggers,
+                    LengthLimit::at_end(64),
+                    false,
+                )
                 .unwrap()
         })
         .collect();

@@ -136,7 +136,15 @@ pub fn search_iteration<B: AutodiffBackend>(
     let placeholder = vec![mask; bench.triggers];
     let encoded: Vec<Encoded> = rows
         .iter()
-        .map(|e| template.encode(|f| e.field(f), &lm.tokenizer, &placeholder, 128, false))
+        .map(|e| {
+            template.encode(
+                |f| e.field(f),
+                &lm.tokenizer,
+                &placeholder,
+                crate::prompt::LengthLimit::at_end(128),
+                false,
+            )
+        })
         .collect::<Result<_, _>>()?;
     let golds: Vec<Gold> = rows
         .iter()

@@ -193,6 +193,12 @@ fn main_inner(cli: Cli, bars: Option<indicatif::MultiProgress>) -> anyhow::Resul
             for (name, value) in metrics {
                 println!("  {name:<16} {value:.4}");
             }
+            if evaluation.truncated > 0 {
+                println!(
+                    "  ({} examples cut to fit model.max_length = {}, truncate = \"{}\")",
+                    evaluation.truncated, cell.spec.model.max_length, cell.spec.model.truncate
+                );
+            }
         }
         Command::Status(args) => {
             let (experiment, cells) = load(&args)?;

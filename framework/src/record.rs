@@ -31,6 +31,10 @@ pub struct Counts {
     pub filtered_examples: usize,
     /// Evaluation examples whose answer is not a single token of the model (counted as wrong).
     pub unscorable: usize,
+    /// Examples (train, dev and evaluation) whose fields were cut to fit `model.max_length`,
+    /// where `model.truncate` says (absent in records from before it was counted).
+    #[serde(default)]
+    pub truncated: usize,
 }
 
 /// The prompt a cell evaluated or found.

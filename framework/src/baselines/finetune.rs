@@ -21,10 +21,11 @@ use rand::RngCore;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::linear_probe::sentence_input;
+use super::linear_probe::{SentenceInput, sentence_input};
 use crate::checkpoint::{Checkpoints, RngPosition};
 use crate::lm::{EncoderInput, LmError, LoadedModel, MaskedLm};
 use crate::progress::{ProgressSink, Stage};
+use crate::prompt::LengthLimit;
 use crate::tasks::metrics::accuracy_of_logits;
 use crate::tasks::{Example, sample};
 
@@ -79,8 +80,8 @@ struct Inputs {
     mask: Vec<f32>,
 }
 
-fn inputs(encoded: &[&(Vec<u32>, Vec<u32>)], pad: u32) -> Inputs {
-    let seq = encoded.iter().map(|(i, _)| i.len()).max().unwrap_or(1);
+fn inputs(encoded: &[&SentenceInput], pad: u32) -> Inputs {
+    let seq = encoded.iter().map(|x| x.ids.len()).max().unwrap_or(1);
     let rows = encoded.len();
     let mut out = Inputs {
         rows,
@@ -89,8 +90,8 @@ fn inputs(encoded: &[&(Vec<u32>, Vec<u32>)], pad: u32) -> Inputs {
         segments: vec![0; rows * seq],
         mask: vec![0.0; rows * seq],
     };
-    for (r, (ids, segs)) in encoded.iter().enumerate() {
-        for (c, (&id, &s)) in ids.iter().zip(segs).enumerate() {
+    for (r, input) in encoded.iter().enumerate() {
+        for (c, (&id, &s)) in input.ids.iter().zip(&input.segments).enumerate() {
             out.ids[r * seq + c] = id as i64;
             out.segments[r * seq + c] = s as i64;
             out.mask[r * seq + c] = 1.0;
@@ -179,7 +180,7 @@ pub fn learning_rate(peak: f64, warmup_fraction: f64, step: usize, total: usize)
 
 fn evaluate<B: Backend>(
     model: &Classifier<B>,
-    encoded: &[(Vec<u32>, Vec<u32>)],
+    encoded: &[SentenceInput],
     gold: &[usize],
     pad: u32,
     device: &B::Device,
@@ -190,13 +191,13 @@ fn evaluate<B: Backend>(
 /// The head's logits, row-major `[examples, classes]`.
 fn logits_of<B: Backend>(
     model: &Classifier<B>,
-    encoded: &[(Vec<u32>, Vec<u32>)],
+    encoded: &[SentenceInput],
     pad: u32,
     device: &B::Device,
 ) -> Vec<f32> {
     let mut logits = vec![];
     for chunk in encoded.chunks(64) {
-        let refs: Vec<&(Vec<u32>, Vec<u32>)> = chunk.iter().collect();
+        let refs: Vec<&SentenceInput> = chunk.iter().collect();
         logits.extend(
             model
                 .forward(&inputs(&refs, pad), device)
@@ -210,12 +211,12 @@ fn logits_of<B: Backend>(
 }
 
 /// What one fine-tuning cell learns from: the task's classes, its train / dev / evaluation
-/// examples, the longest input, and the cell's seed.
+/// examples, the length limit of its inputs, and the cell's seed.
 #[derive(Debug, Clone, Copy)]
 pub struct FinetuneData<'a> {
     pub classes: &'a [String],
     pub splits: [&'a [Example]; 3],
-    pub max_len: usize,
+    pub limit: LengthLimit,
     pub seed: u64,
 }
 
@@ -233,17 +234,22 @@ pub fn run<B: AutodiffBackend>(
     let FinetuneData {
         classes,
         splits: [train, dev, test],
-        max_len,
+        limit,
         seed,
     } = data;
     let encode = |xs: &[Example]| {
         xs.iter()
-            .map(|e| sentence_input(lm, e, max_len))
+            .map(|e| sentence_input(lm, e, limit))
             .collect::<Result<Vec<_>, _>>()
     };
     let gold = |xs: &[Example]| crate::tasks::class_indices(xs, classes);
     let (train_x, dev_x, test_x) = (encode(train)?, encode(dev)?, encode(test)?);
     let (train_y, dev_y, test_y) = (gold(train), gold(dev), gold(test));
+    let truncated = [&train_x, &dev_x, &test_x]
+        .iter()
+        .flat_map(|split| split.iter())
+        .filter(|x| x.cut_tokens > 0)
+        .count();
     let pad = lm.tokenizer.special.pad.id;
     // Initialisation and dropout draw from burn's generator: seeded, and held by this
     // cell alone (see `with_seeded_rng`).
@@ -309,7 +315,7 @@ pub fn run<B: AutodiffBackend>(
             order.shuffle(&mut rng);
             let mut epoch_loss = 0.0;
             for batch in order.chunks(batch_size) {
-                let refs: Vec<&(Vec<u32>, Vec<u32>)> = batch.iter().map(|&i| &train_x[i]).collect();
+                let refs: Vec<&SentenceInput> = batch.iter().map(|&i| &train_x[i]).collect();
                 let y = Tensor::<B, 2, Int>::from_data(
                     TensorData::new(
                         batch.iter().map(|&i| train_y[i] as i64).collect::<Vec<_>>(),
@@ -364,6 +370,7 @@ pub fn run<B: AutodiffBackend>(
         metrics.insert("dev_accuracy".to_string(), dev_acc);
         Some(super::BaselineOutcome {
             metrics,
+            truncated,
             predictions: super::logit_predictions(test, classes, &test_logits),
         })
     });

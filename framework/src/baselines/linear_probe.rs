@@ -16,6 +16,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::lm::{EncoderInput, LmError, LoadedModel};
+use crate::prompt::LengthLimit;
 use crate::tasks::metrics::accuracy_of_logits;
 use crate::tasks::{Example, sample};
 
@@ -47,13 +48,23 @@ impl Default for ProbeSettings {
     }
 }
 
+/// An example as the model's own sentence (pair) input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentenceInput {
+    pub ids: Vec<u32>,
+    pub segments: Vec<u32>,
+    /// Tokens the fields lost to fit the length limit (0: the example fit whole).
+    pub cut_tokens: usize,
+}
+
 /// Token ids and segments of an example as the model's own sentence (pair) input:
-/// `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (RoBERTa: `<s> a </s></s> b </s>`).
+/// `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (RoBERTa: `<s> a </s></s> b </s>`), the fields
+/// cut as `limit` says when too long.
 pub fn sentence_input<B: Backend>(
     lm: &LoadedModel<B>,
     example: &Example,
-    max_len: usize,
-) -> Result<(Vec<u32>, Vec<u32>), LmError> {
+    limit: LengthLimit,
+) -> Result<SentenceInput, LmError> {
     let s = &lm.tokenizer.special;
     let texts: Vec<&str> = example.fields.iter().map(|(_, v)| v.as_str()).collect();
     let mut pieces: Vec<Vec<u32>> = texts
@@ -62,13 +73,14 @@ pub fn sentence_input<B: Backend>(
         .collect::<Result<_, _>>()?;
     let specials =
         1 + pieces.len() + usize::from(lm.tokenizer.uses_roberta_pairs() && pieces.len() > 1);
-    while pieces.iter().map(Vec::len).sum::<usize>() + specials > max_len {
-        let longest = pieces
-            .iter_mut()
-            .max_by_key(|p| p.len())
-            .expect("at least one field");
-        longest.pop();
-    }
+    let cut_tokens = limit
+        .truncate
+        .fit(
+            &mut pieces.iter_mut().collect::<Vec<_>>(),
+            limit.max_tokens.saturating_sub(specials),
+        )
+        .iter()
+        .sum();
     let (mut ids, mut segments) = (vec![s.cls.id], vec![0]);
     for (i, piece) in pieces.iter().enumerate() {
         if i > 0 && lm.tokenizer.uses_roberta_pairs() {
@@ -84,29 +96,36 @@ pub fn sentence_input<B: Backend>(
         ids.push(s.sep.id);
         segments.extend(std::iter::repeat_n(segment, piece.len() + 1));
     }
-    Ok((ids, segments))
+    Ok(SentenceInput {
+        ids,
+        segments,
+        cut_tokens,
+    })
 }
 
-/// Mean-pooled last hidden states over real tokens, `[n, hidden]`, computed in chunks.
+/// Mean-pooled last hidden states over real tokens, `[n, hidden]`, computed in chunks;
+/// and how many examples were cut to fit `limit`.
 pub fn pooled_features<B: Backend>(
     lm: &LoadedModel<B>,
     examples: &[Example],
-    max_len: usize,
+    limit: LengthLimit,
     device: &B::Device,
-) -> Result<Vec<f32>, LmError> {
+) -> Result<(Vec<f32>, usize), LmError> {
     let mut out = vec![];
+    let mut truncated = 0;
     for chunk in examples.chunks(64) {
-        let inputs: Vec<(Vec<u32>, Vec<u32>)> = chunk
+        let inputs: Vec<SentenceInput> = chunk
             .iter()
-            .map(|e| sentence_input(lm, e, max_len))
+            .map(|e| sentence_input(lm, e, limit))
             .collect::<Result<_, _>>()?;
-        let seq = inputs.iter().map(|(ids, _)| ids.len()).max().unwrap_or(1);
+        truncated += inputs.iter().filter(|x| x.cut_tokens > 0).count();
+        let seq = inputs.iter().map(|x| x.ids.len()).max().unwrap_or(1);
         let rows = inputs.len();
         let mut ids = vec![lm.tokenizer.special.pad.id as i64; rows * seq];
         let mut segs = vec![0i64; rows * seq];
         let mut mask = vec![0f32; rows * seq];
-        for (r, (i, s)) in inputs.iter().enumerate() {
-            for (c, (&id, &sg)) in i.iter().zip(s).enumerate() {
+        for (r, input) in inputs.iter().enumerate() {
+            for (c, (&id, &sg)) in input.ids.iter().zip(&input.segments).enumerate() {
                 ids[r * seq + c] = id as i64;
                 segs[r * seq + c] = sg as i64;
                 mask[r * seq + c] = 1.0;
@@ -134,7 +153,7 @@ pub fn pooled_features<B: Backend>(
                 .expect("f32"),
         );
     }
-    Ok(out)
+    Ok((out, truncated))
 }
 
 fn predict<B: Backend>(
@@ -162,7 +181,7 @@ pub fn run<B: AutodiffBackend>(
     splits: [&[Example]; 3],
     settings: &ProbeSettings,
     seed: u64,
-    max_len: usize,
+    limit: LengthLimit,
     device: &B::Device,
 ) -> Result<Option<super::BaselineOutcome>, LmError> {
     let frozen = crate::lm::LoadedModel {
@@ -177,8 +196,9 @@ pub fn run<B: AutodiffBackend>(
     let [train, dev, test] = splits;
     let gold = |xs: &[Example]| crate::tasks::class_indices(xs, classes);
     let (train_y, dev_y, test_y) = (gold(train), gold(dev), gold(test));
-    let features = |xs: &[Example]| pooled_features(&frozen, xs, max_len, &inner_device);
-    let (train_x, dev_x, test_x) = (features(train)?, features(dev)?, features(test)?);
+    let features = |xs: &[Example]| pooled_features(&frozen, xs, limit, &inner_device);
+    let ((train_x, train_cut), (dev_x, dev_cut), (test_x, test_cut)) =
+        (features(train)?, features(dev)?, features(test)?);
     let hidden = lm.model.hidden_size();
     // Initialisation and dropout draw from burn's generator: seeded, and held by this
     // cell alone (see `with_seeded_rng`).
@@ -233,6 +253,7 @@ pub fn run<B: AutodiffBackend>(
         metrics.insert("dev_accuracy".to_string(), dev_acc);
         Some(super::BaselineOutcome {
             metrics,
+            truncated: train_cut + dev_cut + test_cut,
             predictions: super::logit_predictions(test, classes, &test_logits),
         })
     });

@@ -14,6 +14,8 @@ use crate::tasks::metrics::pessimistic_rank;
 #[derive(Debug, Clone, PartialEq)]
 pub struct BaselineOutcome {
     pub metrics: BTreeMap<String, f64>,
+    /// Examples (train, dev and evaluation) whose fields were cut to fit the length limit.
+    pub truncated: usize,
     pub predictions: Predictions,
 }
 

@@ -19,6 +19,7 @@ use serde_json::Value;
 pub use launcher::{LauncherKind, LauncherOptions};
 pub use method::{Labels, LabelsKeyword, MethodKind, MethodSpec, NESTED_PATH};
 
+use crate::prompt::{LengthLimit, Truncate};
 use crate::tasks::{DataPaths, TaskSpec};
 
 pub use crate::backend::BackendKind;
@@ -33,6 +34,10 @@ pub struct ModelSpec {
     /// Longest token sequence; fields are truncated to fit. Default 128 (capped by the model).
     #[serde(default = "default_max_length")]
     pub max_length: usize,
+    /// Where a field too long for `max_length` loses its tokens: `end` (default), `start`
+    /// or `middle` (left out of the cell id when `end`).
+    #[serde(default, skip_serializing_if = "Truncate::is_end")]
+    pub truncate: Truncate,
     /// Refuse a checkpoint with tensors the model does not use (extra task heads), instead
     /// of skipping them with a warning. Default false (left out of the cell id when false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -40,6 +45,15 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// The length limit of this cell's inputs: `max_length`, capped by what the model
+    /// (`model_max_sequence`, its position table or tokenizer limit) accepts.
+    pub fn length_limit(&self, model_max_sequence: usize) -> LengthLimit {
+        LengthLimit {
+            max_tokens: self.max_length.min(model_max_sequence),
+            truncate: self.truncate,
+        }
+    }
+
     /// What loading does with unused checkpoint tensors.
     pub fn unused_tensors(&self) -> crate::lm::UnusedTensors {
         if self.strict {
@@ -62,6 +76,7 @@ impl Default for ModelSpec {
         Self {
             source: default_model(),
             max_length: default_max_length(),
+            truncate: Truncate::End,
             strict: false,
         }
     }

@@ -105,6 +105,7 @@ mod tests {
             segment_ids: vec![0; ids.len()],
             trigger_positions: triggers.to_vec(),
             predict_position: predict,
+            cut_tokens: 0,
         }
     }
 

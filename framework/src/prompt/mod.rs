@@ -4,8 +4,10 @@
 
 pub mod batch;
 pub mod template;
+pub mod truncate;
 pub mod verbalizer;
 
 pub use batch::Batch;
 pub use template::{Encoded, Template, TemplateError};
+pub use truncate::{LengthLimit, Truncate};
 pub use verbalizer::{Verbalizer, VerbalizerError};

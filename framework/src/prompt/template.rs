@@ -6,9 +6,10 @@
 //! text. Text is tokenised without adding special tokens: the template spells them out.
 //!
 //! Each literal and field is tokenised on its own so that, when a sequence is too long, only
-//! the fields are truncated — never the template. A run of whitespace before a text part is
+//! the fields are truncated (see [`super::truncate`]) — never the template. A run of whitespace before a text part is
 //! kept as one space, which is what byte-level BPE (RoBERTa) needs to see a word mid-sentence.
 
+use super::truncate::LengthLimit;
 use crate::lm::LmTokenizer;
 
 /// One parsed piece of a template.
@@ -55,6 +56,8 @@ pub struct Encoded {
     pub segment_ids: Vec<u32>,
     pub trigger_positions: Vec<usize>,
     pub predict_position: usize,
+    /// Tokens the fields lost to fit the length limit (0: the example fit whole).
+    pub cut_tokens: usize,
 }
 
 const MARKERS: [(&str, Part); 6] = [
@@ -162,14 +165,14 @@ impl Template {
     ///
     /// `field` returns a field's text; `triggers` gives the token of each `[T]` (its length
     /// must equal [`Self::num_triggers`]); `pair_segments` gives the span after the first
-    /// separator segment id 1 (BERT sentence pairs). Fields are truncated from their end,
-    /// longest first, until the sequence fits in `max_len`.
+    /// separator segment id 1 (BERT sentence pairs). When the sequence is longer than the
+    /// limit, fields (never the template) lose tokens as [`super::Truncate`] describes.
     pub fn encode<'a>(
         &self,
         field: impl Fn(&str) -> Option<&'a str>,
         tokenizer: &LmTokenizer,
         triggers: &[u32],
-        max_len: usize,
+        limit: LengthLimit,
         pair_segments: bool,
     ) -> Result<Encoded, crate::lm::LmError> {
         assert_eq!(
@@ -204,35 +207,37 @@ impl Template {
             };
             pieces.push(piece);
         }
-        let total: usize = pieces.iter().map(|(ids, _)| ids.len()).sum();
-        let mut excess = total.saturating_sub(max_len);
-        while excess > 0 {
-            let longest = pieces
-                .iter_mut()
-                .filter(|(ids, truncatable)| *truncatable && !ids.is_empty())
-                .max_by_key(|(ids, _)| ids.len());
-            match longest {
-                Some((ids, _)) => {
-                    ids.pop();
-                    excess -= 1;
+        let fixed: usize = pieces
+            .iter()
+            .filter(|(_, field)| !field)
+            .map(|(ids, _)| ids.len())
+            .sum();
+        if fixed > limit.max_tokens {
+            return Err(crate::lm::LmError::Tokenize {
+                text: self.source.clone(),
+                message: TemplateError::TooLong {
+                    len: fixed,
+                    max: limit.max_tokens,
                 }
-                None => {
-                    return Err(crate::lm::LmError::Tokenize {
-                        text: self.source.clone(),
-                        message: TemplateError::TooLong {
-                            len: total - excess,
-                            max: max_len,
-                        }
-                        .to_string(),
-                    });
-                }
-            }
+                .to_string(),
+            });
         }
+        let mut fields: Vec<&mut Vec<u32>> = pieces
+            .iter_mut()
+            .filter(|(_, field)| *field)
+            .map(|(ids, _)| ids)
+            .collect();
+        let cut_tokens = limit
+            .truncate
+            .fit(&mut fields, limit.max_tokens - fixed)
+            .iter()
+            .sum();
         let mut encoded = Encoded {
             ids: vec![],
             segment_ids: vec![],
             trigger_positions: vec![],
             predict_position: 0,
+            cut_tokens,
         };
         let mut segment = 0;
         for (part, (ids, _)) in self.parts.iter().zip(pieces) {

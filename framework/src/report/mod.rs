@@ -210,6 +210,17 @@ pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
             "prompt".into(),
             text(&|r| r.prompt.as_ref().map(|p| p.filled.clone())),
         ),
+        Column::new(
+            "truncated".into(),
+            records
+                .iter()
+                .map(|r| r.counts.truncated as u64)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "truncate".into(),
+            text(&|r| Some(r.spec.model.truncate.name().to_string())),
+        ),
     ];
     let owned: Vec<Record> = records.iter().map(|r| (*r).clone()).collect();
     if !has_data_seeds(&owned) {
@@ -252,6 +263,16 @@ pub fn summary_frame(cells: &DataFrame, metrics: &[String]) -> Result<DataFrame,
                 .mean()
                 .alias("encoder_rows_per_cell"),
         );
+    }
+    // Examples cut to fit the length limit, and where (one strategy per setting).
+    if cells.column("truncated").is_ok() {
+        aggs.push(
+            col("truncated")
+                .cast(DataType::Float64)
+                .mean()
+                .alias("truncated_per_cell"),
+        );
+        aggs.push(col("truncate").first().alias("truncate"));
     }
     for m in metrics {
         aggs.push(col(m.as_str()).mean().alias(format!("{m}_mean")));
@@ -512,6 +533,12 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<Strin
     if rows_column.is_some() {
         header.push("encoder rows / cell".into());
     }
+    let truncated_column = summary.column("truncated_per_cell").ok().filter(|c| {
+        (0..c.len()).any(|row| matches!(c.get(row), Ok(AnyValue::Float64(v)) if v > 0.0))
+    });
+    if truncated_column.is_some() {
+        header.push("truncated / cell".into());
+    }
     let mut out = format!(
         "| {} |\n|{}|\n",
         header.join(" | "),
@@ -544,6 +571,17 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<Strin
         if let Some(column) = rows_column {
             cells.push(match column.get(row)? {
                 AnyValue::Float64(r) => format!("{r:.0}"),
+                _ => String::new(),
+            });
+        }
+        if let Some(column) = truncated_column {
+            let strategy = summary
+                .column("truncate")
+                .map(|c| cell_text(c, row))
+                .unwrap_or_default();
+            cells.push(match column.get(row)? {
+                AnyValue::Float64(n) if n > 0.0 => format!("{n:.1} (at the {strategy})"),
+                AnyValue::Float64(_) => "0".into(),
                 _ => String::new(),
             });
         }

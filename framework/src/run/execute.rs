@@ -151,6 +151,7 @@ fn fill<B: AutodiffBackend>(
         skipped_rows: data.skipped_rows,
         filtered_examples: data.filtered_examples,
         unscorable: 0,
+        truncated: 0,
     };
     let mut files = data.files.clone();
     record.provenance.data_origin = data.origin.clone();
@@ -175,7 +176,7 @@ fn fill<B: AutodiffBackend>(
     record.provenance.skipped_tensors = lm.skipped_tensors.clone();
     record.timings.load_seconds = started.elapsed().as_secs_f64();
     let method_start = Instant::now();
-    let max_len = spec.model.max_length.min(lm.max_sequence_length());
+    let limit = spec.model.length_limit(lm.max_sequence_length());
     // A killed attempt of this cell may have left its state (deleted with the record).
     let mut checkpoints = FileCheckpoints::new(
         store.checkpoint_path(&cell.id),
@@ -194,10 +195,11 @@ fn fill<B: AutodiffBackend>(
                 splits,
                 probe,
                 spec.seed,
-                max_len,
+                limit,
                 device,
             )?
             .ok_or(RunError::Interrupted)?;
+            record.counts.truncated = outcome.truncated;
             record.metrics = outcome.metrics;
             record.predictions = Some(outcome.predictions);
         }
@@ -208,7 +210,7 @@ fn fill<B: AutodiffBackend>(
             let task = crate::baselines::finetune::FinetuneData {
                 classes: &data.classes,
                 splits,
-                max_len,
+                limit,
                 seed: spec.seed,
             };
             let outcome = crate::baselines::finetune::run(
@@ -220,6 +222,7 @@ fn fill<B: AutodiffBackend>(
                 progress,
             )?
             .ok_or(RunError::Interrupted)?;
+            record.counts.truncated = outcome.truncated;
             record.metrics = outcome.metrics;
             record.predictions = Some(outcome.predictions);
         }
@@ -249,10 +252,19 @@ fn fill<B: AutodiffBackend>(
             record.metrics = outcome.metrics;
             record.predictions = Some(outcome.predictions);
             record.counts.unscorable = outcome.unscorable;
+            record.counts.truncated = outcome.truncated;
             record.prompt = Some(outcome.prompt);
             record.search = outcome.search;
             record.label_search = outcome.label_search;
         }
+    }
+    if record.counts.truncated > 0 {
+        tracing::info!(
+            examples = record.counts.truncated,
+            max_length = limit.max_tokens,
+            truncate = %limit.truncate,
+            "examples longer than the length limit were cut to fit"
+        );
     }
     record.timings.method_seconds = method_start.elapsed().as_secs_f64();
     record.provenance.files = provenance::file_hashes(&files);

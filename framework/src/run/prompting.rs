@@ -12,7 +12,7 @@ use crate::checkpoint::Checkpoints;
 use crate::config::{CellSpec, Labels, MethodSpec};
 use crate::lm::LoadedModel;
 use crate::progress::ProgressSink;
-use crate::prompt::{Encoded, Template, Verbalizer};
+use crate::prompt::{Encoded, LengthLimit, Template, Verbalizer};
 use crate::record::{ModelIdentity, Prediction, Predictions, PromptArtifact};
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
 use crate::search::labels::{LabelSearchResult, label_search};
@@ -31,6 +31,8 @@ use crate::tasks::{Candidates, Example, Ranking, TaskData};
 pub struct PromptOutcome {
     pub metrics: BTreeMap<String, f64>,
     pub unscorable: usize,
+    /// Examples (train, dev and evaluation) whose fields were cut to fit the length limit.
+    pub truncated: usize,
     pub prompt: PromptArtifact,
     pub search: Option<SearchResult>,
     pub label_search: Option<LabelSearchResult>,
@@ -44,6 +46,8 @@ pub struct PromptOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
     pub metrics: BTreeMap<String, f64>,
+    /// Examples of the split whose fields were cut to fit the length limit.
+    pub truncated: usize,
     pub predictions: Predictions,
 }
 
@@ -54,6 +58,8 @@ struct Prepared {
     /// Position in the split of each encoded example.
     indices: Vec<usize>,
     unscorable: usize,
+    /// Encoded examples whose fields were cut to fit the length limit.
+    truncated: usize,
 }
 
 /// How answers map to scored tokens.
@@ -100,26 +106,23 @@ fn prepare(
     answers: &Answers,
     lm: &LoadedModel<impl burn::tensor::backend::Backend>,
     triggers: &[u32],
-    max_len: usize,
+    limit: LengthLimit,
 ) -> Result<Prepared, RunError> {
     let mut out = Prepared {
         encoded: vec![],
         golds: vec![],
         indices: vec![],
         unscorable: 0,
+        truncated: 0,
     };
     for (index, example) in examples.iter().enumerate() {
         let Some(gold) = answers.gold(example, &lm.tokenizer) else {
             out.unscorable += 1;
             continue;
         };
-        let encoded = template.encode(
-            |f| example.field(f),
-            &lm.tokenizer,
-            triggers,
-            max_len,
-            false,
-        )?;
+        let encoded =
+            template.encode(|f| example.field(f), &lm.tokenizer, triggers, limit, false)?;
+        out.truncated += usize::from(encoded.cut_tokens > 0);
         out.encoded.push(encoded);
         out.golds.push(gold);
         out.indices.push(index);
@@ -240,9 +243,9 @@ impl Splits {
         answers: &Answers,
         lm: &LoadedModel<impl Backend>,
         placeholder: &[u32],
-        max_len: usize,
+        limit: LengthLimit,
     ) -> Result<Self, RunError> {
-        let prepare = |examples| prepare(examples, template, answers, lm, placeholder, max_len);
+        let prepare = |examples| prepare(examples, template, answers, lm, placeholder, limit);
         let splits = Self {
             train: prepare(&data.train)?,
             dev: prepare(&data.dev)?,
@@ -433,12 +436,12 @@ pub fn run<B: AutodiffBackend>(
     let template = Template::parse(&method.template)?;
     let tokenizer = &lm.tokenizer;
     let pad_id = tokenizer.special.pad.id;
-    let max_len = spec.model.max_length.min(lm.max_sequence_length());
+    let limit = spec.model.length_limit(lm.max_sequence_length());
     let initial_trigger = initial_trigger(settings, tokenizer)?;
     let placeholder = vec![initial_trigger; template.num_triggers()];
     let answers = answers_of(data, tokenizer);
     let classification = matches!(answers, Answers::Classes(_));
-    let splits = Splits::prepare(data, &template, &answers, lm, &placeholder, max_len)?;
+    let splits = Splits::prepare(data, &template, &answers, lm, &placeholder, limit)?;
 
     // One frozen model (its weights converted once) for the label search and the search.
     let model = FrozenModel::new(
@@ -560,6 +563,7 @@ pub fn run<B: AutodiffBackend>(
     Ok(PromptOutcome {
         metrics,
         unscorable: splits.test.unscorable,
+        truncated: splits.train.truncated + splits.dev.truncated + splits.test.truncated,
         prompt: artifact(&triggers),
         search: search_result,
         label_search: label_result,
@@ -720,14 +724,14 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
         SplitName::Dev => &data.dev,
         SplitName::Test => &data.test,
     };
-    let max_len = spec.model.max_length.min(lm.max_sequence_length());
+    let limit = spec.model.length_limit(lm.max_sequence_length());
     let prepared = prepare(
         examples,
         &template,
         &answers,
         lm,
         &prompt.trigger_ids,
-        max_len,
+        limit,
     )?;
     // The cell's own evaluation chunk (the default for methods without search settings).
     let eval_rows = PromptMethod::of(&spec.method, data)
@@ -746,6 +750,7 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
     );
     Ok(Evaluation {
         metrics,
+        truncated: prepared.truncated,
         predictions,
     })
 }
