@@ -240,7 +240,7 @@ fn long_fields_are_truncated_never_the_template() {
             |_| Some(long.as_str()),
             &lm.tokenizer,
             &[mask, mask, mask],
-            16,
+            LengthLimit::at_end(16),
             false,
         )
         .unwrap();
@@ -263,7 +263,9 @@ fn sentence_pair_segments() {
         ("sentence_B", "a person cooks"),
     ];
     let get = |f: &str| fields.iter().find(|(k, _)| *k == f).map(|(_, v)| *v);
-    let e = t.encode(get, &lm.tokenizer, &[], 64, true).unwrap();
+    let e = t
+        .encode(get, &lm.tokenizer, &[], LengthLimit::at_end(64), true)
+        .unwrap();
     let sep = e
         .ids
         .iter()
@@ -456,8 +458,8 @@ fn best_on_dev_starts_at_minus_infinity_unless_keep_initial() {
 
 /// The reference's greedy iteration, written here from the step's parts: the gradient of
 /// `triggers` over `accumulation_steps` batches, one slot's HotFlip candidates, then the
-/// current prompt (first) and every candidate scored on the same fresh batches. Returns the
-/// loss, the candidates and the metrics.
+/// current prompt (first) and every candidate scored on every row of the same fresh batches
+/// (`ctx` must not prune). Returns the loss, the candidates and the metrics.
 fn reference_iteration(
     ctx: &SearchContext,
     train: Split,
@@ -465,7 +467,8 @@ fn reference_iteration(
     stream: &mut autoprompt::search::trigger::BatchStream,
     rng: &mut rand_chacha::ChaCha8Rng,
 ) -> (f32, Vec<autoprompt::search::trigger::Candidate>, Vec<f64>) {
-    use autoprompt::search::trigger::{EncoderRows, accumulate_gradients, expand, score_prompts};
+    use autoprompt::search::evaluation::score_prompts;
+    use autoprompt::search::trigger::{EncoderRows, accumulate_gradients, expand};
     let mut rows = EncoderRows::default();
     let current = vec![triggers.to_vec()];
     let (loss, grad) = accumulate_gradients(ctx, train, &current, stream, rng, None, &mut rows)
@@ -476,7 +479,10 @@ fn reference_iteration(
         .into_iter()
         .chain(candidates.iter().map(|c| c.triggers.clone()))
         .collect();
-    let metrics = score_prompts(ctx, train, &pool, stream, rng, &mut rows);
+    let metrics = score_prompts(ctx, train, &pool, 1, stream, rng, &mut rows)
+        .into_iter()
+        .map(|m| m.expect("without pruning every prompt is scored in full"))
+        .collect();
     (loss, candidates, metrics)
 }
 
@@ -493,6 +499,7 @@ fn candidates_are_scored_on_eval_batches_fresh_batches() {
         accumulation_steps: 2,
         num_candidates: 4,
         eval_batches: Some(3),
+        prune: false,
         ..Default::default()
     };
     let display = |id: u32| f.lm.tokenizer.display_token(id);
@@ -668,6 +675,7 @@ fn beam_of_one_is_the_greedy_step_exactly() {
         accumulation_steps: 2,
         num_candidates: 6,
         eval_batches: Some(2),
+        prune: false,
         ..Default::default()
     };
     let display = |id: u32| f.lm.tokenizer.display_token(id);
@@ -881,4 +889,71 @@ fn a_search_resumed_from_any_checkpoint_equals_the_uninterrupted_one() {
         let result = search_resumable(&ctx, f.train(), f.dev(), 5, |_, _| {}, &mut resumed);
         assert_eq!(without_times(result), whole, "resumed from state {i}");
     }
+}
+
+/// Exact pruning: over seeds and both selection metrics, a search that stops scoring
+/// candidates which cannot be chosen makes every decision of one that scores every row —
+/// the same slots, losses, current metrics, acceptances, dev metrics and result — while
+/// running fewer rows (the ones it skipped are counted).
+#[test]
+fn pruning_makes_the_decisions_of_scoring_every_row() {
+    let f = fixture(48, 24);
+    let display = |id: u32| f.lm.tokenizer.display_token(id);
+    let mut skipped = [0u64; 2];
+    for (m, select_by) in [SelectBy::Accuracy, SelectBy::LogLikelihood]
+        .into_iter()
+        .enumerate()
+    {
+        for seed in 0..3 {
+            let [pruned, full] = [true, false].map(|prune| {
+                let settings = SearchSettings {
+                    iters: 6,
+                    batch_size: 8,
+                    accumulation_steps: 2,
+                    num_candidates: 8,
+                    eval_batches: Some(6),
+                    prune,
+                    ..Default::default()
+                };
+                let mut ctx = f.context(&settings, &display);
+                ctx.select_by = select_by;
+                search(&ctx, f.train(), f.dev(), seed, |_, _| {})
+            });
+            let what = format!("{select_by:?}, seed {seed}");
+            assert_eq!(pruned.trigger_ids, full.trigger_ids, "{what}");
+            assert_eq!(pruned.best_dev.to_bits(), full.best_dev.to_bits(), "{what}");
+            assert_eq!(pruned.steps.len(), full.steps.len(), "{what}");
+            for (p, q) in pruned.steps.iter().zip(&full.steps) {
+                let decision = |s: &autoprompt::search::SearchStep| {
+                    (
+                        (s.restart, s.iteration, s.slot, s.loss.to_bits()),
+                        (s.current.to_bits(), s.accepted, s.dev.map(f64::to_bits)),
+                    )
+                };
+                assert_eq!(decision(p), decision(q), "{what}: {p:?} vs {q:?}");
+                if p.accepted {
+                    assert_eq!(p.best_candidate, q.best_candidate, "{what}");
+                } else if let (Some(a), Some(b)) = (&p.best_candidate, &q.best_candidate) {
+                    // A dropped candidate may have been the best of the losers.
+                    assert!(
+                        a.2 <= b.2,
+                        "{what}: {a:?} above the full evaluation's {b:?}"
+                    );
+                }
+                let (pr, qr) = (p.rows.unwrap(), q.rows.unwrap());
+                assert_eq!(qr.pruned, 0, "{what}");
+                assert_eq!(pr.backward, qr.backward, "{what}");
+                assert_eq!(pr.forward + pr.pruned, qr.forward, "{what}");
+            }
+            skipped[m] += pruned.rows.unwrap().pruned;
+        }
+    }
+    eprintln!(
+        "candidate rows skipped: accuracy {}, log-likelihood {}",
+        skipped[0], skipped[1]
+    );
+    assert!(
+        skipped.iter().all(|&s| s > 0),
+        "pruning skipped nothing: {skipped:?}"
+    );
 }

@@ -46,6 +46,10 @@ pub struct SearchBench {
     pub eval_rows: usize,
     /// Who runs the gradients and evaluations (`Auto`: the host engine on CPU backends).
     pub engine: Engine,
+    /// Exact pruning of candidate evaluation (the search's default).
+    pub prune: bool,
+    /// The metric candidates are compared by (its bound decides what pruning can skip).
+    pub select_by: SelectBy,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +68,11 @@ pub struct BenchResult {
     pub iters: usize,
     /// Batches each candidate was scored on per iteration (the search setting's value).
     pub eval_batches: usize,
+    pub prune: bool,
+    pub select_by: SelectBy,
+    /// Candidate rows (current prompt excluded) pruning skipped, as a fraction of all
+    /// candidate rows of the timed iterations.
+    pub pruned_fraction: f64,
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`), in MiB.
@@ -170,6 +179,7 @@ pub fn search_iteration<B: AutodiffBackend>(
         num_candidates: bench.candidates,
         eval_batch_size: bench.eval_rows,
         eval_batches: bench.eval_batches,
+        prune: bench.prune,
         ..Default::default()
     };
     let allowed = allowed_tokens(
@@ -183,7 +193,7 @@ pub fn search_iteration<B: AutodiffBackend>(
     let ctx = SearchContext {
         scorer: &scorer,
         settings: &settings,
-        select_by: SelectBy::Accuracy,
+        select_by: bench.select_by,
         allowed: &allowed,
         pad_id: lm.tokenizer.special.pad.id,
         initial_trigger: mask,
@@ -213,6 +223,7 @@ pub fn search_iteration<B: AutodiffBackend>(
     // CPU ticks over the timed iterations; `None` where they cannot be read.
     let mut cpu = Some(0u64);
     let mut scored = 0u64;
+    let mut pruned = 0u64;
     for it in 0..bench.warmup + bench.iters {
         let before = state.rows();
         let (t0, c0) = (Instant::now(), process_cpu_ticks());
@@ -226,6 +237,7 @@ pub fn search_iteration<B: AutodiffBackend>(
             cpu = cpu.zip(dc).map(|(a, b)| a + b);
             // Candidate rows: the forward rows past the gradients and the current prompt's.
             scored += state.rows().forward - before.forward - gradient_rows - batch_rows;
+            pruned += state.rows().pruned - before.pruned;
         }
         tracing::info!(
             iteration = it,
@@ -248,6 +260,9 @@ pub fn search_iteration<B: AutodiffBackend>(
         triggers: bench.triggers,
         iters: timed,
         eval_batches,
+        prune: bench.prune,
+        select_by: bench.select_by,
+        pruned_fraction: pruned as f64 / (scored + pruned).max(1) as f64,
     })
 }
 

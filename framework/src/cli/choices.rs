@@ -61,6 +61,15 @@ mirror!(
     }
 );
 mirror!(
+    /// The metric that decides between candidates.
+    SelectBy => autoprompt::search::SelectBy {
+        /// Accuracy / P@1.
+        Accuracy,
+        /// Mean gold log-likelihood.
+        LogLikelihood,
+    }
+);
+mirror!(
     /// A split of a task.
     Split => autoprompt::run::prompting::SplitName { Train, Dev, Test }
 );
@@ -99,6 +108,12 @@ pub struct SearchBench {
     /// Who runs the gradients and evaluations (`auto`: the host engine on CPU backends).
     #[arg(long, value_enum, default_value = "auto")]
     pub engine: Engine,
+    /// Score every candidate on every row (turn off the search's exact pruning).
+    #[arg(long)]
+    pub no_prune: bool,
+    /// The metric candidates are compared by.
+    #[arg(long, value_enum, default_value = "accuracy")]
+    pub select_by: SelectBy,
 }
 
 impl From<SearchBench> for autoprompt::bench::SearchBench {
@@ -115,6 +130,8 @@ impl From<SearchBench> for autoprompt::bench::SearchBench {
             warmup: b.warmup,
             eval_rows: b.eval_rows,
             engine: b.engine.into(),
+            prune: !b.no_prune,
+            select_by: b.select_by.into(),
         }
     }
 }

@@ -7,6 +7,7 @@
 mod burn_engine;
 pub mod candidates;
 pub mod engine;
+pub mod evaluation;
 mod host;
 pub mod labels;
 pub mod parallel;
@@ -99,6 +100,16 @@ pub struct SearchSettings {
     /// drawn from that slot's top `num_candidates`.
     #[serde(skip_serializing_if = "is_one")]
     pub positions_per_step: usize,
+    /// Stop scoring a candidate once it provably cannot be chosen (exact branch and bound:
+    /// the same decisions as scoring every row; see [`evaluation`]). Default true; false
+    /// scores every candidate on every row.
+    #[serde(skip_serializing_if = "is_true")]
+    pub prune: bool,
+}
+
+/// Options whose default is true are left out of the serialised settings (cell ids).
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// Options whose default is 1 are left out of the serialised settings, so the cells that
@@ -133,6 +144,7 @@ impl Default for SearchSettings {
             keep_initial: false,
             beam_size: 1,
             positions_per_step: 1,
+            prune: true,
         }
     }
 }

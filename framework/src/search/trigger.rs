@@ -8,9 +8,10 @@
 //! candidate on `accumulation_steps` fresh train batches (their metric summed), and accepts
 //! the best candidate only if it is strictly better; after an accepted change the dev set is
 //! evaluated, and the best-on-dev prompt is kept, the best dev metric starting at −∞ (so the
-//! first accepted trigger is kept over the all-mask start). Candidates are evaluated in as
-//! few forward passes as `eval_batch_size` allows (all candidates × examples stacked), which
-//! gives the same numbers as one-at-a-time evaluation.
+//! first accepted trigger is kept over the all-mask start). Candidates are evaluated one
+//! prompt and one batch per forward pass, and a candidate that provably cannot be chosen is
+//! not scored further (exact pruning, [`super::evaluation`]; `prune = false` scores every
+//! row): the same decisions for fewer rows.
 //!
 //! Named options depart from it: `eval_batches` (1 scores candidates on one batch, ~10×
 //! cheaper and noisier: at 32 rows accuracy moves in steps of 3 points), `keep_initial`
@@ -52,6 +53,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::candidates::top_k;
+use super::evaluation::score_prompts;
 use super::scorer::Scorer;
 use super::target::{Gold, RowScore};
 use super::{Balance, SearchSettings, SelectBy};
@@ -76,7 +78,8 @@ pub struct SearchStep {
     pub loss: f32,
     /// Selection metric of the current prompt on this step's evaluation batch.
     pub current: f64,
-    /// Best candidate (token id and text) and its metric on the same batch.
+    /// Best candidate (token id and text) and its metric on the same batches; with pruning,
+    /// the best of the candidates scored in full (`None` when every one was dropped).
     pub best_candidate: Option<(u32, String, f64)>,
     pub accepted: bool,
     /// Dev metric after an accepted change.
@@ -95,6 +98,15 @@ pub struct SearchStep {
 pub struct EncoderRows {
     pub forward: u64,
     pub backward: u64,
+    /// Candidate-evaluation rows not run because pruning showed they could not change the
+    /// decision ([`super::evaluation`]); not part of [`EncoderRows::total`]. Absent in
+    /// records from before pruning.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pruned: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl EncoderRows {
@@ -425,47 +437,6 @@ pub fn expand(
         .collect()
 }
 
-/// Selection metric of every prompt on `eval_batches` fresh batches: each batch with every
-/// prompt, stacked into one pass (rows prompt by prompt); each prompt's rows are collected
-/// over all batches, so its metric is the reference's sum over batches divided by the same
-/// count for every prompt.
-pub fn score_prompts(
-    ctx: &SearchContext,
-    train: Split,
-    prompts: &[Vec<u32>],
-    stream: &mut BatchStream,
-    rng: &mut ChaCha8Rng,
-    rows: &mut EncoderRows,
-) -> Vec<f64> {
-    let s = ctx.settings;
-    let need_ll = ctx.select_by == SelectBy::LogLikelihood;
-    let mut per_prompt: Vec<Vec<RowScore>> = vec![vec![]; prompts.len()];
-    for _ in 0..s.eval_batches() {
-        let idx = stream.next(s.batch_size, rng);
-        let examples: Vec<&Encoded> = idx.iter().map(|&i| &train.encoded[i]).collect();
-        let golds: Vec<Gold> = idx.iter().map(|&i| train.golds[i]).collect();
-        let stacked: Vec<Batch> = prompts
-            .iter()
-            .map(|p| batch_with_triggers(&examples, p, ctx.pad_id))
-            .collect();
-        let all_golds: Vec<Gold> = std::iter::repeat_n(golds.as_slice(), prompts.len())
-            .flatten()
-            .copied()
-            .collect();
-        rows.forward += all_golds.len() as u64;
-        let scored = ctx
-            .scorer
-            .score_rows(&Batch::concat(&stacked), &all_golds, need_ll);
-        for (collected, part) in per_prompt.iter_mut().zip(scored.chunks(idx.len().max(1))) {
-            collected.extend_from_slice(part);
-        }
-    }
-    per_prompt
-        .iter()
-        .map(|r| metric(r, ctx.select_by))
-        .collect()
-}
-
 /// The prompt a search would return if it stopped now, and its dev metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Kept {
@@ -659,23 +630,31 @@ impl SearchState {
             .cloned()
             .chain(candidates.iter().map(|c| c.triggers.clone()))
             .collect();
-        let metrics = score_prompts(
+        let scored = score_prompts(
             ctx,
             inputs.train,
             &pool,
+            self.beam.len(),
             &mut self.stream,
             rng,
             &mut self.rows,
         );
+        // A dropped candidate could not be chosen: it ranks below every prompt scored.
+        let metrics: Vec<f64> = scored
+            .iter()
+            .map(|m| m.unwrap_or(f64::NEG_INFINITY))
+            .collect();
         let (member_metrics, candidate_metrics) = metrics.split_at(self.beam.len());
-        let best_candidate = best_index(candidate_metrics).map(|i| {
-            let c = &candidates[i];
-            let token = c.triggers[c.slots[0]];
-            (
-                c.slots[0],
-                (token, (ctx.display)(token), candidate_metrics[i]),
-            )
-        });
+        let best_candidate = best_index(candidate_metrics)
+            .filter(|&i| scored[self.beam.len() + i].is_some())
+            .map(|i| {
+                let c = &candidates[i];
+                let token = c.triggers[c.slots[0]];
+                (
+                    c.slots[0],
+                    (token, (ctx.display)(token), candidate_metrics[i]),
+                )
+            });
         let next: Vec<Vec<u32>> = select_beam(&pool, &metrics, s.beam_size.max(1))
             .into_iter()
             .map(|i| pool[i].clone())
@@ -690,7 +669,13 @@ impl SearchState {
         self.steps.push(SearchStep {
             restart: self.restart,
             iteration: self.next_iteration,
-            slot: best_candidate.as_ref().map_or(0, |b| b.0),
+            // The best candidate's slot; when pruning dropped every candidate, the slot they
+            // changed (one slot for all under the reference's one position per step).
+            slot: best_candidate
+                .as_ref()
+                .map(|b| b.0)
+                .or_else(|| candidates.first().map(|c| c.slots[0]))
+                .unwrap_or(0),
             loss: gradients[0].0,
             current,
             best_candidate: best_candidate.map(|b| b.1),

@@ -1,0 +1,171 @@
+//! Scoring the current prompt and its candidates on an iteration's evaluation batches, with
+//! exact pruning (branch and bound): a candidate stops being scored once it provably cannot
+//! be chosen, so the search makes the decisions it would make scoring every row.
+//!
+//! **What is evaluated.** The reference scores the current prompt and every candidate on
+//! `eval_batches` fresh training batches and keeps the best (the current prompt unless a
+//! candidate is strictly better; ties go to the earlier prompt). All batches are drawn before
+//! anything is scored, in the order the reference draws them, so the stream and the
+//! generator are where they would be without pruning.
+//!
+//! **Order.** Prompts are scored one after the other, in pool order (beam members first,
+//! then candidates), each on one batch per forward pass. A pass therefore always holds the
+//! same rows — one prompt on one batch — whether or not anything is pruned, so every row's
+//! score is bit-for-bit the same with pruning on and off. (Stacking several prompts into
+//! one pass, as this module did before pruning, makes a row's last bits depend on the
+//! other rows of its pass through the kernels' blocking; at an exact tie that could decide
+//! differently, so pruning could not be proven exact.)
+//!
+//! **Bounds.** Let `best` be the highest metric among the prompts scored in full so far.
+//! A later prompt is chosen only if its metric is strictly higher, so it is dropped as soon
+//! as an upper bound of its metric is at most `best`:
+//! - accuracy: `(right so far + rows left) / rows`;
+//! - log-likelihood: `(sum so far + rows left × LL_SLACK) / rows`. Every row's
+//!   log-likelihood is at most 0 (a log-probability); [`LL_SLACK`] covers the rounding of
+//!   the gold score against the full-vocabulary normaliser, which are computed by different
+//!   kernels (~1e-6 of the logits' scale), with a wide margin.
+//!
+//! Both bounds are monotone in the rows scored, and the comparison is made on the same `f64`
+//! division the full metric uses, so a dropped prompt's full metric could not have won.
+//! Pruning applies to the greedy step (`beam_size = 1`); a wider beam keeps every candidate's
+//! full metric (the B-th best is what decides there). `prune = false` scores every row.
+//!
+//! What pruning changes in a record: the encoder rows (fewer forward rows, and
+//! [`super::trigger::EncoderRows::pruned`] counts the rows skipped), and a step's
+//! `best_candidate`, which is the best of the candidates scored in full (a dropped candidate
+//! was no better than the current prompt or an earlier candidate).
+
+use rand_chacha::ChaCha8Rng;
+
+use super::SelectBy;
+use super::target::{Gold, RowScore};
+use super::trigger::{BatchStream, EncoderRows, SearchContext, Split, batch_with_triggers, metric};
+use crate::prompt::Encoded;
+
+/// Upper bound of one row's log-likelihood used by the pruning bound (mathematically 0).
+pub const LL_SLACK: f64 = 1e-3;
+
+/// One evaluation batch: its examples and their golds.
+struct Draw<'a> {
+    examples: Vec<&'a Encoded>,
+    golds: Vec<Gold>,
+}
+
+/// What is known of a prompt partway through its batches.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    rows: usize,
+    right: usize,
+    log_likelihood: f64,
+}
+
+impl Tally {
+    fn add(&mut self, scored: &[RowScore]) {
+        self.rows += scored.len();
+        self.right += scored.iter().filter(|r| r.rank == 0).count();
+        self.log_likelihood += scored
+            .iter()
+            .map(|r| r.gold_log_likelihood as f64)
+            .sum::<f64>();
+    }
+
+    /// The highest metric the prompt could still reach over `total` rows.
+    fn upper_bound(&self, total: usize, select_by: SelectBy) -> f64 {
+        let left = total - self.rows;
+        let n = total.max(1) as f64;
+        match select_by {
+            SelectBy::Accuracy => (self.right + left) as f64 / n,
+            SelectBy::LogLikelihood => (self.log_likelihood + left as f64 * LL_SLACK) / n,
+        }
+    }
+}
+
+/// Selection metric of every prompt of `pool` on `eval_batches` fresh batches (the metric
+/// over all their rows); `None` for a candidate dropped because it could not be chosen.
+/// The first `members` prompts (the beam) are always scored in full.
+pub fn score_prompts(
+    ctx: &SearchContext,
+    train: Split,
+    pool: &[Vec<u32>],
+    members: usize,
+    stream: &mut BatchStream,
+    rng: &mut ChaCha8Rng,
+    rows: &mut EncoderRows,
+) -> Vec<Option<f64>> {
+    let s = ctx.settings;
+    let need_ll = ctx.select_by == SelectBy::LogLikelihood;
+    let draws: Vec<Draw> = (0..s.eval_batches())
+        .map(|_| {
+            let idx = stream.next(s.batch_size, rng);
+            Draw {
+                examples: idx.iter().map(|&i| &train.encoded[i]).collect(),
+                golds: idx.iter().map(|&i| train.golds[i]).collect(),
+            }
+        })
+        .collect();
+    let total: usize = draws.iter().map(|d| d.golds.len()).sum();
+    let prune = s.prune && s.beam_size <= 1;
+    let mut best = f64::NEG_INFINITY;
+    let mut out = Vec::with_capacity(pool.len());
+    for (p, prompt) in pool.iter().enumerate() {
+        let mut scored: Vec<RowScore> = Vec::with_capacity(total);
+        let mut tally = Tally::default();
+        let mut dropped = false;
+        for draw in &draws {
+            if prune && p >= members && tally.upper_bound(total, ctx.select_by) <= best {
+                dropped = true;
+                break;
+            }
+            let batch = batch_with_triggers(&draw.examples, prompt, ctx.pad_id);
+            let part = ctx.scorer.score_rows(&batch, &draw.golds, need_ll);
+            rows.forward += part.len() as u64;
+            tally.add(&part);
+            scored.extend(part);
+        }
+        if dropped {
+            rows.pruned += (total - tally.rows) as u64;
+            out.push(None);
+            continue;
+        }
+        let m = metric(&scored, ctx.select_by);
+        best = best.max(m);
+        out.push(Some(m));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(rank: usize, ll: f32) -> RowScore {
+        RowScore {
+            rank,
+            rank_in_order: rank,
+            gold_log_likelihood: ll,
+            class_scores: vec![],
+        }
+    }
+
+    #[test]
+    fn accuracy_bound_counts_every_row_left_as_right() {
+        let mut t = Tally::default();
+        t.add(&[row(0, f32::NAN), row(1, f32::NAN), row(0, f32::NAN)]);
+        assert_eq!(t.upper_bound(10, SelectBy::Accuracy), 0.9);
+        assert_eq!(t.upper_bound(3, SelectBy::Accuracy), 2.0 / 3.0);
+    }
+
+    #[test]
+    fn log_likelihood_bound_is_the_sum_so_far_plus_the_slack() {
+        let mut t = Tally::default();
+        t.add(&[row(0, -1.5), row(3, -0.5)]);
+        assert_eq!(t.upper_bound(2, SelectBy::LogLikelihood), -1.0);
+        let bound = t.upper_bound(4, SelectBy::LogLikelihood);
+        assert!((bound - (-2.0 + 2.0 * LL_SLACK) / 4.0).abs() < 1e-12);
+        // Complete: the bound is the metric itself.
+        assert_eq!(
+            t.upper_bound(2, SelectBy::LogLikelihood),
+            metric(&[row(0, -1.5), row(3, -0.5)], SelectBy::LogLikelihood)
+        );
+    }
+}
