@@ -19,6 +19,9 @@
 #                  10 evaluation batches × (1 + candidates) -- takes minutes for the host
 #                  engine and far longer for the PyTorch reference loop)
 #   BENCH_FORWARD_MODELS models for the encoder forward (default: BENCH_MODELS; empty: none)
+#   BENCH_PRUNING_MODELS models for the exact-pruning comparison (default: BENCH_SEARCH_MODELS;
+#                  empty: none): the host engine's iteration with pruning on and off
+#                  (`--no-prune`), interleaved, under both selection metrics, 10 candidates
 #   BENCH_APPEND   1: add to results/bench/*.jsonl instead of starting them afresh (so a
 #                  slow workload can be run on its own and still land in the same report)
 #   BENCH_CANDIDATES  default "10 100";  BENCH_ITERS default 5;  BENCH_ACCUMULATION default 10
@@ -76,8 +79,9 @@ merge='import sys,json; a,b=sys.stdin.read().split("} {",1); x=json.loads(a+"}")
 
 results="$out_dir/search.jsonl"
 forward="$out_dir/forward.jsonl"
-if [ "${BENCH_APPEND:-0}" != 1 ]; then : > "$results"; : > "$forward"; fi
-touch "$results" "$forward"
+pruning="$out_dir/pruning.jsonl"
+if [ "${BENCH_APPEND:-0}" != 1 ]; then : > "$results"; : > "$forward"; : > "$pruning"; fi
+touch "$results" "$forward" "$pruning"
 for model in ${BENCH_SEARCH_MODELS-$models}; do
   for k in $candidates; do
     common=(--batch-size 32 --accumulation "$accumulation" --eval-batches "$eval_batches" --candidates "$k" --triggers 3 --iters "$iters" --warmup 1)
@@ -91,6 +95,20 @@ for model in ${BENCH_SEARCH_MODELS-$models}; do
     for mode in reference same-algorithm; do
       r=$("$python" benches/torch_search.py --model "$model" --data data/sst2/train.tsv --mode "$mode" --threads "$threads" "${common[@]}")
       echo "$tag $r" | python3 -c "$merge" >> "$results"
+    done
+  done
+done
+
+# Exact pruning: the same iteration with and without it, interleaved, under both metrics (the
+# pruning bound differs: accuracy can count the rows left as right, a log-likelihood adds at
+# most ~0 per row).
+for model in ${BENCH_PRUNING_MODELS-${BENCH_SEARCH_MODELS-$models}}; do
+  common=(--batch-size 32 --accumulation "$accumulation" --eval-batches "$eval_batches" --candidates 10 --triggers 3 --iters "$iters" --warmup 1)
+  tag="{\"model\": \"$(basename "$model")\", \"candidates\": 10, \"accumulation\": $accumulation}"
+  for select_by in accuracy log-likelihood; do
+    for prune in "" --no-prune; do
+      r=$("$bin" -q bench search --model "$model" --backend ndarray --engine host --select-by "$select_by" $prune "${common[@]}")
+      echo "$tag $r" | python3 -c "$merge" >> "$pruning"
     done
   done
 done
@@ -116,5 +134,5 @@ for _ in range(5):
     s=time.perf_counter(); a@b; t.append(time.perf_counter()-s)
 t.sort(); print(2*2048**3/t[2]/1e9)')
 
-python3 scripts/bench_report.py "$results" "$forward" "$sgemm" > reports/bench.md
+python3 scripts/bench_report.py "$results" "$forward" "$sgemm" "$pruning" > reports/bench.md
 cat reports/bench.md
