@@ -76,6 +76,12 @@ test-slurm: setup
 check-cuda:
     cargo check --locked --features cuda --bin autoprompt
 
+# On a lent GPU, from a binary built beforehand (`cargo build --locked --features cuda --bin autoprompt`):
+# GPU against CPU numerics on every family's fixture, bench forward / search, PyTorch CUDA beside
+# it; outputs under gpu-check/ (GPU_CHECK_BACKEND=ndarray: a dry run on the CPU).
+gpu-check:
+    scripts/gpu_check.sh
+
 # Speed benchmarks (results in reports/bench.md).
 bench: setup build
     {{bin}} --version

@@ -32,35 +32,46 @@ def main():
     p.add_argument("--seq", type=int, default=64)
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda (timings synchronise the device)")
     a = p.parse_args()
+    device = torch.device(a.device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     if a.threads:
         torch.set_num_threads(a.threads)
     config = AutoConfig.from_pretrained(a.model)
     # No pooler: the Rust side runs (and the FLOP count covers) the encoder only.
     # (ModernBERT's encoder has none to leave out.)
     pooler = {} if config.model_type == "modernbert" else {"add_pooling_layer": False}
-    model = AutoModel.from_pretrained(a.model, **pooler).eval()
+    model = AutoModel.from_pretrained(a.model, **pooler).eval().to(device)
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(1000, config.vocab_size, (a.batch, a.seq), generator=g)
+    ids = torch.randint(1000, config.vocab_size, (a.batch, a.seq), generator=g).to(device)
     times = []
     with torch.no_grad():
         model(input_ids=ids)
+        sync()
         for _ in range(a.iters):
             t0 = time.perf_counter()
             model(input_ids=ids)
+            sync()
             times.append(time.perf_counter() - t0)
     secs = statistics.median(times)
     n = 2048
-    x, y = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+    x, y = torch.randn(n, n, generator=g).to(device), torch.randn(n, n, generator=g).to(device)
     x @ y
+    sync()
     mm = []
     for _ in range(5):
         t0 = time.perf_counter()
         x @ y
+        sync()
         mm.append(time.perf_counter() - t0)
     gflop = encoder_flops(config, a.batch, a.seq) / 1e9
     print(json.dumps({
-        "implementation": "pytorch",
+        "implementation": "pytorch" if device.type == "cpu" else f"pytorch-{device.type}",
         "batch": a.batch,
         "seq": a.seq,
         "median_seconds": secs,
