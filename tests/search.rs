@@ -287,6 +287,7 @@ struct Fixture {
     scorer: Scorer,
     allowed: Vec<bool>,
     classes: Vec<usize>,
+    stop: autoprompt::interrupt::StopSignal,
 }
 
 fn fixture(train: usize, dev: usize) -> Fixture {
@@ -318,6 +319,7 @@ fn fixture(train: usize, dev: usize) -> Fixture {
         scorer,
         allowed,
         classes,
+        stop: Default::default(),
     }
 }
 
@@ -337,6 +339,7 @@ impl Fixture {
             train_classes: &self.classes,
             display,
             progress: &autoprompt::progress::NoProgress,
+            stop: &self.stop,
         }
     }
 
@@ -956,4 +959,28 @@ fn pruning_makes_the_decisions_of_scoring_every_row() {
         skipped.iter().all(|&s| s > 0),
         "pruning skipped nothing: {skipped:?}"
     );
+}
+
+/// The search checks the stop handle it is given (not the process's): a requested stop ends
+/// it before its next iteration, as interrupted.
+#[test]
+fn a_requested_stop_ends_the_search_before_its_next_iteration() {
+    let f = fixture(24, 8);
+    let settings = SearchSettings {
+        iters: 3,
+        batch_size: 8,
+        accumulation_steps: 1,
+        num_candidates: 2,
+        ..Default::default()
+    };
+    let display = |id: u32| f.lm.tokenizer.display_token(id);
+    let ctx = f.context(&settings, &display);
+    f.stop.request();
+    let result = search(&ctx, f.train(), f.dev(), 0, |_, _| {});
+    assert_eq!(
+        result.stopped_by,
+        autoprompt::search::StopReason::Interrupted
+    );
+    assert!(result.steps.is_empty(), "{:?}", result.steps);
+    assert!(!autoprompt::interrupt::stop_requested());
 }

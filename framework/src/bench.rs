@@ -190,6 +190,7 @@ pub fn search_iteration<B: AutodiffBackend>(
     );
     let train_classes: Vec<usize> = golds.iter().map(|g| g.index).collect();
     let display = |id: u32| lm.tokenizer.display_token(id);
+    let stop = crate::interrupt::StopSignal::new();
     let ctx = SearchContext {
         scorer: &scorer,
         settings: &settings,
@@ -200,6 +201,7 @@ pub fn search_iteration<B: AutodiffBackend>(
         train_classes: &train_classes,
         display: &display,
         progress: &crate::progress::NoProgress,
+        stop: &stop,
     };
     let split = Split {
         encoded: &encoded,

@@ -3,6 +3,10 @@
 //! search ends its current iteration, fine-tuning and the probe end their current epoch, and
 //! an interrupted cell writes no record (its best-so-far prompt file, written atomically at
 //! every improvement, stays). The library installs no handler itself.
+//!
+//! The loops do not read the process-wide flag themselves: they are handed a [`StopSignal`]
+//! (the runner hands down [`StopSignal::process`]; tests and benchmarks make their own), so a
+//! loop can be stopped, or run, without touching the rest of the process.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -25,4 +29,51 @@ pub fn request_stop() {
 /// Whether a stop was requested.
 pub fn stop_requested() -> bool {
     flag().load(Ordering::SeqCst)
+}
+
+/// A handle on a stop request, checked by a loop between units of work (a search iteration,
+/// a fine-tuning or probe epoch).
+#[derive(Debug, Clone)]
+pub struct StopSignal(Arc<AtomicBool>);
+
+impl StopSignal {
+    /// The process-wide request the CLI's signal handlers set.
+    pub fn process() -> Self {
+        Self(stop_flag())
+    }
+
+    /// A request of its own, never set by signals (tests, benchmarks, library callers).
+    pub fn new() -> Self {
+        Self(Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Asks whoever checks this handle to stop.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was requested.
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handle_of_its_own_is_apart_from_the_process() {
+        let own = StopSignal::new();
+        let copy = own.clone();
+        own.request();
+        assert!(copy.requested(), "clones share the request");
+        assert!(!StopSignal::process().requested() || stop_requested());
+    }
 }

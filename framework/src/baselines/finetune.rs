@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::linear_probe::{SentenceInput, sentence_input};
 use crate::checkpoint::{Checkpoints, RngPosition};
+use crate::interrupt::StopSignal;
 use crate::lm::{EncoderInput, LmError, LoadedModel, MaskedLm};
 use crate::progress::{ProgressSink, Stage};
 use crate::prompt::LengthLimit;
@@ -229,7 +230,7 @@ pub fn run<B: AutodiffBackend>(
     settings: &FinetuneSettings,
     device: &B::Device,
     checkpoints: &mut dyn Checkpoints<FinetuneState>,
-    progress: &dyn ProgressSink,
+    (progress, stop): (&dyn ProgressSink, &StopSignal),
 ) -> Result<Option<super::BaselineOutcome>, LmError> {
     let FinetuneData {
         classes,
@@ -301,7 +302,7 @@ pub fn run<B: AutodiffBackend>(
             }
         }
         for epoch in first_epoch..epochs {
-            let stop = crate::interrupt::stop_requested();
+            let stop = stop.requested();
             if stop || checkpoints.due() {
                 match snapshot(epoch, step, &order, &rng, &model, &optim, best.as_ref()) {
                     Ok(state) => checkpoints.save(&state),

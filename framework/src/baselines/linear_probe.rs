@@ -15,6 +15,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::interrupt::StopSignal;
 use crate::lm::{EncoderInput, LmError, LoadedModel};
 use crate::prompt::LengthLimit;
 use crate::tasks::metrics::accuracy_of_logits;
@@ -173,8 +174,8 @@ fn predict<B: Backend>(
 }
 
 /// Trains the probe on `train`, selects the epoch on `dev`, returns `accuracy` (evaluation
-/// split) and `dev_accuracy` with the evaluation split's predictions; `None` when a stop was
-/// requested ([`crate::interrupt`]).
+/// split) and `dev_accuracy` with the evaluation split's predictions; `None` when `stop` was
+/// requested (checked before every epoch).
 pub fn run<B: AutodiffBackend>(
     lm: &LoadedModel<B>,
     classes: &[String],
@@ -183,6 +184,7 @@ pub fn run<B: AutodiffBackend>(
     seed: u64,
     limit: LengthLimit,
     device: &B::Device,
+    stop: &StopSignal,
 ) -> Result<Option<super::BaselineOutcome>, LmError> {
     let frozen = crate::lm::LoadedModel {
         model: lm.model.valid(),
@@ -212,7 +214,7 @@ pub fn run<B: AutodiffBackend>(
         let mut order: Vec<usize> = (0..train_y.len()).collect();
         let mut best: Option<(f64, Linear<B::InnerBackend>)> = None;
         for _ in 0..settings.epochs.max(1) {
-            if crate::interrupt::stop_requested() {
+            if stop.requested() {
                 return None;
             }
             order.shuffle(&mut rng);

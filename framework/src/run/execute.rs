@@ -8,6 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::{RunError, prompting, provenance};
 use crate::config::{Experiment, MethodSpec, ModelSpec};
+use crate::interrupt::StopSignal;
 use crate::lm::{LoadedModel, UnusedTensors};
 use crate::plan::Cell;
 use crate::progress::ProgressSink;
@@ -51,14 +52,14 @@ impl<B: AutodiffBackend> Models<B> {
 /// Runs a cell and returns its record (a `failed` record when the method errs), or `None`
 /// when a stop was requested before it finished ([`crate::interrupt`]): an interrupted cell
 /// has no record, so the next run starts it again. The method reports where it stands to
-/// `progress`.
+/// `progress` and checks `stop` between units of work.
 pub fn execute_cell<B: AutodiffBackend>(
     experiment: &Experiment,
     cell: &Cell,
     store: &Store,
     models: &Models<B>,
     device: &B::Device,
-    progress: &dyn ProgressSink,
+    (progress, stop): (&dyn ProgressSink, &StopSignal),
 ) -> Option<Record> {
     let started = Instant::now();
     let mut record = Record {
@@ -93,6 +94,7 @@ pub fn execute_cell<B: AutodiffBackend>(
         cell,
         store,
         progress,
+        stop,
     };
     match fill(&mut record, &context, models, device, started) {
         Ok(()) => {}
@@ -116,12 +118,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
-/// What a cell runs in: its experiment, where its files go, where its progress goes.
+/// What a cell runs in: its experiment, where its files go, where its progress goes, and
+/// the stop request its loops check.
 struct CellContext<'a> {
     experiment: &'a Experiment,
     cell: &'a Cell,
     store: &'a Store,
     progress: &'a dyn ProgressSink,
+    stop: &'a StopSignal,
 }
 
 fn fill<B: AutodiffBackend>(
@@ -136,6 +140,7 @@ fn fill<B: AutodiffBackend>(
         cell,
         store,
         progress,
+        stop,
     } = *context;
     let spec = &cell.spec;
     let data = crate::tasks::load_columns(
@@ -197,6 +202,7 @@ fn fill<B: AutodiffBackend>(
                 spec.seed,
                 limit,
                 device,
+                stop,
             )?
             .ok_or(RunError::Interrupted)?;
             record.counts.truncated = outcome.truncated;
@@ -219,7 +225,7 @@ fn fill<B: AutodiffBackend>(
                 finetune,
                 device,
                 &mut checkpoints,
-                progress,
+                (progress, stop),
             )?
             .ok_or(RunError::Interrupted)?;
             record.counts.truncated = outcome.truncated;
@@ -244,6 +250,7 @@ fn fill<B: AutodiffBackend>(
                     on_best: &mut keep_best,
                     checkpoints: &mut checkpoints,
                     progress,
+                    stop,
                 },
             )?;
             record.timings.seconds_per_iteration =

@@ -367,7 +367,8 @@ fn run_one<B: AutodiffBackend>(
         experiment.settings.progress_every,
         store.heartbeat_path(&cell.id),
     );
-    let executed = execute_cell::<B>(experiment, cell, store, models, device, &reporter);
+    let stop = crate::interrupt::StopSignal::process();
+    let executed = execute_cell::<B>(experiment, cell, store, models, device, (&reporter, &stop));
     drop(reporter);
     if let Err(e) = store.remove_heartbeat(&cell.id) {
         tracing::warn!(error = %e, "could not remove the cell's heartbeat");

@@ -414,6 +414,8 @@ pub struct MethodHooks<'a> {
     pub on_best: &'a mut dyn FnMut(&PromptArtifact),
     pub checkpoints: &'a mut dyn Checkpoints<SearchState>,
     pub progress: &'a dyn ProgressSink,
+    /// A requested stop ends the search after its current iteration.
+    pub stop: &'a crate::interrupt::StopSignal,
 }
 
 /// Runs a prompt method on a cell: encode the splits, resolve the label tokens, search the
@@ -430,6 +432,7 @@ pub fn run<B: AutodiffBackend>(
         on_best,
         checkpoints,
         progress,
+        stop,
     } = hooks;
     let method = PromptMethod::of(&spec.method, data)?;
     let settings = &method.settings;
@@ -513,6 +516,7 @@ pub fn run<B: AutodiffBackend>(
                 train_classes: &train_classes,
                 display: &display,
                 progress,
+                stop,
             };
             search_resumable(
                 &ctx,

@@ -58,6 +58,7 @@ use super::scorer::Scorer;
 use super::target::{Gold, RowScore};
 use super::{Balance, SearchSettings, SelectBy};
 use crate::checkpoint::{Checkpoints, NoCheckpoints, RngPosition};
+use crate::interrupt::StopSignal;
 use crate::progress::{ProgressSink, Stage};
 use crate::prompt::{Batch, Encoded};
 use crate::tasks::sample::rng;
@@ -234,6 +235,9 @@ pub struct SearchContext<'a> {
     pub display: &'a dyn Fn(u32) -> String,
     /// Where the loop says how far it is, after every iteration.
     pub progress: &'a dyn ProgressSink,
+    /// Checked before every iteration: a requested stop saves a checkpoint and ends the
+    /// search (`StopReason::Interrupted`).
+    pub stop: &'a StopSignal,
 }
 
 /// Evaluates `triggers` on a whole split.
@@ -815,7 +819,7 @@ pub fn search_resumable(
         state.rng.restore(&mut rng);
         ctx.progress.report(state.stage(restarts, s.iters));
         while slots > 0 && state.next_iteration < s.iters {
-            let stop = crate::interrupt::stop_requested();
+            let stop = ctx.stop.requested();
             if stop || checkpoints.due() {
                 state.rng = RngPosition::of(&rng);
                 state.seconds = seconds_before + started.elapsed().as_secs_f64();
