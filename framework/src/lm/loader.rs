@@ -291,20 +291,9 @@ pub fn load_weights<B: Backend>(
     device: &B::Device,
     unused_tensors: UnusedTensors,
 ) -> Result<LoadedWeights<B>, LmError> {
-    let family_prefix = match config.family {
-        Family::Bert => "bert.",
-        Family::Roberta => "roberta.",
-        Family::DistilBert => "distilbert.",
-        Family::Electra => "electra.",
-        Family::Albert => "albert.",
-        Family::ModernBert => "model.",
-    };
-    let word_name = match config.family {
-        Family::ModernBert => "embeddings.tok_embeddings.weight",
-        _ => "embeddings.word_embeddings.weight",
-    };
-    let p = if tensors.contains_key(&format!("{family_prefix}{word_name}")) {
-        family_prefix
+    let names = FamilyNames::of(config.family);
+    let p = if tensors.contains_key(&format!("{}{}", names.prefix, names.word_embeddings)) {
+        names.prefix
     } else {
         ""
     };
@@ -338,22 +327,19 @@ pub fn load_weights<B: Backend>(
                 message: "ModernBERT settings belong to (and only to) a ModernBERT config".into(),
             });
         }
-        (None, _) => post_norm_parts(&mut t, p, config),
+        (None, _) => post_norm_parts(&mut t, p, config, names),
     };
     let mut untied = vec![];
     if t.missing.is_empty() && t.mismatched.is_empty() {
         let word = embeddings.word.weight.val();
         let head_bias = head.bias.val().reshape([1, config.vocab_size]);
         untied.extend(t.check_tied(&[format!("{decoder}.weight")], &word));
-        if !matches!(
-            config.family,
-            Family::DistilBert | Family::Electra | Family::ModernBert
-        ) {
+        if names.head.decoder_has_bias {
             untied.extend(t.check_tied(&[format!("{decoder}.bias")], &head_bias));
         }
     }
     let unused: Vec<String> = t.tensors.keys().cloned().collect();
-    let head_names = HeadNames::of(config.family);
+    let head_names = &names.head;
     if !t.missing.is_empty()
         && t.mismatched.is_empty()
         && head_names.is_absent(&t.missing, &t.taken)
@@ -409,40 +395,197 @@ pub fn load_weights<B: Backend>(
     })
 }
 
+/// Where one family keeps its tensors: the data that tells the families apart when loading
+/// (one table per family; the module docs list them).
+struct FamilyNames {
+    /// Prefix of the encoder's tensors in a checkpoint of the masked LM (`bert.`); bare
+    /// encoders save them without it.
+    prefix: &'static str,
+    /// The word embeddings, under the prefix.
+    word_embeddings: &'static str,
+    /// The embedding → hidden projection (when the sizes differ), under the prefix.
+    embedding_project: &'static str,
+    /// A post-norm layer's tensors (`None`: ModernBERT's pre-norm layers, `modern_parts`).
+    layer: Option<LayerNames>,
+    head: HeadNames,
+}
+
+/// One post-norm layer's tensors: BERT's computation under each family's names.
+struct LayerNames {
+    /// The layer's path under the prefix; `{i}` stands for the layer's index. Without it,
+    /// one set of weights serves every layer (ALBERT).
+    path: &'static str,
+    query: &'static str,
+    key: &'static str,
+    value: &'static str,
+    attention_output: &'static str,
+    attention_norm: &'static str,
+    intermediate: &'static str,
+    output: &'static str,
+    output_norm: &'static str,
+}
+
 /// Where a family keeps its masked-LM head, and the transformers classes that save one.
 struct HeadNames {
+    dense: &'static str,
+    norm: &'static str,
+    bias: &'static str,
+    /// The decoder, whose weight must equal the word embeddings (tied).
+    decoder: &'static str,
+    /// Whether the decoder has a bias of its own that must equal the head's (elsewhere the
+    /// decoder's bias *is* the head bias).
+    decoder_has_bias: bool,
+    /// Name prefixes of every head tensor (to tell a checkpoint without its head).
     prefixes: &'static [&'static str],
     classes: &'static str,
 }
 
-impl HeadNames {
-    fn of(family: Family) -> Self {
-        let (prefixes, classes): (&'static [&'static str], _) = match family {
-            Family::Bert => (
-                &["cls.predictions."],
-                "`BertForMaskedLM` or `BertForPreTraining`",
-            ),
-            Family::Roberta => (
-                &["lm_head."],
-                "`RobertaForMaskedLM` (or `XLMRobertaForMaskedLM`)",
-            ),
-            Family::DistilBert => (
-                &["vocab_transform.", "vocab_layer_norm.", "vocab_projector."],
-                "`DistilBertForMaskedLM`",
-            ),
-            Family::Electra => (
-                &["generator_predictions.", "generator_lm_head."],
-                "`ElectraForMaskedLM` (ELECTRA's generator; a discriminator has no MLM head)",
-            ),
-            Family::Albert => (
-                &["predictions."],
-                "`AlbertForMaskedLM` or `AlbertForPreTraining`",
-            ),
-            Family::ModernBert => (&["head.", "decoder."], "`ModernBertForMaskedLM`"),
-        };
-        Self { prefixes, classes }
-    }
+/// BERT's layer names, which RoBERTa and ELECTRA share.
+const BERT_LAYER: LayerNames = LayerNames {
+    path: "encoder.layer.{i}",
+    query: "attention.self.query",
+    key: "attention.self.key",
+    value: "attention.self.value",
+    attention_output: "attention.output.dense",
+    attention_norm: "attention.output.LayerNorm",
+    intermediate: "intermediate.dense",
+    output: "output.dense",
+    output_norm: "output.LayerNorm",
+};
 
+const BERT: FamilyNames = FamilyNames {
+    prefix: "bert.",
+    word_embeddings: "embeddings.word_embeddings.weight",
+    embedding_project: "embeddings_project",
+    layer: Some(BERT_LAYER),
+    head: HeadNames {
+        dense: "cls.predictions.transform.dense",
+        norm: "cls.predictions.transform.LayerNorm",
+        bias: "cls.predictions.bias",
+        decoder: "cls.predictions.decoder",
+        decoder_has_bias: true,
+        prefixes: &["cls.predictions."],
+        classes: "`BertForMaskedLM` or `BertForPreTraining`",
+    },
+};
+
+const ROBERTA: FamilyNames = FamilyNames {
+    prefix: "roberta.",
+    word_embeddings: "embeddings.word_embeddings.weight",
+    embedding_project: "embeddings_project",
+    layer: Some(BERT_LAYER),
+    head: HeadNames {
+        dense: "lm_head.dense",
+        norm: "lm_head.layer_norm",
+        bias: "lm_head.bias",
+        decoder: "lm_head.decoder",
+        decoder_has_bias: true,
+        prefixes: &["lm_head."],
+        classes: "`RobertaForMaskedLM` (or `XLMRobertaForMaskedLM`)",
+    },
+};
+
+const DISTILBERT: FamilyNames = FamilyNames {
+    prefix: "distilbert.",
+    word_embeddings: "embeddings.word_embeddings.weight",
+    embedding_project: "embeddings_project",
+    layer: Some(LayerNames {
+        path: "transformer.layer.{i}",
+        query: "attention.q_lin",
+        key: "attention.k_lin",
+        value: "attention.v_lin",
+        attention_output: "attention.out_lin",
+        attention_norm: "sa_layer_norm",
+        intermediate: "ffn.lin1",
+        output: "ffn.lin2",
+        output_norm: "output_layer_norm",
+    }),
+    // The projector's own bias is the decoder bias: nothing further to tie.
+    head: HeadNames {
+        dense: "vocab_transform",
+        norm: "vocab_layer_norm",
+        bias: "vocab_projector.bias",
+        decoder: "vocab_projector",
+        decoder_has_bias: false,
+        prefixes: &["vocab_transform.", "vocab_layer_norm.", "vocab_projector."],
+        classes: "`DistilBertForMaskedLM`",
+    },
+};
+
+const ELECTRA: FamilyNames = FamilyNames {
+    prefix: "electra.",
+    word_embeddings: "embeddings.word_embeddings.weight",
+    embedding_project: "embeddings_project",
+    layer: Some(BERT_LAYER),
+    head: HeadNames {
+        dense: "generator_predictions.dense",
+        norm: "generator_predictions.LayerNorm",
+        bias: "generator_lm_head.bias",
+        decoder: "generator_lm_head",
+        decoder_has_bias: false,
+        prefixes: &["generator_predictions.", "generator_lm_head."],
+        classes: "`ElectraForMaskedLM` (ELECTRA's generator; a discriminator has no MLM head)",
+    },
+};
+
+const ALBERT: FamilyNames = FamilyNames {
+    prefix: "albert.",
+    word_embeddings: "embeddings.word_embeddings.weight",
+    embedding_project: "encoder.embedding_hidden_mapping_in",
+    layer: Some(LayerNames {
+        path: "encoder.albert_layer_groups.0.albert_layers.0",
+        query: "attention.query",
+        key: "attention.key",
+        value: "attention.value",
+        attention_output: "attention.dense",
+        attention_norm: "attention.LayerNorm",
+        intermediate: "ffn",
+        output: "ffn_output",
+        output_norm: "full_layer_layer_norm",
+    }),
+    head: HeadNames {
+        dense: "predictions.dense",
+        norm: "predictions.LayerNorm",
+        bias: "predictions.bias",
+        decoder: "predictions.decoder",
+        decoder_has_bias: true,
+        prefixes: &["predictions."],
+        classes: "`AlbertForMaskedLM` or `AlbertForPreTraining`",
+    },
+};
+
+/// ModernBERT's layers and embeddings are read by `modern_parts`; the table gives its prefix
+/// and head.
+const MODERNBERT: FamilyNames = FamilyNames {
+    prefix: "model.",
+    word_embeddings: "embeddings.tok_embeddings.weight",
+    embedding_project: "",
+    layer: None,
+    head: HeadNames {
+        dense: "head.dense",
+        norm: "head.norm",
+        bias: "decoder.bias",
+        decoder: "decoder",
+        decoder_has_bias: false,
+        prefixes: &["head.", "decoder."],
+        classes: "`ModernBertForMaskedLM`",
+    },
+};
+
+impl FamilyNames {
+    fn of(family: Family) -> &'static Self {
+        match family {
+            Family::Bert => &BERT,
+            Family::Roberta => &ROBERTA,
+            Family::DistilBert => &DISTILBERT,
+            Family::Electra => &ELECTRA,
+            Family::Albert => &ALBERT,
+            Family::ModernBert => &MODERNBERT,
+        }
+    }
+}
+
+impl HeadNames {
     fn is_head(&self, name: &str) -> bool {
         self.prefixes.iter().any(|p| name.starts_with(p))
     }
@@ -503,8 +646,13 @@ struct Parts<B: Backend> {
     decoder: &'static str,
 }
 
-/// BERT's layout and its relatives' renamings (see the module docs).
-fn post_norm_parts<B: Backend>(t: &mut Taker<B>, p: &str, config: &MaskedLmConfig) -> Parts<B> {
+/// BERT's layout and its relatives' renamings, read through the family's [`FamilyNames`].
+fn post_norm_parts<B: Backend>(
+    t: &mut Taker<B>,
+    p: &str,
+    config: &MaskedLmConfig,
+    names: &FamilyNames,
+) -> Parts<B> {
     let (h, e, eps) = (
         config.hidden_size,
         config.embedding_size,
@@ -512,7 +660,7 @@ fn post_norm_parts<B: Backend>(t: &mut Taker<B>, p: &str, config: &MaskedLmConfi
     );
     let embeddings = Embeddings {
         word: t.embedding(
-            &format!("{p}embeddings.word_embeddings.weight"),
+            &format!("{p}{}", names.word_embeddings),
             config.vocab_size,
             e,
         ),
@@ -529,102 +677,66 @@ fn post_norm_parts<B: Backend>(t: &mut Taker<B>, p: &str, config: &MaskedLmConfi
             )
         }),
         norm: t.layer_norm(&format!("{p}embeddings.LayerNorm"), e, eps),
-        project: (e != h).then(|| {
-            let name = match config.family {
-                Family::Albert => format!("{p}encoder.embedding_hidden_mapping_in"),
-                _ => format!("{p}embeddings_project"),
-            };
-            t.linear(&name, e, h)
-        }),
+        project: (e != h).then(|| t.linear(&format!("{p}{}", names.embedding_project), e, h)),
         position_offset: config.position_offset(),
     };
+    let layer = names
+        .layer
+        .as_ref()
+        .expect("post-norm families have layer names");
+    let path = |i: usize| format!("{p}{}", layer.path.replace("{i}", &i.to_string()));
     // ALBERT: one set of weights, shared by every layer (the frozen search only reads them).
-    let shared = (config.family == Family::Albert).then(|| {
-        albert_layer(
-            t,
-            &format!("{p}encoder.albert_layer_groups.0.albert_layers.0"),
-            config,
-        )
-    });
+    let shared = (!layer.path.contains("{i}")).then(|| post_norm_layer(t, &path(0), layer, config));
     let layers = (0..config.num_layers)
         .map(|i| {
-            if let Some(layer) = &shared {
-                return Layer::PostNorm(layer.clone());
-            }
-            if config.family == Family::DistilBert {
-                return Layer::PostNorm(distilbert_layer(
-                    t,
-                    &format!("{p}transformer.layer.{i}"),
-                    config,
-                ));
-            }
-            let l = format!("{p}encoder.layer.{i}");
-            Layer::PostNorm(EncoderLayer {
-                query: t.linear(&format!("{l}.attention.self.query"), h, h),
-                key: t.linear(&format!("{l}.attention.self.key"), h, h),
-                value: t.linear(&format!("{l}.attention.self.value"), h, h),
-                attention_output: t.linear(&format!("{l}.attention.output.dense"), h, h),
-                attention_norm: t.layer_norm(&format!("{l}.attention.output.LayerNorm"), h, eps),
-                intermediate: t.linear(
-                    &format!("{l}.intermediate.dense"),
-                    h,
-                    config.intermediate_size,
-                ),
-                output: t.linear(&format!("{l}.output.dense"), config.intermediate_size, h),
-                output_norm: t.layer_norm(&format!("{l}.output.LayerNorm"), h, eps),
-                num_heads: config.num_heads,
-                activation: config.activation,
+            Layer::PostNorm(match &shared {
+                Some(one) => one.clone(),
+                None => post_norm_layer(t, &path(i), layer, config),
             })
         })
         .collect();
-    let (dense, norm, bias, decoder) = match config.family {
-        Family::Bert => (
-            "cls.predictions.transform.dense",
-            "cls.predictions.transform.LayerNorm",
-            "cls.predictions.bias",
-            "cls.predictions.decoder",
-        ),
-        Family::Roberta => (
-            "lm_head.dense",
-            "lm_head.layer_norm",
-            "lm_head.bias",
-            "lm_head.decoder",
-        ),
-        // The projector's own bias is the decoder bias: nothing further to tie.
-        Family::DistilBert => (
-            "vocab_transform",
-            "vocab_layer_norm",
-            "vocab_projector.bias",
-            "vocab_projector",
-        ),
-        Family::Electra => (
-            "generator_predictions.dense",
-            "generator_predictions.LayerNorm",
-            "generator_lm_head.bias",
-            "generator_lm_head",
-        ),
-        Family::Albert => (
-            "predictions.dense",
-            "predictions.LayerNorm",
-            "predictions.bias",
-            "predictions.decoder",
-        ),
-        // Its head's names; its layers are read by `modern_parts`, which `load_weights`
-        // picks for every ModernBERT config.
-        Family::ModernBert => ("head.dense", "head.norm", "decoder.bias", "decoder"),
-    };
+    let head_names = &names.head;
     let head = MlmHead {
-        dense: t.linear(dense, h, e),
-        norm: t.layer_norm(norm, e, eps),
+        dense: t.linear(head_names.dense, h, e),
+        norm: t.layer_norm(head_names.norm, e, eps),
         activation: config.activation,
-        bias: Param::from_tensor(t.tensor([bias.to_string()].as_slice(), [config.vocab_size])),
+        bias: Param::from_tensor(t.tensor(
+            [head_names.bias.to_string()].as_slice(),
+            [config.vocab_size],
+        )),
     };
     Parts {
         embeddings,
         layers,
         final_norm: None,
         head,
-        decoder,
+        decoder: head_names.decoder,
+    }
+}
+
+/// One post-norm layer at `l` (BERT's computation under the family's names).
+fn post_norm_layer<B: Backend>(
+    t: &mut Taker<B>,
+    l: &str,
+    names: &LayerNames,
+    config: &MaskedLmConfig,
+) -> EncoderLayer<B> {
+    let (h, eps, ff) = (
+        config.hidden_size,
+        config.layer_norm_eps,
+        config.intermediate_size,
+    );
+    EncoderLayer {
+        query: t.linear(&format!("{l}.{}", names.query), h, h),
+        key: t.linear(&format!("{l}.{}", names.key), h, h),
+        value: t.linear(&format!("{l}.{}", names.value), h, h),
+        attention_output: t.linear(&format!("{l}.{}", names.attention_output), h, h),
+        attention_norm: t.layer_norm(&format!("{l}.{}", names.attention_norm), h, eps),
+        intermediate: t.linear(&format!("{l}.{}", names.intermediate), h, ff),
+        output: t.linear(&format!("{l}.{}", names.output), ff, h),
+        output_norm: t.layer_norm(&format!("{l}.{}", names.output_norm), h, eps),
+        num_heads: config.num_heads,
+        activation: config.activation,
     }
 }
 
@@ -686,60 +798,15 @@ fn modern_parts<B: Backend>(
         layers,
         final_norm: Some(t.layer_norm_with(&format!("{p}final_norm"), h, eps, norm_bias)),
         head: MlmHead {
-            dense: t.linear_with("head.dense", h, h, modern.head_bias),
-            norm: t.layer_norm_with("head.norm", h, eps, norm_bias),
+            dense: t.linear_with(MODERNBERT.head.dense, h, h, modern.head_bias),
+            norm: t.layer_norm_with(MODERNBERT.head.norm, h, eps, norm_bias),
             activation: modern.head_activation,
-            bias: Param::from_tensor(
-                t.tensor(["decoder.bias".to_string()].as_slice(), [config.vocab_size]),
-            ),
+            bias: Param::from_tensor(t.tensor(
+                [MODERNBERT.head.bias.to_string()].as_slice(),
+                [config.vocab_size],
+            )),
         },
-        decoder: "decoder",
-    }
-}
-
-/// One DistilBERT block (same computation as BERT's, other names).
-fn distilbert_layer<B: Backend>(
-    t: &mut Taker<B>,
-    l: &str,
-    config: &MaskedLmConfig,
-) -> EncoderLayer<B> {
-    let (h, eps, ff) = (
-        config.hidden_size,
-        config.layer_norm_eps,
-        config.intermediate_size,
-    );
-    EncoderLayer {
-        query: t.linear(&format!("{l}.attention.q_lin"), h, h),
-        key: t.linear(&format!("{l}.attention.k_lin"), h, h),
-        value: t.linear(&format!("{l}.attention.v_lin"), h, h),
-        attention_output: t.linear(&format!("{l}.attention.out_lin"), h, h),
-        attention_norm: t.layer_norm(&format!("{l}.sa_layer_norm"), h, eps),
-        intermediate: t.linear(&format!("{l}.ffn.lin1"), h, ff),
-        output: t.linear(&format!("{l}.ffn.lin2"), ff, h),
-        output_norm: t.layer_norm(&format!("{l}.output_layer_norm"), h, eps),
-        num_heads: config.num_heads,
-        activation: config.activation,
-    }
-}
-
-/// ALBERT's one layer (BERT's computation, other names).
-fn albert_layer<B: Backend>(t: &mut Taker<B>, l: &str, config: &MaskedLmConfig) -> EncoderLayer<B> {
-    let (h, eps, ff) = (
-        config.hidden_size,
-        config.layer_norm_eps,
-        config.intermediate_size,
-    );
-    EncoderLayer {
-        query: t.linear(&format!("{l}.attention.query"), h, h),
-        key: t.linear(&format!("{l}.attention.key"), h, h),
-        value: t.linear(&format!("{l}.attention.value"), h, h),
-        attention_output: t.linear(&format!("{l}.attention.dense"), h, h),
-        attention_norm: t.layer_norm(&format!("{l}.attention.LayerNorm"), h, eps),
-        intermediate: t.linear(&format!("{l}.ffn"), h, ff),
-        output: t.linear(&format!("{l}.ffn_output"), ff, h),
-        output_norm: t.layer_norm(&format!("{l}.full_layer_layer_norm"), h, eps),
-        num_heads: config.num_heads,
-        activation: config.activation,
+        decoder: MODERNBERT.head.decoder,
     }
 }
 
