@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use autoprompt::config;
+use autoprompt::config::{self, Experiment};
 use autoprompt::plan::Cell;
 use autoprompt::run::{self, RunOptions};
 use autoprompt::store::Store;
@@ -89,26 +89,7 @@ pub fn run(run_args: RunArgs, bars: Option<indicatif::MultiProgress>) -> anyhow:
     );
     if launch.kind == config::LauncherKind::Slurm {
         let chosen: Vec<Cell> = selected.into_iter().cloned().collect();
-        match run::slurm::submit(&experiment, &chosen, &args.set, &launch)? {
-            None => println!(
-                "{}: every selected cell is finished; nothing submitted",
-                experiment.name
-            ),
-            Some(s) => {
-                println!(
-                    "submitted array job {} ({} cells) and report job {} (afterany)",
-                    s.array_job,
-                    s.cells.len(),
-                    s.report_job
-                );
-                println!(
-                    "watch: squeue -j {},{}   |   autoprompt status {}",
-                    s.array_job,
-                    s.report_job,
-                    args.file.display()
-                );
-            }
-        }
+        submit_to_slurm(&experiment, &chosen, &args, &launch)?;
         return Ok(ExitCode::SUCCESS);
     }
     let received = install_signal_handlers()?;
@@ -140,6 +121,37 @@ pub fn run(run_args: RunArgs, bars: Option<indicatif::MultiProgress>) -> anyhow:
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `run` with the Slurm launcher: submits the chosen cells as an array job (and the report
+/// job after it) and says how to watch them.
+fn submit_to_slurm(
+    experiment: &Experiment,
+    chosen: &[Cell],
+    args: &ExperimentArgs,
+    launch: &config::LauncherOptions,
+) -> anyhow::Result<()> {
+    match run::slurm::submit(experiment, chosen, &args.set, launch)? {
+        None => println!(
+            "{}: every selected cell is finished; nothing submitted",
+            experiment.name
+        ),
+        Some(s) => {
+            println!(
+                "submitted array job {} ({} cells) and report job {} (afterany)",
+                s.array_job,
+                s.cells.len(),
+                s.report_job
+            );
+            println!(
+                "watch: squeue -j {},{}   |   autoprompt status {}",
+                s.array_job,
+                s.report_job,
+                args.file.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `autoprompt eval`: a saved prompt's metrics on a split (and its predictions).
