@@ -14,7 +14,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ["fuzz", "pipeline", "parity", "config_errors"]
+TESTS = [
+    "fuzz",
+    "interruption",
+    "locks",
+    "disk_faults",
+    "end_to_end",
+    "cell_ids",
+    "reports_cli",
+    "source_checks",
+    "parity",
+    "config_errors",
+]
 
 
 def rows(out: str, tag: str, fields: int) -> list:

@@ -421,8 +421,9 @@ fn half_precision_weights_load_as_their_values() {
     }
 }
 
-fn cli() -> Command {
-    let mut cmd = Command::new(common::bin());
+/// The binary with uncoloured logs at the default level.
+fn uncoloured_cli() -> Command {
+    let mut cmd = common::cli();
     cmd.env("NO_COLOR", "1").env_remove("RUST_LOG");
     cmd
 }
@@ -431,7 +432,7 @@ fn cli() -> Command {
 fn fill_mask_warns_once_about_skipped_tensors_and_strict_refuses() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = roberta_shape(tmp.path(), "extra-heads");
-    let out = cli()
+    let out = uncoloured_cli()
         .args(["fill-mask", "--model"])
         .arg(&dir)
         .arg(ROBERTA_TEXT)
@@ -448,7 +449,7 @@ fn fill_mask_warns_once_about_skipped_tensors_and_strict_refuses() {
         "{stderr}"
     );
 
-    let out = cli()
+    let out = uncoloured_cli()
         .args(["fill-mask", "--strict", "--model"])
         .arg(&dir)
         .arg(ROBERTA_TEXT)
@@ -470,7 +471,7 @@ fn a_run_records_the_skipped_tensors_and_strict_changes_no_cell_id() {
         )
     };
     let file = common::experiment(tmp.path(), "skips", &body(""));
-    let out = cli().arg("run").arg(&file).output().unwrap();
+    let out = uncoloured_cli().arg("run").arg(&file).output().unwrap();
     common::assert_success(&out);
     let cells = tmp.path().join("results/skips/cells");
     let records: Vec<autoprompt::record::Record> = std::fs::read_dir(&cells)
@@ -492,14 +493,14 @@ fn a_run_records_the_skipped_tensors_and_strict_changes_no_cell_id() {
     // cell with the unused tensors named.
     let plan = |name: &str, strict: &str| {
         let file = common::experiment(tmp.path(), name, &body(strict));
-        let out = cli().arg("plan").arg(&file).output().unwrap();
+        let out = uncoloured_cli().arg("plan").arg(&file).output().unwrap();
         common::assert_success(&out);
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let id = &records[0].id;
     assert!(plan("skips2", "strict = false\n").contains(id.as_str()));
     let file = common::experiment(tmp.path(), "strict", &body("strict = true\n"));
-    let out = cli().arg("run").arg(&file).output().unwrap();
+    let out = uncoloured_cli().arg("run").arg(&file).output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -24,16 +24,10 @@ fn error_of(body: &str, overrides: &[&str]) -> String {
     err
 }
 
-fn assert_has(err: &str, parts: &[&str]) {
-    for p in parts {
-        assert!(err.contains(p), "expected `{p}` in: {err}");
-    }
-}
-
 #[test]
 fn typo_in_top_level_key() {
     let err = error_of(&format!("tsk = 1\n{SST2_TASK}{MAJORITY}"), &[]);
-    assert_has(&err, &["unknown field `tsk`", "expected one of"]);
+    common::assert_has(&err, &["unknown field `tsk`", "expected one of"]);
 }
 
 #[test]
@@ -42,7 +36,7 @@ fn typo_in_task_key() {
         "[task]\nkind = \"sst2\"\ntrain_sise = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
         &[],
     );
-    assert_has(&err, &["task", "unknown field `train_sise`", "train_size"]);
+    common::assert_has(&err, &["task", "unknown field `train_sise`", "train_size"]);
 }
 
 #[test]
@@ -51,7 +45,7 @@ fn wrong_type() {
         "[task]\nkind = \"sst2\"\ntrain_size = \"ten\"\ndev_size = 10\n[method]\nkind = \"majority\"\n",
         &[],
     );
-    assert_has(
+    common::assert_has(
         &err,
         &["key `task.train_size`", "invalid type: string \"ten\""],
     );
@@ -63,7 +57,7 @@ fn zero_budget() {
         "[task]\nkind = \"sst2\"\ntrain_size = 0\ndev_size = 10\n[method]\nkind = \"majority\"\n",
         &[],
     );
-    assert_has(&err, &["key `task.train_size`", "nonzero"]);
+    common::assert_has(&err, &["key `task.train_size`", "nonzero"]);
 }
 
 #[test]
@@ -72,7 +66,7 @@ fn negative_budget() {
         "[task]\nkind = \"sst2\"\ntrain_size = -5\ndev_size = 10\n[method]\nkind = \"majority\"\n",
         &[],
     );
-    assert_has(&err, &["key `task.train_size`", "-5"]);
+    common::assert_has(&err, &["key `task.train_size`", "-5"]);
 }
 
 #[test]
@@ -81,7 +75,7 @@ fn unknown_task() {
         "[task]\nkind = \"imdb\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
         &[],
     );
-    assert_has(&err, &["key `task.kind`", "unknown variant `imdb`", "sst2"]);
+    common::assert_has(&err, &["key `task.kind`", "unknown variant `imdb`", "sst2"]);
 }
 
 #[test]
@@ -90,7 +84,7 @@ fn unknown_method() {
         &format!("{SST2_TASK}[method]\nkind = \"prompt_tuning\"\n"),
         &[],
     );
-    assert_has(
+    common::assert_has(
         &err,
         &["method", "unknown variant `prompt_tuning`", "autoprompt"],
     );
@@ -99,19 +93,19 @@ fn unknown_method() {
 #[test]
 fn missing_method() {
     let err = error_of(SST2_TASK, &[]);
-    assert_has(&err, &["missing field `method`"]);
+    common::assert_has(&err, &["missing field `method`"]);
 }
 
 #[test]
 fn empty_grid_list() {
     let err = error_of(&format!("{SST2_TASK}{MAJORITY}[grid]\nseeds = []\n"), &[]);
-    assert_has(&err, &["key `grid.seeds`", "non-empty list", "a list of 0"]);
+    common::assert_has(&err, &["key `grid.seeds`", "non-empty list", "a list of 0"]);
 }
 
 #[test]
 fn grid_value_not_a_list() {
     let err = error_of(&format!("{SST2_TASK}{MAJORITY}[grid]\nseeds = 3\n"), &[]);
-    assert_has(&err, &["key `grid.seeds`", "non-empty list", "number 3"]);
+    common::assert_has(&err, &["key `grid.seeds`", "non-empty list", "number 3"]);
 }
 
 #[test]
@@ -120,7 +114,7 @@ fn grid_path_that_does_not_exist() {
         &format!("{SST2_TASK}{MAJORITY}[grid]\n\"task.trainsize\" = [1, 2]\n"),
         &[],
     );
-    assert_has(
+    common::assert_has(
         &err,
         &["unknown field `trainsize`", "in grid cell task.trainsize=1"],
     );
@@ -132,7 +126,7 @@ fn grid_path_outside_the_cell() {
         &format!("{SST2_TASK}{MAJORITY}[grid]\n\"results.dir\" = [\"a\"]\n"),
         &[],
     );
-    assert_has(
+    common::assert_has(
         &err,
         &["grid.\"results.dir\"", "task.*, model.*, method.* or seed"],
     );
@@ -144,7 +138,7 @@ fn duplicate_grid_values() {
         &format!("{SST2_TASK}{MAJORITY}[grid]\nseeds = [1, 1]\n"),
         &[],
     );
-    assert_has(&err, &["identical", "remove the duplicate"]);
+    common::assert_has(&err, &["identical", "remove the duplicate"]);
 }
 
 #[test]
@@ -155,7 +149,7 @@ fn template_without_predict_slot() {
         ),
         &[],
     );
-    assert_has(&err, &["key `method.template`", "no [P]"]);
+    common::assert_has(&err, &["key `method.template`", "no [P]"]);
 }
 
 #[test]
@@ -166,7 +160,7 @@ fn template_with_two_predict_slots() {
         ),
         &[],
     );
-    assert_has(&err, &["key `method.template`", "2 [P] slots"]);
+    common::assert_has(&err, &["key `method.template`", "2 [P] slots"]);
 }
 
 #[test]
@@ -177,7 +171,7 @@ fn template_field_the_task_lacks() {
         ),
         &[],
     );
-    assert_has(&err, &["key `method.template`", "`premise`", "sentence"]);
+    common::assert_has(&err, &["key `method.template`", "`premise`", "sentence"]);
 }
 
 #[test]
@@ -188,7 +182,7 @@ fn manual_prompt_with_triggers() {
         ),
         &[],
     );
-    assert_has(&err, &["key `method.template`", "no [T]"]);
+    common::assert_has(&err, &["key `method.template`", "no [T]"]);
 }
 
 #[test]
@@ -199,7 +193,7 @@ fn classification_without_labels() {
         ),
         &[],
     );
-    assert_has(&err, &["key `method.labels`", "needs labels"]);
+    common::assert_has(&err, &["key `method.labels`", "needs labels"]);
 }
 
 #[test]
@@ -210,7 +204,7 @@ fn labels_of_the_wrong_shape() {
         ),
         &[],
     );
-    assert_has(&err, &["method.labels", "\"auto\""]);
+    common::assert_has(&err, &["method.labels", "\"auto\""]);
 }
 
 #[test]
@@ -219,7 +213,7 @@ fn unknown_search_setting() {
         &format!("{SST2_TASK}{AUTOPROMPT}search = {{ iter = 5 }}\n"),
         &[],
     );
-    assert_has(&err, &["method.search", "unknown field `iter`", "iters"]);
+    common::assert_has(&err, &["method.search", "unknown field `iter`", "iters"]);
 }
 
 #[test]
@@ -228,7 +222,7 @@ fn zero_candidates() {
         &format!("{SST2_TASK}{AUTOPROMPT}search = {{ num_candidates = 0 }}\n"),
         &[],
     );
-    assert_has(&err, &["key `method.search.num_candidates`", "at least 1"]);
+    common::assert_has(&err, &["key `method.search.num_candidates`", "at least 1"]);
 }
 
 #[test]
@@ -237,7 +231,7 @@ fn lama_without_relation() {
         "[task]\nkind = \"lama\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
         &[],
     );
-    assert_has(&err, &["key `task.relation`", "required"]);
+    common::assert_has(&err, &["key `task.relation`", "required"]);
 }
 
 #[test]
@@ -246,7 +240,7 @@ fn malformed_relation_id() {
         "[task]\nkind = \"lama\"\nrelation = \"X19\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
         &[],
     );
-    assert_has(&err, &["key `task.relation`", "`X19` is not a relation id"]);
+    common::assert_has(&err, &["key `task.relation`", "`X19` is not a relation id"]);
 }
 
 #[test]
@@ -255,7 +249,7 @@ fn labels_on_fact_retrieval() {
         "[task]\nkind = \"lama\"\nrelation = \"P19\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"manual\"\nlabels = { a = [\"b\"] }\n",
         &[],
     );
-    assert_has(&err, &["key `method.labels`", "remove labels"]);
+    common::assert_has(&err, &["key `method.labels`", "remove labels"]);
 }
 
 #[test]
@@ -264,7 +258,7 @@ fn at_most_on_a_classification_task() {
         "[task]\nkind = \"sst2\"\nat_most = true\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
         &[],
     );
-    assert_has(
+    common::assert_has(
         &err,
         &[
             "key `task.at_most`",
@@ -279,7 +273,7 @@ fn variant_on_the_wrong_task() {
         "[task]\nkind = \"sst2\"\nvariant = \"two_way\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n",
         &[],
     );
-    assert_has(&err, &["key `task.variant`", "only sick_e"]);
+    common::assert_has(&err, &["key `task.variant`", "only sick_e"]);
 }
 
 #[test]
@@ -288,7 +282,7 @@ fn missing_data_file() {
         &format!("{SST2_TASK}{MAJORITY}"),
         &["data_dir=\"/nonexistent/data\""],
     );
-    assert_has(
+    common::assert_has(
         &err,
         &["/nonexistent/data/sst2/train.tsv", "is missing", "data_dir"],
     );
@@ -297,31 +291,31 @@ fn missing_data_file() {
 #[test]
 fn unknown_backend() {
     let err = error_of(&format!("backend = \"tpu\"\n{SST2_TASK}{MAJORITY}"), &[]);
-    assert_has(&err, &["key `backend`", "unknown variant `tpu`"]);
+    common::assert_has(&err, &["key `backend`", "unknown variant `tpu`"]);
 }
 
 #[test]
 fn invalid_experiment_name() {
     let err = error_of(&format!("name = \"my exp/1\"\n{SST2_TASK}{MAJORITY}"), &[]);
-    assert_has(&err, &["key `name`", "`my exp/1`"]);
+    common::assert_has(&err, &["key `name`", "`my exp/1`"]);
 }
 
 #[test]
 fn toml_syntax_error() {
     let err = error_of("[task\nkind = \"sst2\"\n", &[]);
-    assert_has(&err, &["bad.toml"]);
+    common::assert_has(&err, &["bad.toml"]);
 }
 
 #[test]
 fn malformed_override() {
     let err = error_of(&format!("{SST2_TASK}{MAJORITY}"), &["task.train_size"]);
-    assert_has(&err, &["--set task.train_size", "expected key.path=value"]);
+    common::assert_has(&err, &["--set task.train_size", "expected key.path=value"]);
 }
 
 #[test]
 fn override_with_wrong_type() {
     let err = error_of(&format!("{SST2_TASK}{MAJORITY}"), &["task.train_size=lots"]);
-    assert_has(&err, &["key `task.train_size`", "string \"lots\""]);
+    common::assert_has(&err, &["key `task.train_size`", "string \"lots\""]);
 }
 
 #[test]
@@ -329,7 +323,7 @@ fn missing_experiment_file() {
     let err = config::load(std::path::Path::new("/nonexistent/x.toml"), &[])
         .unwrap_err()
         .to_string();
-    assert_has(
+    common::assert_has(
         &err,
         &["/nonexistent/x.toml", "cannot read experiment file"],
     );
@@ -362,7 +356,7 @@ fn negative_or_textual_checkpoint_interval() {
         &format!("checkpoint_seconds = -1\n{SST2_TASK}{MAJORITY}"),
         &[],
     );
-    assert_has(
+    common::assert_has(
         &err,
         &[
             "checkpoint_seconds",
@@ -374,5 +368,5 @@ fn negative_or_textual_checkpoint_interval() {
         &format!("checkpoint_seconds = \"often\"\n{SST2_TASK}{MAJORITY}"),
         &[],
     );
-    assert_has(&err, &["checkpoint_seconds", "often"]);
+    common::assert_has(&err, &["checkpoint_seconds", "often"]);
 }

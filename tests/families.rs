@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The families and the model directory each is tested with: BERT (the embedded
 /// SPLADE-tiny), RoBERTa, DistilBERT, ELECTRA's generator, XLM-RoBERTa, ALBERT and ModernBERT
@@ -50,30 +49,12 @@ fn expected_engine(family: &str) -> autoprompt::search::EngineKind {
     }
 }
 
-fn cli() -> Command {
-    let mut cmd = Command::new(common::bin());
-    cmd.current_dir(common::repo());
-    cmd
-}
-
-/// Every record of the experiment, with its path.
-fn records(dir: &Path, name: &str) -> Vec<(PathBuf, autoprompt::record::Record)> {
-    let cells = dir.join("results").join(name).join("cells");
-    std::fs::read_dir(&cells)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| {
-            let record = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-            (p, record)
-        })
-        .collect()
-}
-
 /// A finished record of the experiment's only cell.
 fn the_record(dir: &Path, name: &str) -> (PathBuf, autoprompt::record::Record) {
-    let (path, record) = records(dir, name).into_iter().next().expect("a record");
+    let (path, record) = common::records(&dir.join("results"), name)
+        .into_iter()
+        .next()
+        .expect("a record");
     assert_eq!(
         record.status,
         autoprompt::record::Status::Finished,
@@ -86,7 +67,7 @@ fn the_record(dir: &Path, name: &str) -> (PathBuf, autoprompt::record::Record) {
 #[test]
 fn fill_mask_works_for_every_family() {
     for (family, model) in families() {
-        let out = cli()
+        let out = common::cli()
             .args(["fill-mask", "--model"])
             .arg(&model)
             .args(["--top-k", "3", "a good movie , it was [MASK] ."])
@@ -115,7 +96,7 @@ fn an_unknown_model_type_lists_the_supported_ones() {
         .unwrap()
         .replace("\"distilbert\"", "\"mystery-lm\"");
     std::fs::write(&config, text).unwrap();
-    let out = cli()
+    let out = common::cli()
         .args(["fill-mask", "--model"])
         .arg(&model)
         .arg("it was [MASK] .")
@@ -145,7 +126,12 @@ fn a_short_search_runs_on_every_family_deterministically_and_eval_agrees() {
                 let file = common::experiment(dir.path(), family, &body);
                 // The first run logs at info level: a fallback to burn must say so.
                 let quiet: &[&str] = if run == 0 { &[] } else { &["-q"] };
-                let out = cli().args(quiet).arg("run").arg(&file).output().unwrap();
+                let out = common::cli()
+                    .args(quiet)
+                    .arg("run")
+                    .arg(&file)
+                    .output()
+                    .unwrap();
                 common::assert_success(&out);
                 let fallback = String::from_utf8_lossy(&out.stderr)
                     .contains("the host engine does not cover this model");
@@ -159,7 +145,7 @@ fn a_short_search_runs_on_every_family_deterministically_and_eval_agrees() {
                 let (record_path, record) = the_record(dir.path(), family);
                 if run == 0 {
                     // `eval` of the saved prompt on dev gives the dev accuracy the run reported.
-                    let out = cli()
+                    let out = common::cli()
                         .arg("eval")
                         .arg(&file)
                         .arg("--prompt")
@@ -223,7 +209,7 @@ fn fine_tuning_albert_is_refused_with_a_reason() {
             .to_string()
     );
     let file = common::experiment(dir.path(), "albert_ft", &body);
-    let out = cli().arg("run").arg(&file).output().unwrap();
+    let out = common::cli().arg("run").arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -260,7 +246,7 @@ fn every_family_loads_by_hub_id_from_the_hub_cache() {
         let name = format!("tiny-{family}");
         hub_cache_copy(&model, home.path(), "autoprompt-test", &name);
         let fill = |source: &std::ffi::OsStr| {
-            let out = cli()
+            let out = common::cli()
                 .env("HF_HOME", home.path())
                 .env("HF_HUB_OFFLINE", "1")
                 .args(["fill-mask", "--model"])
@@ -294,12 +280,18 @@ fn the_baselines_run_on_every_family() {
         );
         let dir = tempfile::tempdir().unwrap();
         let file = common::experiment(dir.path(), family, &body);
-        let out = cli().arg("-q").arg("run").arg(&file).output().unwrap();
+        let out = common::cli()
+            .arg("-q")
+            .arg("run")
+            .arg(&file)
+            .output()
+            .unwrap();
         common::assert_success(&out);
-        let records: Vec<autoprompt::record::Record> = records(dir.path(), family)
-            .into_iter()
-            .map(|(_, record)| record)
-            .collect();
+        let records: Vec<autoprompt::record::Record> =
+            common::records(&dir.path().join("results"), family)
+                .into_iter()
+                .map(|(_, record)| record)
+                .collect();
         let mut methods: Vec<&str> = records.iter().map(|r| r.spec.method.name()).collect();
         methods.sort_unstable();
         let mut expected = vec!["linear_probe", "manual"];

@@ -620,8 +620,9 @@ fn hub_cache(home: &Path) -> String {
     commit.to_string()
 }
 
-fn cli(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> std::process::Output {
-    let mut cmd = Command::new(common::bin());
+/// The binary run in `dir` with `args`, offline (`HF_HUB_OFFLINE=1`) and with `env`.
+fn offline_in(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> std::process::Output {
+    let mut cmd = common::cli();
     cmd.args(args).current_dir(dir).env("HF_HUB_OFFLINE", "1");
     for (k, v) in env {
         cmd.env(k, v);
@@ -636,7 +637,7 @@ fn hub_dataset_is_read_from_the_cache_with_its_commit_in_provenance() {
     let commit = hub_cache(&home);
     let body = "[task]\nkind = \"classification\"\nhub = \"acme/reviews\"\ntrain_size = 20\ndev_size = 20\n[method]\nkind = \"majority\"\n";
     let file = common::experiment(dir.path(), "hub", body);
-    let out = cli(
+    let out = offline_in(
         dir.path(),
         &["run", file.to_str().unwrap()],
         &[("HF_HOME", &home)],
@@ -659,17 +660,9 @@ fn hub_dataset_is_read_from_the_cache_with_its_commit_in_provenance() {
 // Bad input: each a clear error naming file, line or key, and exit code 2
 
 /// Plans `task` (a `[task]` body after `kind`) with a manual method in a temp dir holding
-/// `files`; returns stderr after checking the exit code is 2.
-fn plan_error(files: &[(&str, &[u8])], task: &str, template: &str) -> String {
-    plan_error_env(files, task, template, &[])
-}
-
-fn plan_error_env(
-    files: &[(&str, &[u8])],
-    task: &str,
-    template: &str,
-    env: &[(&str, &Path)],
-) -> String {
+/// `files`; returns stderr if the exit code is 2, the experiment file is named and nothing
+/// panicked, else what went wrong.
+fn try_plan_error(files: &[(&str, &[u8])], task: &str, template: &str) -> Result<String, String> {
     let dir = tempfile::tempdir().unwrap();
     for (name, bytes) in files {
         std::fs::write(dir.path().join(name), bytes).unwrap();
@@ -683,376 +676,365 @@ fn plan_error_env(
         "[task]\n{task}\n{budget}[method]\nkind = \"manual\"\ntemplate = \"{template}\"\nlabels = {{ neg = [\"bad\"], pos = [\"good\"] }}\n"
     );
     let file = common::experiment(dir.path(), "bad", &body);
-    let mut env: Vec<(&str, &Path)> = env.to_vec();
     let home = dir.path().join("empty-hf-home");
-    env.push(("HF_HOME", &home));
-    let out = cli(dir.path(), &["plan", file.to_str().unwrap()], &env);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("bad.toml"),
-        "names the experiment: {stderr}"
+    let out = offline_in(
+        dir.path(),
+        &["plan", file.to_str().unwrap()],
+        &[("HF_HOME", &home)],
     );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if out.status.code() != Some(2) {
+        return Err(format!(
+            "exit code {:?}, not 2: {stderr}",
+            out.status.code()
+        ));
+    }
+    if !stderr.contains("bad.toml") {
+        return Err(format!("names the experiment: {stderr}"));
+    }
+    if stderr.contains("panicked") {
+        return Err(stderr);
+    }
+    Ok(stderr)
+}
+
+/// [`try_plan_error`], panicking with what went wrong.
+fn plan_error(files: &[(&str, &[u8])], task: &str, template: &str) -> String {
+    try_plan_error(files, task, template).unwrap_or_else(|e| panic!("{e}"))
 }
 
 const TEMPLATE: &str = "[CLS] {text} it was [P] . [SEP]";
 const GOOD_CSV: &[u8] = b"text,label\na fine film,pos\na dull film,neg\ngreat,pos\nawful,neg\n";
 const FILES: &str = "kind = \"classification\"\ntrain = \"train.csv\"\ntest = \"test.csv\"";
 
-fn assert_has(err: &str, parts: &[&str]) {
-    for p in parts {
-        assert!(err.contains(p), "expected `{p}` in: {err}");
+/// `frame` written as a Parquet file.
+fn parquet_bytes(mut frame: DataFrame) -> Vec<u8> {
+    let mut bytes = vec![];
+    ParquetWriter::new(&mut bytes).finish(&mut frame).unwrap();
+    bytes
+}
+
+/// One bad input: the files in the experiment's directory, the `[task]` body after `kind`
+/// and the template it is planned with, and what its error must contain.
+struct BadInput {
+    name: &'static str,
+    files: Vec<(&'static str, Vec<u8>)>,
+    task: String,
+    template: &'static str,
+    expected: &'static [&'static str],
+}
+
+/// Every bad input's case, named after what it breaks.
+fn bad_inputs() -> Vec<BadInput> {
+    let case = |name, files: &[(&'static str, &[u8])], task: &str, template, expected| BadInput {
+        name,
+        files: files.iter().map(|(f, b)| (*f, b.to_vec())).collect(),
+        task: task.to_string(),
+        template,
+        expected,
+    };
+    let train_parquet = "kind = \"classification\"\ntrain = \"train.parquet\"\ntest = \"test.csv\"";
+    let train_jsonl = "kind = \"classification\"\ntrain = \"train.jsonl\"\ntest = \"test.csv\"";
+    let float_labels = parquet_bytes(df!("text" => ["a", "b"], "label" => [1.5f64, 2.0]).unwrap());
+    let string_labels =
+        parquet_bytes(df!("text" => ["a", "b"], "label" => ["pos", "neg"]).unwrap());
+    let three_rows =
+        parquet_bytes(df!("text" => ["a", "b", "c"], "label" => ["pos", "neg", "pos"]).unwrap());
+    let missing_text = parquet_bytes(
+        df!("text" => [Some("a"), None, Some("c")], "label" => ["pos", "neg", "pos"]).unwrap(),
+    );
+    vec![
+        case(
+            "missing_label_column_lists_the_columns",
+            &[("train.csv", b"text,stars\na,pos\nb,neg\n"), ("test.csv", GOOD_CSV)],
+            FILES,
+            TEMPLATE,
+            &[
+                "task.label",
+                "train.csv",
+                "no column `label`",
+                "columns are: text, stars",
+            ],
+        ),
+        case(
+            "label_column_of_floats_is_rejected/parquet",
+            &[("train.parquet", &float_labels), ("test.csv", GOOD_CSV)],
+            train_parquet,
+            TEMPLATE,
+            &[
+                "task.label",
+                "train.parquet",
+                "column `label`",
+                "f64",
+                "strings or integers",
+            ],
+        ),
+        case(
+            "label_column_of_floats_is_rejected/jsonl",
+            &[
+                (
+                    "train.jsonl",
+                    b"{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\", \"label\": 4.5}\n",
+                ),
+                ("test.csv", GOOD_CSV),
+            ],
+            train_jsonl,
+            TEMPLATE,
+            &["train.jsonl", "line 2, column `label`", "number 4.5"],
+        ),
+        case(
+            "label_column_of_floats_is_rejected/csv",
+            &[("train.csv", b"text,label\na,1.5\nb,2.0\n"), ("test.csv", GOOD_CSV)],
+            FILES,
+            TEMPLATE,
+            &["train.csv", "decimal numbers", "`1.5` on line 2"],
+        ),
+        case(
+            "a_file_that_is_not_what_its_extension_says/csv_named_parquet",
+            &[("train.parquet", GOOD_CSV), ("test.csv", GOOD_CSV)],
+            train_parquet,
+            TEMPLATE,
+            &["train.parquet", "is not a Parquet file", "task.format"],
+        ),
+        case(
+            "a_file_that_is_not_what_its_extension_says/parquet_named_csv",
+            &[("train.csv", &string_labels), ("test.csv", GOOD_CSV)],
+            FILES,
+            TEMPLATE,
+            &["train.csv", "looks like a Parquet file"],
+        ),
+        case(
+            "truncated_parquet_file",
+            &[
+                ("train.parquet", &three_rows[..three_rows.len() / 2]),
+                ("test.csv", GOOD_CSV),
+            ],
+            train_parquet,
+            TEMPLATE,
+            &["train.parquet", "truncated Parquet file"],
+        ),
+        case(
+            "csv_row_with_too_many_fields_names_its_line",
+            &[
+                ("train.csv", GOOD_CSV),
+                ("test.csv", b"text,label\n\"a, quoted\",pos\nb,neg,extra\n"),
+            ],
+            FILES,
+            TEMPLATE,
+            &["test.csv", "line 3: 3 fields, but the header has 2"],
+        ),
+        case(
+            "invalid_utf8_names_its_line",
+            &[
+                ("train.csv", b"text,label\nfine,pos\nbad \xff byte,neg\n"),
+                ("test.csv", GOOD_CSV),
+            ],
+            FILES,
+            TEMPLATE,
+            &["train.csv", "line 3: invalid UTF-8"],
+        ),
+        case(
+            "empty_split_is_an_error/evaluation_file",
+            &[("train.csv", GOOD_CSV), ("test.csv", b"text,label\n")],
+            FILES,
+            TEMPLATE,
+            &["evaluation file", "test.csv", "has no usable rows"],
+        ),
+        case(
+            "empty_split_is_an_error/split_column",
+            &[(
+                "all.csv",
+                b"text,label,split\na,pos,train\nb,neg,train\nc,pos,train\n",
+            )],
+            "kind = \"classification\"\nfile = \"all.csv\"\nsplit_column = \"split\"",
+            TEMPLATE,
+            &["task.splits", "split `test`", "has no usable rows"],
+        ),
+        case(
+            "budget_larger_than_a_class",
+            &[
+                ("train.csv", b"text,label\na,pos\nb,pos\nc,pos\nd,neg\n"),
+                ("test.csv", GOOD_CSV),
+            ],
+            &format!("{FILES}\nbalance = true\ntrain_size = 4\ndev_size = 1"),
+            TEMPLATE,
+            &["key `task`", "train (label `neg`)", "asked for 2", "only 1"],
+        ),
+        case(
+            "labels_entry_that_never_occurs",
+            &[("train.csv", GOOD_CSV), ("test.csv", GOOD_CSV)],
+            &format!("{FILES}\nlabels = [\"neg\", \"neutral\", \"pos\"]"),
+            TEMPLATE,
+            &[
+                "task.labels",
+                "class `neutral` never occurs",
+                "its labels: neg, pos",
+            ],
+        ),
+        case(
+            "template_field_that_is_not_a_column",
+            &[("train.csv", GOOD_CSV), ("test.csv", GOOD_CSV)],
+            FILES,
+            "[CLS] {title} it was [P] . [SEP]",
+            &[
+                "method.template",
+                "no column `title`",
+                "the template's field `{title}`",
+                "text, label",
+            ],
+        ),
+        case(
+            "both_file_and_train",
+            &[("train.csv", GOOD_CSV), ("test.csv", GOOD_CSV)],
+            &format!("{FILES}\nfile = \"train.csv\"\nsplit_column = \"s\""),
+            TEMPLATE,
+            &["task.file", "not both"],
+        ),
+        case(
+            "unknown_format",
+            &[("train.csv", GOOD_CSV), ("test.csv", GOOD_CSV)],
+            &format!("{FILES}\nformat = \"xlsx\""),
+            TEMPLATE,
+            &["task.format", "unknown variant `xlsx`", "parquet"],
+        ),
+        case(
+            "hub_dataset_without_cache_while_offline",
+            &[],
+            "kind = \"classification\"\nhub = \"acme/missing\"",
+            TEMPLATE,
+            &[
+                "task.hub",
+                "`acme/missing`",
+                "not in the Hugging Face cache",
+                "datasets--acme--missing",
+                "HF_HUB_OFFLINE=1",
+                "huggingface-cli download --repo-type dataset acme/missing",
+            ],
+        ),
+        case(
+            "jsonl_syntax_error_names_its_line",
+            &[
+                ("train.csv", GOOD_CSV),
+                (
+                    "test.jsonl",
+                    b"{\"text\": \"a\", \"label\": \"pos\"}\n\n{\"text\": \"b\", \"label\": \"neg\"\n",
+                ),
+            ],
+            "kind = \"classification\"\ntrain = \"train.csv\"\ntest = \"test.jsonl\"",
+            TEMPLATE,
+            &["test.jsonl", "line 3: invalid JSON"],
+        ),
+        case(
+            "duplicate_column_names",
+            &[("train.csv", b"text,label,text\na,pos,b\n"), ("test.csv", GOOD_CSV)],
+            FILES,
+            TEMPLATE,
+            &["train.csv", "line 1", "column `text` twice"],
+        ),
+        case(
+            "empty_text_names_row_and_column/csv",
+            &[
+                ("train.csv", b"text,label\na,pos\nb,neg\n  ,pos\n"),
+                ("test.csv", GOOD_CSV),
+            ],
+            FILES,
+            TEMPLATE,
+            &[
+                "task.malformed_rows",
+                "train.csv: line 4, column `text`: empty or missing text",
+            ],
+        ),
+        case(
+            "empty_text_names_row_and_column/parquet",
+            &[("train.parquet", &missing_text), ("test.csv", GOOD_CSV)],
+            train_parquet,
+            TEMPLATE,
+            &["train.parquet: row 2, column `text`"],
+        ),
+        case(
+            "unknown_label_in_the_evaluation_split_names_its_row",
+            &[
+                ("train.csv", GOOD_CSV),
+                ("test.csv", b"text,label\na,pos\nb,maybe\n"),
+            ],
+            FILES,
+            TEMPLATE,
+            &[
+                "test.csv: line 3, column `label`",
+                "label `maybe` does not occur",
+                "task.labels",
+            ],
+        ),
+        case(
+            "text_column_of_numbers_and_missing_split_column/text_of_numbers",
+            &[
+                (
+                    "train.jsonl",
+                    b"{\"text\": \"a\", \"label\": \"pos\"}\n{\"text\": 7, \"label\": \"neg\"}\n",
+                ),
+                ("test.csv", GOOD_CSV),
+            ],
+            train_jsonl,
+            TEMPLATE,
+            &[
+                "line 2, column `text`",
+                "number 7",
+                "text columns must hold strings",
+            ],
+        ),
+        case(
+            "text_column_of_numbers_and_missing_split_column/missing_split_column",
+            &[("all.csv", GOOD_CSV)],
+            "kind = \"classification\"\nfile = \"all.csv\"",
+            TEMPLATE,
+            &["task.split_column", "required with `file`"],
+        ),
+        case(
+            "keys_of_other_kinds_are_rejected/vocab",
+            &[("train.csv", GOOD_CSV), ("test.csv", GOOD_CSV)],
+            &format!("{FILES}\nvocab = \"words.txt\""),
+            TEMPLATE,
+            &["task.vocab", "only fact_probe"],
+        ),
+        case(
+            "keys_of_other_kinds_are_rejected/train_on_sst2",
+            &[],
+            "kind = \"sst2\"\ntrain = \"x.csv\"",
+            TEMPLATE,
+            &["task.train", "only classification and fact_probe"],
+        ),
+    ]
+}
+
+/// Every bad input is planned and checked; the failing cases are reported together, by name.
+#[test]
+fn bad_input_is_a_clear_error_naming_file_line_or_key() {
+    let cases = bad_inputs();
+    assert_eq!(cases.len(), 26);
+    let mut failures = vec![];
+    for case in &cases {
+        let files: Vec<(&str, &[u8])> = case
+            .files
+            .iter()
+            .map(|(name, bytes)| (*name, bytes.as_slice()))
+            .collect();
+        match try_plan_error(&files, &case.task, case.template) {
+            Err(e) => failures.push(format!("{}: {e}", case.name)),
+            Ok(err) => {
+                let missing = common::missing_parts(&err, case.expected);
+                if !missing.is_empty() {
+                    failures.push(format!("{}: expected {missing:?} in: {err}", case.name));
+                }
+            }
+        }
     }
-}
-
-#[test]
-fn missing_label_column_lists_the_columns() {
-    let csv: &[u8] = b"text,stars\na,pos\nb,neg\n";
-    let err = plan_error(
-        &[("train.csv", csv), ("test.csv", GOOD_CSV)],
-        FILES,
-        TEMPLATE,
+    assert!(
+        failures.is_empty(),
+        "{} of {} bad inputs failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
     );
-    assert_has(
-        &err,
-        &[
-            "task.label",
-            "train.csv",
-            "no column `label`",
-            "columns are: text, stars",
-        ],
-    );
-}
-
-#[test]
-fn label_column_of_floats_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    let parquet = dir.path().join("train.parquet");
-    let mut frame = df!("text" => ["a", "b"], "label" => [1.5f64, 2.0]).unwrap();
-    ParquetWriter::new(File::create(&parquet).unwrap())
-        .finish(&mut frame)
-        .unwrap();
-    let bytes = std::fs::read(&parquet).unwrap();
-    let err = plan_error(
-        &[("train.parquet", &bytes), ("test.csv", GOOD_CSV)],
-        "kind = \"classification\"\ntrain = \"train.parquet\"\ntest = \"test.csv\"",
-        TEMPLATE,
-    );
-    assert_has(
-        &err,
-        &[
-            "task.label",
-            "train.parquet",
-            "column `label`",
-            "f64",
-            "strings or integers",
-        ],
-    );
-    let jsonl: &[u8] = b"{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\", \"label\": 4.5}\n";
-    let err = plan_error(
-        &[("train.jsonl", jsonl), ("test.csv", GOOD_CSV)],
-        "kind = \"classification\"\ntrain = \"train.jsonl\"\ntest = \"test.csv\"",
-        TEMPLATE,
-    );
-    assert_has(
-        &err,
-        &["train.jsonl", "line 2, column `label`", "number 4.5"],
-    );
-    let csv: &[u8] = b"text,label\na,1.5\nb,2.0\n";
-    let err = plan_error(
-        &[("train.csv", csv), ("test.csv", GOOD_CSV)],
-        FILES,
-        TEMPLATE,
-    );
-    assert_has(&err, &["train.csv", "decimal numbers", "`1.5` on line 2"]);
-}
-
-#[test]
-fn a_file_that_is_not_what_its_extension_says() {
-    let err = plan_error(
-        &[("train.parquet", GOOD_CSV), ("test.csv", GOOD_CSV)],
-        "kind = \"classification\"\ntrain = \"train.parquet\"\ntest = \"test.csv\"",
-        TEMPLATE,
-    );
-    assert_has(
-        &err,
-        &["train.parquet", "is not a Parquet file", "task.format"],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let parquet = dir.path().join("t.parquet");
-    let mut frame = df!("text" => ["a", "b"], "label" => ["pos", "neg"]).unwrap();
-    ParquetWriter::new(File::create(&parquet).unwrap())
-        .finish(&mut frame)
-        .unwrap();
-    let bytes = std::fs::read(&parquet).unwrap();
-    let err = plan_error(
-        &[("train.csv", &bytes), ("test.csv", GOOD_CSV)],
-        FILES,
-        TEMPLATE,
-    );
-    assert_has(&err, &["train.csv", "looks like a Parquet file"]);
-}
-
-#[test]
-fn truncated_parquet_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let parquet = dir.path().join("t.parquet");
-    let mut frame = df!("text" => ["a", "b", "c"], "label" => ["pos", "neg", "pos"]).unwrap();
-    ParquetWriter::new(File::create(&parquet).unwrap())
-        .finish(&mut frame)
-        .unwrap();
-    let bytes = std::fs::read(&parquet).unwrap();
-    let err = plan_error(
-        &[
-            ("train.parquet", &bytes[..bytes.len() / 2]),
-            ("test.csv", GOOD_CSV),
-        ],
-        "kind = \"classification\"\ntrain = \"train.parquet\"\ntest = \"test.csv\"",
-        TEMPLATE,
-    );
-    assert_has(&err, &["train.parquet", "truncated Parquet file"]);
-}
-
-#[test]
-fn csv_row_with_too_many_fields_names_its_line() {
-    let csv: &[u8] = b"text,label\n\"a, quoted\",pos\nb,neg,extra\n";
-    let err = plan_error(
-        &[("train.csv", GOOD_CSV), ("test.csv", csv)],
-        FILES,
-        TEMPLATE,
-    );
-    assert_has(
-        &err,
-        &["test.csv", "line 3: 3 fields, but the header has 2"],
-    );
-}
-
-#[test]
-fn invalid_utf8_names_its_line() {
-    let csv: &[u8] = b"text,label\nfine,pos\nbad \xff byte,neg\n";
-    let err = plan_error(
-        &[("train.csv", csv), ("test.csv", GOOD_CSV)],
-        FILES,
-        TEMPLATE,
-    );
-    assert_has(&err, &["train.csv", "line 3: invalid UTF-8"]);
-}
-
-#[test]
-fn empty_split_is_an_error() {
-    let err = plan_error(
-        &[("train.csv", GOOD_CSV), ("test.csv", b"text,label\n")],
-        FILES,
-        TEMPLATE,
-    );
-    assert_has(&err, &["evaluation file", "test.csv", "has no usable rows"]);
-    let one: &[u8] = b"text,label,split\na,pos,train\nb,neg,train\nc,pos,train\n";
-    let err = plan_error(
-        &[("all.csv", one)],
-        "kind = \"classification\"\nfile = \"all.csv\"\nsplit_column = \"split\"",
-        TEMPLATE,
-    );
-    assert_has(&err, &["task.splits", "split `test`", "has no usable rows"]);
-}
-
-#[test]
-fn budget_larger_than_a_class() {
-    let csv: &[u8] = b"text,label\na,pos\nb,pos\nc,pos\nd,neg\n";
-    let err = plan_error(
-        &[("train.csv", csv), ("test.csv", GOOD_CSV)],
-        &format!("{FILES}\nbalance = true\ntrain_size = 4\ndev_size = 1"),
-        TEMPLATE,
-    );
-    assert_has(
-        &err,
-        &["key `task`", "train (label `neg`)", "asked for 2", "only 1"],
-    );
-}
-
-#[test]
-fn labels_entry_that_never_occurs() {
-    let err = plan_error(
-        &[("train.csv", GOOD_CSV), ("test.csv", GOOD_CSV)],
-        &format!("{FILES}\nlabels = [\"neg\", \"neutral\", \"pos\"]"),
-        TEMPLATE,
-    );
-    assert_has(
-        &err,
-        &[
-            "task.labels",
-            "class `neutral` never occurs",
-            "its labels: neg, pos",
-        ],
-    );
-}
-
-#[test]
-fn template_field_that_is_not_a_column() {
-    let err = plan_error(
-        &[("train.csv", GOOD_CSV), ("test.csv", GOOD_CSV)],
-        FILES,
-        "[CLS] {title} it was [P] . [SEP]",
-    );
-    assert_has(
-        &err,
-        &[
-            "method.template",
-            "no column `title`",
-            "the template's field `{title}`",
-            "text, label",
-        ],
-    );
-}
-
-#[test]
-fn both_file_and_train() {
-    let err = plan_error(
-        &[("train.csv", GOOD_CSV), ("test.csv", GOOD_CSV)],
-        &format!("{FILES}\nfile = \"train.csv\"\nsplit_column = \"s\""),
-        TEMPLATE,
-    );
-    assert_has(&err, &["task.file", "not both"]);
-}
-
-#[test]
-fn unknown_format() {
-    let err = plan_error(
-        &[("train.csv", GOOD_CSV), ("test.csv", GOOD_CSV)],
-        &format!("{FILES}\nformat = \"xlsx\""),
-        TEMPLATE,
-    );
-    assert_has(&err, &["task.format", "unknown variant `xlsx`", "parquet"]);
-}
-
-#[test]
-fn hub_dataset_without_cache_while_offline() {
-    let err = plan_error(
-        &[],
-        "kind = \"classification\"\nhub = \"acme/missing\"",
-        TEMPLATE,
-    );
-    assert_has(
-        &err,
-        &[
-            "task.hub",
-            "`acme/missing`",
-            "not in the Hugging Face cache",
-            "datasets--acme--missing",
-            "HF_HUB_OFFLINE=1",
-            "huggingface-cli download --repo-type dataset acme/missing",
-        ],
-    );
-}
-
-#[test]
-fn jsonl_syntax_error_names_its_line() {
-    let jsonl: &[u8] =
-        b"{\"text\": \"a\", \"label\": \"pos\"}\n\n{\"text\": \"b\", \"label\": \"neg\"\n";
-    let err = plan_error(
-        &[("train.csv", GOOD_CSV), ("test.jsonl", jsonl)],
-        "kind = \"classification\"\ntrain = \"train.csv\"\ntest = \"test.jsonl\"",
-        TEMPLATE,
-    );
-    assert_has(&err, &["test.jsonl", "line 3: invalid JSON"]);
-}
-
-#[test]
-fn duplicate_column_names() {
-    let csv: &[u8] = b"text,label,text\na,pos,b\n";
-    let err = plan_error(
-        &[("train.csv", csv), ("test.csv", GOOD_CSV)],
-        FILES,
-        TEMPLATE,
-    );
-    assert_has(&err, &["train.csv", "line 1", "column `text` twice"]);
-}
-
-#[test]
-fn empty_text_names_row_and_column() {
-    let csv: &[u8] = b"text,label\na,pos\nb,neg\n  ,pos\n";
-    let err = plan_error(
-        &[("train.csv", csv), ("test.csv", GOOD_CSV)],
-        FILES,
-        TEMPLATE,
-    );
-    assert_has(
-        &err,
-        &[
-            "task.malformed_rows",
-            "train.csv: line 4, column `text`: empty or missing text",
-        ],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let parquet = dir.path().join("t.parquet");
-    let mut frame =
-        df!("text" => [Some("a"), None, Some("c")], "label" => ["pos", "neg", "pos"]).unwrap();
-    ParquetWriter::new(File::create(&parquet).unwrap())
-        .finish(&mut frame)
-        .unwrap();
-    let bytes = std::fs::read(&parquet).unwrap();
-    let err = plan_error(
-        &[("train.parquet", &bytes), ("test.csv", GOOD_CSV)],
-        "kind = \"classification\"\ntrain = \"train.parquet\"\ntest = \"test.csv\"",
-        TEMPLATE,
-    );
-    assert_has(&err, &["train.parquet: row 2, column `text`"]);
-}
-
-#[test]
-fn unknown_label_in_the_evaluation_split_names_its_row() {
-    let csv: &[u8] = b"text,label\na,pos\nb,maybe\n";
-    let err = plan_error(
-        &[("train.csv", GOOD_CSV), ("test.csv", csv)],
-        FILES,
-        TEMPLATE,
-    );
-    assert_has(
-        &err,
-        &[
-            "test.csv: line 3, column `label`",
-            "label `maybe` does not occur",
-            "task.labels",
-        ],
-    );
-}
-
-#[test]
-fn text_column_of_numbers_and_missing_split_column() {
-    let jsonl: &[u8] =
-        b"{\"text\": \"a\", \"label\": \"pos\"}\n{\"text\": 7, \"label\": \"neg\"}\n";
-    let err = plan_error(
-        &[("train.jsonl", jsonl), ("test.csv", GOOD_CSV)],
-        "kind = \"classification\"\ntrain = \"train.jsonl\"\ntest = \"test.csv\"",
-        TEMPLATE,
-    );
-    assert_has(
-        &err,
-        &[
-            "line 2, column `text`",
-            "number 7",
-            "text columns must hold strings",
-        ],
-    );
-    let err = plan_error(
-        &[("all.csv", GOOD_CSV)],
-        "kind = \"classification\"\nfile = \"all.csv\"",
-        TEMPLATE,
-    );
-    assert_has(&err, &["task.split_column", "required with `file`"]);
-}
-
-#[test]
-fn keys_of_other_kinds_are_rejected() {
-    let err = plan_error(
-        &[("train.csv", GOOD_CSV), ("test.csv", GOOD_CSV)],
-        &format!("{FILES}\nvocab = \"words.txt\""),
-        TEMPLATE,
-    );
-    assert_has(&err, &["task.vocab", "only fact_probe"]);
-    let err = plan_error(&[], "kind = \"sst2\"\ntrain = \"x.csv\"", TEMPLATE);
-    assert_has(&err, &["task.train", "only classification and fact_probe"]);
 }
 
 #[test]
@@ -1098,7 +1080,7 @@ fn every_method_runs_on_a_table_task_and_eval_reproduces_the_record() {
         common::splade_tiny().display().to_string()
     );
     let file = common::experiment(dir.path(), "pairs", &body);
-    let out = cli(dir.path(), &["run", file.to_str().unwrap()], &[]);
+    let out = offline_in(dir.path(), &["run", file.to_str().unwrap()], &[]);
     common::assert_success(&out);
     let store = autoprompt::store::Store::open(&dir.path().join("results"), "pairs").unwrap();
     let records = store.records().unwrap();
@@ -1129,7 +1111,7 @@ fn every_method_runs_on_a_table_task_and_eval_reproduces_the_record() {
         .unwrap();
     assert_eq!(classes, ["contradiction", "entailment", "neutral"]);
     let record_path = store.record_path(&searched.id);
-    let out = cli(
+    let out = offline_in(
         dir.path(),
         &[
             "eval",
@@ -1286,7 +1268,7 @@ fn an_unclosed_quote_names_the_line_it_opens() {
         FILES,
         TEMPLATE,
     );
-    assert_has(
+    common::assert_has(
         &err,
         &[
             "test.csv",
@@ -1314,7 +1296,7 @@ fn a_quoted_header_plans_and_the_delimiter_key_is_checked() {
             "[task]\nkind = \"classification\"\n{task}label = \"sentiment\"\ntrain_size = 2\ndev_size = 1\n[method]\nkind = \"manual\"\ntemplate = \"[CLS] {{review}} it was [P] . [SEP]\"\nlabels = {{ neg = [\"bad\"], pos = [\"good\"] }}\n"
         );
         let experiment = common::experiment(dir.path(), name, &body);
-        let out = cli(dir.path(), &["plan", experiment.to_str().unwrap()], &[]);
+        let out = offline_in(dir.path(), &["plan", experiment.to_str().unwrap()], &[]);
         common::assert_success(&out);
     }
     // A separator JSON cannot have, and one that is not one ASCII character.
@@ -1326,7 +1308,7 @@ fn a_quoted_header_plans_and_the_delimiter_key_is_checked() {
         "kind = \"classification\"\ntrain = \"train.jsonl\"\ntest = \"test.csv\"\ndelimiter = \";\"",
         TEMPLATE,
     );
-    assert_has(
+    common::assert_has(
         &err,
         &["train.jsonl", "task.delimiter applies to CSV and TSV files"],
     );
@@ -1335,7 +1317,7 @@ fn a_quoted_header_plans_and_the_delimiter_key_is_checked() {
         &format!("{FILES}\ndelimiter = \"\\\"\""),
         TEMPLATE,
     );
-    assert_has(
+    common::assert_has(
         &err,
         &["task.delimiter", "one ASCII character other than a quote"],
     );
@@ -1364,7 +1346,7 @@ fn plan_shows_each_splits_pool_and_draw_by_class_and_warns_of_thin_classes() {
         dir.path().join("test.csv").display().to_string(),
     );
     let file = common::experiment(dir.path(), "thin", &body);
-    let out = cli(dir.path(), &["plan", file.to_str().unwrap()], &[]);
+    let out = offline_in(dir.path(), &["plan", file.to_str().unwrap()], &[]);
     common::assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     for line in [

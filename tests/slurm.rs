@@ -5,9 +5,11 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use autoprompt::progress::Stage;
 use autoprompt::record::{Record, Status};
+use autoprompt::run::progress::Heartbeat;
 
 /// Runs the CLI in `dir` (a test's temp dir): Slurm jobs run where they were submitted, and
 /// the report job writes `reports/<name>.md` there, not into the repository. The embedded
@@ -26,42 +28,28 @@ fn jobs(results: &Path, name: &str) -> serde_json::Value {
         .unwrap()
 }
 
-/// Waits until none of `ids` is pending or running.
+/// Waits until none of `ids` is pending or running (asking squeue every 500 ms).
 fn wait_for(ids: &[&str], timeout: Duration) {
-    let start = Instant::now();
-    loop {
-        let out = Command::new("squeue")
-            .args(["-h", "-j", &ids.join(","), "-o", "%T"])
-            .output()
-            .unwrap();
-        let states = String::from_utf8_lossy(&out.stdout).to_string();
-        if states.trim().is_empty() {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "jobs {ids:?} still queued: {states}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    common::wait_until_every(
+        timeout,
+        Duration::from_millis(500),
+        &format!("jobs {ids:?} to leave the queue"),
+        || {
+            let out = Command::new("squeue")
+                .args(["-h", "-j", &ids.join(","), "-o", "%T"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().is_empty()
+        },
+    );
 }
 
+/// The experiment's records, sorted by cell id.
 fn records(results: &Path, name: &str) -> Vec<Record> {
-    let dir = results.join(name).join("cells");
-    let mut out: Vec<Record> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                .map(|p| {
-                    serde_json::from_slice(&std::fs::read(&p).unwrap())
-                        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort_by(|a: &Record, b: &Record| a.id.cmp(&b.id));
-    out
+    common::records(results, name)
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect()
 }
 
 fn submit(file: &Path) -> (String, String) {
@@ -198,22 +186,30 @@ seeds = [0, 1]
 "#;
     let file = common::experiment(dir.path(), "slurm_cancel", body);
     let (array, report) = submit(&file);
-    let start = Instant::now();
-    loop {
-        let out = Command::new("squeue")
-            .args(["-h", "-j", &array, "-t", "RUNNING", "-o", "%i"])
-            .output()
-            .unwrap();
-        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "array never started"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    std::thread::sleep(Duration::from_secs(3));
+    common::wait_until_every(
+        Duration::from_secs(120),
+        Duration::from_millis(300),
+        "the array to start",
+        || {
+            let out = Command::new("squeue")
+                .args(["-h", "-j", &array, "-t", "RUNNING", "-o", "%i"])
+                .output()
+                .unwrap();
+            !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+        },
+    );
+    // Cancelled mid-search: once a cell's heartbeat says its search loop is running.
+    let progress = dir.path().join("results/slurm_cancel/progress");
+    common::wait_until(Duration::from_secs(120), "a running search", || {
+        std::fs::read_dir(&progress).is_ok_and(|d| {
+            d.flatten().any(|e| {
+                std::fs::read(e.path())
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice::<Heartbeat>(&bytes).ok())
+                    .is_some_and(|h| matches!(h.stage, Stage::Search { .. }))
+            })
+        })
+    });
     assert!(
         Command::new("scancel")
             .arg(&array)

@@ -125,3 +125,121 @@ pub fn load_and_plan(
     let cells = autoprompt::plan::plan(&experiment).map_err(|e| e.to_string())?;
     Ok((experiment, cells))
 }
+
+/// The binary, run from the repository root (a test's own paths are absolute).
+pub fn cli() -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.current_dir(repo());
+    cmd
+}
+
+/// `autoprompt run <file>` from the repository root.
+pub fn run_cmd(file: &Path) -> std::process::Command {
+    let mut cmd = cli();
+    cmd.arg("run").arg(file);
+    cmd
+}
+
+/// Asserts that `err` contains every one of `parts`.
+pub fn assert_has(err: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(err.contains(p), "expected `{p}` in: {err}");
+    }
+}
+
+/// The `parts` that `err` does not contain (empty: it has them all).
+pub fn missing_parts<'a>(err: &str, parts: &[&'a str]) -> Vec<&'a str> {
+    parts.iter().copied().filter(|p| !err.contains(p)).collect()
+}
+
+/// Polls `condition` every 10 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_until(timeout: std::time::Duration, what: &str, condition: impl FnMut() -> bool) {
+    wait_until_every(
+        timeout,
+        std::time::Duration::from_millis(10),
+        what,
+        condition,
+    );
+}
+
+/// [`wait_until`] polling every `every` (for a condition that is costly to check, such as
+/// a call to `squeue`).
+pub fn wait_until_every(
+    timeout: std::time::Duration,
+    every: std::time::Duration,
+    what: &str,
+    mut condition: impl FnMut() -> bool,
+) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(every);
+    }
+}
+
+/// Forty quick majority cells (8 train sizes × 5 seeds) on SICK-E.
+pub const MANY_CELLS: &str = "[task]\nkind = \"sick_e\"\ntrain_size = 10\ndev_size = 10\n[method]\nkind = \"majority\"\n[grid]\n\"task.train_size\" = [10, 20, 30, 40, 50, 60, 70, 80]\nseeds = [0, 1, 2, 3, 4]\n";
+
+/// The record files of experiment `name` under the results directory `results` with their
+/// bytes, sorted by path (so by cell id); none when the directory does not exist.
+pub fn record_files(results: &Path, name: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let cells = results.join(name).join("cells");
+    let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&cells)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .map(|p| {
+                    let bytes = std::fs::read(&p).unwrap();
+                    (p, bytes)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// [`record_files`] parsed: every record of the experiment with its path, sorted by path
+/// (so by cell id); a file that does not parse panics naming it.
+pub fn records(results: &Path, name: &str) -> Vec<(PathBuf, autoprompt::record::Record)> {
+    record_files(results, name)
+        .into_iter()
+        .map(|(p, bytes)| {
+            let record =
+                serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p, record)
+        })
+        .collect()
+}
+
+/// Every `*.tmp` file under `dir`, at any depth.
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if e.file_name().to_string_lossy().ends_with(".tmp") {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Waits (up to two minutes) until the experiment, its results under `dir/results`, has at
+/// least `n` records.
+pub fn wait_for_records(dir: &Path, name: &str, n: usize) {
+    let results = dir.join("results");
+    wait_until_every(
+        std::time::Duration::from_secs(120),
+        std::time::Duration::from_millis(2),
+        "records to appear",
+        || record_files(&results, name).len() >= n,
+    );
+}

@@ -45,64 +45,12 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  autoprompt run experiments/sst2_lowres.toml\n  autoprompt run experiments/sst2_lowres.toml --only 3fa2 --set method.search.iters=5\n  autoprompt run experiments/sst2.toml --dry-run\n  AUTOPROMPT_DATA_DIR=../shared/data autoprompt run experiments/lama.toml --jobs 2"
     )]
-    Run {
-        #[command(flatten)]
-        experiment: ExperimentArgs,
-        /// Run only cells whose id starts with this (repeatable).
-        #[arg(long)]
-        only: Vec<String>,
-        /// Print what would run, run nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Cells to run in parallel.
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
-        /// Backend (overrides the experiment's `backend`).
-        #[arg(long, value_enum)]
-        backend: Option<choices::Backend>,
-        /// Where cells run (overrides `[launcher] kind`).
-        #[arg(long, value_enum)]
-        launcher: Option<choices::Launcher>,
-        /// Extra sbatch argument (repeatable), e.g. `--slurm-arg=--gres=gpu:1`.
-        #[arg(long = "slurm-arg", allow_hyphen_values = true)]
-        slurm_args: Vec<String>,
-        /// Slurm array tasks running at once.
-        #[arg(long)]
-        max_parallel: Option<usize>,
-        /// Run only the cell with this plan index (what each Slurm array task runs).
-        #[arg(long)]
-        cell_index: Option<usize>,
-        /// Run only the cells with index % N == I, as `I/N` (any other scheduler).
-        #[arg(long, value_parser = parse_shard)]
-        shard: Option<(usize, usize)>,
-        /// Skip a failed cell once it has failed this many times.
-        #[arg(long, default_value_t = run::DEFAULT_MAX_ATTEMPTS)]
-        max_attempts: u32,
-        /// Run failed cells again whatever their attempt count.
-        #[arg(long)]
-        retry_failed: bool,
-    },
+    Run(RunArgs),
     /// Re-evaluate a saved prompt (a cell record or a best-so-far prompt) on a split.
     #[command(
         after_help = "Examples:\n  autoprompt eval experiments/sst2_lowres.toml --prompt results/sst2_lowres/cells/3fa2....json --split test\n  autoprompt eval experiments/lama.toml --prompt results/lama/prompts/9b1c....best.json --split dev"
     )]
-    Eval {
-        #[command(flatten)]
-        experiment: ExperimentArgs,
-        /// `results/<name>/cells/<id>.json` or `results/<name>/prompts/<id>.best.json`.
-        #[arg(long)]
-        prompt: PathBuf,
-        #[arg(long, value_enum, default_value = "test")]
-        split: choices::Split,
-        /// The cell to apply the prompt to (default: the record's own cell, the cell a
-        /// `prompts/<id>.best.json` is named after, or the experiment's only cell). A prompt
-        /// applies to any cell whose model has the vocabulary it was made with.
-        #[arg(long)]
-        cell: Option<String>,
-        /// Also write the predictions on the split (Parquet, as `results/<name>/predictions/<id>.parquet`).
-        #[arg(long, value_name = "FILE")]
-        predictions: Option<PathBuf>,
-    },
+    Eval(EvalArgs),
     /// Finished / failed / pending / running cells (from the store, and squeue when a Slurm job is known).
     #[command(after_help = "Examples:\n  autoprompt status experiments/sst2_lowres.toml")]
     Status(ExperimentArgs),
@@ -111,89 +59,27 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  autoprompt unlock experiments/sst2_lowres.toml\n  autoprompt unlock experiments/sst2_lowres.toml --cell 3fa2c1d0 --force"
     )]
-    Unlock {
-        #[command(flatten)]
-        experiment: ExperimentArgs,
-        /// Only these cells (id or id prefix; repeatable). Default: every cell.
-        #[arg(long)]
-        cell: Vec<String>,
-        /// Also break locks whose holder may be alive (another host, or a live process here).
-        #[arg(long)]
-        force: bool,
-    },
+    Unlock(UnlockArgs),
     /// Aggregate the records of an experiment into tables (parquet, CSV) and reports/<name>.md.
     #[command(after_help = "Examples:\n  autoprompt report experiments/sst2_lowres.toml")]
-    Report {
-        #[command(flatten)]
-        experiment: ExperimentArgs,
-        /// Also plot each method's paired Δ against this method over the training sizes, shaded
-        /// with its t 95% interval (reports/<name>_delta.png).
-        #[arg(long, value_name = "METHOD")]
-        delta_against: Option<String>,
-    },
+    Report(ReportArgs),
     /// The paper's tables next to ours: reports/paper/*.toml (published numbers) joined with
     /// the records of the experiments in experiments/paper/, written to reports/paper.md.
     #[command(
         after_help = "Examples:\n  autoprompt paper-report experiments/paper\n  just reproduce --set model.source=splade-tiny"
     )]
-    PaperReport {
-        /// Directory of the experiments that reproduce the tables.
-        #[arg(default_value = "experiments/paper")]
-        experiments: PathBuf,
-        /// Directory of the transcribed paper tables.
-        #[arg(long, default_value = "reports/paper")]
-        tables: PathBuf,
-        #[arg(long, default_value = "reports/paper.md")]
-        out: PathBuf,
-    },
+    PaperReport(PaperReportArgs),
     /// Compare an experiment's summary with a stored baseline (nightly regression check).
     #[command(
         after_help = "Examples:\n  autoprompt compare experiments/nightly.toml\n  autoprompt compare experiments/nightly.toml --update-baseline --reason \"new tokenizer handling\""
     )]
-    Compare {
-        #[command(flatten)]
-        experiment: ExperimentArgs,
-        /// Baseline directory (summary.csv + environment.json).
-        #[arg(long, default_value = "results/baselines/nightly")]
-        baseline: PathBuf,
-        /// Where the comparison table goes.
-        #[arg(long, default_value = "reports/nightly.md")]
-        out: PathBuf,
-        /// Allowed drop in baseline seed sds.
-        #[arg(long, default_value_t = 3.0)]
-        sd_factor: f64,
-        /// Smallest allowed drop.
-        #[arg(long, default_value_t = 0.02)]
-        floor: f64,
-        /// Largest allowed slow-down of a search iteration.
-        #[arg(long, default_value_t = 1.5)]
-        time_ratio: f64,
-        /// Replace the baseline with the current summary (deliberately; give --reason).
-        #[arg(long, requires = "reason")]
-        update_baseline: bool,
-        /// Why the baseline changes (recorded in its environment.json).
-        #[arg(long)]
-        reason: Option<String>,
-    },
+    Compare(CompareArgs),
     /// Is method A better than method B? Paired differences over the seeds both ran, per
     /// setting (task, budget, model), from the experiment's records.
     #[command(
         after_help = "Examples:\n  autoprompt versus experiments/sst2_lowres.toml --a autoprompt --b manual\n  autoprompt versus experiments/sst2_lowres.toml --a finetune --b linear_probe --metric accuracy --metric dev_accuracy"
     )]
-    Versus {
-        #[command(flatten)]
-        experiment: ExperimentArgs,
-        /// The first method (Δ = a − b): a method name (`autoprompt`) or its label in the
-        /// report's tables (`autoprompt (iters=15)`).
-        #[arg(long)]
-        a: String,
-        /// The second method.
-        #[arg(long)]
-        b: String,
-        /// Metrics to compare (repeatable; default: every metric both report).
-        #[arg(long)]
-        metric: Vec<String>,
-    },
+    Versus(VersusArgs),
     /// Speed measurements through the project's code path (used by `just bench`); prints JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -201,22 +87,163 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  autoprompt fill-mask --model splade-tiny \"paris is the capital of [MASK] .\"\n  autoprompt fill-mask --model roberta-large \"The movie was <mask>.\" --top-k 5"
     )]
-    FillMask {
-        /// A model directory, a Hugging Face hub id, or `splade-tiny`.
-        #[arg(long, default_value = autoprompt::lm::EMBEDDED_MODEL)]
-        model: String,
-        /// Predictions per mask.
-        #[arg(long, default_value_t = 10)]
-        top_k: usize,
-        #[arg(long, value_enum, default_value = "ndarray")]
-        backend: choices::Backend,
-        /// Refuse a checkpoint with tensors the model does not use (extra task heads)
-        /// instead of skipping them with a warning.
-        #[arg(long)]
-        strict: bool,
-        /// Text with one or more `[MASK]` (or the model's own mask token).
-        text: String,
-    },
+    FillMask(FillMaskArgs),
+}
+
+// Each subcommand's arguments. No `///` on these structs: clap would take it for the
+// subcommand's summary, which is the doc comment on its `Command` variant.
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// Run only cells whose id starts with this (repeatable).
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Print what would run, run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Cells to run in parallel.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Backend (overrides the experiment's `backend`).
+    #[arg(long, value_enum)]
+    pub backend: Option<choices::Backend>,
+    /// Where cells run (overrides `[launcher] kind`).
+    #[arg(long, value_enum)]
+    pub launcher: Option<choices::Launcher>,
+    /// Extra sbatch argument (repeatable), e.g. `--slurm-arg=--gres=gpu:1`.
+    #[arg(long = "slurm-arg", allow_hyphen_values = true)]
+    pub slurm_args: Vec<String>,
+    /// Slurm array tasks running at once.
+    #[arg(long)]
+    pub max_parallel: Option<usize>,
+    /// Run only the cell with this plan index (what each Slurm array task runs).
+    #[arg(long)]
+    pub cell_index: Option<usize>,
+    /// Run only the cells with index % N == I, as `I/N` (any other scheduler).
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Skip a failed cell once it has failed this many times.
+    #[arg(long, default_value_t = run::DEFAULT_MAX_ATTEMPTS)]
+    pub max_attempts: u32,
+    /// Run failed cells again whatever their attempt count.
+    #[arg(long)]
+    pub retry_failed: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// `results/<name>/cells/<id>.json` or `results/<name>/prompts/<id>.best.json`.
+    #[arg(long)]
+    pub prompt: PathBuf,
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: choices::Split,
+    /// The cell to apply the prompt to (default: the record's own cell, the cell a
+    /// `prompts/<id>.best.json` is named after, or the experiment's only cell). A prompt
+    /// applies to any cell whose model has the vocabulary it was made with.
+    #[arg(long)]
+    pub cell: Option<String>,
+    /// Also write the predictions on the split (Parquet, as `results/<name>/predictions/<id>.parquet`).
+    #[arg(long, value_name = "FILE")]
+    pub predictions: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// Only these cells (id or id prefix; repeatable). Default: every cell.
+    #[arg(long)]
+    pub cell: Vec<String>,
+    /// Also break locks whose holder may be alive (another host, or a live process here).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// Also plot each method's paired Δ against this method over the training sizes, shaded
+    /// with its t 95% interval (reports/<name>_delta.png).
+    #[arg(long, value_name = "METHOD")]
+    pub delta_against: Option<String>,
+}
+
+#[derive(Args)]
+pub struct PaperReportArgs {
+    /// Directory of the experiments that reproduce the tables.
+    #[arg(default_value = "experiments/paper")]
+    pub experiments: PathBuf,
+    /// Directory of the transcribed paper tables.
+    #[arg(long, default_value = "reports/paper")]
+    pub tables: PathBuf,
+    #[arg(long, default_value = "reports/paper.md")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// Baseline directory (summary.csv + environment.json).
+    #[arg(long, default_value = "results/baselines/nightly")]
+    pub baseline: PathBuf,
+    /// Where the comparison table goes.
+    #[arg(long, default_value = "reports/nightly.md")]
+    pub out: PathBuf,
+    /// Allowed drop in baseline seed sds.
+    #[arg(long, default_value_t = 3.0)]
+    pub sd_factor: f64,
+    /// Smallest allowed drop.
+    #[arg(long, default_value_t = 0.02)]
+    pub floor: f64,
+    /// Largest allowed slow-down of a search iteration.
+    #[arg(long, default_value_t = 1.5)]
+    pub time_ratio: f64,
+    /// Replace the baseline with the current summary (deliberately; give --reason).
+    #[arg(long, requires = "reason")]
+    pub update_baseline: bool,
+    /// Why the baseline changes (recorded in its environment.json).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Args)]
+pub struct VersusArgs {
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// The first method (Δ = a − b): a method name (`autoprompt`) or its label in the
+    /// report's tables (`autoprompt (iters=15)`).
+    #[arg(long)]
+    pub a: String,
+    /// The second method.
+    #[arg(long)]
+    pub b: String,
+    /// Metrics to compare (repeatable; default: every metric both report).
+    #[arg(long)]
+    pub metric: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct FillMaskArgs {
+    /// A model directory, a Hugging Face hub id, or `splade-tiny`.
+    #[arg(long, default_value = autoprompt::lm::EMBEDDED_MODEL)]
+    pub model: String,
+    /// Predictions per mask.
+    #[arg(long, default_value_t = 10)]
+    pub top_k: usize,
+    #[arg(long, value_enum, default_value = "ndarray")]
+    pub backend: choices::Backend,
+    /// Refuse a checkpoint with tensors the model does not use (extra task heads)
+    /// instead of skipping them with a warning.
+    #[arg(long)]
+    pub strict: bool,
+    /// Text with one or more `[MASK]` (or the model's own mask token).
+    pub text: String,
 }
 
 #[derive(Subcommand)]
