@@ -984,3 +984,44 @@ fn a_requested_stop_ends_the_search_before_its_next_iteration() {
     assert!(result.steps.is_empty(), "{:?}", result.steps);
     assert!(!autoprompt::interrupt::stop_requested());
 }
+
+/// Successive halving (a named, approximate option): candidates run the rounds' batches in
+/// halving numbers (8 candidates on 4 batches: 8 + 4 + 2 + 1 candidate-batches), the
+/// survivor is compared with the current prompt over every row, as without halving, and the
+/// search is deterministic.
+#[test]
+fn successive_halving_scores_halving_numbers_of_candidates() {
+    let f = fixture(48, 16);
+    let display = |id: u32| f.lm.tokenizer.display_token(id);
+    let settings = SearchSettings {
+        iters: 4,
+        batch_size: 8,
+        accumulation_steps: 2,
+        num_candidates: 8,
+        eval_batches: Some(4),
+        successive_halving: true,
+        ..Default::default()
+    };
+    let ctx = f.context(&settings, &display);
+    let result = search(&ctx, f.train(), f.dev(), 3, |_, _| {});
+    let again = search(&ctx, f.train(), f.dev(), 3, |_, _| {});
+    assert_eq!(result.trigger_ids, again.trigger_ids);
+    let mut before = result.steps[0].rows.unwrap();
+    // The first step's rows: the start's dev rows, then the step.
+    before.forward = 16;
+    before.backward = 0;
+    for step in &result.steps {
+        let rows = step.rows.unwrap();
+        let dev = if step.accepted { 16 } else { 0 };
+        // Gradient: 2 batches forward and backward; current: 4 batches; candidates: 15.
+        assert_eq!(
+            rows.forward - before.forward,
+            (2 + 4 + 15) * 8 + dev,
+            "{step:?}"
+        );
+        assert_eq!(rows.backward - before.backward, 2 * 8);
+        let best = step.best_candidate.as_ref().map(|c| c.2);
+        assert_eq!(step.accepted, best.is_some_and(|b| b > step.current));
+        before = rows;
+    }
+}
