@@ -213,7 +213,7 @@ fn extra_heads_are_skipped_and_named_and_strict_refuses_them() {
     );
     assert_same_predictions("roberta + classifier + adapters", &lm, &plain, ROBERTA_TEXT);
 
-    let err = load(&dir, UnusedTensors::Refuse).unwrap_err().to_string();
+    let err = autoprompt::errors::chain_text(&load(&dir, UnusedTensors::Refuse).unwrap_err());
     assert!(
         err.contains("checkpoint does not match the model")
             && err.contains("\"classifier.out_proj.weight\"")
@@ -237,7 +237,7 @@ fn extra_heads_are_skipped_and_named_and_strict_refuses_them() {
         &bert_plain,
         BERT_TEXT,
     );
-    let err = load(&dir, UnusedTensors::Refuse).unwrap_err().to_string();
+    let err = autoprompt::errors::chain_text(&load(&dir, UnusedTensors::Refuse).unwrap_err());
     assert!(err.contains("\"cls.species.decoder.weight\""), "{err}");
 }
 
@@ -271,7 +271,7 @@ fn an_encoder_without_its_mlm_head_is_refused_with_how_to_get_one() {
     let dir = roberta_shape(tmp.path(), "encoder-only");
     let err = load(&dir, UnusedTensors::Skip).unwrap_err();
     assert!(matches!(err, LmError::NoMlmHead { .. }), "{err}");
-    let msg = err.to_string();
+    let msg = autoprompt::errors::chain_text(&err);
     assert!(
         msg.contains("the checkpoint has no masked-LM head (no lm_head.* tensors)")
             && msg.contains("`RobertaForMaskedLM`"),
@@ -286,7 +286,7 @@ fn an_encoder_without_its_mlm_head_is_refused_with_how_to_get_one() {
         t.insert("pooler.dense.weight".into(), f32_entry(vec![128, 128], 1));
         t.insert("pooler.dense.bias".into(), f32_entry(vec![128], 2));
     });
-    let msg = load(&dir, UnusedTensors::Skip).unwrap_err().to_string();
+    let msg = autoprompt::errors::chain_text(&load(&dir, UnusedTensors::Skip).unwrap_err());
     assert!(
         msg.contains("no masked-LM head (no cls.predictions.* tensors)")
             && msg.contains("`BertForMaskedLM` or `BertForPreTraining`"),
@@ -296,7 +296,7 @@ fn an_encoder_without_its_mlm_head_is_refused_with_how_to_get_one() {
     let dir = derived(&splade, tmp.path(), "bert-half-head", |t| {
         t.remove("cls.predictions.bias").unwrap();
     });
-    let msg = load(&dir, UnusedTensors::Skip).unwrap_err().to_string();
+    let msg = autoprompt::errors::chain_text(&load(&dir, UnusedTensors::Skip).unwrap_err());
     assert!(msg.contains("missing: [\"cls.predictions.bias\"]"), "{msg}");
 }
 
@@ -355,7 +355,7 @@ fn sharded_safetensors_load_through_their_index() {
 
     // A shard the index names but the directory lacks is named.
     std::fs::remove_file(dir.join("model-00002-of-00002.safetensors")).unwrap();
-    let msg = load(&dir, UnusedTensors::Skip).unwrap_err().to_string();
+    let msg = autoprompt::errors::chain_text(&load(&dir, UnusedTensors::Skip).unwrap_err());
     assert!(
         msg.contains("model.safetensors.index.json")
             && msg.contains("its shard `model-00002-of-00002.safetensors` is not in"),

@@ -16,7 +16,7 @@ fn error_of(body: &str, overrides: &[&str]) -> String {
     let path = common::experiment(dir.path(), "bad", body);
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     let result = config::load(&path, &overrides).and_then(|e| plan::plan(&e).map(|_| ()));
-    let err = result.expect_err("config should be rejected").to_string();
+    let err = autoprompt::errors::chain_text(&result.expect_err("config should be rejected"));
     assert!(
         err.contains("bad.toml") || err.starts_with("--set"),
         "error does not name the file: {err}"
@@ -320,9 +320,9 @@ fn override_with_wrong_type() {
 
 #[test]
 fn missing_experiment_file() {
-    let err = config::load(std::path::Path::new("/nonexistent/x.toml"), &[])
-        .unwrap_err()
-        .to_string();
+    let err = autoprompt::errors::chain_text(
+        &config::load(std::path::Path::new("/nonexistent/x.toml"), &[]).unwrap_err(),
+    );
     common::assert_has(
         &err,
         &["/nonexistent/x.toml", "cannot read experiment file"],

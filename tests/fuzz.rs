@@ -302,8 +302,11 @@ fn load_task(
 ) -> Result<Outcome, String> {
     match autoprompt::tasks::load(spec, paths, 0) {
         Ok(_) => Ok(Outcome::Accepted),
-        Err(e) if e.to_string().contains(file_name) => Ok(Outcome::Rejected),
-        Err(e) => Err(format!("error does not name {file_name}: {e}")),
+        Err(e) if autoprompt::errors::chain_text(&e).contains(file_name) => Ok(Outcome::Rejected),
+        Err(e) => Err(format!(
+            "error does not name {file_name}: {}",
+            autoprompt::errors::Chain(&e)
+        )),
     }
 }
 
@@ -471,8 +474,13 @@ fn mutated_saved_prompts_are_read_or_refused_naming_the_file() {
                     let _ = autoprompt::prompt::Template::parse(&prompt.template);
                     Ok(Outcome::Accepted)
                 }
-                Err(e) if e.to_string().contains("mutated prompt.json") => Ok(Outcome::Rejected),
-                Err(e) => Err(format!("error does not name the file: {e}")),
+                Err(e) if autoprompt::errors::chain_text(&e).contains("mutated prompt.json") => {
+                    Ok(Outcome::Rejected)
+                }
+                Err(e) => Err(format!(
+                    "error does not name the file: {}",
+                    autoprompt::errors::Chain(&e)
+                )),
             }
         },
     );

@@ -515,7 +515,7 @@ fn missing_config_key_is_an_error() {
     config.as_object_mut().unwrap().remove("hidden_size");
     let path = dir.path().join("config.json");
     std::fs::write(&path, config.to_string()).unwrap();
-    let err = MaskedLmConfig::from_file(&path).unwrap_err().to_string();
+    let err = autoprompt::errors::chain_text(&MaskedLmConfig::from_file(&path).unwrap_err());
     assert!(err.contains("missing field `hidden_size`"), "{err}");
 }
 

@@ -15,9 +15,29 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::Rng;
 use serde::Serialize;
 
+use crate::lm::LmError;
 use crate::lm::{EncoderInput, MaskedLmConfig};
+use crate::prompt::TemplateError;
+use crate::prompt::verbalizer::VerbalizerError;
 use crate::prompt::{Encoded, Template, Verbalizer};
-use crate::run::RunError;
+use crate::tasks::TaskError;
+
+/// Why a measurement could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Model(#[from] LmError),
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    #[error("template")]
+    Template(#[from] TemplateError),
+    #[error("label words")]
+    Verbalizer(#[from] VerbalizerError),
+    #[error(
+        "the host engine does not cover `{0}` (projected embeddings or gelu_new): bench it with --engine burn"
+    )]
+    HostEngineDoesNotCover(String),
+}
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
 use crate::search::trigger::{SearchContext, SearchInputs, SearchState, Split};
 use crate::search::{Engine, Gold, Scorer, SearchSettings, SelectBy, Target};
@@ -125,7 +145,7 @@ pub fn search_iteration<B: AutodiffBackend>(
     bench: &SearchBench,
     name: &str,
     device: &B::Device,
-) -> Result<BenchResult, RunError> {
+) -> Result<BenchResult, BenchError> {
     let lm = crate::lm::load::<B>(&bench.model, device)?;
     let (rows, _) = crate::tasks::sst2::read(&bench.data, MalformedRows::Error)?;
     let rows = &rows[..rows.len().min(512)];
@@ -340,7 +360,7 @@ pub fn encoder_forward<B: Backend>(
     iters: usize,
     name: &str,
     device: &B::Device,
-) -> Result<ForwardResult, RunError> {
+) -> Result<ForwardResult, BenchError> {
     let lm = crate::lm::load::<B>(model_source, device)?;
     let mut rng = sample::rng(0, "forward");
     let vocab = lm.model.vocab_size();
@@ -392,12 +412,12 @@ pub fn host_encoder_forward(
     seq: usize,
     iters: usize,
     name: &str,
-) -> Result<ForwardResult, RunError> {
+) -> Result<ForwardResult, BenchError> {
     use crate::lm::host::{HostModel, Packed, kernels};
     use crate::search::parallel::{map_ordered, workers};
     let lm = crate::lm::load::<burn::backend::NdArray>(model_source, &Default::default())?;
     let Some(host) = HostModel::from_model(&lm.model) else {
-        return Err(RunError::HostEngineDoesNotCover(model_source.to_string()));
+        return Err(BenchError::HostEngineDoesNotCover(model_source.to_string()));
     };
     let mut rng = sample::rng(0, "forward");
     let vocab = host.vocab_size() as u32;

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod colour;
 pub mod config;
+pub mod errors;
 pub mod interrupt;
 pub mod lm;
 pub mod plan;

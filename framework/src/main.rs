@@ -33,17 +33,9 @@ fn init_tracing(verbose: u8, quiet: bool, colour: bool, bars: Option<indicatif::
         .init();
 }
 
-/// The error and its causes, skipping a cause whose text its wrapper already shows (our
-/// error types print their source in their own message).
+/// The error and its causes, each once, joined by ": " ([`autoprompt::errors::Chain`]).
 fn error_text(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text = format!("{text}: {cause}");
-        }
-    }
-    text
+    autoprompt::errors::chain_text(e.as_ref())
 }
 
 /// Runs the subcommand; its errors are `main`'s to print and map to exit codes.

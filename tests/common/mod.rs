@@ -121,8 +121,9 @@ pub fn load_and_plan(
     file: &Path,
     set: &[String],
 ) -> Result<(autoprompt::config::Experiment, Vec<autoprompt::plan::Cell>), String> {
-    let experiment = autoprompt::config::load(file, set).map_err(|e| e.to_string())?;
-    let cells = autoprompt::plan::plan(&experiment).map_err(|e| e.to_string())?;
+    let text = |e: autoprompt::config::ConfigError| autoprompt::errors::chain_text(&e);
+    let experiment = autoprompt::config::load(file, set).map_err(text)?;
+    let cells = autoprompt::plan::plan(&experiment).map_err(text)?;
     Ok((experiment, cells))
 }
 

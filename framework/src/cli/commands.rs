@@ -22,8 +22,8 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<String> {
                 backend,
                 B,
                 device,
-                Err(autoprompt::run::no_cuda()),
-                bench::search_iteration::<B>(&b, &name, &device)
+                Err(anyhow::Error::from(autoprompt::run::no_cuda())),
+                bench::search_iteration::<B>(&b, &name, &device).map_err(anyhow::Error::from)
             )?;
             serde_json::to_string(&result)?
         }
@@ -43,14 +43,15 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<String> {
                 return Ok(serde_json::to_string(&result)?);
             }
             let result = autoprompt::with_backend!(
-                backend,
-                B,
-                device,
-                Err(autoprompt::run::no_cuda()),
-                bench::encoder_forward::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>(
-                    &model, batch, seq, iters, &name, &device
-                )
-            )?;
+                    backend,
+                    B,
+                    device,
+                    Err(anyhow::Error::from(autoprompt::run::no_cuda())),
+                    bench::encoder_forward::<
+                        <B as burn::tensor::backend::AutodiffBackend>::InnerBackend,
+                    >(&model, batch, seq, iters, &name, &device)
+                    .map_err(anyhow::Error::from)
+                )?;
             serde_json::to_string(&result)?
         }
     })

@@ -188,13 +188,13 @@ pub struct Experiment {
 /// A configuration error: file, key path, what was wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: cannot read experiment file: {source}", path.display())]
+    #[error("{}: cannot read experiment file", path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Syntax {
         path: PathBuf,
         #[source]

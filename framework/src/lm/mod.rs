@@ -32,13 +32,13 @@ pub use tokenizer::{LmTokenizer, SpecialTokens, WordMarker};
 /// Errors of model resolution and loading.
 #[derive(Debug, thiserror::Error)]
 pub enum LmError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: invalid model config: {source}")]
+    #[error("{path}: invalid model config")]
     Config {
         path: PathBuf,
         #[source]

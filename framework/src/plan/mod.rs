@@ -143,7 +143,7 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
             let checked = preflight.entry(memo_key).or_insert_with(|| {
                 crate::tasks::load_columns(&spec.task, &experiment.settings.data, spec.seed, &text)
                     .map(|_| ())
-                    .map_err(|e| InvalidKey::new(e.config_key(), e.to_string()))
+                    .map_err(|e| InvalidKey::new(e.config_key(), crate::errors::chain_text(&e)))
             });
             if let Err(e) = checked {
                 return Err(invalid(e.key.clone(), e.message.clone()));

@@ -20,7 +20,7 @@ use crate::store::write_atomic;
 /// Report errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("polars: {0}")]
+    #[error("polars")]
     Polars(#[from] PolarsError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -32,7 +32,7 @@ pub enum ReportError {
     Empty(PathBuf),
     #[error("{}: no summary; run `autoprompt report` on the experiment first", .0.display())]
     NoSummary(PathBuf),
-    #[error("baseline {}: {source}", path.display())]
+    #[error("baseline {}", path.display())]
     Baseline {
         path: PathBuf,
         #[source]

@@ -92,9 +92,10 @@ pub struct Ours {
 /// Errors of the paper report.
 #[derive(Debug, thiserror::Error)]
 pub enum PaperError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Read {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
     #[error("{}: {message}", path.display())]

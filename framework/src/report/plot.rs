@@ -22,11 +22,32 @@ pub struct Curve {
     pub points: Vec<Point>,
 }
 
+/// A plot that could not be written; the cause follows the message in the error chain.
 #[derive(Debug, thiserror::Error)]
-#[error("plot {path}: {message}")]
-pub struct PlotError {
-    pub path: PathBuf,
-    pub message: String,
+pub enum PlotError {
+    /// Creating the plot's directory or moving the finished PNG into place failed.
+    #[error("plot {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the SVG failed.
+    #[error("plot {}", path.display())]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: crate::store::StoreError,
+    },
+    /// plotters could not draw. Its error, `DrawingAreaErrorKind<DB::ErrorType>`, is generic
+    /// over the backend (SVG: `std::io::Error`; bitmap: `BitMapBackendError`), so it is kept
+    /// boxed (it is `Error + Send + Sync + 'static` for both backends).
+    #[error("plot {}: drawing failed", path.display())]
+    Draw {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// The bundled DejaVu Sans (see `framework/assets/DejaVuSans.LICENSE`), so plots render the
@@ -56,11 +77,11 @@ fn draw<DB: DrawingBackend>(
     x_desc: &str,
     metric: &str,
     curves: &[Curve],
-) -> Result<(), String>
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    root.fill(&WHITE)?;
     let xs = curves.iter().flat_map(|c| c.points.iter().map(|p| p.x));
     let (xmin, xmax) = xs.fold((f64::INFINITY, 0f64), |(a, b), x| (a.min(x), b.max(x)));
     let (xmin, xmax) = if xmin.is_finite() {
@@ -85,8 +106,7 @@ where
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(56)
-        .build_cartesian_2d((xmin..xmax).log_scale(), ymin..ymax)
-        .map_err(|e| e.to_string())?;
+        .build_cartesian_2d((xmin..xmax).log_scale(), ymin..ymax)?;
     chart
         .configure_mesh()
         .x_desc(x_desc)
@@ -99,8 +119,7 @@ where
         })
         .y_desc(metric)
         .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
+        .draw()?;
     for (i, curve) in curves.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         let band: Vec<(f64, f64)> = curve
@@ -109,29 +128,24 @@ where
             .map(|p| (p.x, p.mean + p.sd))
             .chain(curve.points.iter().rev().map(|p| (p.x, p.mean - p.sd)))
             .collect();
-        chart
-            .draw_series(std::iter::once(Polygon::new(band, color.mix(0.18))))
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18))))?;
         chart
             .draw_series(LineSeries::new(
                 curve.points.iter().map(|p| (p.x, p.mean)),
                 color.stroke_width(2),
-            ))
-            .map_err(|e| e.to_string())?
+            ))?
             .label(curve.label.clone())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
         // Markers for a handful of points (train sizes); a trajectory is a line.
         if curve.points.len() <= 20 {
-            chart
-                .draw_series(
-                    curve
-                        .points
-                        .iter()
-                        .map(|p| Circle::new((p.x, p.mean), 4, color.filled())),
-                )
-                .map_err(|e| e.to_string())?;
+            chart.draw_series(
+                curve
+                    .points
+                    .iter()
+                    .map(|p| Circle::new((p.x, p.mean), 4, color.filled())),
+            )?;
         }
     }
     chart
@@ -140,9 +154,9 @@ where
         .border_style(BLACK)
         .label_font(("sans-serif", 14))
         .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 /// The low-resource curve: `<stem>.svg` and `<stem>.png`; returns their paths.
@@ -183,12 +197,16 @@ fn curve_plot(
     register_font();
     let svg = stem.with_extension("svg");
     let png = stem.with_extension("png");
-    let err = |path: &Path| {
+    let io = |path: &Path| {
         let path = path.to_owned();
-        move |message: String| PlotError { path, message }
+        move |source| PlotError::Io { path, source }
+    };
+    let drawing = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PlotError::Draw { path, source }
     };
     if let Some(dir) = stem.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(stem)(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(io(stem))?;
     }
     let mut svg_text = String::new();
     draw(
@@ -198,8 +216,11 @@ fn curve_plot(
         metric,
         curves,
     )
-    .map_err(err(&svg))?;
-    crate::store::write_atomic(&svg, svg_text.as_bytes()).map_err(|e| err(&svg)(e.to_string()))?;
+    .map_err(drawing(&svg))?;
+    crate::store::write_atomic(&svg, svg_text.as_bytes()).map_err(|source| PlotError::Store {
+        path: svg.clone(),
+        source,
+    })?;
     // The bitmap backend encodes straight to a file (format from the extension): draw into a
     // temp file beside the target, then rename, so a reader never sees half a PNG.
     let name = png
@@ -215,7 +236,7 @@ fn curve_plot(
         metric,
         curves,
     )
-    .map_err(err(&png))?;
-    std::fs::rename(&tmp, &png).map_err(|e| err(&png)(e.to_string()))?;
+    .map_err(drawing(&png))?;
+    std::fs::rename(&tmp, &png).map_err(io(&png))?;
     Ok(vec![svg, png])
 }

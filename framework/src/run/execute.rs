@@ -101,21 +101,11 @@ pub fn execute_cell<B: AutodiffBackend>(
         Err(RunError::Interrupted) => return None,
         Err(e) => {
             record.status = Status::Failed;
-            record.error = Some(error_chain(&e));
+            record.error = Some(crate::errors::chain_text(&e));
         }
     }
     record.timings.total_seconds = started.elapsed().as_secs_f64();
     Some(record)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
 }
 
 /// What a cell runs in: its experiment, where its files go, where its progress goes, and
@@ -237,7 +227,7 @@ fn fill<B: AutodiffBackend>(
             let mut keep_best = |artifact: &crate::record::PromptArtifact| {
                 let json = serde_json::to_vec_pretty(artifact).expect("prompts serialise");
                 if let Err(e) = write_atomic(&best_path, &json) {
-                    tracing::warn!(error = %e, "could not save the best-so-far prompt");
+                    tracing::warn!(error = %crate::errors::Chain(&e), "could not save the best-so-far prompt");
                 }
             };
             let outcome = prompting::run(

@@ -32,7 +32,7 @@ pub enum SavedPromptError {
     Io(#[from] std::io::Error),
     #[error("the record has no prompt (not a prompt method)")]
     NoPrompt,
-    #[error("neither a record nor a prompt: {0}")]
+    #[error("neither a record nor a prompt")]
     Json(#[source] serde_json::Error),
 }
 
@@ -45,16 +45,12 @@ pub enum RunError {
     Model(#[from] LmError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("template: {0}")]
+    #[error("template")]
     Template(#[from] crate::prompt::TemplateError),
-    #[error("label words: {0}")]
+    #[error("label words")]
     Verbalizer(#[from] crate::prompt::verbalizer::VerbalizerError),
     #[error("no template: the method gives none and the task has no manual template")]
     NoTemplate,
-    #[error(
-        "the host engine does not cover `{0}` (projected embeddings or gelu_new): bench it with --engine burn"
-    )]
-    HostEngineDoesNotCover(String),
     #[error(
         "fine-tuning ALBERT is not supported: its layers share one set of weights, which this fine-tuning would update once per layer"
     )]
@@ -69,7 +65,7 @@ pub enum RunError {
     TriggerCount { ids: usize, slots: usize },
     #[error("a classification prompt needs its label tokens (verbalizer)")]
     NoVerbalizer,
-    #[error("{}: {problem}", path.display())]
+    #[error("{}", path.display())]
     SavedPrompt {
         path: std::path::PathBuf,
         #[source]
@@ -86,7 +82,7 @@ pub enum RunError {
         file: std::path::PathBuf,
         cells: usize,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Scheduler {
         what: &'static str,
         #[source]
@@ -102,7 +98,7 @@ pub enum RunError {
     /// A stop was requested ([`crate::interrupt`]) before the cell finished.
     #[error("interrupted before the cell finished")]
     Interrupted,
-    #[error("prompt {path}: {mismatch}")]
+    #[error("prompt {}", path.display())]
     Prompt {
         path: std::path::PathBuf,
         #[source]
@@ -371,7 +367,7 @@ fn run_one<B: AutodiffBackend>(
     let executed = execute_cell::<B>(experiment, cell, store, models, device, (&reporter, &stop));
     drop(reporter);
     if let Err(e) = store.remove_heartbeat(&cell.id) {
-        tracing::warn!(error = %e, "could not remove the cell's heartbeat");
+        tracing::warn!(error = %crate::errors::Chain(&e), "could not remove the cell's heartbeat");
     }
     let Some(mut record) = executed else {
         tracing::warn!(cell = %cell.id, "interrupted; no record written (the next run starts the cell again)");
@@ -392,7 +388,7 @@ fn run_one<B: AutodiffBackend>(
     }
     store.write_record(&record)?;
     if let Err(e) = store.remove_checkpoint(&cell.id) {
-        tracing::warn!(error = %e, "could not remove the cell's checkpoint (its record is written)");
+        tracing::warn!(error = %crate::errors::Chain(&e), "could not remove the cell's checkpoint (its record is written)");
     }
     Ok(Some(match status {
         Status::Finished => CellOutcome::Finished,

@@ -11,7 +11,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::progress::{Cadence, Eta, ProgressSink, Stage, short_duration};
-use crate::store::write_atomic;
+use crate::store::{StoreError, write_atomic};
+
+/// Why a heartbeat was not written (warned about once; the cell goes on).
+#[derive(Debug, thiserror::Error)]
+enum HeartbeatError {
+    #[error("its directory is gone")]
+    DirectoryGone,
+    #[error(transparent)]
+    Write(StoreError),
+}
 
 /// How a run shows progress; the CLI decides from whether stderr is a terminal.
 #[derive(Debug, Clone, Default)]
@@ -138,16 +147,16 @@ impl CellReporter {
         // Never into a recreated directory: a results directory that vanished is the
         // runner's error to report (at the record), not something to paper over here.
         let written = match self.heartbeat_path.parent().filter(|d| d.is_dir()) {
-            None => Err("its directory is gone".to_string()),
+            None => Err(HeartbeatError::DirectoryGone),
             Some(_) => {
                 let json = serde_json::to_vec_pretty(heartbeat).expect("heartbeats serialise");
-                write_atomic(&self.heartbeat_path, &json).map_err(|e| e.to_string())
+                write_atomic(&self.heartbeat_path, &json).map_err(HeartbeatError::Write)
             }
         };
         if let Err(e) = written
             && !std::mem::replace(&mut state.warned, true)
         {
-            tracing::warn!(error = %e, path = %self.heartbeat_path.display(), "could not write the cell's heartbeat (`status` will not show its progress)");
+            tracing::warn!(error = %crate::errors::Chain(&e), path = %self.heartbeat_path.display(), "could not write the cell's heartbeat (`status` will not show its progress)");
         }
     }
 }

@@ -19,6 +19,15 @@ use crate::checkpoint::Checkpoints;
 /// (`Layer::PostNorm` / `Layer::PreNorm`), which changes fine-tuning's weight records.
 const FORMAT: u32 = 2;
 
+/// Why a checkpoint was not saved (logged; the cell goes on without it).
+#[derive(Debug, thiserror::Error)]
+enum SaveError {
+    #[error("cannot encode the checkpoint")]
+    Encode(#[source] rmp_serde::encode::Error),
+    #[error(transparent)]
+    Write(super::StoreError),
+}
+
 #[derive(Serialize, serde::Deserialize)]
 struct Envelope<S> {
     format: u32,
@@ -85,11 +94,12 @@ impl<S: Serialize + DeserializeOwned> Checkpoints<S> for FileCheckpoints {
             state,
         };
         let saved = rmp_serde::to_vec_named(&envelope)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| super::write_atomic(&self.path, &bytes).map_err(|e| e.to_string()));
+            .map_err(SaveError::Encode)
+            .and_then(|bytes| super::write_atomic(&self.path, &bytes).map_err(SaveError::Write));
         match saved {
             Ok(()) => tracing::debug!(path = %self.path.display(), "checkpoint saved"),
-            Err(error) => {
+            Err(e) => {
+                let error = crate::errors::Chain(&e);
                 tracing::warn!(path = %self.path.display(), %error, "could not save a checkpoint")
             }
         }

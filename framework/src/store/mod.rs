@@ -20,7 +20,7 @@ pub use checkpoint::FileCheckpoints;
 /// Store errors; each names the path.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -30,13 +30,13 @@ pub enum StoreError {
     /// filesystem unmounted): nothing is written until someone looks.
     #[error("{}: the results directory disappeared during the run (deleted or unmounted?); nothing more is written", path.display())]
     Vanished { path: PathBuf },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Json {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Parquet {
         path: PathBuf,
         #[source]

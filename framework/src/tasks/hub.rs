@@ -60,11 +60,12 @@ pub fn resolve(
             repo_dir.display()
         )));
     }
-    download(id, config, revision, splits).map_err(|e| {
-        TaskError::Hub(format!(
-            "dataset `{id}` (revision `{revision}`) is not in the Hugging Face cache at `{}`, and downloading it failed ({e}): {where_to_put}",
+    download(id, config, revision, splits).map_err(|source| TaskError::HubDownload {
+        message: format!(
+            "dataset `{id}` (revision `{revision}`) is not in the Hugging Face cache at `{}`, and downloading it failed; {where_to_put}",
             repo_dir.display()
-        ))
+        ),
+        source,
     })?;
     from_snapshot(&repo_dir, id, config, revision, splits, "hub download")?.ok_or_else(|| {
         TaskError::Hub(format!(
@@ -171,28 +172,44 @@ pub fn split_files(files: &[String], config: Option<&str>, split: &str) -> Vec<S
     candidates.into_iter().cloned().collect()
 }
 
+/// Why a dataset's files could not be downloaded (the cause of [`TaskError::HubDownload`]).
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("cannot start the hub client")]
+    Client(#[source] hf_hub::api::sync::ApiError),
+    #[error("cannot list the dataset's files")]
+    Info(#[source] hf_hub::api::sync::ApiError),
+    #[error("{file}")]
+    File {
+        file: String,
+        #[source]
+        source: hf_hub::api::sync::ApiError,
+    },
+}
+
 /// Downloads the split files of a dataset revision into the cache.
 fn download(
     id: &str,
     config: Option<&str>,
     revision: &str,
     splits: &SplitNames,
-) -> Result<(), String> {
+) -> Result<(), DownloadError> {
     let api = hf_hub::api::sync::ApiBuilder::from_env()
         .with_progress(false)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(DownloadError::Client)?;
     let repo = api.repo(hf_hub::Repo::with_revision(
         id.to_string(),
         hf_hub::RepoType::Dataset,
         revision.to_string(),
     ));
-    let info = repo.info().map_err(|e| e.to_string())?;
+    let info = repo.info().map_err(DownloadError::Info)?;
     let files: Vec<String> = info.siblings.into_iter().map(|s| s.rfilename).collect();
     let names = [Some(&splits.train), splits.dev.as_ref(), Some(&splits.test)];
     for split in names.into_iter().flatten() {
         for file in split_files(&files, config, split) {
-            repo.get(&file).map_err(|e| format!("{file}: {e}"))?;
+            repo.get(&file)
+                .map_err(|source| DownloadError::File { file, source })?;
         }
     }
     Ok(())

@@ -843,7 +843,7 @@ pub enum TextColumns {
 /// Errors reading task data. Each names the file (and line where there is one).
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    #[error("{path}: {source} ({hint})")]
+    #[error("{path} ({hint})")]
     Io {
         path: PathBuf,
         hint: String,
@@ -895,6 +895,13 @@ pub enum TaskError {
     /// A hub dataset could not be found or fetched.
     #[error("{0}")]
     Hub(String),
+    /// A hub dataset is not cached and downloading it failed; `message` says where to put it.
+    #[error("{message}")]
+    HubDownload {
+        message: String,
+        #[source]
+        source: hub::DownloadError,
+    },
 }
 
 impl TaskError {
@@ -904,7 +911,7 @@ impl TaskError {
             TaskError::Table { key, .. }
             | TaskError::MissingColumn { key, .. }
             | TaskError::Setting { key, .. } => key.clone(),
-            TaskError::Hub(_) => "task.hub".into(),
+            TaskError::Hub(_) | TaskError::HubDownload { .. } => "task.hub".into(),
             TaskError::Row { .. } | TaskError::Malformed { .. } => "task.malformed_rows".into(),
             TaskError::Budget { .. } => "task".into(),
             TaskError::Io { .. } => "task".into(),
