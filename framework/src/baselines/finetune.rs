@@ -21,12 +21,12 @@ use rand::RngCore;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use super::BaselineData;
 use super::linear_probe::{SentenceInput, sentence_input};
 use crate::checkpoint::{Checkpoints, RngPosition};
 use crate::interrupt::StopSignal;
 use crate::lm::{EncoderInput, LmError, LoadedModel, MaskedLm};
 use crate::progress::{ProgressSink, Stage};
-use crate::prompt::LengthLimit;
 use crate::tasks::metrics::accuracy_of_logits;
 use crate::tasks::{Example, sample};
 
@@ -211,28 +211,18 @@ fn logits_of<B: Backend>(
     logits
 }
 
-/// What one fine-tuning cell learns from: the task's classes, its train / dev / evaluation
-/// examples, the length limit of its inputs, and the cell's seed.
-#[derive(Debug, Clone, Copy)]
-pub struct FinetuneData<'a> {
-    pub classes: &'a [String],
-    pub splits: [&'a [Example]; 3],
-    pub limit: LengthLimit,
-    pub seed: u64,
-}
-
 /// Fine-tunes on `train`, selects the epoch on `dev`; returns `accuracy` and `dev_accuracy`
 /// with the evaluation split's predictions, or `None` when a stop was requested
 /// ([`crate::interrupt`]). Reports every step to `progress`.
 pub fn run<B: AutodiffBackend>(
     lm: &LoadedModel<B>,
-    data: FinetuneData,
+    data: BaselineData,
     settings: &FinetuneSettings,
     device: &B::Device,
     checkpoints: &mut dyn Checkpoints<FinetuneState>,
     (progress, stop): (&dyn ProgressSink, &StopSignal),
 ) -> Result<Option<super::BaselineOutcome>, LmError> {
-    let FinetuneData {
+    let BaselineData {
         classes,
         splits: [train, dev, test],
         limit,

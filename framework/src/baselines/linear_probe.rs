@@ -178,14 +178,17 @@ fn predict<B: Backend>(
 /// requested (checked before every epoch).
 pub fn run<B: AutodiffBackend>(
     lm: &LoadedModel<B>,
-    classes: &[String],
-    splits: [&[Example]; 3],
+    data: super::BaselineData,
     settings: &ProbeSettings,
-    seed: u64,
-    limit: LengthLimit,
     device: &B::Device,
     stop: &StopSignal,
 ) -> Result<Option<super::BaselineOutcome>, LmError> {
+    let super::BaselineData {
+        classes,
+        splits,
+        limit,
+        seed,
+    } = data;
     let frozen = crate::lm::LoadedModel {
         model: lm.model.valid(),
         tokenizer: lm.tokenizer.clone(),

@@ -19,6 +19,16 @@ pub struct BaselineOutcome {
     pub predictions: Predictions,
 }
 
+/// What a baseline cell learns from: the task's classes, its train / dev / evaluation
+/// examples, the length limit of its inputs, and the cell's seed.
+#[derive(Debug, Clone, Copy)]
+pub struct BaselineData<'a> {
+    pub classes: &'a [String],
+    pub splits: [&'a [Example]; 3],
+    pub limit: crate::prompt::LengthLimit,
+    pub seed: u64,
+}
+
 /// Predictions from a classifier head's row-major logits `[examples, classes]`: the class
 /// with the highest logit, and the gold's pessimistic rank (ties wrong, as
 /// [`crate::tasks::metrics::accuracy_of_logits`] counts them).

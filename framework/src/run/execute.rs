@@ -182,19 +182,17 @@ fn fill<B: AutodiffBackend>(
         data.dev.as_slice(),
         data.test.as_slice(),
     ];
+    let baseline_data = crate::baselines::BaselineData {
+        classes: &data.classes,
+        splits,
+        limit,
+        seed: spec.seed,
+    };
     match &spec.method {
         MethodSpec::LinearProbe { probe } => {
-            let outcome = crate::baselines::linear_probe::run(
-                &lm,
-                &data.classes,
-                splits,
-                probe,
-                spec.seed,
-                limit,
-                device,
-                stop,
-            )?
-            .ok_or(RunError::Interrupted)?;
+            let outcome =
+                crate::baselines::linear_probe::run(&lm, baseline_data, probe, device, stop)?
+                    .ok_or(RunError::Interrupted)?;
             record.counts.truncated = outcome.truncated;
             record.metrics = outcome.metrics;
             record.predictions = Some(outcome.predictions);
@@ -203,15 +201,9 @@ fn fill<B: AutodiffBackend>(
             if lm.config.family == crate::lm::Family::Albert {
                 return Err(RunError::SharedLayersNotFinetunable);
             }
-            let task = crate::baselines::finetune::FinetuneData {
-                classes: &data.classes,
-                splits,
-                limit,
-                seed: spec.seed,
-            };
             let outcome = crate::baselines::finetune::run(
                 &lm,
-                task,
+                baseline_data,
                 finetune,
                 device,
                 &mut checkpoints,
