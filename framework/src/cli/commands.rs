@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use autoprompt::config::{self, BackendKind, ConfigError, Experiment};
-use autoprompt::plan::{self, Cell};
+use autoprompt::plan::{self, Cell, TableData};
 use autoprompt::report::{self, ReportMeta};
 use autoprompt::store::{CellState, Store};
 
@@ -63,6 +63,15 @@ pub fn load(args: &ExperimentArgs) -> Result<(Experiment, Vec<Cell>), ConfigErro
     Ok((experiment, cells))
 }
 
+/// [`load`], with the user tables plan time read.
+pub fn load_with_tables(
+    args: &ExperimentArgs,
+) -> Result<(Experiment, Vec<Cell>, Vec<TableData>), ConfigError> {
+    let experiment = config::load(&args.file, &args.set)?;
+    let (cells, tables) = plan::plan_with_tables(&experiment)?;
+    Ok((experiment, cells, tables))
+}
+
 pub fn grid_text(cell: &Cell) -> String {
     cell.grid
         .iter()
@@ -82,7 +91,11 @@ pub fn grid_text(cell: &Cell) -> String {
         .join("  ")
 }
 
-pub fn print_plan(experiment: &Experiment, cells: &[Cell]) -> anyhow::Result<()> {
+pub fn print_plan(
+    experiment: &Experiment,
+    cells: &[Cell],
+    tables: &[TableData],
+) -> anyhow::Result<()> {
     use std::io::Write;
     let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
     let mut out = std::io::stdout().lock();
@@ -115,43 +128,26 @@ pub fn print_plan(experiment: &Experiment, cells: &[Cell]) -> anyhow::Result<()>
             grid_text(cell)
         )?;
     }
-    print_table_data(&mut out, experiment, cells)?;
+    print_table_data(&mut out, tables)?;
     Ok(())
 }
 
-/// Per table task (once per distinct task and columns, at its first cell's seed): each
-/// split's pool and what the budget draws from it, by class, and the warnings
-/// (`autoprompt::tasks::SplitSummary::warnings`).
-fn print_table_data(
-    out: &mut impl std::io::Write,
-    experiment: &Experiment,
-    cells: &[Cell],
-) -> anyhow::Result<()> {
-    let mut seen = std::collections::BTreeSet::new();
-    for cell in cells.iter().filter(|c| c.spec.task.kind.reads_table()) {
-        let columns = cell.spec.text_columns();
-        if !seen.insert(serde_json::to_string(&(&cell.spec.task, &columns))?) {
-            continue;
-        }
-        let data = autoprompt::tasks::load_columns(
-            &cell.spec.task,
-            &experiment.settings.data,
-            cell.spec.seed,
-            &columns,
-        )?;
+/// Per table task (once per distinct task and columns, at its first cell's seed, as plan
+/// time read it): each split's pool and what the budget draws from it, by class, and the
+/// warnings (`autoprompt::tasks::SplitSummary::warnings`).
+fn print_table_data(out: &mut impl std::io::Write, tables: &[TableData]) -> anyhow::Result<()> {
+    for table in tables {
         writeln!(
             out,
             "\ndata: {} (cell {}, seed {})",
-            cell.spec.task.display_name(),
-            cell.index,
-            cell.spec.seed
+            table.name, table.cell_index, table.seed
         )?;
         writeln!(
             out,
             "  {:<6} {:>8} {:>7}  by class (pool → drawn)",
             "split", "pool", "drawn"
         )?;
-        for split in &data.splits {
+        for split in &table.splits {
             let classes = split
                 .pool_classes
                 .iter()
@@ -169,11 +165,28 @@ fn print_table_data(
                 split.split, split.pool, split.drawn
             )?;
         }
-        for warning in data.splits.iter().flat_map(|s| s.warnings()) {
+        for warning in table.splits.iter().flat_map(|s| s.warnings()) {
             writeln!(out, "  warning: {warning}")?;
         }
     }
     Ok(())
+}
+
+/// The tables of `all` (the plan's) that some cell of `selected` reads.
+pub fn tables_of(all: &[TableData], cells: &[Cell], selected: &[Cell]) -> Vec<TableData> {
+    let key = |c: &Cell| {
+        serde_json::to_string(&(&c.spec.task, &c.spec.text_columns())).expect("specs serialise")
+    };
+    let wanted: std::collections::BTreeSet<String> = selected.iter().map(key).collect();
+    all.iter()
+        .filter(|t| {
+            cells
+                .iter()
+                .find(|c| c.index == t.cell_index)
+                .is_some_and(|c| wanted.contains(&key(c)))
+        })
+        .cloned()
+        .collect()
 }
 
 pub fn report(experiment: &Experiment, delta_against: Option<&str>) -> anyhow::Result<bool> {

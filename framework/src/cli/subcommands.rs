@@ -35,8 +35,8 @@ fn install_signal_handlers() -> std::io::Result<Arc<AtomicUsize>> {
 
 /// `autoprompt plan`: the cells, their status and the table tasks' data.
 pub fn plan(args: ExperimentArgs) -> anyhow::Result<ExitCode> {
-    let (experiment, cells) = load(&args)?;
-    print_plan(&experiment, &cells)?;
+    let (experiment, cells, tables) = commands::load_with_tables(&args)?;
+    print_plan(&experiment, &cells, &tables)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -57,7 +57,7 @@ pub fn run(run_args: RunArgs, bars: Option<indicatif::MultiProgress>) -> anyhow:
         max_attempts,
         retry_failed,
     } = run_args;
-    let (mut experiment, cells) = load(&args)?;
+    let (mut experiment, cells, tables) = commands::load_with_tables(&args)?;
     if let Some(b) = backend {
         experiment.settings.backend = b.into();
     }
@@ -72,10 +72,9 @@ pub fn run(run_args: RunArgs, bars: Option<indicatif::MultiProgress>) -> anyhow:
     };
     let selected = run::select_some(&experiment, &cells, &options)?;
     if dry_run {
-        print_plan(
-            &experiment,
-            &selected.into_iter().cloned().collect::<Vec<_>>(),
-        )?;
+        let selected: Vec<Cell> = selected.into_iter().cloned().collect();
+        let tables = commands::tables_of(&tables, &cells, &selected);
+        print_plan(&experiment, &selected, &tables)?;
         return Ok(ExitCode::SUCCESS);
     }
     let launch = run::resolve_launcher(

@@ -62,6 +62,27 @@ fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
 /// Expands the grid: the union over grid blocks of each block's cartesian product (keys in
 /// sorted order, values in file order).
 pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
+    plan_with_tables(experiment).map(|(cells, _)| cells)
+}
+
+/// A user's table as plan time read it (once per distinct task and columns, at the seed of
+/// the first cell that uses it): what `autoprompt plan` shows before anything runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableData {
+    /// The first cell that reads it.
+    pub cell_index: usize,
+    pub seed: u64,
+    /// The task's display name.
+    pub name: String,
+    /// Each split's pool and draw, by class.
+    pub splits: Vec<crate::tasks::SplitSummary>,
+}
+
+/// [`plan`], plus the summary of every user table it read while checking the cells (so
+/// that showing them reads no file again).
+pub fn plan_with_tables(
+    experiment: &Experiment,
+) -> Result<(Vec<Cell>, Vec<TableData>), ConfigError> {
     let file = &experiment.file;
     let mut combos: Vec<Vec<(String, Value)>> = vec![];
     for block in &experiment.grid {
@@ -96,6 +117,7 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
     let mut cells = Vec::with_capacity(combos.len());
     let mut seen = BTreeMap::new();
     let mut preflight: BTreeMap<String, Result<(), InvalidKey>> = BTreeMap::new();
+    let mut tables = vec![];
     for (index, combo) in combos.into_iter().enumerate() {
         let context = (!combo.is_empty()).then(|| {
             combo
@@ -142,7 +164,14 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
             let memo_key = serde_json::to_string(&(&spec.task, &text)).expect("specs serialise");
             let checked = preflight.entry(memo_key).or_insert_with(|| {
                 crate::tasks::load_columns(&spec.task, &experiment.settings.data, spec.seed, &text)
-                    .map(|_| ())
+                    .map(|data| {
+                        tables.push(TableData {
+                            cell_index: index,
+                            seed: spec.seed,
+                            name: spec.task.display_name(),
+                            splits: data.splits,
+                        })
+                    })
                     .map_err(|e| InvalidKey::new(e.config_key(), crate::errors::chain_text(&e)))
             });
             if let Err(e) = checked {
@@ -165,7 +194,7 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
             spec,
         });
     }
-    Ok(cells)
+    Ok((cells, tables))
 }
 
 fn short(v: &Value) -> String {
