@@ -100,9 +100,10 @@ pub struct SearchSettings {
     /// drawn from that slot's top `num_candidates`.
     #[serde(skip_serializing_if = "is_one")]
     pub positions_per_step: usize,
-    /// Stop scoring a candidate once it provably cannot be chosen (exact branch and bound:
-    /// the same decisions as scoring every row; see [`evaluation`]). Default true; false
-    /// scores every candidate on every row.
+    /// Under accuracy selection, stop scoring a candidate once it provably cannot be chosen
+    /// (exact branch and bound: the same decisions as scoring every row; see [`evaluation`]).
+    /// Default true; false scores every candidate on every row. Log-likelihood selection is
+    /// never pruned.
     #[serde(skip_serializing_if = "is_true")]
     pub prune: bool,
     /// Successive halving of candidates across the evaluation batches (approximate, not in

@@ -8,10 +8,11 @@
 //! candidate on `accumulation_steps` fresh train batches (their metric summed), and accepts
 //! the best candidate only if it is strictly better; after an accepted change the dev set is
 //! evaluated, and the best-on-dev prompt is kept, the best dev metric starting at −∞ (so the
-//! first accepted trigger is kept over the all-mask start). Candidates are evaluated one
-//! prompt and one batch per forward pass, and a candidate that provably cannot be chosen is
-//! not scored further (exact pruning, [`super::evaluation`]; `prune = false` scores every
-//! row): the same decisions for fewer rows.
+//! first accepted trigger is kept over the all-mask start). Under accuracy selection,
+//! candidates are evaluated one prompt and one batch per forward pass, and a candidate that
+//! provably cannot be chosen is not scored further (exact pruning, [`super::evaluation`];
+//! `prune = false` scores every row): the same decisions for fewer rows. Under
+//! log-likelihood selection all prompts on a batch are stacked into one pass, unpruned.
 //!
 //! Named options depart from it: `eval_batches` (1 scores candidates on one batch, ~10×
 //! cheaper and noisier: at 32 rows accuracy moves in steps of 3 points), `keep_initial`
