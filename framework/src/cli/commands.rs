@@ -208,7 +208,7 @@ pub fn versus(
     experiment: &Experiment,
     a: &str,
     b: &str,
-    metrics: &[String],
+    metrics: &[autoprompt::metric::Metric],
 ) -> anyhow::Result<String> {
     use report::paired::{self, Outcome};
     use std::fmt::Write;
