@@ -110,10 +110,7 @@ pub fn task_label(task: &crate::tasks::TaskSpec) -> String {
 
 /// A unit enum value as the experiment file spells it (its serde name).
 pub fn toml_name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
+    crate::config::GridValue::name_of(value)
 }
 
 /// Metric names present in any finished record, sorted.
