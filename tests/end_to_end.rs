@@ -184,20 +184,22 @@ fn parallel_cells_give_the_records_of_serial_ones() {
                 .output()
                 .unwrap(),
         );
-        let mut out: Vec<(String, std::collections::BTreeMap<String, f64>)> =
-            common::record_files(&dir.path().join("results"), "jobs")
-                .into_iter()
-                .map(|(_, bytes)| {
-                    let r: autoprompt::record::Record = serde_json::from_slice(&bytes).unwrap();
-                    assert_eq!(
-                        r.status,
-                        autoprompt::record::Status::Finished,
-                        "{:?}",
-                        r.error
-                    );
-                    (r.id, r.metrics)
-                })
-                .collect();
+        let mut out: Vec<(
+            String,
+            std::collections::BTreeMap<autoprompt::metric::Metric, f64>,
+        )> = common::record_files(&dir.path().join("results"), "jobs")
+            .into_iter()
+            .map(|(_, bytes)| {
+                let r: autoprompt::record::Record = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(
+                    r.status,
+                    autoprompt::record::Status::Finished,
+                    "{:?}",
+                    r.error
+                );
+                (r.id, r.metrics)
+            })
+            .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     };

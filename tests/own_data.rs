@@ -354,7 +354,7 @@ const SEARCH: &str =
     "search = { iters = 5, batch_size = 8, accumulation_steps = 2, num_candidates = 10 }";
 
 /// A cell's method, metrics (sorted by name) and trigger ids.
-type CellOutcome = (String, Vec<(String, f64)>, Vec<u32>);
+type CellOutcome = (String, Vec<(autoprompt::metric::Metric, f64)>, Vec<u32>);
 
 /// Runs an experiment in-process and returns (method, metrics, trigger ids) per cell,
 /// sorted by method.

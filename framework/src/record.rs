@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::CellSpec;
+use crate::metric::Metric;
 use crate::prompt::Verbalizer;
 use crate::search::SearchResult;
 use crate::search::labels::LabelSearchResult;
@@ -114,9 +115,9 @@ pub struct Record {
     /// Times the cell has run, this run included (records from before it was counted: 1).
     #[serde(default = "one_attempt")]
     pub attempts: u32,
-    /// Evaluation-split metrics by name (`accuracy`, `p_at_1`, `p_at_10`, `mrr`, ...) and
-    /// the dev metrics prefixed `dev_`.
-    pub metrics: BTreeMap<String, f64>,
+    /// Evaluation-split metrics (`accuracy`, `p_at_1`, `p_at_10`, `mrr`, ...) and the dev
+    /// metrics (named with the prefix `dev_`), by name order.
+    pub metrics: BTreeMap<Metric, f64>,
     pub counts: Counts,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt: Option<PromptArtifact>,

@@ -8,6 +8,7 @@
 //! the dropout masks an uninterrupted one draws, burn's generator is seeded at the start of
 //! every epoch from the cell's seed and the epoch (its position cannot be saved).
 
+use crate::metric::{Measure, Metric, Split};
 use std::collections::BTreeMap;
 
 use burn::module::{AutodiffModule, Module};
@@ -354,11 +355,8 @@ pub fn run<B: AutodiffBackend>(
         let (dev_acc, chosen) = best.expect("at least one epoch");
         let test_logits = logits_of(&chosen, &test_x, pad, device);
         let mut metrics = BTreeMap::new();
-        metrics.insert(
-            "accuracy".to_string(),
-            accuracy_of_logits(&test_logits, &test_y),
-        );
-        metrics.insert("dev_accuracy".to_string(), dev_acc);
+        metrics.insert(Metric::ACCURACY, accuracy_of_logits(&test_logits, &test_y));
+        metrics.insert(Metric::Of(Measure::Accuracy, Split::Dev), dev_acc);
         Some(super::BaselineOutcome {
             metrics,
             truncated,

@@ -3,6 +3,7 @@
 //! one linear layer trained with Adam. Dev accuracy picks the epoch whose weights are
 //! evaluated.
 
+use crate::metric::{Measure, Metric, Split};
 use std::collections::BTreeMap;
 
 use burn::module::AutodiffModule;
@@ -251,11 +252,8 @@ pub fn run<B: AutodiffBackend>(
         let (dev_acc, chosen) = best.expect("at least one epoch");
         let test_logits = predict(&chosen, &test_x, hidden, device);
         let mut metrics = BTreeMap::new();
-        metrics.insert(
-            "accuracy".to_string(),
-            accuracy_of_logits(&test_logits, &test_y),
-        );
-        metrics.insert("dev_accuracy".to_string(), dev_acc);
+        metrics.insert(Metric::ACCURACY, accuracy_of_logits(&test_logits, &test_y));
+        metrics.insert(Metric::Of(Measure::Accuracy, Split::Dev), dev_acc);
         Some(super::BaselineOutcome {
             metrics,
             truncated: train_cut + dev_cut + test_cut,

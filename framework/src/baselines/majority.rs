@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::metric::{Measure, Metric, Split};
 use crate::record::{Prediction, Predictions};
 use crate::tasks::metrics::{accuracy, retrieval};
 use crate::tasks::{Example, labels_by_frequency};
@@ -13,7 +14,7 @@ pub fn evaluate(
     train: &[Example],
     eval: &[Example],
     classification: bool,
-) -> BTreeMap<String, f64> {
+) -> BTreeMap<Metric, f64> {
     let ranking = labels_by_frequency(train);
     let rank_of = |label: &str| ranking.iter().position(|l| l == label);
     let mut metrics = BTreeMap::new();
@@ -22,13 +23,14 @@ pub fn evaluate(
             .iter()
             .map(|e| rank_of(&e.label).unwrap_or(usize::MAX))
             .collect();
-        metrics.insert("accuracy".into(), accuracy(&ranks));
+        metrics.insert(Metric::ACCURACY, accuracy(&ranks));
     } else {
         let ranks: Vec<Option<usize>> = eval.iter().map(|e| rank_of(&e.label)).collect();
         let m = retrieval(&ranks);
-        metrics.insert("p_at_1".into(), m.p_at_1);
-        metrics.insert("p_at_10".into(), m.p_at_10);
-        metrics.insert("mrr".into(), m.mrr);
+        let eval = |measure| Metric::Of(measure, Split::Eval);
+        metrics.insert(eval(Measure::PAt1), m.p_at_1);
+        metrics.insert(eval(Measure::PAt10), m.p_at_10);
+        metrics.insert(eval(Measure::Mrr), m.mrr);
     }
     metrics
 }

@@ -6,6 +6,7 @@ pub mod majority;
 
 use std::collections::BTreeMap;
 
+use crate::metric::Metric;
 use crate::record::{Prediction, Predictions, first_max};
 use crate::tasks::Example;
 use crate::tasks::metrics::pessimistic_rank;
@@ -13,7 +14,7 @@ use crate::tasks::metrics::pessimistic_rank;
 /// What a trained baseline produced: its metrics and its predictions on the evaluation split.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BaselineOutcome {
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: BTreeMap<Metric, f64>,
     /// Examples (train, dev and evaluation) whose fields were cut to fit the length limit.
     pub truncated: usize,
     pub predictions: Predictions,

@@ -225,7 +225,7 @@ pub struct VersusArgs {
     pub b: String,
     /// Metrics to compare (repeatable; default: every metric both report).
     #[arg(long)]
-    pub metric: Vec<String>,
+    pub metric: Vec<autoprompt::metric::Metric>,
 }
 
 #[derive(Args)]

@@ -75,18 +75,7 @@ pub fn load_with_tables(
 pub fn grid_text(cell: &Cell) -> String {
     cell.grid
         .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                serde_json::Value::Object(m) => m
-                    .get("kind")
-                    .and_then(|k| k.as_str())
-                    .unwrap_or("{..}")
-                    .to_string(),
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            format!("{k}={v}")
-        })
+        .map(|(k, v)| format!("{k}={:#}", config::GridValue(v)))
         .collect::<Vec<_>>()
         .join("  ")
 }
@@ -221,7 +210,7 @@ pub fn versus(
     experiment: &Experiment,
     a: &str,
     b: &str,
-    metrics: &[String],
+    metrics: &[autoprompt::metric::Metric],
 ) -> anyhow::Result<String> {
     use report::paired::{self, Outcome};
     use std::fmt::Write;

@@ -450,14 +450,61 @@ fn grid_axis(key: &str) -> &str {
     }
 }
 
-/// A short description of a JSON value for error messages.
+/// A short description of a JSON value for error messages about experiment files.
 pub fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "nothing".into(),
-        Value::Bool(b) => format!("boolean {b}"),
-        Value::Number(n) => format!("number {n}"),
-        Value::String(s) => format!("string {s:?}"),
-        Value::Array(a) => format!("a list of {}", a.len()),
-        Value::Object(_) => "a table".into(),
+    GridValue(v).described(Dialect::Toml)
+}
+
+/// A grid value (or any JSON value of a spec) as text: the one way plans, tables, curve
+/// labels and error messages show one.
+///
+/// `Display`: strings as they are, anything else as JSON (`{:#}`, the alternate form: a
+/// table by its `kind`, `{..}` without one, as the plan prints it).
+#[derive(Debug, Clone, Copy)]
+pub struct GridValue<'a>(pub &'a Value);
+
+/// Whose words [`GridValue::described`] uses for nothing and a table / an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Experiment files: `nothing`, `a table`.
+    Toml,
+    /// Data files: `null`, `an object`.
+    Json,
+}
+
+impl GridValue<'_> {
+    /// The value's kind and content for an error message (`string "x"`, `a list of 3`).
+    pub fn described(&self, dialect: Dialect) -> String {
+        match (self.0, dialect) {
+            (Value::Null, Dialect::Toml) => "nothing".into(),
+            (Value::Null, Dialect::Json) => "null".into(),
+            (Value::Bool(b), _) => format!("boolean {b}"),
+            (Value::Number(n), _) => format!("number {n}"),
+            (Value::String(s), _) => format!("string {s:?}"),
+            (Value::Array(a), _) => format!("a list of {}", a.len()),
+            (Value::Object(_), Dialect::Toml) => "a table".into(),
+            (Value::Object(_), Dialect::Json) => "an object".into(),
+        }
+    }
+
+    /// A serialisable value as the experiment file spells it when it is a string (a unit
+    /// enum's serde name); empty otherwise.
+    pub fn name_of<T: Serialize>(value: &T) -> String {
+        match serde_json::to_value(value) {
+            Ok(Value::String(s)) => s,
+            _ => String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for GridValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Value::Object(m) if f.alternate() => {
+                f.write_str(m.get("kind").and_then(|k| k.as_str()).unwrap_or("{..}"))
+            }
+            Value::String(s) => f.write_str(s),
+            other => write!(f, "{other}"),
+        }
     }
 }

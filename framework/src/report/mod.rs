@@ -14,6 +14,7 @@ pub mod plot;
 pub mod stats;
 pub mod steps;
 
+use crate::metric::{Metric, Statistic};
 use crate::record::{Record, Status};
 use crate::store::write_atomic;
 
@@ -70,9 +71,9 @@ fn has_data_seeds(records: &[Record]) -> bool {
 /// by (setting id, metric).
 fn variance_components(
     records: &[Record],
-    metrics: &[String],
-) -> BTreeMap<(String, String), stats::Components> {
-    let mut values: BTreeMap<(String, String), BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+    metrics: &[Metric],
+) -> BTreeMap<(String, Metric), stats::Components> {
+    let mut values: BTreeMap<(String, Metric), BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
     for r in records.iter().filter(|r| r.status == Status::Finished) {
         let Some(split) = r.spec.task.data_seed else {
             continue;
@@ -109,15 +110,12 @@ pub fn task_label(task: &crate::tasks::TaskSpec) -> String {
 
 /// A unit enum value as the experiment file spells it (its serde name).
 pub fn toml_name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
+    crate::config::GridValue::name_of(value)
 }
 
 /// Metric names present in any finished record, sorted.
-pub fn metric_names(records: &[Record]) -> Vec<String> {
-    let names: BTreeSet<&String> = records
+pub fn metric_names(records: &[Record]) -> Vec<Metric> {
+    let names: BTreeSet<&Metric> = records
         .iter()
         .filter(|r| r.status == Status::Finished)
         .flat_map(|r| r.metrics.keys())
@@ -243,7 +241,7 @@ pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
 
 /// Aggregates finished cells over seeds: mean, sd, min, max, n and 95% CI half-width of
 /// every metric, one row per setting.
-pub fn summary_frame(cells: &DataFrame, metrics: &[String]) -> Result<DataFrame, ReportError> {
+pub fn summary_frame(cells: &DataFrame, metrics: &[Metric]) -> Result<DataFrame, ReportError> {
     let mut aggs = vec![
         col("seed").count().alias("n_seeds"),
         col("seconds").mean().alias("seconds_mean"),
@@ -275,11 +273,11 @@ pub fn summary_frame(cells: &DataFrame, metrics: &[String]) -> Result<DataFrame,
         aggs.push(col("truncate").first().alias("truncate"));
     }
     for m in metrics {
-        aggs.push(col(m.as_str()).mean().alias(format!("{m}_mean")));
-        aggs.push(col(m.as_str()).std(1).alias(format!("{m}_sd")));
-        aggs.push(col(m.as_str()).min().alias(format!("{m}_min")));
-        aggs.push(col(m.as_str()).max().alias(format!("{m}_max")));
-        aggs.push(col(m.as_str()).count().alias(format!("{m}_n")));
+        aggs.push(col(m.as_str()).mean().alias(m.column(Statistic::Mean)));
+        aggs.push(col(m.as_str()).std(1).alias(m.column(Statistic::Sd)));
+        aggs.push(col(m.as_str()).min().alias(m.column(Statistic::Min)));
+        aggs.push(col(m.as_str()).max().alias(m.column(Statistic::Max)));
+        aggs.push(col(m.as_str()).count().alias(m.column(Statistic::N)));
     }
     let keys: Vec<Expr> = GROUP_KEYS.iter().map(|k| col(*k)).collect();
     let mut summary = cells
@@ -294,8 +292,8 @@ pub fn summary_frame(cells: &DataFrame, metrics: &[String]) -> Result<DataFrame,
         )
         .collect()?;
     for m in metrics {
-        let n = summary.column(&format!("{m}_n"))?.u32()?.clone();
-        let sd = summary.column(&format!("{m}_sd"))?.f64()?.clone();
+        let n = summary.column(&m.column(Statistic::N))?.u32()?.clone();
+        let sd = summary.column(&m.column(Statistic::Sd))?.f64()?.clone();
         let ci: Vec<Option<f64>> = n
             .into_iter()
             .zip(&sd)
@@ -305,7 +303,7 @@ pub fn summary_frame(cells: &DataFrame, metrics: &[String]) -> Result<DataFrame,
                 _ => None,
             })
             .collect();
-        summary.with_column(Column::new(format!("{m}_ci95").as_str().into(), ci))?;
+        summary.with_column(Column::new(m.column(Statistic::Ci95).into(), ci))?;
     }
     Ok(summary)
 }
@@ -314,8 +312,8 @@ pub fn summary_frame(cells: &DataFrame, metrics: &[String]) -> Result<DataFrame,
 /// summary row (by its setting id).
 fn add_components(
     summary: &mut DataFrame,
-    metrics: &[String],
-    components: &BTreeMap<(String, String), stats::Components>,
+    metrics: &[Metric],
+    components: &BTreeMap<(String, Metric), stats::Components>,
 ) -> Result<(), ReportError> {
     let settings: Vec<Option<String>> = summary
         .column("setting")?
@@ -335,11 +333,11 @@ fn add_components(
                 .collect::<Vec<_>>()
         };
         summary.with_column(Column::new(
-            format!("{m}_sd_split").as_str().into(),
+            m.column(Statistic::SdSplit).into(),
             part(|c| c.split_sd),
         ))?;
         summary.with_column(Column::new(
-            format!("{m}_sd_seed").as_str().into(),
+            m.column(Statistic::SdSeed).into(),
             part(|c| c.seed_sd),
         ))?;
     }
@@ -440,9 +438,7 @@ pub fn build(
         )?);
         compute_plot = Some(name);
     }
-    let main_metric = ["accuracy", "p_at_1"]
-        .into_iter()
-        .find(|m| metrics.iter().any(|x| x == m));
+    let main_metric = Metric::main_of(&metrics);
     let curves = main_metric
         .map(|m| curves(&summary, m))
         .transpose()?
@@ -453,7 +449,7 @@ pub fn build(
         written.extend(plot::low_resource_curve(
             &stem,
             &format!("{}: {metric} vs. training size", meta.name),
-            metric,
+            metric.as_str(),
             &curves,
         )?);
         plot_name = Some(format!("{}_low_resource", meta.name));
@@ -510,7 +506,7 @@ fn cell_text(column: &Column, row: usize) -> String {
 }
 
 /// The summary as a Markdown table: group keys, n, and `mean ± sd` per metric.
-pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<String, ReportError> {
+pub fn summary_markdown(summary: &DataFrame, metrics: &[Metric]) -> Result<String, ReportError> {
     let mut header: Vec<String> = GROUP_KEYS
         .iter()
         .filter(|k| **k != "setting")
@@ -524,7 +520,7 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<Strin
         header.push("search options".into());
     }
     header.push("n".into());
-    header.extend(metrics.iter().cloned());
+    header.extend(metrics.iter().map(|m| m.to_string()));
     header.push("s / cell".into());
     let rows_column = summary
         .column("encoder_rows_per_cell")
@@ -555,8 +551,8 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<Strin
         }
         cells.push(cell_text(summary.column("n_seeds")?, row));
         for m in metrics {
-            let mean = summary.column(&format!("{m}_mean"))?.get(row)?;
-            let sd = summary.column(&format!("{m}_sd"))?.get(row)?;
+            let mean = summary.column(&m.column(Statistic::Mean))?.get(row)?;
+            let sd = summary.column(&m.column(Statistic::Sd))?.get(row)?;
             cells.push(match (mean, sd) {
                 (AnyValue::Float64(mean), AnyValue::Float64(sd)) => format!("{mean:.4} ± {sd:.4}"),
                 (AnyValue::Float64(mean), _) => format!("{mean:.4}"),
@@ -591,11 +587,17 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[String]) -> Result<Strin
 }
 
 /// One curve per (method, task, relation, variant, model): the metric's mean ± sd by train size.
-pub fn curves(summary: &DataFrame, metric: &str) -> Result<Vec<plot::Curve>, ReportError> {
+pub fn curves(summary: &DataFrame, metric: &Metric) -> Result<Vec<plot::Curve>, ReportError> {
     let mut by_key: BTreeMap<String, Vec<plot::Point>> = BTreeMap::new();
     let sizes = summary.column("train_size")?.u64()?.clone();
-    let means = summary.column(&format!("{metric}_mean"))?.f64()?.clone();
-    let sds = summary.column(&format!("{metric}_sd"))?.f64()?.clone();
+    let means = summary
+        .column(&metric.column(Statistic::Mean))?
+        .f64()?
+        .clone();
+    let sds = summary
+        .column(&metric.column(Statistic::Sd))?
+        .f64()?
+        .clone();
     for row in 0..summary.height() {
         let (Some(size), Some(mean)) = (sizes.get(row), means.get(row)) else {
             continue;
@@ -659,12 +661,12 @@ fn few_shot_protocol(records: &[Record]) -> Option<String> {
 }
 
 /// The variance components table (`<metric>_sd_split`, `<metric>_sd_seed`), if any.
-fn components_markdown(summary: &DataFrame, metrics: &[String]) -> Result<String, ReportError> {
-    let present: Vec<&String> = metrics
+fn components_markdown(summary: &DataFrame, metrics: &[Metric]) -> Result<String, ReportError> {
+    let present: Vec<&Metric> = metrics
         .iter()
         .filter(|m| {
             summary
-                .column(&format!("{m}_sd_split"))
+                .column(&m.column(Statistic::SdSplit))
                 .is_ok_and(|c| c.null_count() < c.len())
         })
         .collect();
@@ -687,8 +689,8 @@ fn components_markdown(summary: &DataFrame, metrics: &[String]) -> Result<String
             .map(|k| cell_text(summary.column(k).expect("group key"), row))
             .collect();
         for m in &present {
-            for part in ["split", "seed"] {
-                cells.push(match summary.column(&format!("{m}_sd_{part}"))?.get(row)? {
+            for part in [Statistic::SdSplit, Statistic::SdSeed] {
+                cells.push(match summary.column(&m.column(part))?.get(row)? {
                     AnyValue::Float64(v) => format!("{v:.4}"),
                     _ => "–".into(),
                 });
@@ -710,7 +712,7 @@ struct Plots<'a> {
 fn markdown(
     records: &[Record],
     summary: &DataFrame,
-    metrics: &[String],
+    metrics: &[Metric],
     meta: &ReportMeta,
     plots: &Plots,
     comparisons: Option<&str>,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::{self, Interval};
 use super::{GROUP_KEYS, ReportError, cell_text};
+use crate::metric::{Metric, Statistic};
 
 /// Tolerances of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -68,11 +69,54 @@ impl SeedNoise {
     }
 }
 
+/// What a nightly comparison checks: a metric's mean (must not fall), or the time per
+/// search iteration (must not grow).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked {
+    Metric(Metric),
+    SecondsPerIteration,
+}
+
+impl Checked {
+    /// The name before `_mean` in a summary column.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Checked::Metric(m) => m.as_str(),
+            Checked::SecondsPerIteration => "seconds_per_iteration",
+        }
+    }
+
+    /// What a summary's `<name>_mean` column checks (`seconds_mean` is not checked).
+    fn of_mean_column(column: &str) -> Option<Checked> {
+        match Statistic::Mean.strip(column)? {
+            "seconds" => None,
+            "seconds_per_iteration" => Some(Checked::SecondsPerIteration),
+            metric => Some(Checked::Metric(Metric::from(metric))),
+        }
+    }
+
+    fn column(&self, statistic: Statistic) -> String {
+        crate::metric::column(self.as_str(), statistic)
+    }
+}
+
+impl std::fmt::Display for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Checked {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One compared number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
     pub setting: String,
-    pub metric: String,
+    pub metric: Checked,
     pub baseline: f64,
     pub now: Option<f64>,
     pub tolerance: f64,
@@ -81,17 +125,17 @@ pub struct Comparison {
 }
 
 /// A metric of one summary row as a sample: mean, sd and seed count.
-fn sample(df: &DataFrame, metric: &str, row: usize) -> Option<stats::Sample> {
+fn sample(df: &DataFrame, metric: &Checked, row: usize) -> Option<stats::Sample> {
     let n = df
-        .column(&format!("{metric}_n"))
+        .column(&metric.column(Statistic::N))
         .ok()?
         .get(row)
         .ok()?
         .try_extract::<u64>()
         .ok()?;
     Some(stats::Sample {
-        mean: float(df, &format!("{metric}_mean"), row)?,
-        sd: float(df, &format!("{metric}_sd"), row)?,
+        mean: float(df, &metric.column(Statistic::Mean), row)?,
+        sd: float(df, &metric.column(Statistic::Sd), row)?,
         n,
     })
 }
@@ -144,22 +188,21 @@ fn float(df: &DataFrame, column: &str, row: usize) -> Option<f64> {
 /// Compares every `<metric>_mean` of the baseline (and `seconds_per_iteration_mean`).
 pub fn compare(baseline: &DataFrame, now: &DataFrame, tol: &Tolerance) -> Vec<Comparison> {
     let now_rows: BTreeMap<String, usize> = (0..now.height()).map(|r| (key(now, r), r)).collect();
-    let metrics: Vec<String> = baseline
+    let metrics: Vec<Checked> = baseline
         .get_column_names()
         .iter()
-        .filter_map(|c| c.strip_suffix("_mean").map(str::to_string))
-        .filter(|m| m != "seconds")
+        .filter_map(|c| Checked::of_mean_column(c))
         .collect();
     let mut out = vec![];
     for row in 0..baseline.height() {
         let setting = key(baseline, row);
         let current = now_rows.get(&setting).copied();
         for metric in &metrics {
-            let Some(base) = float(baseline, &format!("{metric}_mean"), row) else {
+            let Some(base) = float(baseline, &metric.column(Statistic::Mean), row) else {
                 continue;
             };
-            let value = current.and_then(|r| float(now, &format!("{metric}_mean"), r));
-            let noise = if metric == "seconds_per_iteration" {
+            let value = current.and_then(|r| float(now, &metric.column(Statistic::Mean), r));
+            let noise = if *metric == Checked::SecondsPerIteration {
                 SeedNoise::Unknown
             } else {
                 seed_noise(
@@ -167,7 +210,7 @@ pub fn compare(baseline: &DataFrame, now: &DataFrame, tol: &Tolerance) -> Vec<Co
                     current.and_then(|r| sample(now, metric, r)),
                 )
             };
-            let (tolerance, verdict) = if metric == "seconds_per_iteration" {
+            let (tolerance, verdict) = if *metric == Checked::SecondsPerIteration {
                 let limit = base * tol.time_ratio;
                 (
                     limit - base,
@@ -178,7 +221,7 @@ pub fn compare(baseline: &DataFrame, now: &DataFrame, tol: &Tolerance) -> Vec<Co
                     },
                 )
             } else {
-                let sd = float(baseline, &format!("{metric}_sd"), row).unwrap_or(0.0);
+                let sd = float(baseline, &metric.column(Statistic::Sd), row).unwrap_or(0.0);
                 let t = (tol.sd_factor * sd).max(tol.floor);
                 (
                     t,

@@ -15,6 +15,7 @@ use polars::prelude::*;
 use sha2::Digest;
 
 use crate::config::{MethodKind, MethodSpec};
+use crate::metric::Metric;
 use crate::record::{Record, Status};
 
 use super::stats::{self, Interval, McNemar, PairedT};
@@ -172,11 +173,6 @@ impl ExampleLevel {
     }
 }
 
-/// The metrics whose value is the share of evaluation examples a cell got right.
-fn counts_right_answers(metric: &str) -> bool {
-    matches!(metric, "accuracy" | "p_at_1")
-}
-
 /// Per-example right / wrong of one cell, when it stored predictions.
 fn outcomes(record: &Record) -> Option<Vec<bool>> {
     let p = record.predictions.as_ref()?;
@@ -271,7 +267,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
     pub setting: Setting,
-    pub metric: String,
+    pub metric: Metric,
     pub a: String,
     pub b: String,
     pub a_kind: MethodKind,
@@ -305,7 +301,7 @@ impl Arm<'_> {
     }
 
     /// Mean of a metric over the arm's cells that have it.
-    fn mean(&self, metric: &str) -> Option<f64> {
+    fn mean(&self, metric: &Metric) -> Option<f64> {
         let values: Vec<f64> = self
             .cells
             .values()
@@ -370,7 +366,7 @@ pub fn arms(records: &[Record]) -> BTreeMap<Setting, Vec<Arm<'_>>> {
 }
 
 /// Pairs two arms on one metric (`None` when not both report it on a shared seed).
-pub fn pair(a: &Arm, b: &Arm, metric: &str) -> Option<Outcome> {
+pub fn pair(a: &Arm, b: &Arm, metric: &Metric) -> Option<Outcome> {
     let (sa, sb) = (a.seeds(), b.seeds());
     let shared: Vec<Unit> = sa.iter().filter(|s| sb.contains(s)).copied().collect();
     if shared.is_empty() {
@@ -397,7 +393,8 @@ pub fn pair(a: &Arm, b: &Arm, metric: &str) -> Option<Outcome> {
     let bootstrap =
         stats::paired_bootstrap(&xa, &xb, BOOTSTRAP_SEED).expect("equal, non-empty, finite");
     let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
-    let examples = counts_right_answers(metric)
+    let examples = metric
+        .counts_right_answers()
         .then(|| example_level(a, b, &seeds))
         .flatten();
     Some(Outcome::Paired(Paired {
@@ -414,15 +411,12 @@ pub fn pair(a: &Arm, b: &Arm, metric: &str) -> Option<Outcome> {
 
 /// The metric a setting's best baseline is chosen by: `accuracy`, else `p_at_1`, else the
 /// first metric in name order.
-pub fn main_metric(metrics: &[String]) -> Option<&str> {
-    ["accuracy", "p_at_1"]
-        .into_iter()
-        .find(|m| metrics.iter().any(|x| x == m))
-        .or(metrics.first().map(String::as_str))
+pub fn main_metric(metrics: &[Metric]) -> Option<&Metric> {
+    Metric::main_of(metrics).or(metrics.first())
 }
 
 /// The baseline with the highest mean of `metric` (ties: the first in label order).
-pub fn best_baseline<'r>(arms: &'r [Arm<'r>], metric: &str) -> Option<&'r Arm<'r>> {
+pub fn best_baseline<'r>(arms: &'r [Arm<'r>], metric: &Metric) -> Option<&'r Arm<'r>> {
     arms.iter()
         .filter(|a| is_baseline(a.kind))
         .filter_map(|a| a.mean(metric).map(|m| (a, m)))
@@ -444,7 +438,7 @@ fn oriented<'r>(x: &'r Arm<'r>, y: &'r Arm<'r>) -> (&'r Arm<'r>, &'r Arm<'r>) {
 /// Every pair of methods of every setting, on every metric both report: the table
 /// `comparisons.parquet` holds. Each unordered pair appears once, a method under study
 /// before a baseline (Δ = method − baseline), otherwise in label order.
-pub fn compare_all(records: &[Record], metrics: &[String]) -> Vec<Comparison> {
+pub fn compare_all(records: &[Record], metrics: &[Metric]) -> Vec<Comparison> {
     let main = main_metric(metrics);
     let mut out = vec![];
     for (setting, arms) in arms(records) {
@@ -465,7 +459,7 @@ fn compare_arms(
     setting: &Setting,
     a: &Arm,
     b: &Arm,
-    metrics: &[String],
+    metrics: &[Metric],
     best: Option<&str>,
 ) -> Vec<Comparison> {
     let mut out = vec![];
@@ -518,7 +512,7 @@ pub fn compare_two(
     records: &[Record],
     a: &str,
     b: &str,
-    metrics: &[String],
+    metrics: &[Metric],
 ) -> Result<Vec<Comparison>, PairError> {
     let all = arms(records);
     let known: BTreeSet<String> = all.values().flatten().map(|x| x.label.clone()).collect();
@@ -562,7 +556,7 @@ pub fn compare_two(
 pub fn delta_curves(
     records: &[Record],
     baseline: &str,
-    metric: &str,
+    metric: &Metric,
 ) -> Result<Vec<super::plot::Curve>, PairError> {
     let all = arms(records);
     let mut by_label: BTreeMap<String, Vec<super::plot::Point>> = BTreeMap::new();
@@ -641,7 +635,7 @@ pub fn comparisons_frame(comparisons: &[Comparison]) -> PolarsResult<DataFrame> 
                 .collect::<Vec<_>>(),
         ),
         Column::new("setting".into(), text(&|c| Some(c.setting.id.clone()))),
-        Column::new("metric".into(), text(&|c| Some(c.metric.clone()))),
+        Column::new("metric".into(), text(&|c| Some(c.metric.to_string()))),
         Column::new("a".into(), text(&|c| Some(c.a.clone()))),
         Column::new("b".into(), text(&|c| Some(c.b.clone()))),
         Column::new(
@@ -746,10 +740,10 @@ fn interval_text(interval: Option<Interval>) -> String {
 /// The "Comparisons" section of a report: per setting, on the main metric, each method under
 /// study against the best baseline first, then against every other method (a setting
 /// without one: its baselines against each other). `None` when nothing pairs.
-pub fn comparisons_markdown(comparisons: &[Comparison], metrics: &[String]) -> Option<String> {
+pub fn comparisons_markdown(comparisons: &[Comparison], metrics: &[Metric]) -> Option<String> {
     let metric = main_metric(metrics)?;
     let mut by_setting: BTreeMap<&Setting, Vec<&Comparison>> = BTreeMap::new();
-    for c in comparisons.iter().filter(|c| c.metric == metric) {
+    for c in comparisons.iter().filter(|c| &c.metric == metric) {
         by_setting.entry(&c.setting).or_default().push(c);
     }
     if by_setting.is_empty() {
@@ -847,8 +841,8 @@ mod tests {
             error: None,
             attempts: 1,
             metrics: BTreeMap::from([
-                ("accuracy".to_string(), accuracy),
-                ("dev_accuracy".to_string(), accuracy - 0.01),
+                ("accuracy".into(), accuracy),
+                ("dev_accuracy".into(), accuracy - 0.01),
             ]),
             counts: Default::default(),
             prompt: None,
@@ -866,7 +860,7 @@ mod tests {
         }
     }
 
-    fn metrics() -> Vec<String> {
+    fn metrics() -> Vec<Metric> {
         vec!["accuracy".into(), "dev_accuracy".into()]
     }
 
@@ -1055,7 +1049,7 @@ mod tests {
             records.push(record(probe(), 10, seed, 0.7 + seed as f64 / 50.0));
             records.push(record(MethodSpec::Majority, 10, seed, 0.5));
         }
-        let metric = ["accuracy".to_string()];
+        let metric = [Metric::from("accuracy")];
         let ab = compare_two(&records, "linear_probe", "majority", &metric).unwrap();
         let ba = compare_two(&records, "majority", "linear_probe", &metric).unwrap();
         assert!((paired(&ab[0]).delta() + paired(&ba[0]).delta()).abs() < 1e-12);
@@ -1144,7 +1138,7 @@ mod tests {
                 records.push(record(MethodSpec::Majority, size, seed, 0.5));
             }
         }
-        let curves = delta_curves(&records, "majority", "accuracy").unwrap();
+        let curves = delta_curves(&records, "majority", &"accuracy".into()).unwrap();
         assert_eq!(curves.len(), 1);
         assert_eq!(curves[0].label, "autoprompt · sst2 splade-tiny");
         let xs: Vec<f64> = curves[0].points.iter().map(|p| p.x).collect();
@@ -1157,7 +1151,7 @@ mod tests {
             .unwrap();
         assert!((first.sd - (t.high - t.low) / 2.0).abs() < 1e-12);
         assert!(matches!(
-            delta_curves(&records, "manual", "accuracy"),
+            delta_curves(&records, "manual", &"accuracy".into()),
             Err(PairError::UnknownMethod { .. })
         ));
     }

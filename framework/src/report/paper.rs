@@ -5,6 +5,7 @@
 //! metric; our model is printed in its own column, so a number from the embedded model never
 //! lands in a column labelled with a paper model.
 
+use crate::metric::{Measure, Metric, Split};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -66,7 +67,7 @@ pub struct PaperRow {
     #[serde(default)]
     pub variant: String,
     /// `accuracy`, `p_at_1`, `p_at_10` or `mrr` (percent in the paper).
-    pub metric: String,
+    pub metric: Metric,
     pub value: f64,
     /// Trigger tokens of the paper's AutoPrompt row, where the table has several.
     pub triggers: Option<usize>,
@@ -280,13 +281,12 @@ pub fn ours_for(table: &PaperTable, row: &PaperRow, records: &[Record]) -> Vec<O
         .collect()
 }
 
-fn metric_label(metric: &str) -> &str {
+fn metric_label(metric: &Metric) -> &str {
     match metric {
-        "accuracy" => "accuracy",
-        "p_at_1" => "P@1",
-        "p_at_10" => "P@10",
-        "mrr" => "MRR",
-        other => other,
+        Metric::Of(Measure::PAt1, Split::Eval) => "P@1",
+        Metric::Of(Measure::PAt10, Split::Eval) => "P@10",
+        Metric::Of(Measure::Mrr, Split::Eval) => "MRR",
+        other => other.as_str(),
     }
 }
 

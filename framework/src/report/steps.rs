@@ -13,10 +13,7 @@ use crate::search::{SearchResult, SearchSettings};
 
 /// A grid value as table text: strings as they are, anything else as JSON.
 fn grid_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    crate::config::GridValue(value).to_string()
 }
 
 /// Records with a search trajectory, in id order.

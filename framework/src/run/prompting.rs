@@ -11,6 +11,7 @@ use super::RunError;
 use crate::checkpoint::Checkpoints;
 use crate::config::{CellSpec, Labels, MethodSpec};
 use crate::lm::LoadedModel;
+use crate::metric::{Measure, Metric, Split as MetricSplit};
 use crate::progress::ProgressSink;
 use crate::prompt::{Encoded, LengthLimit, Template, Verbalizer};
 use crate::record::{ModelIdentity, Prediction, Predictions, PromptArtifact};
@@ -29,7 +30,7 @@ use crate::tasks::{Candidates, Example, Ranking, TaskData};
 /// What a prompt method produced.
 #[derive(Debug, Clone)]
 pub struct PromptOutcome {
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: BTreeMap<Metric, f64>,
     pub unscorable: usize,
     /// Examples (train, dev and evaluation) whose fields were cut to fit the length limit.
     pub truncated: usize,
@@ -45,7 +46,7 @@ pub struct PromptOutcome {
 /// A saved prompt's metrics and predictions on one split (`autoprompt eval`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: BTreeMap<Metric, f64>,
     /// Examples of the split whose fields were cut to fit the length limit.
     pub truncated: usize,
     pub predictions: Predictions,
@@ -131,19 +132,20 @@ fn prepare(
 }
 
 /// Classification metrics (`accuracy`) or fact-retrieval metrics (`p_at_1`, `p_at_10`,
-/// `mrr`, `log_likelihood`), with unscorable examples counted as misses.
+/// `mrr`, `log_likelihood`) on `split`, with unscorable examples counted as misses.
 fn metrics_of(
     rows: &[RowScore],
     unscorable: usize,
     classification: bool,
     ranking: Ranking,
-    prefix: &str,
-) -> BTreeMap<String, f64> {
+    split: MetricSplit,
+) -> BTreeMap<Metric, f64> {
     let mut m = BTreeMap::new();
+    let on = |measure| Metric::Of(measure, split);
     if classification {
         let mut ranks: Vec<usize> = rows.iter().map(|r| r.rank).collect();
         ranks.extend(std::iter::repeat_n(usize::MAX, unscorable));
-        m.insert(format!("{prefix}accuracy"), accuracy(&ranks));
+        m.insert(on(Measure::Accuracy), accuracy(&ranks));
     } else {
         let (rank, depth): (fn(&RowScore) -> usize, _) = match ranking {
             Ranking::Lama => (|r| r.rank_in_order, Some(LAMA_MRR_DEPTH)),
@@ -152,16 +154,16 @@ fn metrics_of(
         let mut ranks: Vec<Option<usize>> = rows.iter().map(|r| Some(rank(r))).collect();
         ranks.extend(std::iter::repeat_n(None, unscorable));
         let r = retrieval_within(&ranks, depth);
-        m.insert(format!("{prefix}p_at_1"), r.p_at_1);
-        m.insert(format!("{prefix}p_at_10"), r.p_at_10);
-        m.insert(format!("{prefix}mrr"), r.mrr);
+        m.insert(on(Measure::PAt1), r.p_at_1);
+        m.insert(on(Measure::PAt10), r.p_at_10);
+        m.insert(on(Measure::Mrr), r.mrr);
         if !rows.is_empty() {
             let ll = rows
                 .iter()
                 .map(|r| r.gold_log_likelihood as f64)
                 .sum::<f64>()
                 / rows.len() as f64;
-            m.insert(format!("{prefix}log_likelihood"), ll);
+            m.insert(on(Measure::LogLikelihood), ll);
         }
     }
     m
@@ -336,7 +338,7 @@ fn target_of(answers: &Answers, verbalizer: Option<&Verbalizer>) -> Result<Targe
     }
 }
 
-/// Metrics of `triggers` on one prepared split (names prefixed with `prefix`) and the
+/// Metrics of `triggers` on one prepared split (named as metrics of `metric_split`) and the
 /// split's predictions; the rows scored are reported to `progress` as split `split`.
 fn evaluate_prepared(
     scorer: &Scorer,
@@ -344,9 +346,9 @@ fn evaluate_prepared(
     (examples, prepared): (&[Example], &Prepared),
     triggers: &[u32],
     (classes, ranking): (&[String], Ranking),
-    (prefix, split): (&str, &str),
+    (metric_split, split): (MetricSplit, &str),
     progress: &dyn ProgressSink,
-) -> (BTreeMap<String, f64>, Predictions) {
+) -> (BTreeMap<Metric, f64>, Predictions) {
     let classification = matches!(scorer.target, Target::Classes { .. });
     let rows = evaluate_split_reporting(
         scorer,
@@ -363,7 +365,13 @@ fn evaluate_prepared(
         },
     );
     (
-        metrics_of(&rows, prepared.unscorable, classification, ranking, prefix),
+        metrics_of(
+            &rows,
+            prepared.unscorable,
+            classification,
+            ranking,
+            metric_split,
+        ),
         predictions_of(examples, prepared, &rows, classes, ranking),
     )
 }
@@ -546,7 +554,7 @@ pub fn run<B: AutodiffBackend>(
         (&data.test, &splits.test),
         &triggers,
         (answers.classes(), ranking),
-        ("", "test"),
+        (MetricSplit::Eval, "test"),
         progress,
     );
     metrics.extend(
@@ -556,13 +564,13 @@ pub fn run<B: AutodiffBackend>(
             (&data.dev, &splits.dev),
             &triggers,
             (answers.classes(), ranking),
-            ("dev_", "dev"),
+            (MetricSplit::Dev, "dev"),
             progress,
         )
         .0,
     );
     if let Some(r) = &label_result {
-        metrics.insert("label_probe_train_accuracy".into(), r.train_accuracy);
+        metrics.insert(Metric::LabelProbeTrainAccuracy, r.train_accuracy);
     }
     Ok(PromptOutcome {
         metrics,
@@ -749,7 +757,8 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
         (examples, &prepared),
         &prompt.trigger_ids,
         (answers.classes(), spec.task.ranking()),
-        ("", "eval"),
+        // Named as evaluation metrics whichever split it is (`autoprompt eval` says which).
+        (MetricSplit::Eval, "eval"),
         &crate::progress::NoProgress,
     );
     Ok(Evaluation {

@@ -459,14 +459,7 @@ fn string_columns(frame: &DataFrame, names: &[String]) -> PolarsResult<Columns> 
 
 /// A JSON value as an error names it.
 fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => format!("boolean {b}"),
-        Value::Number(n) => format!("number {n}"),
-        Value::String(s) => format!("string {s:?}"),
-        Value::Array(a) => format!("a list of {}", a.len()),
-        Value::Object(_) => "an object".into(),
-    }
+    crate::config::GridValue(v).described(crate::config::Dialect::Json)
 }
 
 fn is_fractional_number(v: &str) -> bool {
