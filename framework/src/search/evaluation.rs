@@ -53,17 +53,12 @@ struct Draw<'a> {
 struct Tally {
     rows: usize,
     right: usize,
-    log_likelihood: f64,
 }
 
 impl Tally {
     fn add(&mut self, scored: &[RowScore]) {
         self.rows += scored.len();
         self.right += scored.iter().filter(|r| r.rank == 0).count();
-        self.log_likelihood += scored
-            .iter()
-            .map(|r| r.gold_log_likelihood as f64)
-            .sum::<f64>();
     }
 
     /// The highest accuracy the prompt could still reach over `total` rows.
@@ -95,9 +90,6 @@ pub fn score_prompts(
             }
         })
         .collect();
-    if s.successive_halving {
-        return successive_halving(ctx, &draws, pool, members, rows);
-    }
     if need_ll {
         return stacked(ctx, &draws, pool, rows);
     }
@@ -168,98 +160,6 @@ fn stacked(
         .collect()
 }
 
-/// Scores `prompt` on `draws`, adding the rows to `tally` and `rows`.
-fn score_on(
-    ctx: &SearchContext,
-    prompt: &[u32],
-    draws: &[Draw],
-    tally: &mut Tally,
-    scored: &mut Vec<RowScore>,
-    rows: &mut EncoderRows,
-) {
-    let need_ll = ctx.select_by == SelectBy::LogLikelihood;
-    for draw in draws {
-        let batch = batch_with_triggers(&draw.examples, prompt, ctx.pad_id);
-        let part = ctx.scorer.score_rows(&batch, &draw.golds, need_ll);
-        rows.forward += part.len() as u64;
-        tally.add(&part);
-        scored.extend(part);
-    }
-}
-
-/// How many of `batches` each of `rounds` rounds gets: as even as possible, the earlier
-/// rounds one more.
-fn round_sizes(batches: usize, rounds: usize) -> Vec<usize> {
-    let rounds = rounds.clamp(1, batches.max(1));
-    (0..rounds)
-        .map(|i| batches / rounds + usize::from(i < batches % rounds))
-        .collect()
-}
-
-/// `successive_halving = true` (not the reference; approximate): the beam members are scored
-/// on every batch; the candidates start together on the first round of batches, and after
-/// each round the better half (by the metric over the rows seen so far; ties to the earlier
-/// candidate) goes on to the next, down to as many as the beam holds. The rounds
-/// (`⌈log2 k⌉ + 1`, at most one per batch) split the batches evenly, so the survivors are
-/// scored on every batch and an accepted candidate still beats the current prompt on the
-/// same rows as without halving; what is approximate is which candidates reach the end. At
-/// the defaults (10 candidates, 10 batches: rounds of 2 batches for 10, 5, 3, 2 and 1
-/// candidates) candidates run 42 batches instead of 100.
-fn successive_halving(
-    ctx: &SearchContext,
-    draws: &[Draw],
-    pool: &[Vec<u32>],
-    members: usize,
-    rows: &mut EncoderRows,
-) -> Vec<Option<f64>> {
-    let mut out: Vec<Option<f64>> = vec![None; pool.len()];
-    for (p, prompt) in pool.iter().enumerate().take(members) {
-        let (mut tally, mut scored) = (Tally::default(), vec![]);
-        score_on(ctx, prompt, draws, &mut tally, &mut scored, rows);
-        out[p] = Some(metric(&scored, ctx.select_by));
-    }
-    let candidates = pool.len() - members;
-    let keep = ctx.settings.beam_size.max(1);
-    let rounds = (candidates.max(1) as f64).log2().ceil() as usize + 1;
-    let mut alive: Vec<usize> = (members..pool.len()).collect();
-    let mut tallies: Vec<(Tally, Vec<RowScore>)> = vec![Default::default(); pool.len()];
-    let mut start = 0;
-    let sizes = round_sizes(draws.len(), rounds);
-    for (round, &size) in sizes.iter().enumerate() {
-        let part = &draws[start..start + size];
-        start += size;
-        for &p in &alive {
-            let (tally, scored) = &mut tallies[p];
-            score_on(ctx, &pool[p], part, tally, scored, rows);
-        }
-        if round + 1 < sizes.len() {
-            let survivors = alive.len().div_ceil(2).max(keep).min(alive.len());
-            let mut ranked = alive.clone();
-            // Stable: equal partial metrics keep pool order.
-            ranked.sort_by(|&a, &b| {
-                partial_metric(&tallies[b].0, ctx.select_by)
-                    .total_cmp(&partial_metric(&tallies[a].0, ctx.select_by))
-            });
-            ranked.truncate(survivors);
-            ranked.sort_unstable();
-            alive = ranked;
-        }
-    }
-    for p in alive {
-        out[p] = Some(metric(&tallies[p].1, ctx.select_by));
-    }
-    out
-}
-
-/// The metric over the rows a tally has seen.
-fn partial_metric(tally: &Tally, select_by: SelectBy) -> f64 {
-    let n = tally.rows.max(1) as f64;
-    match select_by {
-        SelectBy::Accuracy => tally.right as f64 / n,
-        SelectBy::LogLikelihood => tally.log_likelihood / n,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,14 +171,6 @@ mod tests {
             gold_log_likelihood: ll,
             class_scores: vec![],
         }
-    }
-
-    #[test]
-    fn rounds_split_the_batches_evenly_earlier_rounds_first() {
-        assert_eq!(round_sizes(10, 5), [2, 2, 2, 2, 2]);
-        assert_eq!(round_sizes(10, 4), [3, 3, 2, 2]);
-        assert_eq!(round_sizes(3, 5), [1, 1, 1]);
-        assert_eq!(round_sizes(1, 1), [1]);
     }
 
     #[test]

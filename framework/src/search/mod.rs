@@ -106,11 +106,6 @@ pub struct SearchSettings {
     /// never pruned.
     #[serde(skip_serializing_if = "is_true")]
     pub prune: bool,
-    /// Successive halving of candidates across the evaluation batches (approximate, not in
-    /// the paper's code): after each round of batches only the better half of the candidates
-    /// is scored further; the survivors see every batch (see [`evaluation`]). Default false.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub successive_halving: bool,
 }
 
 /// Options whose default is true are left out of the serialised settings (cell ids).
@@ -151,7 +146,6 @@ impl Default for SearchSettings {
             beam_size: 1,
             positions_per_step: 1,
             prune: true,
-            successive_halving: false,
         }
     }
 }
