@@ -99,9 +99,9 @@ for model in ${BENCH_SEARCH_MODELS-$models}; do
   done
 done
 
-# Exact pruning: the same iteration with and without it, interleaved, under both metrics (the
-# pruning bound differs: accuracy can count the rows left as right, a log-likelihood adds at
-# most ~0 per row).
+# Exact pruning: the same iteration with and without it, interleaved, under both metrics
+# (accuracy selection is pruned; log-likelihood selection never is, so its pair shows the
+# run-to-run spread).
 for model in ${BENCH_PRUNING_MODELS-${BENCH_SEARCH_MODELS-$models}}; do
   common=(--batch-size 32 --accumulation "$accumulation" --eval-batches "$eval_batches" --candidates 10 --triggers 3 --iters "$iters" --warmup 1)
   tag="{\"model\": \"$(basename "$model")\", \"candidates\": 10, \"accumulation\": $accumulation}"

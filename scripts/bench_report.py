@@ -234,9 +234,10 @@ if modern:
 if pruning:
     print("\n# Exact pruning of candidate evaluation\n")
     print("The host engine's iteration (SPLADE-tiny's first 512 SST-2 rows, as above) with the search's exact pruning "
-          "(the default) and without it (`--no-prune`), interleaved, under both selection metrics. A candidate stops "
-          "being scored once a bound on its metric cannot beat the best prompt scored in full: accuracy counts every "
-          "row left as right, a log-likelihood adds at most ~0 per row; decisions are the same either way "
+          "(the default) and without it (`--no-prune`), interleaved, under both selection metrics. Under accuracy a "
+          "candidate stops being scored once its accuracy, counting every row left as right, cannot beat the best "
+          "prompt scored in full; log-likelihood selection is never pruned (its rows show the run-to-run spread); "
+          "decisions are the same either way "
           "(`tests/search.rs`, `pruning_makes_the_decisions_of_scoring_every_row`). *Skipped* is the share of "
           "candidate rows (current prompt excluded) not run.\n")
     print("| model | select by | pruning | s / iteration | CPU-s / iteration | candidate rows skipped | on ÷ off (wall) |")
