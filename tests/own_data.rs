@@ -1363,3 +1363,47 @@ fn plan_shows_each_splits_pool_and_draw_by_class_and_warns_of_thin_classes() {
         );
     }
 }
+
+/// `run --dry-run` of some cells shows each table as the first selected cell draws from it:
+/// selecting only the seed-1 cell shows seed 1's draw, which the plan (whose first cell has
+/// seed 0) did not read.
+#[test]
+fn dry_run_shows_the_draw_of_the_selected_cells_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut train = String::from("text,label\n");
+    for i in 0..40 {
+        train.push_str(&format!("film {i},{}\n", ["pos", "neg"][i % 2]));
+    }
+    std::fs::write(dir.path().join("train.csv"), train).unwrap();
+    std::fs::write(
+        dir.path().join("test.csv"),
+        "text,label\nfine,pos\nawful,neg\n",
+    )
+    .unwrap();
+    let body = format!(
+        "[task]\nkind = \"classification\"\nname = \"seeded\"\ntrain = {:?}\ntest = {:?}\ntrain_size = 4\ndev_size = 2\n[method]\nkind = \"majority\"\n[grid]\nseeds = [0, 1]\n",
+        dir.path().join("train.csv").display().to_string(),
+        dir.path().join("test.csv").display().to_string(),
+    );
+    let file = common::experiment(dir.path(), "seeded", &body);
+    let (_, cells) = common::load_and_plan(&file, &[]).unwrap();
+    let seed_one = cells.iter().find(|c| c.spec.seed == 1).unwrap();
+    let out = offline_in(
+        dir.path(),
+        &[
+            "run",
+            "--dry-run",
+            file.to_str().unwrap(),
+            "--only",
+            &seed_one.id,
+        ],
+        &[],
+    );
+    common::assert_success(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let header = format!("data: seeded (cell {}, seed 1)", seed_one.index);
+    assert!(
+        stdout.lines().any(|l| l == header),
+        "no line `{header}` in:\n{stdout}"
+    );
+}

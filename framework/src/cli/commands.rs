@@ -161,23 +161,6 @@ fn print_table_data(out: &mut impl std::io::Write, tables: &[TableData]) -> anyh
     Ok(())
 }
 
-/// The tables of `all` (the plan's) that some cell of `selected` reads.
-pub fn tables_of(all: &[TableData], cells: &[Cell], selected: &[Cell]) -> Vec<TableData> {
-    let key = |c: &Cell| {
-        serde_json::to_string(&(&c.spec.task, &c.spec.text_columns())).expect("specs serialise")
-    };
-    let wanted: std::collections::BTreeSet<String> = selected.iter().map(key).collect();
-    all.iter()
-        .filter(|t| {
-            cells
-                .iter()
-                .find(|c| c.index == t.cell_index)
-                .is_some_and(|c| wanted.contains(&key(c)))
-        })
-        .cloned()
-        .collect()
-}
-
 pub fn report(experiment: &Experiment, delta_against: Option<&str>) -> anyhow::Result<bool> {
     let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
     let mut records = store.records()?;

@@ -73,7 +73,7 @@ pub fn run(run_args: RunArgs, bars: Option<indicatif::MultiProgress>) -> anyhow:
     let selected = run::select_some(&experiment, &cells, &options)?;
     if dry_run {
         let selected: Vec<Cell> = selected.into_iter().cloned().collect();
-        let tables = commands::tables_of(&tables, &cells, &selected);
+        let tables = autoprompt::plan::tables_for(&experiment, &tables, &selected)?;
         print_plan(&experiment, &selected, &tables)?;
         return Ok(ExitCode::SUCCESS);
     }

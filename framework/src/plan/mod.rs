@@ -71,11 +71,57 @@ pub fn plan(experiment: &Experiment) -> Result<Vec<Cell>, ConfigError> {
 pub struct TableData {
     /// The first cell that reads it.
     pub cell_index: usize,
+    /// Every cell that reads it (plan indices, the first included).
+    pub cells: Vec<usize>,
     pub seed: u64,
     /// The task's display name.
     pub name: String,
     /// Each split's pool and draw, by class.
     pub splits: Vec<crate::tasks::SplitSummary>,
+}
+
+impl TableData {
+    /// Reads the table of cell `cell_index` (`spec`) at its seed.
+    fn read(
+        experiment: &Experiment,
+        cell_index: usize,
+        spec: &CellSpec,
+    ) -> Result<Self, crate::tasks::TaskError> {
+        let data = crate::tasks::load_columns(
+            &spec.task,
+            &experiment.settings.data,
+            spec.seed,
+            &spec.text_columns(),
+        )?;
+        Ok(Self {
+            cell_index,
+            cells: vec![],
+            seed: spec.seed,
+            name: spec.task.display_name(),
+            splits: data.splits,
+        })
+    }
+}
+
+/// The tables `selected` cells read, each as the first selected cell that reads it draws
+/// from it: the plan's summary (`tables`) where that cell is the plan's first reader, else
+/// read again at that cell's seed (`run --dry-run` of a few cells).
+pub fn tables_for(
+    experiment: &Experiment,
+    tables: &[TableData],
+    selected: &[Cell],
+) -> Result<Vec<TableData>, crate::tasks::TaskError> {
+    tables
+        .iter()
+        .filter_map(|t| {
+            let first = selected.iter().find(|c| t.cells.contains(&c.index))?;
+            Some(if first.index == t.cell_index {
+                Ok(t.clone())
+            } else {
+                TableData::read(experiment, first.index, &first.spec)
+            })
+        })
+        .collect()
 }
 
 /// [`plan`], plus the summary of every user table it read while checking the cells (so
@@ -116,7 +162,8 @@ pub fn plan_with_tables(
     }
     let mut cells = Vec::with_capacity(combos.len());
     let mut seen = BTreeMap::new();
-    let mut preflight: BTreeMap<String, Result<(), InvalidKey>> = BTreeMap::new();
+    // Per distinct (task, columns): its index in `tables`, or why it cannot be read.
+    let mut preflight: BTreeMap<String, Result<usize, InvalidKey>> = BTreeMap::new();
     let mut tables = vec![];
     for (index, combo) in combos.into_iter().enumerate() {
         let context = (!combo.is_empty()).then(|| {
@@ -160,22 +207,19 @@ pub fn plan_with_tables(
         if spec.task.kind.reads_table() {
             // A user's table is read once per distinct (task, columns) at plan time, so a bad
             // file, column, label or budget stops the run before any cell starts.
-            let text = spec.text_columns();
-            let memo_key = serde_json::to_string(&(&spec.task, &text)).expect("specs serialise");
+            let memo_key = serde_json::to_string(&(&spec.task, &spec.text_columns()))
+                .expect("specs serialise");
             let checked = preflight.entry(memo_key).or_insert_with(|| {
-                crate::tasks::load_columns(&spec.task, &experiment.settings.data, spec.seed, &text)
-                    .map(|data| {
-                        tables.push(TableData {
-                            cell_index: index,
-                            seed: spec.seed,
-                            name: spec.task.display_name(),
-                            splits: data.splits,
-                        })
+                TableData::read(experiment, index, &spec)
+                    .map(|table| {
+                        tables.push(table);
+                        tables.len() - 1
                     })
                     .map_err(|e| InvalidKey::new(e.config_key(), crate::errors::chain_text(&e)))
             });
-            if let Err(e) = checked {
-                return Err(invalid(e.key.clone(), e.message.clone()));
+            match checked {
+                Ok(table) => tables[*table].cells.push(index),
+                Err(e) => return Err(invalid(e.key.clone(), e.message.clone())),
             }
         }
         let id = cell_id(&spec);
