@@ -153,9 +153,9 @@ fn cells_count_their_truncated_examples_and_the_report_shows_them() {
         common::splade_tiny().display().to_string()
     );
     let file = common::experiment(dir.path(), "long", &body);
-    let out = std::process::Command::new(common::bin())
+    // From the temp dir: the report goes to its `reports/`.
+    let out = common::run_cmd(&file)
         .current_dir(dir.path())
-        .args(["run", file.to_str().unwrap()])
         .output()
         .unwrap();
     common::assert_success(&out);
@@ -174,9 +174,10 @@ fn cells_count_their_truncated_examples_and_the_report_shows_them() {
         );
         assert_eq!(record.spec.model.truncate, Truncate::Middle);
     }
-    let out = std::process::Command::new(common::bin())
+    let out = common::cli()
         .current_dir(dir.path())
-        .args(["report", file.to_str().unwrap()])
+        .arg("report")
+        .arg(&file)
         .output()
         .unwrap();
     common::assert_success(&out);
@@ -203,13 +204,14 @@ fn the_default_strategy_keeps_cell_ids_and_an_unknown_one_names_the_key() {
         &format!("{task}[model]\ntruncate = \"sideways\"\n"),
     );
     let err = common::load_and_plan(&file, &[]).unwrap_err();
-    for part in [
-        "bad.toml",
-        "model.truncate",
-        "sideways",
-        "`end`",
-        "`middle`",
-    ] {
-        assert!(err.contains(part), "expected `{part}` in: {err}");
-    }
+    common::assert_has(
+        &err,
+        &[
+            "bad.toml",
+            "model.truncate",
+            "sideways",
+            "`end`",
+            "`middle`",
+        ],
+    );
 }

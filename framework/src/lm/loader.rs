@@ -785,7 +785,7 @@ fn modern_parts<B: Backend>(
     Parts {
         embeddings: Embeddings {
             word: t.embedding(
-                &format!("{p}embeddings.tok_embeddings.weight"),
+                &format!("{p}{}", MODERNBERT.word_embeddings),
                 config.vocab_size,
                 h,
             ),

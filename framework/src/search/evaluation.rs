@@ -80,7 +80,6 @@ pub fn score_prompts(
     rows: &mut EncoderRows,
 ) -> Vec<Option<f64>> {
     let s = ctx.settings;
-    let need_ll = ctx.select_by == SelectBy::LogLikelihood;
     let draws: Vec<Draw> = (0..s.eval_batches())
         .map(|_| {
             let idx = stream.next(s.batch_size, rng);
@@ -90,7 +89,7 @@ pub fn score_prompts(
             }
         })
         .collect();
-    if need_ll {
+    if ctx.select_by == SelectBy::LogLikelihood {
         return stacked(ctx, &draws, pool, rows);
     }
     let total: usize = draws.iter().map(|d| d.golds.len()).sum();
@@ -98,7 +97,6 @@ pub fn score_prompts(
     let mut best = f64::NEG_INFINITY;
     let mut out = Vec::with_capacity(pool.len());
     for (p, prompt) in pool.iter().enumerate() {
-        let mut scored: Vec<RowScore> = Vec::with_capacity(total);
         let mut tally = Tally::default();
         let mut dropped = false;
         for draw in &draws {
@@ -107,17 +105,18 @@ pub fn score_prompts(
                 break;
             }
             let batch = batch_with_triggers(&draw.examples, prompt, ctx.pad_id);
-            let part = ctx.scorer.score_rows(&batch, &draw.golds, need_ll);
+            // Ranks only: accuracy needs no full-vocabulary normaliser.
+            let part = ctx.scorer.score_rows(&batch, &draw.golds, false);
             rows.forward += part.len() as u64;
             tally.add(&part);
-            scored.extend(part);
         }
         if dropped {
             rows.pruned += (total - tally.rows) as u64;
             out.push(None);
             continue;
         }
-        let m = metric(&scored, ctx.select_by);
+        // Every row scored: the bound is the accuracy itself, `metric`'s division.
+        let m = tally.accuracy_bound(total);
         best = best.max(m);
         out.push(Some(m));
     }
