@@ -295,6 +295,8 @@ fn run_on<B: AutodiffBackend>(
     );
     let bar = cells_bar(&options.display, pending.len());
     let models = Models::<B>::default();
+    // The process's stop request (the CLI's signal handlers set it), handed to every cell.
+    let stop = crate::interrupt::StopSignal::process();
     let next = AtomicUsize::new(0);
     let summary = Arc::new(Mutex::new(summary));
     let first_error: Mutex<Option<RunError>> = Mutex::new(None);
@@ -302,10 +304,17 @@ fn run_on<B: AutodiffBackend>(
         loop {
             let i = next.fetch_add(1, Ordering::SeqCst);
             let Some(cell) = pending.get(i) else { break };
-            if crate::interrupt::stop_requested() {
+            if stop.requested() {
                 break;
             }
-            let outcome = run_one(experiment, cell, &store, &models, &device, &options.display);
+            let outcome = run_one(
+                experiment,
+                cell,
+                &store,
+                &models,
+                &device,
+                (&options.display, &stop),
+            );
             let mut s = summary.lock().expect("summary lock");
             match outcome {
                 Ok(Some(CellOutcome::Finished)) => s.ran += 1,
@@ -330,7 +339,7 @@ fn run_on<B: AutodiffBackend>(
         return Err(e);
     }
     let mut summary = summary.lock().expect("summary lock").clone();
-    summary.stopped = crate::interrupt::stop_requested();
+    summary.stopped = stop.requested();
     Ok(summary)
 }
 
@@ -341,7 +350,7 @@ fn run_one<B: AutodiffBackend>(
     store: &Store,
     models: &Models<B>,
     device: &B::Device,
-    display: &ProgressDisplay,
+    (display, stop): (&ProgressDisplay, &crate::interrupt::StopSignal),
 ) -> Result<Option<CellOutcome>, RunError> {
     let Some(_lock) = store.try_lock(&cell.id)? else {
         tracing::info!(cell = %cell.id, "held by another runner; skipping");
@@ -363,8 +372,7 @@ fn run_one<B: AutodiffBackend>(
         experiment.settings.progress_every,
         store.heartbeat_path(&cell.id),
     );
-    let stop = crate::interrupt::StopSignal::process();
-    let executed = execute_cell::<B>(experiment, cell, store, models, device, (&reporter, &stop));
+    let executed = execute_cell::<B>(experiment, cell, store, models, device, (&reporter, stop));
     drop(reporter);
     if let Err(e) = store.remove_heartbeat(&cell.id) {
         tracing::warn!(error = %crate::errors::Chain(&e), "could not remove the cell's heartbeat");
