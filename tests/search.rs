@@ -981,5 +981,5 @@ fn a_requested_stop_ends_the_search_before_its_next_iteration() {
         autoprompt::search::StopReason::Interrupted
     );
     assert!(result.steps.is_empty(), "{:?}", result.steps);
-    assert!(!autoprompt::interrupt::stop_requested());
+    assert!(!autoprompt::interrupt::StopSignal::process().requested());
 }

@@ -21,16 +21,6 @@ pub fn stop_flag() -> Arc<AtomicBool> {
     Arc::clone(flag())
 }
 
-/// Asks every running cell to stop at its next check.
-pub fn request_stop() {
-    flag().store(true, Ordering::SeqCst);
-}
-
-/// Whether a stop was requested.
-pub fn stop_requested() -> bool {
-    flag().load(Ordering::SeqCst)
-}
-
 /// A handle on a stop request, checked by a loop between units of work (a search iteration,
 /// a fine-tuning or probe epoch).
 #[derive(Debug, Clone)]
