@@ -160,7 +160,7 @@ pub fn search_iteration<B: AutodiffBackend>(
     ]
     .into();
     let classes = ["0".to_string(), "1".to_string()];
-    let verbalizer = Verbalizer::from_words(&classes, &words, &lm.tokenizer)?;
+    let verbalizer = Verbalizer::from_words(&classes, &words, &lm.tokenizer, false)?;
     let mask = lm.tokenizer.special.mask.id;
     let placeholder = vec![mask; bench.triggers];
     let encoded: Vec<Encoded> = rows

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::search::{LabelSearchSettings, SearchSettings};
+use crate::search::{LabelSearchSettings, MultiToken, SearchSettings};
 
 /// `labels = "auto"`: find label tokens automatically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,12 +39,19 @@ pub enum MethodSpec {
         template: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         labels: Option<Labels>,
+        /// Label words and fact objects of several tokens, scored this way. Absent: one
+        /// token each (the paper's restriction).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        multi_token: Option<MultiToken>,
     },
     /// The AutoPrompt trigger search.
     Autoprompt {
         template: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         labels: Option<Labels>,
+        /// As for `manual`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        multi_token: Option<MultiToken>,
         #[serde(default)]
         search: SearchSettings,
         #[serde(default)]
@@ -114,6 +121,16 @@ impl MethodSpec {
         }
     }
 
+    /// How answers of several tokens are scored, for the prompt methods that take them.
+    pub fn multi_token(&self) -> Option<&MultiToken> {
+        match self {
+            MethodSpec::Manual { multi_token, .. } | MethodSpec::Autoprompt { multi_token, .. } => {
+                multi_token.as_ref()
+            }
+            _ => None,
+        }
+    }
+
     /// The trigger-search settings of an AutoPrompt cell.
     pub fn search_settings(&self) -> Option<&SearchSettings> {
         match self {
@@ -143,6 +160,8 @@ struct ManualFields {
     template: Option<String>,
     #[serde(default)]
     labels: Option<Labels>,
+    #[serde(default)]
+    multi_token: Option<MultiToken>,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +170,8 @@ struct AutopromptFields {
     template: String,
     #[serde(default)]
     labels: Option<Labels>,
+    #[serde(default)]
+    multi_token: Option<MultiToken>,
     #[serde(default)]
     search: SearchSettings,
     #[serde(default)]
@@ -215,6 +236,7 @@ impl<'de> Deserialize<'de> for MethodSpec {
                 MethodSpec::Manual {
                     template: f.template,
                     labels: f.labels,
+                    multi_token: f.multi_token,
                 }
             }
             MethodKind::Autoprompt => {
@@ -222,6 +244,7 @@ impl<'de> Deserialize<'de> for MethodSpec {
                 MethodSpec::Autoprompt {
                     template: f.template,
                     labels: f.labels,
+                    multi_token: f.multi_token,
                     search: f.search,
                     label_search: f.label_search,
                 }

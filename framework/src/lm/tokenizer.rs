@@ -272,6 +272,23 @@ impl LmTokenizer {
         }
     }
 
+    /// The tokens of `word` as it reads mid-sentence (after a space for byte-level BPE, as
+    /// [`Self::single_token_id`]): one or more, none of them special. `None` for a word that
+    /// is empty or tokenises to a special token.
+    pub fn word_token_ids(&self, word: &str) -> Option<Vec<u32>> {
+        let word = word.trim();
+        if word.is_empty() {
+            return None;
+        }
+        let text = if self.marker == WordMarker::ByteLevel {
+            format!(" {word}")
+        } else {
+            word.to_string()
+        };
+        let ids = self.encode(&text).ok()?;
+        (!ids.is_empty() && ids.iter().all(|id| !self.special_ids.contains(id))).then_some(ids)
+    }
+
     /// Whether sentence pairs take RoBERTa's form, `<s> A </s></s> B </s>` with one segment
     /// id (RoBERTa, XLM-RoBERTa), rather than BERT's `[CLS] A [SEP] B [SEP]` with two.
     pub fn uses_roberta_pairs(&self) -> bool {

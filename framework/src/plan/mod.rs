@@ -297,12 +297,24 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), InvalidKey> {
                 "method.labels".into(),
                 "fact retrieval predicts the object itself; remove labels".into(),
             )),
+            (true, Some(Labels::Words(words))) => match words
+                .iter()
+                .find(|(_, ws)| ws.iter().any(|w| w.trim().is_empty()))
+            {
+                Some((label, _)) => Err(InvalidKey::new(
+                    format!("method.labels.{label}"),
+                    "has an empty word (each word is the text a class is read as, e.g. \"good\" or \"very good\")".into(),
+                )),
+                None => Ok(()),
+            },
             _ => Ok(()),
         }
     };
     match &spec.method {
         MethodSpec::Majority => {}
-        MethodSpec::Manual { template, labels } => {
+        MethodSpec::Manual {
+            template, labels, ..
+        } => {
             match template {
                 Some(t) => check_template(t, false)?,
                 None if !spec.task.has_builtin_template() => {

@@ -47,6 +47,10 @@ pub enum TemplateError {
     UnknownField { field: String, available: String },
     #[error("template is longer ({len} tokens without fields) than the model's limit of {max}")]
     TooLong { len: usize, max: usize },
+    #[error(
+        "with [P] as {masks} masks (the longest answer's tokens) the template is {len} tokens without fields, more than the model's limit of {max}"
+    )]
+    AnswerTooLong { masks: usize, len: usize, max: usize },
 }
 
 /// A template filled with one example: what the model sees.
@@ -175,6 +179,22 @@ impl Template {
         limit: LengthLimit,
         pair_segments: bool,
     ) -> Result<Encoded, crate::lm::LmError> {
+        self.encode_with_masks(field, tokenizer, triggers, limit, pair_segments, 1)
+    }
+
+    /// [`Self::encode`] with `[P]` as `masks` mask tokens (answers of several tokens: room for
+    /// the longest; `predict_position` is the first). The masks count as template tokens:
+    /// they are never cut.
+    pub fn encode_with_masks<'a>(
+        &self,
+        field: impl Fn(&str) -> Option<&'a str>,
+        tokenizer: &LmTokenizer,
+        triggers: &[u32],
+        limit: LengthLimit,
+        pair_segments: bool,
+        masks: usize,
+    ) -> Result<Encoded, crate::lm::LmError> {
+        assert!(masks >= 1, "[P] is at least one mask");
         assert_eq!(
             triggers.len(),
             self.num_triggers(),
@@ -197,7 +217,7 @@ impl Template {
             let piece = match part {
                 Part::Cls => (vec![special.cls.id], false),
                 Part::Sep => (vec![special.sep.id], false),
-                Part::Predict => (vec![special.mask.id], false),
+                Part::Predict => (vec![special.mask.id; masks], false),
                 Part::Trigger => (vec![*next_trigger.next().expect("counted")], false),
                 Part::Literal { text, space_before } => (text_ids(text, *space_before)?, false),
                 Part::Field { name, space_before } => {
@@ -215,9 +235,17 @@ impl Template {
         if fixed > limit.max_tokens {
             return Err(crate::lm::LmError::Tokenize {
                 text: self.source.clone(),
-                message: TemplateError::TooLong {
-                    len: fixed,
-                    max: limit.max_tokens,
+                message: if masks > 1 {
+                    TemplateError::AnswerTooLong {
+                        masks,
+                        len: fixed,
+                        max: limit.max_tokens,
+                    }
+                } else {
+                    TemplateError::TooLong {
+                        len: fixed,
+                        max: limit.max_tokens,
+                    }
                 }
                 .to_string(),
             });

@@ -1,16 +1,46 @@
-//! Verbalizers: each class label maps to one or more single tokens; a class's score is the
-//! log-sum-exp of its tokens' log-probabilities at `[P]` (label marginalisation).
+//! Verbalizers: each class label maps to one or more words; a class's score is the
+//! log-sum-exp of its words' log-probabilities at `[P]` (label marginalisation). A word is
+//! one token (the paper's restriction, and the default), or several when the method scores
+//! answers of several tokens (`method.multi_token`, [`crate::search::words`]).
 
 use std::collections::BTreeMap;
 
 use crate::lm::LmTokenizer;
 
-/// Label tokens of one class.
+/// Label words of one class: their tokens, word after word.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClassTokens {
     pub label: String,
+    /// Every word's tokens, word after word.
     pub token_ids: Vec<u32>,
+    /// How each token reads (checked against a model's vocabulary before a saved prompt is
+    /// applied).
     pub tokens: Vec<String>,
+    /// How many of `token_ids` each word takes, when some word of the verbalizer is longer
+    /// than one token; absent: every token is a word (so single-token verbalizers keep the
+    /// form they always had).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_lengths: Option<Vec<usize>>,
+}
+
+impl ClassTokens {
+    /// The class's words, each its tokens.
+    pub fn words(&self) -> Vec<&[u32]> {
+        match &self.word_lengths {
+            None => self.token_ids.chunks(1).collect(),
+            Some(lengths) => {
+                let mut start = 0;
+                lengths
+                    .iter()
+                    .map(|&n| {
+                        let word = &self.token_ids[start..start + n];
+                        start += n;
+                        word
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 /// The classes of a task, in a fixed order, with their label tokens.
@@ -22,8 +52,20 @@ pub struct Verbalizer {
 /// Why a verbalizer cannot be built.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum VerbalizerError {
-    #[error("label `{label}`: word `{word}` is not a single token of this model's vocabulary")]
-    NotSingleToken { label: String, word: String },
+    #[error(
+        "label `{label}`: word `{word}` is not a single token of this model's vocabulary{}",
+        pieces_hint(pieces)
+    )]
+    NotSingleToken {
+        label: String,
+        word: String,
+        /// The tokens it is (empty when it does not tokenise to ordinary tokens at all).
+        pieces: Vec<String>,
+    },
+    #[error(
+        "label `{label}`: word `{word}` is empty or is not made of ordinary tokens of this model's vocabulary"
+    )]
+    NoTokens { label: String, word: String },
     #[error("label `{label}` has no tokens")]
     Empty { label: String },
     #[error(
@@ -41,12 +83,30 @@ pub enum VerbalizerError {
     },
 }
 
+fn pieces_hint(pieces: &[String]) -> String {
+    if pieces.len() > 1 {
+        format!(
+            " (it is {} tokens: {}); set method.multi_token (e.g. {{ strategy = \"independent\" }}) to score words of several tokens",
+            pieces.len(),
+            pieces
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    } else {
+        String::new()
+    }
+}
+
 impl Verbalizer {
-    /// Builds a verbalizer for `classes` (the task's order) from `label → words`.
+    /// Builds a verbalizer for `classes` (the task's order) from `label → words`. Unless
+    /// `multi_token`, every word must be one token.
     pub fn from_words(
         classes: &[String],
         words: &BTreeMap<String, Vec<String>>,
         tokenizer: &LmTokenizer,
+        multi_token: bool,
     ) -> Result<Self, VerbalizerError> {
         let given: Vec<String> = words.keys().cloned().collect();
         let mut expected = classes.to_vec();
@@ -54,7 +114,7 @@ impl Verbalizer {
         if given != expected {
             return Err(VerbalizerError::Classes { given, expected });
         }
-        let classes = classes
+        let tokenized = classes
             .iter()
             .map(|label| {
                 let words = &words[label];
@@ -63,38 +123,30 @@ impl Verbalizer {
                         label: label.clone(),
                     });
                 }
-                let token_ids = words
+                words
                     .iter()
-                    .map(|w| {
-                        tokenizer.single_token_id(w).ok_or_else(|| {
-                            VerbalizerError::NotSingleToken {
-                                label: label.clone(),
-                                word: w.clone(),
-                            }
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(ClassTokens {
+                    .map(|w| word_tokens(label, w, tokenizer, multi_token))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<Vec<Vec<u32>>>, _>>()?;
+        let several = tokenized.iter().flatten().any(|w| w.len() > 1);
+        let classes: Vec<ClassTokens> = classes
+            .iter()
+            .zip(tokenized)
+            .map(|(label, words)| {
+                let token_ids: Vec<u32> = words.iter().flatten().copied().collect();
+                ClassTokens {
                     label: label.clone(),
                     tokens: token_ids
                         .iter()
                         .map(|&id| tokenizer.display_token(id))
                         .collect(),
                     token_ids,
-                })
-            })
-            .collect::<Result<Vec<ClassTokens>, _>>()?;
-        for (i, a) in classes.iter().enumerate() {
-            for b in &classes[i + 1..] {
-                if let Some(pos) = a.token_ids.iter().position(|t| b.token_ids.contains(t)) {
-                    return Err(VerbalizerError::Shared {
-                        token: a.tokens[pos].clone(),
-                        first: a.label.clone(),
-                        second: b.label.clone(),
-                    });
+                    word_lengths: several.then(|| words.iter().map(Vec::len).collect()),
                 }
-            }
-        }
+            })
+            .collect();
+        check_distinct(&classes, tokenizer)?;
         Ok(Self { classes })
     }
 
@@ -110,9 +162,27 @@ impl Verbalizer {
                     .map(|&id| tokenizer.display_token(id))
                     .collect(),
                 token_ids,
+                word_lengths: None,
             })
             .collect();
         Self { classes }
+    }
+
+    /// Whether some word is longer than one token.
+    pub fn has_multi_token_words(&self) -> bool {
+        self.classes.iter().any(|c| c.word_lengths.is_some())
+    }
+
+    /// Every class's words, class after class, and each class's `(start, len)` range of them.
+    pub fn words(&self) -> (Vec<Vec<u32>>, Vec<(usize, usize)>) {
+        let mut words = vec![];
+        let mut spans = vec![];
+        for class in &self.classes {
+            let start = words.len();
+            words.extend(class.words().into_iter().map(<[u32]>::to_vec));
+            spans.push((start, words.len() - start));
+        }
+        (words, spans)
     }
 
     /// All label token ids, class after class (the columns [`Self::class_spans`] index).
@@ -139,6 +209,55 @@ impl Verbalizer {
     pub fn num_classes(&self) -> usize {
         self.classes.len()
     }
+}
+
+/// A word's tokens: exactly one unless `multi_token`.
+fn word_tokens(
+    label: &str,
+    word: &str,
+    tokenizer: &LmTokenizer,
+    multi_token: bool,
+) -> Result<Vec<u32>, VerbalizerError> {
+    let ids = tokenizer.word_token_ids(word);
+    match ids {
+        Some(ids) if ids.len() == 1 || multi_token => Ok(ids),
+        Some(ids) => Err(VerbalizerError::NotSingleToken {
+            label: label.to_string(),
+            word: word.to_string(),
+            pieces: ids.iter().map(|&i| tokenizer.display_token(i)).collect(),
+        }),
+        None if multi_token => Err(VerbalizerError::NoTokens {
+            label: label.to_string(),
+            word: word.to_string(),
+        }),
+        None => Err(VerbalizerError::NotSingleToken {
+            label: label.to_string(),
+            word: word.to_string(),
+            pieces: vec![],
+        }),
+    }
+}
+
+/// Classes may not share a word: a single token (the paper's rule), or the same tokens of a
+/// longer word (`very good` and `very bad` share a token, not a word).
+fn check_distinct(classes: &[ClassTokens], tokenizer: &LmTokenizer) -> Result<(), VerbalizerError> {
+    for (i, a) in classes.iter().enumerate() {
+        for b in &classes[i + 1..] {
+            let b_words = b.words();
+            if let Some(shared) = a.words().into_iter().find(|w| b_words.contains(w)) {
+                return Err(VerbalizerError::Shared {
+                    token: shared
+                        .iter()
+                        .map(|&t| tokenizer.display_token(t))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    first: a.label.clone(),
+                    second: b.label.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Label marginalisation on plain numbers: per class, log-sum-exp of its columns of one row

@@ -820,6 +820,7 @@ mod tests {
         MethodSpec::Manual {
             template: Some(template.into()),
             labels: None,
+            multi_token: None,
         }
     }
 
@@ -889,6 +890,7 @@ mod tests {
         MethodSpec::Autoprompt {
             template: "[CLS] {sentence} [T] [P] . [SEP]".into(),
             labels: None,
+            multi_token: None,
             search: Default::default(),
             label_search: Default::default(),
         }

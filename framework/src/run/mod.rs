@@ -59,8 +59,14 @@ pub enum RunError {
     NotAPromptMethod(&'static str),
     #[error("initial_trigger `{0}` is not a single token of this model")]
     InitialTrigger(String),
-    #[error("no train or dev example has a single-token answer for this model")]
+    #[error(
+        "no train or dev example has an answer among the candidates this model can score (single tokens unless method.multi_token is set)"
+    )]
     NothingToScore,
+    #[error(
+        "the prompt's label words include words of several tokens; set method.multi_token to score them"
+    )]
+    MultiTokenOff,
     #[error("the prompt has {ids} trigger ids but its template {slots} slots")]
     TriggerCount { ids: usize, slots: usize },
     #[error("a classification prompt needs its label tokens (verbalizer)")]

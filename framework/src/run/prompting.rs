@@ -21,8 +21,8 @@ use crate::search::trigger::{
     SearchContext, SearchState, Split, evaluate_split_reporting, search_resumable,
 };
 use crate::search::{
-    Engine, FrozenModel, Gold, LabelSearchSettings, RowScore, Scorer, SearchResult, SearchSettings,
-    SelectBy, Target,
+    Engine, FrozenModel, Gold, LabelSearchSettings, MultiToken, RowScore, Scorer, SearchResult,
+    SearchSettings, SelectBy, Target, WordTarget,
 };
 use crate::tasks::metrics::{LAMA_MRR_DEPTH, accuracy, retrieval_within};
 use crate::tasks::{Candidates, Example, Ranking, TaskData};
@@ -72,6 +72,12 @@ enum Answers {
         map: HashMap<String, (usize, u32)>,
         candidate_ids: Vec<u32>,
     },
+    /// Candidate answers of any length (`method.multi_token`, some candidate longer than one
+    /// token): answer → its index among `words`, and every candidate's tokens.
+    Words {
+        map: HashMap<String, usize>,
+        words: Vec<Vec<u32>>,
+    },
 }
 
 impl Answers {
@@ -79,7 +85,7 @@ impl Answers {
     fn classes(&self) -> &[String] {
         match self {
             Answers::Classes(classes) => classes,
-            Answers::Tokens { .. } => &[],
+            Answers::Tokens { .. } | Answers::Words { .. } => &[],
         }
     }
 
@@ -90,24 +96,37 @@ impl Answers {
                 .position(|c| *c == example.label)
                 .map(|index| Gold { index, token: 0 }),
             Answers::Tokens { map, .. } => {
-                let key = if lm_tokenizer.lowercases {
-                    example.label.to_lowercase()
-                } else {
-                    example.label.clone()
-                };
-                map.get(&key).map(|&(index, token)| Gold { index, token })
+                map.get(&answer_key(&example.label, lm_tokenizer)).map(|&(index, token)| Gold { index, token })
+            }
+            Answers::Words { map, words } => {
+                map.get(&answer_key(&example.label, lm_tokenizer))
+                    .map(|&index| Gold {
+                        index,
+                        token: words[index][0],
+                    })
             }
         }
     }
 }
 
+/// How an answer is looked up: lower-cased for uncased models.
+fn answer_key(answer: &str, tokenizer: &crate::lm::LmTokenizer) -> String {
+    if tokenizer.lowercases {
+        answer.to_lowercase()
+    } else {
+        answer.to_string()
+    }
+}
+
+/// The examples of one split encoded (`[P]` as `masks` masks: room for the longest answer)
+/// with their golds.
 fn prepare(
     examples: &[Example],
     template: &Template,
     answers: &Answers,
     lm: &LoadedModel<impl burn::tensor::backend::Backend>,
     triggers: &[u32],
-    limit: LengthLimit,
+    (limit, masks): (LengthLimit, usize),
 ) -> Result<Prepared, RunError> {
     let mut out = Prepared {
         encoded: vec![],
@@ -121,8 +140,14 @@ fn prepare(
             out.unscorable += 1;
             continue;
         };
-        let encoded =
-            template.encode(|f| example.field(f), &lm.tokenizer, triggers, limit, false)?;
+        let encoded = template.encode_with_masks(
+            |f| example.field(f),
+            &lm.tokenizer,
+            triggers,
+            limit,
+            false,
+            masks,
+        )?;
         out.truncated += usize::from(encoded.cut_tokens > 0);
         out.encoded.push(encoded);
         out.golds.push(gold);
@@ -184,6 +209,7 @@ fn fill_template(template: &str, tokens: &[String]) -> String {
 struct PromptMethod<'a> {
     template: String,
     labels: Option<Labels>,
+    multi_token: Option<MultiToken>,
     settings: SearchSettings,
     label_search: Option<&'a LabelSearchSettings>,
     searches_triggers: bool,
@@ -192,12 +218,17 @@ struct PromptMethod<'a> {
 impl<'a> PromptMethod<'a> {
     fn of(method: &'a MethodSpec, data: &TaskData) -> Result<Self, RunError> {
         Ok(match method {
-            MethodSpec::Manual { template, labels } => Self {
+            MethodSpec::Manual {
+                template,
+                labels,
+                multi_token,
+            } => Self {
                 template: template
                     .clone()
                     .or_else(|| data.manual_template.clone())
                     .ok_or(RunError::NoTemplate)?,
                 labels: labels.clone(),
+                multi_token: *multi_token,
                 settings: SearchSettings::default(),
                 label_search: None,
                 searches_triggers: false,
@@ -205,11 +236,13 @@ impl<'a> PromptMethod<'a> {
             MethodSpec::Autoprompt {
                 template,
                 labels,
+                multi_token,
                 search,
                 label_search,
             } => Self {
                 template: template.clone(),
                 labels: labels.clone(),
+                multi_token: *multi_token,
                 settings: search.clone(),
                 label_search: Some(label_search),
                 searches_triggers: true,
@@ -220,6 +253,7 @@ impl<'a> PromptMethod<'a> {
             } => Self {
                 template: template.clone(),
                 labels: Some(Labels::Keyword(crate::config::LabelsKeyword::Auto)),
+                multi_token: None,
                 settings: SearchSettings::default(),
                 label_search: Some(label_search),
                 searches_triggers: false,
@@ -245,7 +279,7 @@ impl Splits {
         answers: &Answers,
         lm: &LoadedModel<impl Backend>,
         placeholder: &[u32],
-        limit: LengthLimit,
+        limit: (LengthLimit, usize),
     ) -> Result<Self, RunError> {
         let prepare = |examples| prepare(examples, template, answers, lm, placeholder, limit);
         let splits = Self {
@@ -282,8 +316,8 @@ fn initial_trigger(
     }
 }
 
-/// A classification task's label tokens: the given words, or the label search's on the
-/// training split's `[P]` features. `None` for fact retrieval (the answer is the token).
+/// A classification task's label tokens found by the label search on the training split's
+/// `[P]` features. `None` for fact retrieval (the answer is the token).
 #[allow(clippy::too_many_arguments)]
 fn resolve_verbalizer<B: AutodiffBackend>(
     method: &PromptMethod,
@@ -298,12 +332,6 @@ fn resolve_verbalizer<B: AutodiffBackend>(
         return Ok((None, None));
     }
     let tokenizer = &lm.tokenizer;
-    if let Some(Labels::Words(words)) = &method.labels {
-        return Ok((
-            Some(Verbalizer::from_words(&data.classes, words, tokenizer)?),
-            None,
-        ));
-    }
     let refs: Vec<&Encoded> = train.encoded.iter().collect();
     let batch =
         crate::search::trigger::batch_with_triggers(&refs, placeholder, tokenizer.special.pad.id);
@@ -322,11 +350,61 @@ fn resolve_verbalizer<B: AutodiffBackend>(
     Ok((Some(v), Some(result)))
 }
 
-/// What is scored at `[P]`: the verbalizer's label tokens, or the candidate vocabulary.
-fn target_of(answers: &Answers, verbalizer: Option<&Verbalizer>) -> Result<Target, RunError> {
+/// The label words a method names (`None`: found by the label search, or fact retrieval).
+fn given_verbalizer(
+    method: &PromptMethod,
+    data: &TaskData,
+    tokenizer: &crate::lm::LmTokenizer,
+) -> Result<Option<Verbalizer>, RunError> {
+    match &method.labels {
+        Some(Labels::Words(words)) if !data.classes.is_empty() => Ok(Some(Verbalizer::from_words(
+            &data.classes,
+            words,
+            tokenizer,
+            method.multi_token.is_some(),
+        )?)),
+        _ => Ok(None),
+    }
+}
+
+/// How many masks `[P]` is encoded as: the longest label word's or candidate's tokens.
+fn answer_masks(answers: &Answers, verbalizer: Option<&Verbalizer>) -> usize {
+    let longest = |words: &mut dyn Iterator<Item = usize>| words.max().unwrap_or(1).max(1);
+    match (answers, verbalizer) {
+        (Answers::Words { words, .. }, _) => longest(&mut words.iter().map(Vec::len)),
+        (Answers::Classes(_), Some(v)) => longest(&mut v.words().0.iter().map(Vec::len)),
+        _ => 1,
+    }
+}
+
+/// What is scored at `[P]`: the verbalizer's label tokens, or the candidate vocabulary; words
+/// of several tokens under `multi_token` (a verbalizer or candidate list of single tokens
+/// stays on the single-token path whatever `multi_token` says: the same numbers).
+fn target_of(
+    answers: &Answers,
+    verbalizer: Option<&Verbalizer>,
+    multi_token: Option<MultiToken>,
+    tokenizer: &crate::lm::LmTokenizer,
+) -> Result<Target, RunError> {
+    let words_target = |words, classes| {
+        Target::Words(WordTarget::new(
+            words,
+            classes,
+            multi_token.unwrap_or_default(),
+            tokenizer.special.mask.id,
+            tokenizer.special.pad.id,
+        ))
+    };
     match answers {
         Answers::Classes(_) => {
             let v = verbalizer.ok_or(RunError::NoVerbalizer)?;
+            if v.has_multi_token_words() {
+                if multi_token.is_none() {
+                    return Err(RunError::MultiTokenOff);
+                }
+                let (words, spans) = v.words();
+                return Ok(words_target(words, Some(spans)));
+            }
             Ok(Target::Classes {
                 label_ids: v.all_token_ids(),
                 spans: v.class_spans(),
@@ -335,6 +413,20 @@ fn target_of(answers: &Answers, verbalizer: Option<&Verbalizer>) -> Result<Targe
         Answers::Tokens { candidate_ids, .. } => Ok(Target::Vocabulary {
             candidate_ids: candidate_ids.clone(),
         }),
+        Answers::Words { words, .. } => Ok(words_target(words.clone(), None)),
+    }
+}
+
+/// Tokens that may not become triggers: the label words' tokens, or the gold answers'.
+fn excluded_tokens(target: &Target, splits: &Splits) -> Vec<u32> {
+    let golds = splits.train.golds.iter().chain(&splits.dev.golds);
+    match target {
+        Target::Classes { label_ids, .. } => label_ids.clone(),
+        Target::Vocabulary { .. } => golds.map(|g| g.token).collect(),
+        Target::Words(words) if words.classes.is_some() => words.tokens().to_vec(),
+        Target::Words(words) => golds
+            .flat_map(|g| words.words[g.index].iter().copied())
+            .collect(),
     }
 }
 
@@ -349,7 +441,7 @@ fn evaluate_prepared(
     (metric_split, split): (MetricSplit, &str),
     progress: &dyn ProgressSink,
 ) -> (BTreeMap<Metric, f64>, Predictions) {
-    let classification = matches!(scorer.target, Target::Classes { .. });
+    let classification = scorer.target.is_classification();
     let rows = evaluate_split_reporting(
         scorer,
         pad_id,
@@ -450,9 +542,11 @@ pub fn run<B: AutodiffBackend>(
     let limit = spec.model.length_limit(lm.max_sequence_length());
     let initial_trigger = initial_trigger(settings, tokenizer)?;
     let placeholder = vec![initial_trigger; template.num_triggers()];
-    let answers = answers_of(data, tokenizer);
+    let answers = answers_of(data, tokenizer, method.multi_token.is_some());
     let classification = matches!(answers, Answers::Classes(_));
-    let splits = Splits::prepare(data, &template, &answers, lm, &placeholder, limit)?;
+    let given = given_verbalizer(&method, data, tokenizer)?;
+    let masks = answer_masks(&answers, given.as_ref());
+    let splits = Splits::prepare(data, &template, &answers, lm, &placeholder, (limit, masks))?;
 
     // One frozen model (its weights converted once) for the label search and the search.
     let model = FrozenModel::new(
@@ -461,16 +555,24 @@ pub fn run<B: AutodiffBackend>(
         device.clone(),
         engine,
     );
-    let (verbalizer, label_result) = resolve_verbalizer(
-        &method,
-        data,
-        &splits.train,
-        &model,
-        lm,
-        &placeholder,
-        device,
-    )?;
-    let scorer = model.scoring(target_of(&answers, verbalizer.as_ref())?);
+    let (verbalizer, label_result) = match given {
+        Some(v) => (Some(v), None),
+        None => resolve_verbalizer(
+            &method,
+            data,
+            &splits.train,
+            &model,
+            lm,
+            &placeholder,
+            device,
+        )?,
+    };
+    let scorer = model.scoring(target_of(
+        &answers,
+        verbalizer.as_ref(),
+        method.multi_token,
+        tokenizer,
+    )?);
 
     let display = |id: u32| tokenizer.display_token(id);
     let artifact = |ids: &[u32]| {
@@ -489,16 +591,7 @@ pub fn run<B: AutodiffBackend>(
     };
     let search_result = (method.searches_triggers && template.num_triggers() > 0)
         .then(|| {
-            let excluded: Vec<u32> = match &scorer.target {
-                Target::Classes { label_ids, .. } => label_ids.clone(),
-                Target::Vocabulary { .. } => splits
-                    .train
-                    .golds
-                    .iter()
-                    .chain(&splits.dev.golds)
-                    .map(|g| g.token)
-                    .collect(),
-            };
+            let excluded = excluded_tokens(&scorer.target, &splits);
             let filter = CandidateFilter {
                 capitalized: settings.filter_capitalized,
                 non_alphabetic: settings.filter_non_alphabetic,
@@ -585,10 +678,14 @@ pub fn run<B: AutodiffBackend>(
 }
 
 /// How gold answers map to scored tokens: class indices (classification, label tokens to be
-/// filled in), or LAMA's candidate vocabulary restricted to single tokens of this model.
-fn answers_of(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> Answers {
+/// filled in), or LAMA's candidate vocabulary restricted to single tokens of this model; with
+/// `multi_token`, candidates of any length ([`multi_token_answers`]).
+fn answers_of(data: &TaskData, tokenizer: &crate::lm::LmTokenizer, multi_token: bool) -> Answers {
     if !data.classes.is_empty() {
         return Answers::Classes(data.classes.clone());
+    }
+    if multi_token {
+        return multi_token_answers(data, tokenizer);
     }
     let mut map = HashMap::new();
     let mut ids = vec![];
@@ -640,6 +737,51 @@ fn answers_of(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> Answers {
         map,
         candidate_ids: ids,
     }
+}
+
+/// Fact candidates of any length: the candidate words (a `vocab` file, LAMA's common
+/// vocabulary) or, where the task ranks the model's whole vocabulary, every object of the
+/// task's facts (train, dev and evaluation); each answer once, in list order. A candidate
+/// list whose words are all single tokens gives the single-token answers, the same as
+/// without `multi_token` (for a `vocab`).
+fn multi_token_answers(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> Answers {
+    let objects: Vec<String>;
+    let candidates: &[String] = match &data.candidates {
+        Some(Candidates::Words(vocab)) => vocab,
+        Some(Candidates::ModelVocabulary) => {
+            objects = data
+                .train
+                .iter()
+                .chain(&data.dev)
+                .chain(&data.test)
+                .map(|e| e.label.clone())
+                .collect();
+            &objects
+        }
+        None => &[],
+    };
+    let mut map = HashMap::new();
+    let mut words: Vec<Vec<u32>> = vec![];
+    for word in candidates {
+        let key = answer_key(word, tokenizer);
+        if map.contains_key(&key) {
+            continue;
+        }
+        if let Some(ids) = tokenizer.word_token_ids(word) {
+            map.insert(key, words.len());
+            words.push(ids);
+        }
+    }
+    if words.iter().all(|w| w.len() == 1) {
+        return Answers::Tokens {
+            map: map
+                .into_iter()
+                .map(|(key, index)| (key, (index, words[index][0])))
+                .collect(),
+            candidate_ids: words.into_iter().map(|w| w[0]).collect(),
+        };
+    }
+    Answers::Words { map, words }
 }
 
 /// Which split `autoprompt eval` scores.
@@ -729,8 +871,15 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
             slots: template.num_triggers(),
         });
     }
-    let answers = answers_of(data, &lm.tokenizer);
-    let target = target_of(&answers, prompt.verbalizer.as_ref())?;
+    let multi_token = spec.method.multi_token().copied();
+    let answers = answers_of(data, &lm.tokenizer, multi_token.is_some());
+    let target = target_of(
+        &answers,
+        prompt.verbalizer.as_ref(),
+        multi_token,
+        &lm.tokenizer,
+    )?;
+    let masks = target.predict_masks();
     let examples = match split_name {
         SplitName::Train => &data.train,
         SplitName::Dev => &data.dev,
@@ -743,7 +892,7 @@ pub fn evaluate_prompt<B: AutodiffBackend>(
         &answers,
         lm,
         &prompt.trigger_ids,
-        limit,
+        (limit, masks),
     )?;
     // The cell's own evaluation chunk (the default for methods without search settings).
     let eval_rows = PromptMethod::of(&spec.method, data)

@@ -144,6 +144,18 @@ impl<B: AutodiffBackend> ScoringEngine for BurnEngine<B> {
         row_scores(target, &scores, log_z.as_deref(), golds)
     }
 
+    fn token_log_probs(&self, batch: &Batch, ids: &[u32]) -> Vec<f32> {
+        let model = &self.eval_model;
+        let device = &self.device;
+        let (input, predict) = encoder_input(model, batch, device);
+        let features = model.mask_features(model.encode(input), predict);
+        let id_tensor =
+            int_tensor::<B::InnerBackend, 1>(ids.iter().map(|&i| i as usize), [ids.len()], device);
+        let log_z = model.log_normalizer(features.clone());
+        let scores = model.score_tokens(features, id_tensor);
+        to_vec(scores - log_z.unsqueeze_dim(1))
+    }
+
     fn mask_features(&self, batch: &Batch) -> Vec<f32> {
         let (input, predict) = encoder_input(&self.eval_model, batch, &self.device);
         to_vec(
@@ -206,5 +218,6 @@ fn gold_log_likelihood<M: Backend>(
             let gold = int_tensor::<M, 2>(golds.iter().map(|g| g.index), [rows, 1], &device);
             class_scores.gather(1, gold).reshape([rows]) - log_z
         }
+        Target::Words(_) => unreachable!("the scorer expands word targets into token rows"),
     }
 }

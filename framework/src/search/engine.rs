@@ -74,6 +74,10 @@ pub trait ScoringEngine: Send + Sync {
         need_log_likelihood: bool,
     ) -> Vec<RowScore>;
 
+    /// `[rows, ids.len()]` log-probabilities of `ids` at each row's `[P]`, normalised over the
+    /// full vocabulary (what answers of several tokens are scored with: [`super::words`]).
+    fn token_log_probs(&self, batch: &Batch, ids: &[u32]) -> Vec<f32>;
+
     /// `[rows, hidden]` head features at `[P]`.
     fn mask_features(&self, batch: &Batch) -> Vec<f32>;
 

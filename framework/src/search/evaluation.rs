@@ -107,11 +107,11 @@ pub fn score_prompts(
             let batch = batch_with_triggers(&draw.examples, prompt, ctx.pad_id);
             // Ranks only: accuracy needs no full-vocabulary normaliser.
             let part = ctx.scorer.score_rows(&batch, &draw.golds, false);
-            rows.forward += part.len() as u64;
+            rows.forward += ctx.scorer.scoring_rows(part.len());
             tally.add(&part);
         }
         if dropped {
-            rows.pruned += (total - tally.rows) as u64;
+            rows.pruned += ctx.scorer.scoring_rows(total - tally.rows);
             out.push(None);
             continue;
         }
@@ -142,7 +142,7 @@ fn stacked(
             .flatten()
             .copied()
             .collect();
-        rows.forward += golds.len() as u64;
+        rows.forward += ctx.scorer.scoring_rows(golds.len());
         let scored = ctx
             .scorer
             .score_rows(&Batch::concat(&batches), &golds, need_ll);

@@ -46,6 +46,16 @@ impl ScoringEngine for HostEngine {
         score_rows(&self.model, target, batch, golds, need_log_likelihood)
     }
 
+    fn token_log_probs(&self, batch: &Batch, ids: &[u32]) -> Vec<f32> {
+        let features = mask_features(&self.model, batch);
+        let log_z = self.model.log_normalizer(&features);
+        let mut scores = self.model.score_tokens(&features, ids);
+        for (row, z) in scores.chunks_mut(ids.len().max(1)).zip(&log_z) {
+            row.iter_mut().for_each(|s| *s -= z);
+        }
+        scores
+    }
+
     fn mask_features(&self, batch: &Batch) -> Vec<f32> {
         mask_features(&self.model, batch)
     }
@@ -161,6 +171,7 @@ fn gold_score_and_gradient(
             &label_ids[start..start + len]
         }
         Target::Vocabulary { .. } => std::slice::from_ref(&gold.token),
+        Target::Words(_) => unreachable!("the scorer expands word targets into token rows"),
     };
     let logits = host.score_tokens(features, tokens);
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -14,6 +14,7 @@ pub mod parallel;
 pub mod scorer;
 pub mod target;
 pub mod trigger;
+pub mod words;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,7 @@ pub use engine::{Engine, EngineKind, ScoringEngine};
 pub use scorer::{FrozenModel, Scorer};
 pub use target::{Gold, RowScore, Target};
 pub use trigger::{EncoderRows, SearchResult, SearchStep, StopReason};
+pub use words::{FillOrder, LengthNorm, MultiToken, WordTarget};
 
 /// Class balance during the search.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

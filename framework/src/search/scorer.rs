@@ -134,6 +134,16 @@ impl Scorer {
         golds: &[Gold],
         weights: Option<&[f32]>,
     ) -> (f32, Vec<Vec<f32>>) {
+        if let Target::Words(words) = &self.target {
+            return super::words::trigger_gradient(
+                self.model.engine.as_ref(),
+                words,
+                batch,
+                golds,
+                weights,
+                self.model.eval_rows,
+            );
+        }
         self.model
             .engine
             .trigger_gradient(&self.target, batch, golds, weights)
@@ -148,6 +158,16 @@ impl Scorer {
         need_log_likelihood: bool,
     ) -> Vec<RowScore> {
         assert_eq!(batch.rows, golds.len());
+        if let Target::Words(words) = &self.target {
+            // Its rows are chunked and run side by side inside.
+            return super::words::score_rows(
+                self.model.engine.as_ref(),
+                words,
+                batch,
+                golds,
+                self.model.eval_rows,
+            );
+        }
         // Chunks of at most `eval_rows`, and at least one per worker thread.
         let workers = super::parallel::workers(batch.rows);
         let chunk = self.model.eval_rows.min(batch.rows.div_ceil(workers));
@@ -168,6 +188,20 @@ impl Scorer {
     /// Chunks of `eval_rows`, side by side on the worker threads.
     pub fn mask_features(&self, batch: &Batch) -> Vec<f32> {
         self.model.mask_features(batch)
+    }
+
+    /// Encoder rows that scoring `examples` prompts runs (`examples` for single tokens; see
+    /// [`super::words`] for answers of several tokens).
+    pub fn scoring_rows(&self, examples: usize) -> u64 {
+        examples as u64 * self.target.scoring_rows()
+    }
+
+    /// Forward and backward encoder rows of the gradient of examples with `golds`.
+    pub fn gradient_rows(&self, golds: &[Gold]) -> (u64, u64) {
+        golds.iter().fold((0, 0), |(f, b), &g| {
+            let (gf, gb) = self.target.gradient_rows(g);
+            (f + gf, b + gb)
+        })
     }
 
     /// HotFlip scores of every vocabulary token for one slot: `−(E · g)`, i.e. the

@@ -2,6 +2,7 @@
 //! `[P]` ([`Target`]), an example's gold answer ([`Gold`]), and what an evaluation yields per
 //! row ([`RowScore`], from the scored tokens' logits by [`row_scores`]).
 
+use super::words::WordTarget;
 use crate::prompt::verbalizer::class_scores;
 use crate::tasks::metrics::{pessimistic_rank, rank_in_order};
 
@@ -16,6 +17,10 @@ pub enum Target {
     },
     /// Fact retrieval: the gold token is ranked among `candidate_ids`.
     Vocabulary { candidate_ids: Vec<u32> },
+    /// Label words or candidate objects of several tokens, scored at the masks `[P]` expands
+    /// to ([`super::words`]). Only when some word is longer than one token: single tokens are
+    /// the two variants above.
+    Words(WordTarget),
 }
 
 impl Target {
@@ -23,6 +28,41 @@ impl Target {
         match self {
             Target::Classes { label_ids, .. } => label_ids,
             Target::Vocabulary { candidate_ids } => candidate_ids,
+            Target::Words(words) => words.tokens(),
+        }
+    }
+
+    /// How many masks `[P]` is encoded as: the longest answer's tokens (1 for single tokens).
+    pub fn predict_masks(&self) -> usize {
+        match self {
+            Target::Words(words) => words.max_len(),
+            _ => 1,
+        }
+    }
+
+    /// Whether the scores are of classes (else of candidate answers).
+    pub fn is_classification(&self) -> bool {
+        match self {
+            Target::Classes { .. } => true,
+            Target::Vocabulary { .. } => false,
+            Target::Words(words) => words.classes.is_some(),
+        }
+    }
+
+    /// Encoder rows one example's evaluation runs (one for single tokens).
+    pub fn scoring_rows(&self) -> u64 {
+        match self {
+            Target::Words(words) => words.scoring_rows(),
+            _ => 1,
+        }
+    }
+
+    /// Forward and backward encoder rows of one example's gradient for `gold` (one and one
+    /// for single tokens).
+    pub fn gradient_rows(&self, gold: Gold) -> (u64, u64) {
+        match self {
+            Target::Words(words) => words.gradient_rows(gold),
+            _ => (1, 1),
         }
     }
 }
@@ -84,6 +124,7 @@ pub fn row_scores(
                     gold_log_likelihood: logits[gold.index] - z,
                     class_scores: vec![],
                 },
+                Target::Words(_) => unreachable!("word targets are scored by `words::score_rows`"),
             }
         })
         .collect()

@@ -366,7 +366,10 @@ pub fn accumulate_gradients(
             weights: weights.map(|w| idx.iter().map(|&i| w[i]).collect()),
         })
         .collect();
-    let n: u64 = draws.iter().map(|d| d.len() as u64).sum();
+    let (forward, backward) = gathered.iter().fold((0, 0), |(f, b), d| {
+        let (df, db) = ctx.scorer.gradient_rows(&d.golds);
+        (f + df, b + db)
+    });
     prompts
         .iter()
         .map(|triggers| {
@@ -374,8 +377,8 @@ pub fn accumulate_gradients(
                 .iter()
                 .map(|d| (batch_with_triggers(&d.examples, triggers, ctx.pad_id), d))
                 .collect();
-            rows.forward += n;
-            rows.backward += n;
+            rows.forward += forward;
+            rows.backward += backward;
             let gradients = super::parallel::map_ordered(&batches, |(batch, d)| {
                 ctx.scorer
                     .trigger_gradient(batch, &d.golds, d.weights.as_deref())
@@ -481,7 +484,7 @@ impl<'a> SearchInputs<'a> {
 
     /// The selection metric of `triggers` on the dev split (its rows counted in `rows`).
     fn dev_metric(&self, triggers: &[u32], rows: &mut EncoderRows) -> f64 {
-        rows.forward += self.dev.encoded.len() as u64;
+        rows.forward += self.ctx.scorer.scoring_rows(self.dev.encoded.len());
         let need_ll = self.ctx.select_by == SelectBy::LogLikelihood;
         metric(
             &evaluate_split(
