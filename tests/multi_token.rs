@@ -189,3 +189,94 @@ fn roberta_multi_token_scores_match_transformers() {
 fn xlm_roberta_multi_token_scores_match_transformers() {
     check("tiny_xlm_roberta");
 }
+
+fn records(dir: &std::path::Path, name: &str) -> Vec<autoprompt::record::Record> {
+    common::records(&dir.join("results"), name)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// What a search decided and measured, without its timings.
+fn outcome(r: &autoprompt::record::Record) -> serde_json::Value {
+    let search = r.search.as_ref().map(|s| {
+        s.steps
+            .iter()
+            .map(|t| {
+                serde_json::json!([t.restart, t.iteration, t.slot, t.loss, t.current, t.accepted, t.dev, t.rows])
+            })
+            .collect::<Vec<_>>()
+    });
+    serde_json::json!({
+        "metrics": r.metrics,
+        "prompt": r.prompt,
+        "steps": search,
+    })
+}
+
+const SEARCH: &str = "search = { iters = 2, batch_size = 8, accumulation_steps = 2, num_candidates = 3 }";
+
+/// A search with label words SPLADE-tiny splits ("very bad", "very good") runs, gives the
+/// same record twice, and its saved prompt re-scored by `eval` gives its recorded accuracy.
+#[test]
+fn a_search_with_multi_token_label_words_is_deterministic_and_eval_reproduces_it() {
+    common::splade_tiny();
+    let body = format!(
+        "[task]\nkind = \"sst2\"\ntrain_size = 16\ndev_size = 16\ntest_size = 32\n[method]\nkind = \"autoprompt\"\ntemplate = \"[CLS] {{sentence}} [T] [T] [P] . [SEP]\"\nlabels = {{ \"0\" = [\"terrible\", \"very bad\"], \"1\" = [\"great\", \"very good\"] }}\nmulti_token = {{ strategy = \"left_to_right\", normalize = \"mean\" }}\n{SEARCH}\n"
+    );
+    let run = || {
+        let dir = tempfile::tempdir().unwrap();
+        let file = common::experiment(dir.path(), "words", &body);
+        common::assert_success(&common::run_cmd(&file).output().unwrap());
+        let mut records = records(dir.path(), "words");
+        assert_eq!(records.len(), 1);
+        (dir, file, records.remove(0))
+    };
+    let (dir, file, record) = run();
+    let (_other, _, again) = run();
+    assert_eq!(outcome(&record), outcome(&again), "two runs differ");
+    let prompt = record.prompt.clone().expect("a prompt");
+    let verbalizer = prompt.verbalizer.as_ref().expect("label words");
+    assert_eq!(verbalizer.classes[0].word_lengths, Some(vec![1, 2]));
+    assert_eq!(verbalizer.classes[1].tokens, ["great", "very", "good"]);
+    // left_to_right rows per example: (1, -), (2, -), (2, "very"): every count a multiple.
+    let rows = record.search.as_ref().unwrap().rows.unwrap();
+    assert!(rows.forward > 0 && rows.forward % 3 == 0, "{rows:?}");
+
+    let path = dir.path().join("prompt.json");
+    std::fs::write(&path, serde_json::to_vec(&prompt).unwrap()).unwrap();
+    let out = common::cli()
+        .args(["eval", file.to_str().unwrap(), "--prompt"])
+        .arg(&path)
+        .args(["--split", "dev", "--cell", &record.id])
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let expected = format!("accuracy         {:.4}", record.metrics["dev_accuracy"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&expected), "{stdout}\nexpected {expected}");
+}
+
+/// Single-token label words are scored the same with `multi_token` set as without: the same
+/// search, metrics and prompt.
+#[test]
+fn single_token_words_give_the_same_record_with_multi_token_on() {
+    common::splade_tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let method = |extra: &str| {
+        format!(
+            "{{ kind = \"autoprompt\", template = \"[CLS] {{sentence}} [T] [T] [P] . [SEP]\", labels = {{ \"0\" = [\"terrible\"], \"1\" = [\"great\"] }}, {SEARCH}{extra} }}"
+        )
+    };
+    let body = format!(
+        "[task]\nkind = \"sst2\"\ntrain_size = 16\ndev_size = 16\ntest_size = 32\n[method]\nkind = \"majority\"\n[grid]\nmethod = [\n  {},\n  {},\n]\n",
+        method(""),
+        method(", multi_token = { strategy = \"confidence\", normalize = \"mean\" }")
+    );
+    let file = common::experiment(dir.path(), "same", &body);
+    common::assert_success(&common::run_cmd(&file).output().unwrap());
+    let records = records(dir.path(), "same");
+    assert_eq!(records.len(), 2);
+    assert_ne!(records[0].id, records[1].id);
+    assert_eq!(outcome(&records[0]), outcome(&records[1]));
+}
