@@ -501,7 +501,19 @@ impl std::fmt::Display for GridValue<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             Value::Object(m) if f.alternate() => {
-                f.write_str(m.get("kind").and_then(|k| k.as_str()).unwrap_or("{..}"))
+                f.write_str(m.get("kind").and_then(|k| k.as_str()).unwrap_or("{..}"))?;
+                // A method scoring answers of several tokens says how.
+                match m.get("multi_token") {
+                    Some(Value::Object(multi)) => {
+                        let part = |key| multi.get(key).and_then(Value::as_str);
+                        let how: Vec<&str> = [part("strategy"), part("normalize")]
+                            .into_iter()
+                            .flatten()
+                            .collect();
+                        write!(f, "+multi_token({})", how.join("/"))
+                    }
+                    _ => Ok(()),
+                }
             }
             Value::String(s) => f.write_str(s),
             other => write!(f, "{other}"),

@@ -198,6 +198,17 @@ pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
             }),
         ),
         Column::new(
+            "multi_token".into(),
+            text(&|r| r.spec.method.multi_token().map(|m| m.describe())),
+        ),
+        Column::new(
+            "unscorable".into(),
+            records
+                .iter()
+                .map(|r| r.counts.unscorable as u64)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
             "encoder_rows".into(),
             records
                 .iter()
@@ -260,6 +271,19 @@ pub fn summary_frame(cells: &DataFrame, metrics: &[Metric]) -> Result<DataFrame,
                 .cast(DataType::Float64)
                 .mean()
                 .alias("encoder_rows_per_cell"),
+        );
+    }
+    // How answers of several tokens were scored (one way per setting), and the evaluation
+    // examples whose answer could not be scored.
+    if cells.column("multi_token").is_ok() {
+        aggs.push(col("multi_token").first().alias("multi_token"));
+    }
+    if cells.column("unscorable").is_ok() {
+        aggs.push(
+            col("unscorable")
+                .cast(DataType::Float64)
+                .mean()
+                .alias("unscorable_per_cell"),
         );
     }
     // Examples cut to fit the length limit, and where (one strategy per setting).
@@ -519,6 +543,13 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[Metric]) -> Result<Strin
     if options_column.is_some() {
         header.push("search options".into());
     }
+    let multi_token_column = summary
+        .column("multi_token")
+        .ok()
+        .filter(|c| (0..c.len()).any(|row| !cell_text(c, row).is_empty()));
+    if multi_token_column.is_some() {
+        header.push("multi-token answers".into());
+    }
     header.push("n".into());
     header.extend(metrics.iter().map(|m| m.to_string()));
     header.push("s / cell".into());
@@ -535,6 +566,12 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[Metric]) -> Result<Strin
     if truncated_column.is_some() {
         header.push("truncated / cell".into());
     }
+    let unscorable_column = summary.column("unscorable_per_cell").ok().filter(|c| {
+        (0..c.len()).any(|row| matches!(c.get(row), Ok(AnyValue::Float64(v)) if v > 0.0))
+    });
+    if unscorable_column.is_some() {
+        header.push("unscorable / cell".into());
+    }
     let mut out = format!(
         "| {} |\n|{}|\n",
         header.join(" | "),
@@ -548,6 +585,14 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[Metric]) -> Result<Strin
             .collect();
         if let Some(column) = options_column {
             cells.push(cell_text(column, row).replace('|', "\\|"));
+        }
+        if let Some(column) = multi_token_column {
+            let text = cell_text(column, row);
+            cells.push(if text.is_empty() {
+                "single token".into()
+            } else {
+                text
+            });
         }
         cells.push(cell_text(summary.column("n_seeds")?, row));
         for m in metrics {
@@ -578,6 +623,12 @@ pub fn summary_markdown(summary: &DataFrame, metrics: &[Metric]) -> Result<Strin
             cells.push(match column.get(row)? {
                 AnyValue::Float64(n) if n > 0.0 => format!("{n:.1} (at the {strategy})"),
                 AnyValue::Float64(_) => "0".into(),
+                _ => String::new(),
+            });
+        }
+        if let Some(column) = unscorable_column {
+            cells.push(match column.get(row)? {
+                AnyValue::Float64(n) => format!("{n:.1}"),
                 _ => String::new(),
             });
         }

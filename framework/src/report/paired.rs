@@ -314,10 +314,12 @@ impl Arm<'_> {
 /// A method as the tables name it: `autoprompt`, `autoprompt (iters=15)` when search options
 /// differ from the defaults.
 fn base_label(spec: &MethodSpec) -> String {
-    let options = spec
+    let mut options: Vec<String> = spec
         .search_settings()
-        .map(|s| steps::changed_search_options(s).join(", "))
+        .map(steps::changed_search_options)
         .unwrap_or_default();
+    options.extend(spec.multi_token().map(|m| format!("multi_token {}", m.describe())));
+    let options = options.join(", ");
     if options.is_empty() {
         spec.name().to_string()
     } else {

@@ -455,6 +455,9 @@ fn cursors_for(target: &WordTarget, example: usize, words: std::ops::Range<usize
         .collect()
 }
 
+/// Words of examples scored at once (see [`score_rows`]).
+const MAX_CURSORS: usize = 100_000;
+
 /// Every row of `batch` scored: class scores (log-sum-exp of the class's words' scores) or
 /// the candidates' scores, ranks and the gold's score.
 pub(crate) fn score_rows(
@@ -464,12 +467,24 @@ pub(crate) fn score_rows(
     golds: &[Gold],
     chunk: usize,
 ) -> Vec<RowScore> {
-    let mut cursors: Vec<Cursor> = (0..batch.rows)
-        .flat_map(|e| cursors_for(target, e, 0..target.words.len()))
-        .collect();
-    run_cursors(engine, target, batch, &mut cursors, chunk, true);
     let w = target.words.len();
-    cursors
+    // Examples a few at a time when the candidates are many (a fact's candidate list): the
+    // bookkeeping of one word of one example stays within `MAX_CURSORS` at once.
+    let group = (MAX_CURSORS / w.max(1)).max(1);
+    let mut totals: Vec<Cursor> = Vec::with_capacity(batch.rows * w);
+    for start in (0..batch.rows).step_by(group) {
+        let end = (start + group).min(batch.rows);
+        let mut cursors: Vec<Cursor> = (start..end)
+            .flat_map(|e| cursors_for(target, e, 0..w))
+            .collect();
+        run_cursors(engine, target, batch, &mut cursors, chunk, true);
+        totals.extend(cursors.into_iter().map(|c| Cursor {
+            trace: vec![],
+            filled: vec![],
+            ..c
+        }));
+    }
+    totals
         .chunks(w)
         .zip(golds)
         .map(|(row, gold)| {
