@@ -60,9 +60,9 @@ fn set_overrides_grid_axes() {
     assert_eq!(narrowed.len(), 1);
     let spec = &narrowed[0].spec;
     assert_eq!(spec.seed, 7);
-    assert_eq!(spec.task.train_size.get(), 30);
+    assert_eq!(spec.task.budget().train_size.get(), 30);
     assert_eq!(
-        serde_json::to_value(spec.task.variant).unwrap(),
+        serde_json::to_value(spec.task.variant()).unwrap(),
         serde_json::json!("two_way")
     );
 }
