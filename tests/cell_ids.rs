@@ -1,7 +1,9 @@
 //! Cells and their ids: ids are stable and independent of key order, and `--set`
-//! overrides grid axes.
+//! overrides grid axes, and every shipped experiment keeps its cells' ids.
 
 mod common;
+
+use std::collections::BTreeMap;
 
 use autoprompt::{config, plan};
 
@@ -58,9 +60,84 @@ fn set_overrides_grid_axes() {
     assert_eq!(narrowed.len(), 1);
     let spec = &narrowed[0].spec;
     assert_eq!(spec.seed, 7);
-    assert_eq!(spec.task.train_size.get(), 30);
+    assert_eq!(spec.task.budget().train_size.get(), 30);
     assert_eq!(
-        serde_json::to_value(spec.task.variant).unwrap(),
+        serde_json::to_value(spec.task.variant()).unwrap(),
         serde_json::json!("two_way")
+    );
+}
+
+/// The fixture of every shipped experiment's cell ids (`tests/fixtures/cell_ids.json`).
+fn shipped_ids_fixture() -> std::path::PathBuf {
+    common::repo().join("tests/fixtures/cell_ids.json")
+}
+
+/// Plans `file` with LAMA / LPAQA read from `stub` (empty files: planning only checks that
+/// a task's files exist), creating each file the planner asks for under `stub`.
+fn plan_with_stub_lama(file: &std::path::Path, stub: &std::path::Path) -> Vec<plan::Cell> {
+    let set = [
+        format!("lama_dir={:?}", stub.join("lama").display().to_string()),
+        format!("lpaqa_dir={:?}", stub.join("lpaqa").display().to_string()),
+    ];
+    loop {
+        match common::load_and_plan(file, &set) {
+            Ok((_, cells)) => return cells,
+            Err(e) => {
+                // `data file `<path>` is missing (...)`: a stub file the planner wants.
+                let missing = e
+                    .split_once("data file `")
+                    .and_then(|(_, rest)| rest.split_once("` is missing"))
+                    .map(|(path, _)| std::path::PathBuf::from(path))
+                    .filter(|p| p.starts_with(stub) && !p.exists());
+                let Some(missing) = missing else {
+                    panic!("{}: {e}", file.display());
+                };
+                std::fs::create_dir_all(missing.parent().unwrap()).unwrap();
+                std::fs::write(&missing, "").unwrap();
+            }
+        }
+    }
+}
+
+/// Every shipped experiment (`experiments/**.toml`) plans to the cell ids of the committed
+/// fixture, in plan order: a refactoring of the schema's types must not change a stored
+/// result's id. Planning needs the repository's data (table tasks are read at plan time)
+/// but not the shared LAMA data, whose files are stubbed. Only regenerate the fixture
+/// deliberately (`UPDATE_CELL_IDS=1`), when ids are meant to change, and say so.
+#[test]
+fn every_shipped_experiment_keeps_its_cell_ids() {
+    // Shipped files name their data relative to the repository root, where `just run` runs.
+    std::env::set_current_dir(common::repo()).unwrap();
+    let stub = tempfile::tempdir().unwrap();
+    let mut ids = BTreeMap::new();
+    for file in common::shipped_experiments() {
+        let name = file
+            .strip_prefix(common::repo())
+            .unwrap()
+            .display()
+            .to_string();
+        let cells = plan_with_stub_lama(&file, stub.path());
+        assert!(!cells.is_empty(), "{name}");
+        ids.insert(name, cells.into_iter().map(|c| c.id).collect::<Vec<_>>());
+    }
+    let path = shipped_ids_fixture();
+    if std::env::var_os("UPDATE_CELL_IDS").is_some() {
+        let text = serde_json::to_string_pretty(&ids).unwrap();
+        std::fs::write(&path, format!("{text}\n")).unwrap();
+    }
+    let expected: BTreeMap<String, Vec<String>> =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        ids.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "the shipped experiments are not the fixture's (a new file: regenerate with UPDATE_CELL_IDS=1)"
+    );
+    for (name, got) in &ids {
+        assert_eq!(got, &expected[name], "{name}: cell ids changed");
+    }
+    let total: usize = ids.values().map(Vec::len).sum();
+    eprintln!(
+        "{} experiment files, {total} cell ids as the fixture",
+        ids.len()
     );
 }

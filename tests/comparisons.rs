@@ -277,11 +277,15 @@ fn the_data_seed_draws_the_split_and_the_search_seed_does_not() {
         lama_dir: "unused".into(),
         lpaqa_dir: "unused".into(),
     };
-    let mut spec = common::task_spec(autoprompt::tasks::TaskKind::Sst2, 32, 32);
-    spec.per_class = std::num::NonZeroUsize::new(16);
+    let spec = common::task_spec_with(
+        autoprompt::tasks::TaskKind::Sst2,
+        32,
+        32,
+        serde_json::json!({ "per_class": 16 }),
+    );
     let load = |data_seed: u64, seed: u64| {
         let mut s = spec.clone();
-        s.data_seed = Some(data_seed);
+        s.budget_mut().data_seed = Some(data_seed);
         autoprompt::tasks::load(&s, &paths, seed).unwrap()
     };
     let a = load(13, 0);
@@ -307,7 +311,7 @@ fn data_seeds_is_the_grid_shorthand_for_task_data_seed() {
     let data_seeds = |cells: &[autoprompt::plan::Cell]| {
         cells
             .iter()
-            .map(|c| c.spec.task.data_seed.unwrap())
+            .map(|c| c.spec.task.budget().data_seed.unwrap())
             .collect::<std::collections::BTreeSet<_>>()
     };
     // The shipped file names its data relative to the repository root.
@@ -327,7 +331,7 @@ fn data_seeds_is_the_grid_shorthand_for_task_data_seed() {
     assert!(
         cells
             .iter()
-            .all(|c| c.spec.task.per_class.map(|k| k.get()) == Some(16))
+            .all(|c| c.spec.task.per_class().map(|k| k.get()) == Some(16))
     );
     // `--set data_seeds=...` narrows the axis, as `--set seeds=...` does.
     let one = plan("data_seeds=[42]");

@@ -312,7 +312,7 @@ fn load_task(
 
 #[test]
 fn mutated_sst2_and_sick_rows_give_errors_naming_the_file() {
-    use autoprompt::tasks::{DataPaths, SickVariant, TaskKind};
+    use autoprompt::tasks::{DataPaths, TaskKind};
     let data = common::data_dir();
     let head = |path: PathBuf, n: usize| -> String {
         std::fs::read_to_string(path)
@@ -371,8 +371,12 @@ fn mutated_sst2_and_sick_rows_give_errors_naming_the_file() {
                 mutate_rows(&sick, &mutations),
             )
             .unwrap();
-            let mut spec = common::task_spec(TaskKind::SickE, 6, 3);
-            spec.variant = Some(SickVariant::TwoWay);
+            let spec = common::task_spec_with(
+                TaskKind::SickE,
+                6,
+                3,
+                serde_json::json!({ "variant": "two_way" }),
+            );
             load_task(&spec, &paths, "SICK.txt")
         }
     });
@@ -399,10 +403,13 @@ fn mutated_rows_of_a_users_table_give_errors_naming_the_file() {
             let case = tempfile::tempdir_in(dir.path()).unwrap();
             let file = case.path().join("reviews.tsv");
             std::fs::write(&file, mutate_rows(&text, &mutations)).unwrap();
-            let mut spec = common::task_spec(TaskKind::Classification, 8, 4);
             // The same table for training and evaluation: dev comes from the training pool.
-            spec.train = Some(file.clone());
-            spec.test = Some(file.clone());
+            let spec = common::task_spec_with(
+                TaskKind::Classification,
+                8,
+                4,
+                serde_json::json!({ "train": file, "test": file }),
+            );
             let paths = DataPaths {
                 data_dir: case.path().to_owned(),
                 lama_dir: "unused".into(),

@@ -108,8 +108,12 @@ fn batch(lm: &LoadedModel<B>, case: Case) -> (Batch, Vec<usize>) {
         lpaqa_dir: "unused".into(),
     };
     let (data, template) = if case.pair {
-        let mut spec = common::task_spec(autoprompt::tasks::TaskKind::SickE, 12, 2);
-        spec.variant = Some(autoprompt::tasks::SickVariant::TwoWay);
+        let spec = common::task_spec_with(
+            autoprompt::tasks::TaskKind::SickE,
+            12,
+            2,
+            serde_json::json!({ "variant": "two_way" }),
+        );
         (
             autoprompt::tasks::load(&spec, &paths, 5).unwrap(),
             "[CLS] {sentence_A} [SEP] {sentence_B} [T] [T] [T] [P] . [SEP]",

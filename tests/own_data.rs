@@ -9,15 +9,14 @@
 mod common;
 
 use std::fs::File;
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use autoprompt::tasks::{
-    self, DataPaths, MalformedRows, SickVariant, SplitNames, TableFormat, TaskData, TaskKind,
-    TaskSpec, TextColumns,
+    self, DataPaths, MalformedRows, TableFormat, TaskData, TaskKind, TaskSpec, TextColumns,
 };
 use polars::prelude::*;
+use serde_json::json;
 
 // ---------------------------------------------------------------------------------------
 // Writing tables
@@ -101,12 +100,8 @@ fn text(v: impl IntoIterator<Item = impl Into<String>>) -> Values {
     Values::Text(v.into_iter().map(Into::into).collect())
 }
 
-fn budget(kind: TaskKind, train: usize, dev: usize) -> TaskSpec {
-    TaskSpec::new(
-        kind,
-        NonZeroUsize::new(train).unwrap(),
-        NonZeroUsize::new(dev).unwrap(),
-    )
+fn budget(kind: TaskKind, train: usize, dev: usize, keys: serde_json::Value) -> TaskSpec {
+    common::task_spec_with(kind, train, dev, keys)
 }
 
 fn paths() -> DataPaths {
@@ -167,17 +162,17 @@ fn write_sst2(dir: &Path, format: TableFormat) -> (PathBuf, PathBuf) {
 }
 
 fn sst2_as_table(train: &Path, test: &Path) -> TaskSpec {
-    let mut spec = budget(TaskKind::Classification, 100, 50);
-    spec.train = Some(train.to_owned());
-    spec.test = Some(test.to_owned());
-    spec.test_size = NonZeroUsize::new(300);
-    spec
+    budget(
+        TaskKind::Classification,
+        100,
+        50,
+        json!({ "train": train, "test": test, "test_size": 300 }),
+    )
 }
 
 #[test]
 fn sst2_as_classification_draws_the_same_examples_in_every_format() {
-    let mut paper = budget(TaskKind::Sst2, 100, 50);
-    paper.test_size = NonZeroUsize::new(300);
+    let paper = budget(TaskKind::Sst2, 100, 50, json!({ "test_size": 300 }));
     let dir = tempfile::tempdir().unwrap();
     for format in FORMATS {
         let (train, test) = write_sst2(dir.path(), format);
@@ -213,8 +208,7 @@ fn write_sick_two_way(path: &Path, format: TableFormat) {
             split.push(f[11].to_string());
         }
     }
-    let mut paper = budget(TaskKind::SickE, 10, 10);
-    paper.variant = Some(SickVariant::TwoWay);
+    let paper = budget(TaskKind::SickE, 10, 10, json!({ "variant": "two_way" }));
     for e in tasks::load(&paper, &paths(), 0).unwrap().test {
         a.push(e.field("sentence_A").unwrap().to_string());
         b.push(e.field("sentence_B").unwrap().to_string());
@@ -234,24 +228,24 @@ fn write_sick_two_way(path: &Path, format: TableFormat) {
 }
 
 fn sick_two_way_as_table(file: &Path, train: usize, dev: usize) -> TaskSpec {
-    let mut spec = budget(TaskKind::Classification, train, dev);
-    spec.file = Some(file.to_owned());
-    spec.split_column = Some("SemEval_set".into());
-    spec.splits = Some(SplitNames {
-        train: "TRAIN".into(),
-        dev: Some("TRIAL".into()),
-        test: "TEST".into(),
-    });
-    spec.label = Some("entailment_label".into());
-    spec.labels = Some(vec!["CONTRADICTION".into(), "ENTAILMENT".into()]);
-    spec.balance = true;
-    spec
+    budget(
+        TaskKind::Classification,
+        train,
+        dev,
+        json!({
+            "file": file,
+            "split_column": "SemEval_set",
+            "splits": { "train": "TRAIN", "dev": "TRIAL", "test": "TEST" },
+            "label": "entailment_label",
+            "labels": ["CONTRADICTION", "ENTAILMENT"],
+            "balance": true,
+        }),
+    )
 }
 
 #[test]
 fn sick_two_way_as_one_table_draws_the_same_examples() {
-    let mut paper = budget(TaskKind::SickE, 40, 20);
-    paper.variant = Some(SickVariant::TwoWay);
+    let paper = budget(TaskKind::SickE, 40, 20, json!({ "variant": "two_way" }));
     let dir = tempfile::tempdir().unwrap();
     for format in FORMATS {
         let file = dir.path().join(format!("sick.{}", extension(format)));
@@ -281,12 +275,11 @@ fn lama_files() -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn fact_probe(train: &Path, test: &Path, vocab: Option<&Path>) -> TaskSpec {
-    let mut spec = budget(TaskKind::FactProbe, 200, 50);
-    spec.train = Some(train.to_owned());
-    spec.test = Some(test.to_owned());
-    spec.vocab = vocab.map(Path::to_owned);
-    spec.test_size = NonZeroUsize::new(400);
-    spec
+    let mut keys = json!({ "train": train, "test": test, "test_size": 400 });
+    if let Some(vocab) = vocab {
+        keys["vocab"] = json!(vocab);
+    }
+    budget(TaskKind::FactProbe, 200, 50, keys)
 }
 
 /// Subject and object columns of a LAMA-format JSON Lines file.
@@ -306,9 +299,12 @@ fn facts(path: &Path) -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn lama_relation_as_fact_probe_draws_the_same_facts() {
-    let mut paper = budget(TaskKind::Lama, 200, 50);
-    paper.relation = Some(RELATION.into());
-    paper.test_size = NonZeroUsize::new(400);
+    let paper = budget(
+        TaskKind::Lama,
+        200,
+        50,
+        json!({ "relation": RELATION, "test_size": 400 }),
+    );
     let (train, test, vocab) = lama_files();
     let dir = tempfile::tempdir().unwrap();
     // LAMA's own JSON Lines files, read as they are, and the same facts as Parquet and CSV.
@@ -550,10 +546,12 @@ fn skip_policy_counts_malformed_rows() {
     let test = dir.path().join("test.csv");
     std::fs::write(&train, "text,label\na,x\n,y\nb,y\nc,x\nd,y\n").unwrap();
     std::fs::write(&test, "text,label\ne,x\nf,z\ng,\n").unwrap();
-    let mut spec = budget(TaskKind::Classification, 2, 1);
-    spec.train = Some(train);
-    spec.test = Some(test);
-    spec.malformed_rows = MalformedRows::Skip;
+    let spec = budget(
+        TaskKind::Classification,
+        2,
+        1,
+        json!({ "train": train, "test": test, "malformed_rows": "skip" }),
+    );
     let data = tasks::load_columns(&spec, &paths(), 0, &named(&["text"])).unwrap();
     // An empty text, an empty label, and a label the training data lacks.
     assert_eq!(data.skipped_rows, 3);
@@ -577,15 +575,17 @@ fn integer_labels_sort_numerically_and_names_default_to_the_file() {
         })
         .collect();
     std::fs::write(&train, &lines).unwrap();
-    let mut spec = budget(TaskKind::Classification, 6, 3);
-    spec.train = Some(train.clone());
-    spec.test = Some(train);
-    spec.label = Some("stars".into());
+    let spec = budget(
+        TaskKind::Classification,
+        6,
+        3,
+        json!({ "train": train, "test": train, "label": "stars" }),
+    );
     let data = tasks::load_columns(&spec, &paths(), 0, &TextColumns::AllText).unwrap();
     assert_eq!(data.classes, ["1", "2", "10"]);
     assert_eq!(data.train[0].fields.len(), 1);
     assert_eq!(spec.display_name(), "reviews");
-    spec.name = Some("my reviews".into());
+    let spec = common::task_with(&spec, json!({ "name": "my reviews" }));
     assert_eq!(spec.display_name(), "my reviews");
 }
 
@@ -1239,10 +1239,16 @@ fn orange_tab_files_read_with_their_type_rows_named_by_line() {
     assert_eq!(reviews_of(&table)[2..], expected[..]);
 
     // As a task: the flags row's empty text cell is an error naming its line.
-    let mut spec = budget(TaskKind::Classification, 2, 1);
-    spec.train = Some(table_fixture("orange.tab"));
-    spec.test = Some(table_fixture("pandas_quote_all.csv"));
-    spec.label = Some("sentiment".into());
+    let spec = budget(
+        TaskKind::Classification,
+        2,
+        1,
+        json!({
+            "train": table_fixture("orange.tab"),
+            "test": table_fixture("pandas_quote_all.csv"),
+            "label": "sentiment",
+        }),
+    );
     let err = tasks::load_columns(&spec, &paths(), 0, &named(&["review"]))
         .unwrap_err()
         .to_string();
@@ -1251,8 +1257,10 @@ fn orange_tab_files_read_with_their_type_rows_named_by_line() {
         "{err}"
     );
     // Skipping malformed rows and naming the classes reads the data rows only.
-    spec.malformed_rows = MalformedRows::Skip;
-    spec.labels = Some(vec!["neg".into(), "pos".into()]);
+    let spec = common::task_with(
+        &spec,
+        json!({ "malformed_rows": "skip", "labels": ["neg", "pos"] }),
+    );
     let data = tasks::load_columns(&spec, &paths(), 0, &named(&["review"])).unwrap();
     assert_eq!(data.skipped_rows, 1);
     assert_eq!(data.classes, ["neg", "pos"]);

@@ -49,7 +49,7 @@ fn every_task_setting_of_every_shipped_experiment_loads_its_data() {
         assert!(!cells.is_empty(), "{}", file.display());
         let mut seen = BTreeSet::new();
         for cell in &cells {
-            let columns = cell.spec.text_columns();
+            let columns = cell.text_columns();
             let key = format!(
                 "{} {} {columns:?}",
                 serde_json::to_string(&cell.spec.task).unwrap(),

@@ -2,7 +2,8 @@
 
 mod common;
 
-use autoprompt::tasks::{self, DataPaths, MalformedRows, SickVariant, TaskKind, TaskSpec};
+use autoprompt::tasks::{self, DataPaths, TaskKind, TaskSpec};
+use serde_json::json;
 
 fn spec(kind: TaskKind, train: usize, dev: usize) -> TaskSpec {
     common::task_spec(kind, train, dev)
@@ -39,8 +40,7 @@ fn sst2_budget_is_stratified_disjoint_and_reproducible() {
 
 #[test]
 fn sst2_balanced_sampling() {
-    let mut s = spec(TaskKind::Sst2, 10, 10);
-    s.balance = true;
+    let s = common::task_spec_with(TaskKind::Sst2, 10, 10, json!({ "balance": true }));
     let a = tasks::load(&s, &paths(), 0).unwrap();
     assert_eq!(count(&a.train, "0"), 5);
 }
@@ -57,7 +57,7 @@ fn sick_variants_are_built_from_the_file() {
             && standard.train[0].field("sentence_B").is_some()
     );
 
-    s.variant = Some(SickVariant::TwoWay);
+    s = common::task_with(&s, json!({ "variant": "two_way" }));
     let two = tasks::load(&s, &paths(), 0).unwrap();
     assert_eq!(two.classes, ["CONTRADICTION", "ENTAILMENT"]);
     assert_eq!(count(&two.test, "CONTRADICTION"), 712);
@@ -66,7 +66,7 @@ fn sick_variants_are_built_from_the_file() {
     assert_eq!(count(&two.train, "CONTRADICTION"), 50);
     assert_eq!(count(&two.train, "ENTAILMENT"), 50);
 
-    s.variant = Some(SickVariant::Balanced3);
+    s = common::task_with(&s, json!({ "variant": "balanced3" }));
     let balanced = tasks::load(&s, &paths(), 0).unwrap();
     assert_eq!(balanced.test.len(), 3 * 712);
     assert_eq!(
@@ -80,8 +80,7 @@ fn sick_variants_are_built_from_the_file() {
 
 #[test]
 fn lama_test_facts_are_filtered_and_train_excludes_them() {
-    let mut s = spec(TaskKind::Lama, 200, 50);
-    s.relation = Some("P19".into());
+    let s = common::task_spec_with(TaskKind::Lama, 200, 50, json!({ "relation": "P19" }));
     let a = tasks::load(&s, &paths(), 0).unwrap();
     assert_eq!(
         a.manual_template.as_deref(),
@@ -109,27 +108,33 @@ fn lama_test_facts_are_filtered_and_train_excludes_them() {
 /// is an error naming the numbers; `at_most` splits the 18 in the asked 3:1 proportion.
 #[test]
 fn lama_budget_at_most_takes_what_a_small_relation_has() {
-    let mut s = spec(TaskKind::Lama, 150, 50);
-    s.relation = Some("P108".into());
+    let mut s = common::task_spec_with(TaskKind::Lama, 150, 50, json!({ "relation": "P108" }));
     let err = tasks::load(&s, &paths(), 0).unwrap_err().to_string();
     assert!(
         err.contains("asked for 150") && err.contains("only 18"),
         "{err}"
     );
-    s.at_most = true;
+    s = common::task_with(&s, json!({ "at_most": true }));
     let data = tasks::load(&s, &paths(), 0).unwrap();
     assert_eq!((data.train.len(), data.dev.len()), (13, 5));
-    let mut wide = spec(TaskKind::Lama, 150, 50);
-    wide.relation = Some("P19".into());
-    wide.at_most = true;
+    let wide = common::task_spec_with(
+        TaskKind::Lama,
+        150,
+        50,
+        json!({ "relation": "P19", "at_most": true }),
+    );
     let p19 = tasks::load(&wide, &paths(), 0).unwrap();
     assert_eq!((p19.train.len(), p19.dev.len()), (150, 50));
 }
 
 #[test]
 fn relation_extraction_contexts_and_perturbation() {
-    let mut s = spec(TaskKind::RelationExtraction, 100, 30);
-    s.relation = Some("P19".into());
+    let mut s = common::task_spec_with(
+        TaskKind::RelationExtraction,
+        100,
+        30,
+        json!({ "relation": "P19" }),
+    );
     let original = tasks::load(&s, &paths(), 0).unwrap();
     assert_eq!(
         original.manual_template.as_deref(),
@@ -141,7 +146,7 @@ fn relation_extraction_contexts_and_perturbation() {
         .filter(|e| e.field("context").unwrap().contains(&e.label))
         .count();
     assert_eq!(with_object, original.test.len());
-    s.perturbed = true;
+    s = common::task_with(&s, json!({ "perturbed": true }));
     let perturbed = tasks::load(&s, &paths(), 0).unwrap();
     assert_eq!(perturbed.test.len(), original.test.len());
     let still = perturbed
@@ -205,8 +210,7 @@ fn skip_policy_counts_skipped_rows() {
         data_dir: dir.path().to_path_buf(),
         ..paths()
     };
-    let mut s = spec(TaskKind::Sst2, 4, 4);
-    s.malformed_rows = MalformedRows::Skip;
+    let s = common::task_spec_with(TaskKind::Sst2, 4, 4, json!({ "malformed_rows": "skip" }));
     let data = tasks::load(&s, &p, 0).unwrap();
     assert_eq!(data.skipped_rows, 1);
 }
@@ -215,10 +219,9 @@ fn skip_policy_counts_skipped_rows() {
 /// keeps them. P138 has 3 repeated (subject, object) facts, all in the common vocabulary.
 #[test]
 fn lama_protocol_removes_duplicate_evaluation_facts() {
-    let mut s = spec(TaskKind::Lama, 10, 10);
-    s.relation = Some("P138".into());
+    let mut s = common::task_spec_with(TaskKind::Lama, 10, 10, json!({ "relation": "P138" }));
     let lama = tasks::load(&s, &paths(), 0).unwrap();
-    s.ranking = Some(tasks::Ranking::Strict);
+    s = common::task_with(&s, json!({ "ranking": "strict" }));
     let strict = tasks::load(&s, &paths(), 0).unwrap();
     assert_eq!(strict.test.len(), 645);
     assert_eq!(lama.test.len(), 642);

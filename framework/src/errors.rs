@@ -5,6 +5,11 @@
 use std::error::Error;
 use std::fmt;
 
+/// Marks a nested key path inside a serde error message: `\u{1}path\u{1}message`. A spec
+/// deserialised by hand (`config::MethodSpec`, `tasks::TaskSpec`) reports a key inside it
+/// this way; the planner splits it off and appends it to the key it reports.
+pub const NESTED_PATH: char = '\u{1}';
+
 /// An error and its causes, displayed as `message: cause: cause's cause`.
 pub struct Chain<'a>(pub &'a (dyn Error + 'static));
 

@@ -73,12 +73,32 @@ pub fn task_spec(
     train: usize,
     dev: usize,
 ) -> autoprompt::tasks::TaskSpec {
-    use std::num::NonZeroUsize;
-    autoprompt::tasks::TaskSpec::new(
-        kind,
-        NonZeroUsize::new(train).unwrap(),
-        NonZeroUsize::new(dev).unwrap(),
-    )
+    task_spec_with(kind, train, dev, serde_json::json!({}))
+}
+
+/// A task spec with the given budget and `keys` (as a `[task]` table writes them), read as
+/// an experiment's task is.
+pub fn task_spec_with(
+    kind: autoprompt::tasks::TaskKind,
+    train: usize,
+    dev: usize,
+    keys: serde_json::Value,
+) -> autoprompt::tasks::TaskSpec {
+    let mut task = serde_json::json!({ "kind": kind, "train_size": train, "dev_size": dev });
+    let task_keys = task.as_object_mut().unwrap();
+    task_keys.extend(keys.as_object().expect("keys are a table").clone());
+    serde_json::from_value(task.clone()).unwrap_or_else(|e| panic!("{task}: {e}"))
+}
+
+/// `spec` with `keys` set, read again.
+pub fn task_with(
+    spec: &autoprompt::tasks::TaskSpec,
+    keys: serde_json::Value,
+) -> autoprompt::tasks::TaskSpec {
+    let mut task = serde_json::to_value(spec).unwrap();
+    let task_keys = task.as_object_mut().unwrap();
+    task_keys.extend(keys.as_object().expect("keys are a table").clone());
+    serde_json::from_value(task.clone()).unwrap_or_else(|e| panic!("{task}: {e}"))
 }
 
 /// SST-2 from the repository's data with a `train` / `dev` budget.

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::errors::NESTED_PATH;
 use crate::search::{LabelSearchSettings, MultiToken, SearchSettings};
 
 /// `labels = "auto"`: find label tokens automatically.
@@ -144,10 +145,6 @@ impl MethodSpec {
         !matches!(self, MethodSpec::Majority)
     }
 }
-
-/// Marks a nested key path inside a serde error message: `\u{1}path\u{1}message`. The
-/// planner splits it off and appends it to the key it reports.
-pub const NESTED_PATH: char = '\u{1}';
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use launcher::{LauncherKind, LauncherOptions};
-pub use method::{Labels, LabelsKeyword, MethodKind, MethodSpec, NESTED_PATH};
+pub use method::{Labels, LabelsKeyword, MethodKind, MethodSpec};
+
+pub use crate::errors::NESTED_PATH;
 
 use crate::prompt::{LengthLimit, Truncate};
 use crate::tasks::{DataPaths, TaskSpec};
@@ -97,18 +99,20 @@ pub struct CellSpec {
 }
 
 impl CellSpec {
-    /// The text columns a cell reads from a table task: its template's fields; none for
-    /// `majority`; every text column for the linear probe and fine-tuning (which encode the
-    /// whole row). A manual cell without a template reads the task's built-in one.
-    pub fn text_columns(&self) -> crate::tasks::TextColumns {
+    /// The text columns a cell reads from a table task: its template's fields (`template`,
+    /// the method's template parsed); none for `majority`; every text column for the linear
+    /// probe and fine-tuning (which encode the whole row). A manual cell without a template
+    /// reads the task's built-in one.
+    pub fn text_columns(
+        &self,
+        template: Option<&crate::prompt::Template>,
+    ) -> crate::tasks::TextColumns {
         use crate::tasks::TextColumns;
-        match (&self.method, self.method.template()) {
+        match (&self.method, template) {
             (MethodSpec::Majority, _) => TextColumns::Named(vec![]),
-            (_, Some(template)) => TextColumns::Named(
-                crate::prompt::Template::parse(template)
-                    .map(|t| t.fields().into_iter().map(str::to_string).collect())
-                    .unwrap_or_default(),
-            ),
+            (_, Some(template)) => {
+                TextColumns::Named(template.fields().into_iter().map(str::to_string).collect())
+            }
             (_, None) => TextColumns::AllText,
         }
     }

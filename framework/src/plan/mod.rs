@@ -5,17 +5,17 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::config::{CellSpec, ConfigError, Experiment, Labels, MethodSpec};
 use crate::prompt::Template;
 pub use crate::tasks::InvalidKey;
-use crate::tasks::{DataPaths, TaskKind, TaskSpec};
+use crate::tasks::{DataPaths, TaskKind, TaskSpec, TextColumns};
 
-/// One unit of work.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One unit of work (serialised into a launcher's `plan.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cell {
     /// 16 hex digits of the SHA-256 of the spec's canonical JSON.
     pub id: String,
@@ -24,6 +24,17 @@ pub struct Cell {
     /// The grid values that made this cell (key path → value), for tables.
     pub grid: BTreeMap<String, Value>,
     pub spec: CellSpec,
+    /// The method's template as [`validate`] parsed it (`None`: the method has none, or a
+    /// manual LAMA cell that reads its relation's).
+    #[serde(skip)]
+    pub template: Option<Template>,
+}
+
+impl Cell {
+    /// The text columns the cell reads from a table task ([`CellSpec::text_columns`]).
+    pub fn text_columns(&self) -> TextColumns {
+        self.spec.text_columns(self.template.as_ref())
+    }
 }
 
 /// The id of a spec: SHA-256 of its canonical JSON (struct fields in declaration order,
@@ -81,18 +92,15 @@ pub struct TableData {
 }
 
 impl TableData {
-    /// Reads the table of cell `cell_index` (`spec`) at its seed.
+    /// Reads the table of cell `cell_index` (`spec`, reading `columns`) at its seed.
     fn read(
         experiment: &Experiment,
         cell_index: usize,
         spec: &CellSpec,
+        columns: &TextColumns,
     ) -> Result<Self, crate::tasks::TaskError> {
-        let data = crate::tasks::load_columns(
-            &spec.task,
-            &experiment.settings.data,
-            spec.seed,
-            &spec.text_columns(),
-        )?;
+        let data =
+            crate::tasks::load_columns(&spec.task, &experiment.settings.data, spec.seed, columns)?;
         Ok(Self {
             cell_index,
             cells: vec![],
@@ -118,7 +126,7 @@ pub fn tables_for(
             Some(if first.index == t.cell_index {
                 Ok(t.clone())
             } else {
-                TableData::read(experiment, first.index, &first.spec)
+                TableData::read(experiment, first.index, &first.spec, &first.text_columns())
             })
         })
         .collect()
@@ -184,7 +192,7 @@ pub fn plan_with_tables(
             set_path(&mut doc, key, value.clone())
                 .map_err(|m| invalid(format!("grid.\"{key}\""), m))?;
         }
-        let mut spec: CellSpec = serde_path_to_error::deserialize(&doc).map_err(|e| {
+        let spec: CellSpec = serde_path_to_error::deserialize(&doc).map_err(|e| {
             let key = e.path().to_string();
             let key = if key == "." {
                 "(top level)".to_string()
@@ -202,15 +210,15 @@ pub fn plan_with_tables(
                 _ => invalid(key, message),
             }
         })?;
-        spec.task.normalize();
-        validate(&spec, &experiment.settings.data).map_err(|e| invalid(e.key, e.message))?;
-        if spec.task.kind.reads_table() {
+        let Checked { template } =
+            validate(&spec, &experiment.settings.data).map_err(|e| invalid(e.key, e.message))?;
+        if spec.task.table().is_some() {
             // A user's table is read once per distinct (task, columns) at plan time, so a bad
             // file, column, label or budget stops the run before any cell starts.
-            let memo_key = serde_json::to_string(&(&spec.task, &spec.text_columns()))
-                .expect("specs serialise");
+            let columns = spec.text_columns(template.as_ref());
+            let memo_key = serde_json::to_string(&(&spec.task, &columns)).expect("specs serialise");
             let checked = preflight.entry(memo_key).or_insert_with(|| {
-                TableData::read(experiment, index, &spec)
+                TableData::read(experiment, index, &spec, &columns)
                     .map(|table| {
                         tables.push(table);
                         tables.len() - 1
@@ -236,6 +244,7 @@ pub fn plan_with_tables(
             index,
             grid: combo.into_iter().collect(),
             spec,
+            template,
         });
     }
     Ok((cells, tables))
@@ -251,81 +260,79 @@ fn short(v: &Value) -> String {
     }
 }
 
-/// Checks what serde cannot: combinations, templates, files.
-pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), InvalidKey> {
-    spec.task.validate()?;
+/// What [`validate`] parsed from a cell's spec, so that nothing parses it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// The method's template (`None`: the method has none, or a manual LAMA cell that reads
+    /// its relation's).
+    pub template: Option<Template>,
+}
+
+fn bad_key(key: &str, message: impl Into<String>) -> InvalidKey {
+    InvalidKey::new(key.to_string(), message.into())
+}
+
+/// Checks what deserialising a spec cannot (the task checked itself as it was read): model
+/// settings, the method against the task, the task's files; returns what it parsed.
+pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<Checked, InvalidKey> {
     if spec.model.source.trim().is_empty() {
-        return Err(InvalidKey::new(
-            "model.source".into(),
-            "must name a model directory, hub id or `splade-tiny`".into(),
+        return Err(bad_key(
+            "model.source",
+            "must name a model directory, hub id or `splade-tiny`",
         ));
     }
     if spec.model.max_length < 8 {
-        return Err(InvalidKey::new(
-            "model.max_length".into(),
+        return Err(bad_key(
+            "model.max_length",
             format!("{} is too short (at least 8)", spec.model.max_length),
         ));
     }
-    let classification = spec.task.is_classification();
-    let check_template = |template: &str, allow_triggers: bool| -> Result<(), InvalidKey> {
-        let parsed = Template::parse(template)
-            .map_err(|e| InvalidKey::new("method.template".to_string(), e.to_string()))?;
-        // A table task's fields are its file's columns, checked when the file is read.
-        if !spec.task.kind.reads_table() {
-            parsed
-                .check_fields(spec.task.fields())
-                .map_err(|e| InvalidKey::new("method.template".to_string(), e.to_string()))?;
-        }
-        if !allow_triggers && parsed.num_triggers() > 0 {
-            return Err(InvalidKey::new(
-                "method.template".into(),
-                "a manual prompt has no [T] trigger slots".into(),
+    let template = check_method(&spec.method, &spec.task)?;
+    for path in required_files(&spec.task, data) {
+        if !path.is_file() {
+            return Err(bad_key(
+                "task.kind",
+                format!(
+                    "data file `{}` is missing ({})",
+                    path.display(),
+                    data_hint(spec.task.kind())
+                ),
             ));
         }
-        Ok(())
-    };
-    let check_labels = |labels: &Option<Labels>, auto_ok: bool| -> Result<(), InvalidKey> {
-        match (classification, labels) {
-            (true, None) => Err(InvalidKey::new(
-                "method.labels".into(),
-                "a classification task needs labels, e.g. { \"0\" = [\"bad\"], \"1\" = [\"good\"] }".into(),
-            )),
-            (true, Some(Labels::Keyword(_))) if !auto_ok => {
-                Err(InvalidKey::new("method.labels".into(), "\"auto\" is only available to the autoprompt method".into()))
-            }
-            (false, Some(_)) => Err(InvalidKey::new(
-                "method.labels".into(),
-                "fact retrieval predicts the object itself; remove labels".into(),
-            )),
-            (true, Some(Labels::Words(words))) => match words
-                .iter()
-                .find(|(_, ws)| ws.iter().any(|w| w.trim().is_empty()))
-            {
-                Some((label, _)) => Err(InvalidKey::new(
-                    format!("method.labels.{label}"),
-                    "has an empty word (each word is the text a class is read as, e.g. \"good\" or \"very good\")".into(),
-                )),
-                None => Ok(()),
-            },
-            _ => Ok(()),
+    }
+    Ok(Checked { template })
+}
+
+/// The method's settings against the task; its template parsed.
+fn check_method(method: &MethodSpec, task: &TaskSpec) -> Result<Option<Template>, InvalidKey> {
+    let classification = task.is_classification();
+    let needs_classification = |name: &str| {
+        if classification {
+            Ok(())
+        } else {
+            Err(bad_key(
+                "method.kind",
+                format!("{name} needs a classification task"),
+            ))
         }
     };
-    match &spec.method {
-        MethodSpec::Majority => {}
+    Ok(match method {
+        MethodSpec::Majority => None,
         MethodSpec::Manual {
             template, labels, ..
         } => {
-            match template {
-                Some(t) => check_template(t, false)?,
-                None if !spec.task.has_builtin_template() => {
-                    return Err(InvalidKey::new(
-                        "method.template".into(),
-                        "required (only LAMA relations have a built-in manual template)".into(),
+            let parsed = match template {
+                Some(t) => Some(check_template(t, task, false)?),
+                None if !task.has_builtin_template() => {
+                    return Err(bad_key(
+                        "method.template",
+                        "required (only LAMA relations have a built-in manual template)",
                     ));
                 }
-                None => {}
-            }
-            check_labels(labels, false)?;
+                None => None,
+            };
+            check_labels(labels, classification, false)?;
+            parsed
         }
         MethodSpec::Autoprompt {
             template,
@@ -333,97 +340,134 @@ pub fn validate(spec: &CellSpec, data: &DataPaths) -> Result<(), InvalidKey> {
             search,
             ..
         } => {
-            check_template(template, true)?;
-            check_labels(labels, true)?;
-            for (key, value) in [
-                ("batch_size", search.batch_size),
-                ("num_candidates", search.num_candidates),
-                ("eval_batch_size", search.eval_batch_size),
-                ("accumulation_steps", search.accumulation_steps),
-                ("restarts", search.restarts),
-                ("eval_batches", search.eval_batches.unwrap_or(1)),
-                ("beam_size", search.beam_size),
-                ("positions_per_step", search.positions_per_step),
-            ] {
-                if value == 0 {
-                    return Err(InvalidKey::new(
-                        format!("method.search.{key}"),
-                        "must be at least 1".into(),
-                    ));
-                }
-            }
-            let slots = Template::parse(template).map_or(0, |t| t.num_triggers());
-            if search.positions_per_step > slots.max(1) {
-                return Err(InvalidKey::new(
-                    "method.search.positions_per_step".into(),
-                    format!(
-                        "{} is more than the template's {slots} [T] slots",
-                        search.positions_per_step
-                    ),
-                ));
-            }
+            let parsed = check_template(template, task, true)?;
+            check_labels(labels, classification, true)?;
+            check_search(search, parsed.num_triggers())?;
+            Some(parsed)
         }
         MethodSpec::LinearProbe { probe } => {
-            if !classification {
-                return Err(InvalidKey::new(
-                    "method.kind".into(),
-                    "linear_probe needs a classification task".into(),
-                ));
-            }
+            needs_classification("linear_probe")?;
             if probe.epochs == 0 || probe.batch_size == 0 {
-                return Err(InvalidKey::new(
-                    "method.probe".into(),
-                    "epochs and batch_size must be at least 1".into(),
+                return Err(bad_key(
+                    "method.probe",
+                    "epochs and batch_size must be at least 1",
                 ));
             }
             if !(0.0..1.0).contains(&probe.dropout) {
-                return Err(InvalidKey::new(
-                    "method.probe.dropout".into(),
+                return Err(bad_key(
+                    "method.probe.dropout",
                     format!("{} is not in [0, 1)", probe.dropout),
                 ));
             }
+            None
         }
         MethodSpec::Finetune { finetune } => {
-            if !classification {
-                return Err(InvalidKey::new(
-                    "method.kind".into(),
-                    "finetune needs a classification task".into(),
-                ));
-            }
+            needs_classification("finetune")?;
             if finetune.epochs == Some(0) || finetune.batch_size == 0 {
-                return Err(InvalidKey::new(
-                    "method.finetune".into(),
-                    "epochs and batch_size must be at least 1".into(),
+                return Err(bad_key(
+                    "method.finetune",
+                    "epochs and batch_size must be at least 1",
                 ));
             }
             if !(0.0..1.0).contains(&finetune.dropout) || !(0.0..=1.0).contains(&finetune.warmup) {
-                return Err(InvalidKey::new(
-                    "method.finetune".into(),
-                    "dropout must be in [0, 1) and warmup in [0, 1]".into(),
+                return Err(bad_key(
+                    "method.finetune",
+                    "dropout must be in [0, 1) and warmup in [0, 1]",
                 ));
             }
+            None
         }
         MethodSpec::LabelSearch { template, .. } => {
-            check_template(template, true)?;
-            if !classification {
-                return Err(InvalidKey::new(
-                    "method.kind".into(),
-                    "label_search needs a classification task".into(),
-                ));
-            }
+            let parsed = check_template(template, task, true)?;
+            needs_classification("label_search")?;
+            Some(parsed)
         }
+    })
+}
+
+/// Parses a method's template and checks it against the task's fields (a table task's
+/// fields are its file's columns, checked when the file is read).
+fn check_template(
+    template: &str,
+    task: &TaskSpec,
+    allow_triggers: bool,
+) -> Result<Template, InvalidKey> {
+    let parsed =
+        Template::parse(template).map_err(|e| bad_key("method.template", e.to_string()))?;
+    if task.table().is_none() {
+        parsed
+            .check_fields(task.fields())
+            .map_err(|e| bad_key("method.template", e.to_string()))?;
     }
-    for path in required_files(&spec.task, data) {
-        if !path.is_file() {
-            return Err(InvalidKey::new(
-                "task.kind".into(),
-                format!(
-                    "data file `{}` is missing ({})",
-                    path.display(),
-                    data_hint(spec.task.kind)
-                ),
+    if !allow_triggers && parsed.num_triggers() > 0 {
+        return Err(bad_key(
+            "method.template",
+            "a manual prompt has no [T] trigger slots",
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Label words where the task has classes, none where it predicts the object.
+fn check_labels(
+    labels: &Option<Labels>,
+    classification: bool,
+    auto_ok: bool,
+) -> Result<(), InvalidKey> {
+    match (classification, labels) {
+        (true, None) => Err(bad_key(
+            "method.labels",
+            "a classification task needs labels, e.g. { \"0\" = [\"bad\"], \"1\" = [\"good\"] }",
+        )),
+        (true, Some(Labels::Keyword(_))) if !auto_ok => Err(bad_key(
+            "method.labels",
+            "\"auto\" is only available to the autoprompt method",
+        )),
+        (false, Some(_)) => Err(bad_key(
+            "method.labels",
+            "fact retrieval predicts the object itself; remove labels",
+        )),
+        (true, Some(Labels::Words(words))) => match words
+            .iter()
+            .find(|(_, ws)| ws.iter().any(|w| w.trim().is_empty()))
+        {
+            Some((label, _)) => Err(bad_key(
+                &format!("method.labels.{label}"),
+                "has an empty word (a word is the text a class is read as, e.g. \"good\" or \"very good\")",
+            )),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// The trigger search's counts (each at least 1) against the template's `slots`.
+fn check_search(search: &crate::search::SearchSettings, slots: usize) -> Result<(), InvalidKey> {
+    for (key, value) in [
+        ("batch_size", search.batch_size),
+        ("num_candidates", search.num_candidates),
+        ("eval_batch_size", search.eval_batch_size),
+        ("accumulation_steps", search.accumulation_steps),
+        ("restarts", search.restarts),
+        ("eval_batches", search.eval_batches.unwrap_or(1)),
+        ("beam_size", search.beam_size),
+        ("positions_per_step", search.positions_per_step),
+    ] {
+        if value == 0 {
+            return Err(bad_key(
+                &format!("method.search.{key}"),
+                "must be at least 1",
             ));
         }
+    }
+    if search.positions_per_step > slots.max(1) {
+        return Err(bad_key(
+            "method.search.positions_per_step",
+            format!(
+                "{} is more than the template's {slots} [T] slots",
+                search.positions_per_step
+            ),
+        ));
     }
     Ok(())
 }
@@ -442,24 +486,25 @@ fn data_hint(kind: TaskKind) -> &'static str {
 
 /// Files a task reads (checked at plan time so a typo fails before any cell runs).
 pub fn required_files(task: &TaskSpec, data: &DataPaths) -> Vec<PathBuf> {
-    let rel = task.relation.as_deref().unwrap_or("");
-    match task.kind {
-        TaskKind::Sst2 => vec![
+    match task {
+        TaskSpec::Sst2(_) => vec![
             data.data_dir.join("sst2/train.tsv"),
             data.data_dir.join("sst2/dev.tsv"),
         ],
-        TaskKind::SickE => vec![data.data_dir.join("sick/SICK.txt")],
-        TaskKind::Lama => vec![
+        TaskSpec::SickE(_) => vec![data.data_dir.join("sick/SICK.txt")],
+        TaskSpec::Lama(t) => vec![
             data.lama_dir.join("relations.jsonl"),
             data.lama_dir.join("common_vocab_cased.txt"),
-            data.lpaqa_dir.join(format!("TREx_train/{rel}.jsonl")),
+            data.lpaqa_dir
+                .join(format!("TREx_train/{}.jsonl", t.relation.as_str())),
         ],
-        TaskKind::RelationExtraction => vec![
+        TaskSpec::RelationExtraction(t) => vec![
             data.lama_dir.join("relations.jsonl"),
             data.lama_dir.join("common_vocab_cased.txt"),
-            data.lama_dir.join(format!("TREx/{rel}.jsonl")),
+            data.lama_dir
+                .join(format!("TREx/{}.jsonl", t.relation.as_str())),
         ],
         // Read (and so checked) in full by the planner.
-        TaskKind::Classification | TaskKind::FactProbe => vec![],
+        TaskSpec::Classification(_) | TaskSpec::FactProbe(_) => vec![],
     }
 }

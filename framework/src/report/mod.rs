@@ -58,13 +58,15 @@ pub const GROUP_KEYS: [&str; 7] = [
 pub(crate) fn setting_id(record: &Record) -> String {
     let mut spec = record.spec.clone();
     spec.seed = 0;
-    spec.task.data_seed = None;
+    spec.task.budget_mut().data_seed = None;
     crate::plan::cell_id(&spec)[..8].to_string()
 }
 
 /// Whether any record crosses data splits with search seeds (`task.data_seed`).
 fn has_data_seeds(records: &[Record]) -> bool {
-    records.iter().any(|r| r.spec.task.data_seed.is_some())
+    records
+        .iter()
+        .any(|r| r.spec.task.budget().data_seed.is_some())
 }
 
 /// Split and seed components of every metric of every setting whose cells have data seeds,
@@ -75,7 +77,7 @@ fn variance_components(
 ) -> BTreeMap<(String, Metric), stats::Components> {
     let mut values: BTreeMap<(String, Metric), BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
     for r in records.iter().filter(|r| r.status == Status::Finished) {
-        let Some(split) = r.spec.task.data_seed else {
+        let Some(split) = r.spec.task.budget().data_seed else {
             continue;
         };
         for m in metrics {
@@ -101,10 +103,10 @@ fn variance_components(
 /// What tables call a task: a table task's name (`task.name`, file stem or hub id); for the
 /// paper's tasks the TOML spelling (`sst2`, `sick_e`, `lama`, `relation_extraction`).
 pub fn task_label(task: &crate::tasks::TaskSpec) -> String {
-    if task.kind.reads_table() {
+    if task.kind().reads_table() {
         task.display_name()
     } else {
-        toml_name(&task.kind)
+        toml_name(&task.kind())
     }
 }
 
@@ -132,10 +134,13 @@ pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
     let mut columns = vec![
         Column::new("id".into(), text(&|r| Some(r.id.clone()))),
         Column::new("task".into(), text(&|r| Some(task_label(&r.spec.task)))),
-        Column::new("relation".into(), text(&|r| r.spec.task.relation.clone())),
+        Column::new(
+            "relation".into(),
+            text(&|r| r.spec.task.relation().map(str::to_string)),
+        ),
         Column::new(
             "variant".into(),
-            text(&|r| r.spec.task.variant.map(|v| toml_name(&v))),
+            text(&|r| r.spec.task.variant().map(|v| toml_name(&v))),
         ),
         Column::new(
             "model".into(),
@@ -155,7 +160,7 @@ pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
             "train_size".into(),
             records
                 .iter()
-                .map(|r| r.spec.task.train_size.get() as u64)
+                .map(|r| r.spec.task.budget().train_size.get() as u64)
                 .collect::<Vec<_>>(),
         ),
         Column::new("setting".into(), text(&|r| Some(setting_id(r)))),
@@ -167,7 +172,7 @@ pub fn cells_frame(records: &[Record]) -> Result<DataFrame, ReportError> {
             "data_seed".into(),
             records
                 .iter()
-                .map(|r| r.spec.task.data_seed)
+                .map(|r| r.spec.task.budget().data_seed)
                 .collect::<Vec<_>>(),
         ),
         Column::new(
@@ -680,11 +685,11 @@ pub fn curves(summary: &DataFrame, metric: &Metric) -> Result<Vec<plot::Curve>, 
 fn few_shot_protocol(records: &[Record]) -> Option<String> {
     let k: BTreeSet<usize> = records
         .iter()
-        .filter_map(|r| r.spec.task.per_class.map(|k| k.get()))
+        .filter_map(|r| r.spec.task.per_class().map(|k| k.get()))
         .collect();
     let splits: BTreeSet<u64> = records
         .iter()
-        .filter_map(|r| r.spec.task.data_seed)
+        .filter_map(|r| r.spec.task.budget().data_seed)
         .collect();
     let seeds: BTreeSet<u64> = records.iter().map(|r| r.spec.seed).collect();
     if k.is_empty() && splits.is_empty() {
@@ -811,16 +816,16 @@ fn markdown(
     prompts.sort_by(|a, b| {
         (
             a.spec.method.name(),
-            a.spec.task.train_size,
-            &a.spec.task.relation,
-            a.spec.task.data_seed,
+            a.spec.task.budget().train_size,
+            a.spec.task.relation(),
+            a.spec.task.budget().data_seed,
             a.spec.seed,
         )
             .cmp(&(
                 b.spec.method.name(),
-                b.spec.task.train_size,
-                &b.spec.task.relation,
-                b.spec.task.data_seed,
+                b.spec.task.budget().train_size,
+                b.spec.task.relation(),
+                b.spec.task.budget().data_seed,
                 b.spec.seed,
             ))
     });
@@ -844,8 +849,7 @@ fn markdown(
                 task_label(&r.spec.task),
                 r.spec
                     .task
-                    .relation
-                    .as_ref()
+                    .relation()
                     .map(|x| format!(" {x}"))
                     .unwrap_or_default()
                     .to_lowercase()
@@ -862,10 +866,11 @@ fn markdown(
                 r.spec.method.name(),
                 options,
                 task,
-                r.spec.task.train_size,
+                r.spec.task.budget().train_size,
                 // `data_seed/seed` under the few-shot protocol.
                 r.spec
                     .task
+                    .budget()
                     .data_seed
                     .map_or(r.spec.seed.to_string(), |d| format!("{d}/{}", r.spec.seed)),
                 p.filled.replace('|', "\\|"),

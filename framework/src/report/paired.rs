@@ -40,15 +40,15 @@ impl Setting {
     fn of(record: &Record) -> Self {
         let mut spec = record.spec.clone();
         spec.seed = 0;
-        spec.task.data_seed = None;
+        spec.task.budget_mut().data_seed = None;
         spec.method = MethodSpec::Majority;
         Self {
             id: crate::plan::cell_id(&spec)[..8].to_string(),
             task: task_label(&record.spec.task),
-            relation: record.spec.task.relation.clone(),
-            variant: record.spec.task.variant.map(|v| toml_name(&v)),
+            relation: record.spec.task.relation().map(str::to_string),
+            variant: record.spec.task.variant().map(|v| toml_name(&v)),
             model: record.spec.model.source.clone(),
-            train_size: record.spec.task.train_size.get() as u64,
+            train_size: record.spec.task.budget().train_size.get() as u64,
         }
     }
 }
@@ -95,7 +95,7 @@ pub struct Unit {
 impl Unit {
     fn of(record: &Record) -> Self {
         Self {
-            data_seed: record.spec.task.data_seed,
+            data_seed: record.spec.task.budget().data_seed,
             seed: record.spec.seed,
         }
     }
@@ -816,7 +816,7 @@ mod tests {
 
     use super::*;
     use crate::config::{CellSpec, ModelSpec};
-    use crate::tasks::{TaskKind, TaskSpec};
+    use crate::tasks::{Budget, Sst2Task, TaskSpec};
 
     fn manual(template: &str) -> MethodSpec {
         MethodSpec::Manual {
@@ -829,7 +829,10 @@ mod tests {
     fn record(method: MethodSpec, train_size: usize, seed: u64, accuracy: f64) -> Record {
         let size = |n| NonZeroUsize::new(n).unwrap();
         let spec = CellSpec {
-            task: TaskSpec::new(TaskKind::Sst2, size(train_size), size(20)),
+            task: TaskSpec::Sst2(Sst2Task {
+                budget: Budget::new(size(train_size), size(20)),
+                per_class: None,
+            }),
             model: ModelSpec::default(),
             method,
             seed,
@@ -1168,7 +1171,7 @@ mod tests {
                 let mut a = record(autoprompt(), 10, seed, 0.7 + i as f64 / 10.0);
                 let mut b = record(MethodSpec::Majority, 10, seed, 0.5);
                 for r in [&mut a, &mut b] {
-                    r.spec.task.data_seed = Some(split);
+                    r.spec.task.budget_mut().data_seed = Some(split);
                     r.id = crate::plan::cell_id(&r.spec);
                 }
                 records.extend([a, b]);

@@ -185,12 +185,12 @@ pub fn build(experiments_dir: &Path, tables_dir: &Path) -> Result<String, PaperE
 /// The setting of a record in a table's terms: SICK-E variant, original/perturbed, or "".
 fn setting_of(record: &Record) -> String {
     let task = &record.spec.task;
-    match task.kind {
-        TaskKind::SickE => serde_json::to_value(task.variant.unwrap_or(SickVariant::Standard))
+    match task.kind() {
+        TaskKind::SickE => serde_json::to_value(task.variant().unwrap_or(SickVariant::Standard))
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default(),
-        TaskKind::RelationExtraction if task.perturbed => "perturbed".into(),
+        TaskKind::RelationExtraction if task.perturbed() => "perturbed".into(),
         TaskKind::RelationExtraction => "original".into(),
         _ => String::new(),
     }
@@ -207,12 +207,12 @@ fn trigger_count(record: &Record) -> Option<usize> {
 /// "train 1000, 10 iters" from a cell's spec.
 fn budget_of(record: &Record) -> String {
     let task = &record.spec.task;
-    let cap = if task.at_most { "≤ " } else { "" };
-    let mut parts = vec![format!("train {cap}{}", task.train_size)];
+    let cap = if task.at_most() { "≤ " } else { "" };
+    let mut parts = vec![format!("train {cap}{}", task.budget().train_size)];
     if let Some(search) = record.spec.method.search_settings() {
         parts.push(format!("{} iters", search.iters));
     }
-    if let Some(n) = task.test_size {
+    if let Some(n) = task.budget().test_size {
         parts.push(format!("test ≤ {n}"));
     }
     parts.join(", ")
@@ -239,7 +239,7 @@ pub fn ours_for(table: &PaperTable, row: &PaperRow, records: &[Record]) -> Vec<O
     // model → relation → (values, budget)
     let mut groups: BTreeMap<String, BTreeMap<String, (Vec<f64>, String)>> = BTreeMap::new();
     for record in records {
-        let relation = record.spec.task.relation.clone().unwrap_or_default();
+        let relation = record.spec.task.relation().unwrap_or_default().to_string();
         let matches = record.status == Status::Finished
             && record.spec.method.name() == row.method
             && setting_of(record) == setting

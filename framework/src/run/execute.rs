@@ -137,7 +137,7 @@ fn fill<B: AutodiffBackend>(
         &spec.task,
         &experiment.settings.data,
         spec.seed,
-        &spec.text_columns(),
+        &cell.text_columns(),
     )?;
     record.counts = Counts {
         train: data.train.len(),

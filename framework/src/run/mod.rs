@@ -470,11 +470,18 @@ pub fn read_saved_prompt(path: &std::path::Path) -> Result<SavedPrompt, RunError
             let prompt = record
                 .prompt
                 .ok_or_else(|| bad(SavedPromptError::NoPrompt))?;
+            // A stored cell's template was checked when it was planned.
+            let template = record
+                .spec
+                .method
+                .template()
+                .and_then(|t| crate::prompt::Template::parse(t).ok());
             let cell = Cell {
                 id: record.id,
                 index: record.index,
                 grid: record.grid,
                 spec: record.spec,
+                template,
             };
             Ok(SavedPrompt::Record {
                 cell: Box::new(cell),
@@ -535,7 +542,7 @@ fn evaluate_on<B: AutodiffBackend>(
         &cell.spec.task,
         &experiment.settings.data,
         cell.spec.seed,
-        &cell.spec.text_columns(),
+        &cell.text_columns(),
     )?;
     let lm = crate::lm::load_with::<B>(
         &cell.spec.model.source,

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use super::sample;
 use super::table::{self, ColumnRequest, ColumnRole, Request, Table};
 use super::{
-    Candidates, Example, RowSink, SplitSummary, TableSource, TaskData, TaskError, TaskKind,
-    TaskSpec, TextColumns, lines, read_text,
+    Candidates, ClassificationTask, Delimiter, Example, FactProbeTask, RowSink, SplitNames,
+    SplitSummary, TableSource, TaskData, TaskError, TaskSpec, TextColumns, lines, read_text,
 };
 
 /// Which split a file's (or a split column's) rows belong to.
@@ -61,29 +61,29 @@ fn examples(pool: Vec<Located>) -> Vec<Example> {
 
 /// Loads a table task and draws its budget for `seed`.
 pub fn load(spec: &TaskSpec, seed: u64, text: &TextColumns) -> Result<TaskData, TaskError> {
-    let source = spec.table_source().map_err(|e| TaskError::Setting {
-        key: e.key,
-        message: e.message,
-    })?;
+    let own = spec
+        .table()
+        .expect("only table kinds reach the generic loader");
+    let source = &own.source;
     let Resolved {
         sources,
         split_column,
         origin,
-    } = sources(&source)?;
+    } = sources(source)?;
     let request = request(spec, text, split_column.as_deref());
     let mut pools = Pools {
-        dev: has_dev_split(&source).then(Vec::new),
+        dev: has_dev_split(source).then(Vec::new),
         ..Default::default()
     };
     let mut files = vec![];
     for s in &sources {
-        let format = table::format_of(&s.path, spec.format, s.key)?;
-        let delimiter = spec.delimiter.map(|c| c as u8);
-        let table = table::read(&s.path, format, delimiter, &request, s.key)?;
+        let format = table::format_of(&s.path, own.format, s.key)?;
+        let delimiter = own.delimiter.map(Delimiter::byte);
+        let rows = table::read(&s.path, format, delimiter, &request, s.key)?;
         collect(
             spec,
-            &source,
-            &table,
+            source,
+            &rows,
             s.split,
             split_column.as_deref(),
             &request,
@@ -91,11 +91,11 @@ pub fn load(spec: &TaskSpec, seed: u64, text: &TextColumns) -> Result<TaskData, 
         )?;
         files.push(s.path.clone());
     }
-    check_not_empty(&source, &pools)?;
-    let mut data = match spec.kind {
-        TaskKind::Classification => classification(spec, seed, pools, &source)?,
-        TaskKind::FactProbe => {
-            let (data, vocab_file) = fact_probe(spec, seed, pools)?;
+    check_not_empty(source, &pools)?;
+    let mut data = match spec {
+        TaskSpec::Classification(task) => classification(spec, task, seed, pools, source)?,
+        TaskSpec::FactProbe(task) => {
+            let (data, vocab_file) = fact_probe(spec, task, seed, pools)?;
             files.extend(vocab_file);
             data
         }
@@ -120,7 +120,7 @@ fn has_dev_split(source: &TableSource) -> bool {
     match source {
         TableSource::Files { dev, .. } => dev.is_some(),
         TableSource::OneFile { splits, .. } | TableSource::Hub { splits, .. } => {
-            splits.dev.is_some()
+            splits.as_ref().is_some_and(|s| s.dev.is_some())
         }
     }
 }
@@ -162,7 +162,12 @@ fn sources(source: &TableSource) -> Result<Resolved, TaskError> {
             revision,
             splits,
         } => {
-            let found = super::hub::resolve(id, config.as_deref(), revision, splits)?;
+            let found = super::hub::resolve(
+                id,
+                config.as_deref(),
+                revision.as_deref().unwrap_or("main"),
+                SplitNames::given_or_default(splits),
+            )?;
             let mut list: Vec<Source> = found
                 .train
                 .iter()
@@ -192,27 +197,28 @@ fn request(spec: &TaskSpec, text: &TextColumns, split_column: Option<&str>) -> R
             key: key.to_string(),
         })
     };
-    match spec.kind {
-        TaskKind::Classification => push(
-            spec.label_column(),
+    match spec {
+        TaskSpec::Classification(task) => push(
+            task.label_column(),
             ColumnRole::Key,
             "the label column, task.label".into(),
             "task.label",
         ),
-        _ => {
+        TaskSpec::FactProbe(task) => {
             push(
-                spec.subject_column(),
+                task.subject_column(),
                 ColumnRole::Text,
                 "the subject column, task.subject".into(),
                 "task.subject",
             );
             push(
-                spec.object_column(),
+                task.object_column(),
                 ColumnRole::Key,
                 "the object column, task.object".into(),
                 "task.object",
             );
         }
+        _ => unreachable!("only table kinds reach the generic loader"),
     }
     if let Some(split) = split_column {
         push(
@@ -249,9 +255,10 @@ fn collect(
     request: &Request,
     pools: &mut Pools,
 ) -> Result<(), TaskError> {
-    let answer_column = match spec.kind {
-        TaskKind::Classification => spec.label_column(),
-        _ => spec.object_column(),
+    let answer_column = match spec {
+        TaskSpec::Classification(task) => task.label_column(),
+        TaskSpec::FactProbe(task) => task.object_column(),
+        _ => unreachable!("only table kinds reach the generic loader"),
     };
     // Text fields: the requested ones (subject first for facts), then any others, deduplicated.
     let mut fields: Vec<&str> = vec![];
@@ -269,7 +276,7 @@ fn collect(
     let answers = table.column(answer_column);
     let split_values = split_column.map(|c| table.column(c));
     let field_values: Vec<&[Option<String>]> = fields.iter().map(|f| table.column(f)).collect();
-    let mut sink = RowSink::new(spec.malformed_rows);
+    let mut sink = RowSink::new(spec.budget().malformed_rows);
     for row in 0..table.len() {
         let bad = |column: &str, message: String| TaskError::Row {
             path: table.locator.path.clone(),
@@ -339,6 +346,7 @@ fn split_of(source: &TableSource, value: &str) -> Option<Split> {
     let TableSource::OneFile { splits, .. } = source else {
         return None;
     };
+    let splits = SplitNames::given_or_default(splits);
     if value == splits.train {
         Some(Split::Train)
     } else if splits.dev.as_deref() == Some(value) {
@@ -370,6 +378,7 @@ fn check_not_empty(source: &TableSource, pools: &Pools) -> Result<(), TaskError>
             splits,
         } => (
             Box::new(move |s| {
+                let splits = SplitNames::given_or_default(splits);
                 let value = match s {
                     Split::Train => splits.train.clone(),
                     Split::Dev => splits.dev.clone().unwrap_or_default(),
@@ -384,6 +393,7 @@ fn check_not_empty(source: &TableSource, pools: &Pools) -> Result<(), TaskError>
         ),
         TableSource::Hub { id, splits, .. } => (
             Box::new(move |s| {
+                let splits = SplitNames::given_or_default(splits);
                 let value = match s {
                     Split::Train => splits.train.clone(),
                     Split::Dev => splits.dev.clone().unwrap_or_default(),
@@ -436,6 +446,7 @@ fn sorted_classes(labels: BTreeSet<&str>) -> Vec<String> {
 
 fn classification(
     spec: &TaskSpec,
+    task: &ClassificationTask,
     seed: u64,
     mut pools: Pools,
     source: &TableSource,
@@ -446,14 +457,14 @@ fn classification(
         .map(|(e, _, _)| e.label.as_str())
         .collect();
     let mut filtered = pools.unassigned;
-    let classes = match &spec.labels {
+    let classes = match &task.labels {
         Some(listed) => {
             if let Some(absent) = listed.iter().find(|l| !present.contains(l.as_str())) {
                 return Err(TaskError::Setting {
                     key: "task.labels".into(),
                     message: format!(
                         "class `{absent}` never occurs in the label column `{}` of the training data (its labels: {})",
-                        spec.label_column(),
+                        task.label_column(),
                         sorted_classes(present).join(", ")
                     ),
                 });
@@ -464,7 +475,7 @@ fn classification(
     };
     let known: BTreeSet<String> = classes.iter().cloned().collect();
     let is_known = |l: &Located| known.contains(&l.0.label);
-    if spec.labels.is_some() {
+    if task.labels.is_some() {
         // Listed classes: rows of other classes are dropped and counted.
         for pool in [
             Some(&mut pools.train),
@@ -485,12 +496,12 @@ fn classification(
             .flatten()
         {
             if let Some((e, table, row)) = pool.iter().find(|l| !is_known(l)) {
-                if spec.malformed_rows == super::MalformedRows::Error {
+                if spec.budget().malformed_rows == super::MalformedRows::Error {
                     let at = &pools.tables[*table];
                     return Err(TaskError::Row {
                         path: at.path.clone(),
                         place: at.place(*row),
-                        column: spec.label_column().to_string(),
+                        column: task.label_column().to_string(),
                         message: format!(
                             "label `{}` does not occur in the training data (its labels: {}); list the classes to keep in task.labels, or set task.malformed_rows = \"skip\"",
                             e.label,
@@ -508,7 +519,10 @@ fn classification(
     let name = spec.display_name();
     let dev_what = match source {
         TableSource::OneFile { splits, .. } | TableSource::Hub { splits, .. } => {
-            splits.dev.clone().unwrap_or_default()
+            SplitNames::given_or_default(splits)
+                .dev
+                .clone()
+                .unwrap_or_default()
         }
         TableSource::Files { dev, .. } => dev
             .as_ref()
@@ -525,7 +539,7 @@ fn classification(
     let test_summary = SplitSummary::pool("test", &test_pool, true);
     let (train, dev, test) = sample::classification_budget(
         spec,
-        spec.balance,
+        spec.budget().balance,
         seed,
         &name,
         &mut train_pool,
@@ -571,15 +585,16 @@ fn read_vocab(path: &Path) -> Result<Vec<String>, TaskError> {
 
 fn fact_probe(
     spec: &TaskSpec,
+    task: &FactProbeTask,
     seed: u64,
     pools: Pools,
 ) -> Result<(TaskData, Option<PathBuf>), TaskError> {
     let mut filtered = pools.unassigned;
-    let vocab = spec.vocab.as_deref().map(read_vocab).transpose()?;
+    let vocab = task.vocab.as_deref().map(read_vocab).transpose()?;
     let mut train_pool = examples(pools.train);
     let mut dev_pool = pools.dev.map(examples);
     let mut test = examples(pools.test);
-    let subject = spec.subject_column();
+    let subject = task.subject_column();
     let fact = |e: &Example| {
         (
             e.field(subject).unwrap_or_default().to_string(),
@@ -601,7 +616,7 @@ fn fact_probe(
             keep(dev);
         }
     }
-    if spec.ranking() == super::Ranking::Lama {
+    if task.ranking == super::Ranking::Lama {
         filtered += super::remove_duplicate_facts(&mut test, subject);
     }
     let unseen = |pool: &mut Vec<Example>| pool.retain(|e| !evaluation_facts.contains(&fact(e)));
@@ -638,5 +653,5 @@ fn fact_probe(
         origin: None,
         splits,
     };
-    Ok((data, spec.vocab.clone()))
+    Ok((data, task.vocab.clone()))
 }

@@ -49,7 +49,7 @@ struct Relation {
 
 fn read_facts(path: &Path, spec: &TaskSpec, hint: &str) -> Result<(Vec<Fact>, usize), TaskError> {
     let text = read_text(path, hint)?;
-    let mut sink = RowSink::new(spec.malformed_rows);
+    let mut sink = RowSink::new(spec.budget().malformed_rows);
     for (line, row) in lines(&text) {
         if row.trim().is_empty() {
             continue;
@@ -113,20 +113,19 @@ fn fnv(text: &str) -> u64 {
 
 pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, TaskError> {
     let relation = spec
-        .relation
-        .as_deref()
-        .expect("validated: lama needs a relation");
+        .relation()
+        .expect("only lama and relation_extraction reach this loader");
     let (vocab, vocab_path) = common_vocab(&paths.lama_dir)?;
     let (template, relations_path) = manual_template(&paths.lama_dir, relation)?;
     // Relation extraction reads the evidence sentence first, as in the paper's LAMA rows of
     // its relation-extraction table.
-    let template = match spec.kind {
+    let template = match spec.kind() {
         TaskKind::RelationExtraction => template.replacen("[CLS]", "[CLS] {context} [SEP]", 1),
         _ => template,
     };
     let in_vocab: BTreeSet<&str> = vocab.iter().map(String::as_str).collect();
     let mut lama_file = paths.lama_dir.join(format!("TREx/{relation}.jsonl"));
-    if !lama_file.is_file() && spec.kind == TaskKind::Lama {
+    if !lama_file.is_file() && spec.kind() == TaskKind::Lama {
         let pararel = paths
             .lama_dir
             .join(format!("pararel_trex_lms_vocab/{relation}.jsonl"));
@@ -149,7 +148,7 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
             label: f.obj_label.clone(),
         }
     };
-    let (train, dev, test) = match spec.kind {
+    let (train, dev, test) = match spec.kind() {
         TaskKind::Lama => {
             let mut test: Vec<Example> = facts
                 .iter()
@@ -200,7 +199,7 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
                     filtered += 1;
                     continue;
                 }
-                let shown = if spec.perturbed {
+                let shown = if spec.perturbed() {
                     let others: Vec<&&str> =
                         objects.iter().filter(|o| **o != f.obj_label).collect();
                     others

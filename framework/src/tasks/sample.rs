@@ -145,7 +145,8 @@ pub fn classification_budget(
     dev_pool: Option<(&mut Vec<Example>, &str)>,
     mut test: Vec<Example>,
 ) -> Result<Splits, TaskError> {
-    let (balance, dev_pool) = match spec.per_class {
+    let budget = spec.budget();
+    let (balance, dev_pool) = match spec.per_class() {
         Some(k) => {
             check_per_class(spec, k.get(), train_pool)?;
             (true, None)
@@ -154,7 +155,7 @@ pub fn classification_budget(
     };
     let train = stratified(
         train_pool,
-        spec.train_size.get(),
+        budget.train_size.get(),
         balance,
         &mut rng(seed, "train"),
         &format!("{what} train"),
@@ -165,12 +166,12 @@ pub fn classification_budget(
     };
     let dev = stratified(
         dev_pool,
-        spec.dev_size.get(),
+        budget.dev_size.get(),
         balance,
         &mut rng(seed, "dev"),
         &dev_what,
     )?;
-    if let Some(n) = spec.test_size {
+    if let Some(n) = budget.test_size {
         test = stratified(
             &mut test,
             n.get(),
@@ -191,7 +192,7 @@ fn check_per_class(spec: &super::TaskSpec, k: usize, pool: &[Example]) -> Result
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     let want = k * classes;
-    let (train, dev) = (spec.train_size.get(), spec.dev_size.get());
+    let (train, dev) = (spec.budget().train_size.get(), spec.budget().dev_size.get());
     if train == want && dev == want {
         return Ok(());
     }
@@ -216,9 +217,10 @@ pub fn fact_budget(
     dev_pool: Option<&mut Vec<Example>>,
     mut test: Vec<Example>,
 ) -> Result<Splits, TaskError> {
-    let (train_size, dev_size) = (spec.train_size.get(), spec.dev_size.get());
+    let budget = spec.budget();
+    let (train_size, dev_size) = (budget.train_size.get(), budget.dev_size.get());
     let (train_size, dev_size) = match &dev_pool {
-        _ if !spec.at_most => (train_size, dev_size),
+        _ if !spec.at_most() => (train_size, dev_size),
         None => capped_split(train_pool.len(), train_size, dev_size),
         Some(dev) => (train_size.min(train_pool.len()), dev_size.min(dev.len())),
     };
@@ -235,7 +237,7 @@ pub fn fact_budget(
         &mut rng(seed, "dev"),
         &format!("{what} dev"),
     )?;
-    if let Some(n) = spec.test_size
+    if let Some(n) = budget.test_size
         && n.get() < test.len()
     {
         test = uniform(&mut test, n.get(), &mut rng(0, "test"), "evaluation")?;
@@ -304,12 +306,11 @@ mod tests {
 
     #[test]
     fn per_class_draws_k_of_each_class_for_train_and_dev_from_the_training_pool() {
-        let mut spec = crate::tasks::TaskSpec::new(
-            crate::tasks::TaskKind::Sst2,
-            std::num::NonZeroUsize::new(8).unwrap(),
-            std::num::NonZeroUsize::new(8).unwrap(),
-        );
-        spec.per_class = std::num::NonZeroUsize::new(4);
+        let eight = std::num::NonZeroUsize::new(8).unwrap();
+        let mut spec = crate::tasks::TaskSpec::Sst2(crate::tasks::Sst2Task {
+            budget: crate::tasks::Budget::new(eight, eight),
+            per_class: std::num::NonZeroUsize::new(4),
+        });
         let (mut train_pool, mut own_dev) = (pool(70, 30), pool(5, 5));
         let (train, dev, _) = classification_budget(
             &spec,
@@ -330,7 +331,7 @@ mod tests {
         assert_eq!(train_pool.len(), 100 - 16);
         assert!(dev.iter().all(|e| !train.contains(e)));
         // Sizes that contradict K × classes are refused, naming the keys.
-        spec.dev_size = std::num::NonZeroUsize::new(200).unwrap();
+        spec.budget_mut().dev_size = std::num::NonZeroUsize::new(200).unwrap();
         let err = classification_budget(&spec, false, 13, "t", &mut pool(70, 30), None, vec![])
             .unwrap_err();
         assert!(

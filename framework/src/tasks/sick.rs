@@ -28,7 +28,7 @@ struct Row {
 
 pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, TaskError> {
     let path = paths.data_dir.join("sick/SICK.txt");
-    let variant = spec.variant.unwrap_or(SickVariant::Standard);
+    let variant = spec.variant().unwrap_or(SickVariant::Standard);
     let text = read_text(
         &path,
         "SICK is shipped in the repository's data/sick/; set data_dir",
@@ -54,7 +54,7 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
         column("entailment_label")?,
         column("SemEval_set")?,
     );
-    let mut sink = RowSink::new(spec.malformed_rows);
+    let mut sink = RowSink::new(spec.budget().malformed_rows);
     for (line, row) in rows {
         if row.trim().is_empty() {
             continue;
@@ -99,7 +99,7 @@ pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, T
     let (mut train_pool, mut dev_pool, mut test) =
         (split_of("TRAIN"), split_of("TRIAL"), split_of("TEST"));
     let unbiased = variant != SickVariant::Standard;
-    let balance = spec.balance || unbiased;
+    let balance = spec.budget().balance || unbiased;
     if unbiased {
         test = sample::equalize_classes(test, &mut rng(0, "test-balance"));
     }

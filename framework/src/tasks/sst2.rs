@@ -54,10 +54,11 @@ pub fn read(path: &Path, policy: MalformedRows) -> Result<(Vec<Example>, usize),
 pub fn load(spec: &TaskSpec, paths: &DataPaths, seed: u64) -> Result<TaskData, TaskError> {
     let train_path = paths.data_dir.join("sst2/train.tsv");
     let eval_path = paths.data_dir.join("sst2/dev.tsv");
-    let (mut pool, skipped_train) = read(&train_path, spec.malformed_rows)?;
-    let (test, skipped_test) = read(&eval_path, spec.malformed_rows)?;
+    let budget = spec.budget();
+    let (mut pool, skipped_train) = read(&train_path, budget.malformed_rows)?;
+    let (test, skipped_test) = read(&eval_path, budget.malformed_rows)?;
     let (train, dev, test) =
-        sample::classification_budget(spec, spec.balance, seed, "SST-2", &mut pool, None, test)?;
+        sample::classification_budget(spec, budget.balance, seed, "SST-2", &mut pool, None, test)?;
     Ok(TaskData {
         train,
         dev,
