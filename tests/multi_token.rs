@@ -99,7 +99,10 @@ fn spans(classes: &[Vec<usize>]) -> Vec<(usize, usize)> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Worst differences over every case, strategy and normalisation on one engine:
@@ -124,7 +127,13 @@ fn measure(name: &str, engine: Engine) -> [f32; 4] {
     let scorer = |classes: Vec<(usize, usize)>, scoring| {
         Scorer::with_engine(
             lm.model.clone(),
-            Target::Words(WordTarget::new(words.clone(), Some(classes), scoring, mask, pad)),
+            Target::Words(WordTarget::new(
+                words.clone(),
+                Some(classes),
+                scoring,
+                mask,
+                pad,
+            )),
             7,
             Default::default(),
             engine,
@@ -148,8 +157,7 @@ fn measure(name: &str, engine: Engine) -> [f32; 4] {
                 let row = &per_word.score_rows(&b, &gold, true)[0];
                 worst[0] = worst[0].max(max_abs_diff(&row.class_scores, &case.scores[&key]));
                 let row = &by_class.score_rows(&b, &gold, true)[0];
-                worst[1] =
-                    worst[1].max(max_abs_diff(&row.class_scores, &case.class_scores[&key]));
+                worst[1] = worst[1].max(max_abs_diff(&row.class_scores, &case.class_scores[&key]));
                 assert_eq!(row.gold_log_likelihood, row.class_scores[0]);
                 let (loss, grads) = by_class.trigger_gradient(&b, &gold, None);
                 worst[2] = worst[2].max((loss - case.loss[&key]).abs());
@@ -168,10 +176,19 @@ fn check(name: &str) {
         println!(
             "{name} {engine:?}: scores {scores:.2e}, class scores {classes:.2e}, loss {loss:.2e}, gradient (relative) {gradient:.2e}"
         );
-        assert!(scores <= 1e-4, "{name} {engine:?}: word scores differ by {scores}");
-        assert!(classes <= 1e-4, "{name} {engine:?}: class scores differ by {classes}");
+        assert!(
+            scores <= 1e-4,
+            "{name} {engine:?}: word scores differ by {scores}"
+        );
+        assert!(
+            classes <= 1e-4,
+            "{name} {engine:?}: class scores differ by {classes}"
+        );
         assert!(loss <= 1e-4, "{name} {engine:?}: loss differs by {loss}");
-        assert!(gradient <= 1e-4, "{name} {engine:?}: gradient differs by {gradient}");
+        assert!(
+            gradient <= 1e-4,
+            "{name} {engine:?}: gradient differs by {gradient}"
+        );
     }
 }
 
@@ -203,7 +220,16 @@ fn outcome(r: &autoprompt::record::Record) -> serde_json::Value {
         s.steps
             .iter()
             .map(|t| {
-                serde_json::json!([t.restart, t.iteration, t.slot, t.loss, t.current, t.accepted, t.dev, t.rows])
+                serde_json::json!([
+                    t.restart,
+                    t.iteration,
+                    t.slot,
+                    t.loss,
+                    t.current,
+                    t.accepted,
+                    t.dev,
+                    t.rows
+                ])
             })
             .collect::<Vec<_>>()
     });
@@ -214,7 +240,8 @@ fn outcome(r: &autoprompt::record::Record) -> serde_json::Value {
     })
 }
 
-const SEARCH: &str = "search = { iters = 2, batch_size = 8, accumulation_steps = 2, num_candidates = 3 }";
+const SEARCH: &str =
+    "search = { iters = 2, batch_size = 8, accumulation_steps = 2, num_candidates = 3 }";
 
 /// A search with label words SPLADE-tiny splits ("very bad", "very good") runs, gives the
 /// same record twice, and its saved prompt re-scored by `eval` gives its recorded accuracy.
@@ -279,4 +306,94 @@ fn single_token_words_give_the_same_record_with_multi_token_on() {
     assert_eq!(records.len(), 2);
     assert_ne!(records[0].id, records[1].id);
     assert_eq!(outcome(&records[0]), outcome(&records[1]));
+}
+
+/// Bad multi-token input is a configuration error (exit code 2) naming the key: an empty
+/// word, a strategy that does not exist, a word too long for the model once placed, a word
+/// of several tokens without `multi_token`, a candidate list with duplicates.
+#[test]
+fn bad_multi_token_input_is_a_clear_error_naming_the_key() {
+    common::splade_tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let vocab = dir.path().join("objects.txt");
+    std::fs::write(&vocab, "Paris\nRio de Janeiro\nParis\n").unwrap();
+    let facts = dir.path().join("facts.jsonl");
+    std::fs::write(
+        &facts,
+        "{\"sub_label\": \"a\", \"obj_label\": \"Paris\", \"split\": \"train\"}\n{\"sub_label\": \"b\", \"obj_label\": \"Rio de Janeiro\", \"split\": \"test\"}\n",
+    )
+    .unwrap();
+    let sst2 = |method: &str, model: &str| {
+        format!(
+            "[task]\nkind = \"sst2\"\ntrain_size = 8\ndev_size = 8\ntest_size = 8\n[model]\n{model}\n[method]\nkind = \"manual\"\ntemplate = \"[CLS] {{sentence}} [P] . [SEP]\"\n{method}\n"
+        )
+    };
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "an empty word",
+            sst2(
+                "labels = { \"0\" = [\"\"], \"1\" = [\"great\"] }\nmulti_token = {}",
+                "",
+            ),
+            vec!["method.labels.0", "empty word"],
+        ),
+        (
+            "an unknown strategy",
+            sst2(
+                "labels = { \"0\" = [\"very bad\"], \"1\" = [\"great\"] }\nmulti_token = { strategy = \"sideways\" }",
+                "",
+            ),
+            vec!["method.multi_token", "sideways", "left_to_right"],
+        ),
+        (
+            "a word too long once placed",
+            sst2(
+                "labels = { \"0\" = [\"very very very very very bad\"], \"1\" = [\"great\"] }\nmulti_token = {}",
+                "max_length = 8",
+            ),
+            vec![
+                "method.labels.0",
+                "very very very very very bad",
+                "6 tokens",
+                "limit of 8",
+            ],
+        ),
+        (
+            "a word of several tokens without multi_token",
+            sst2(
+                "labels = { \"0\" = [\"very bad\"], \"1\" = [\"great\"] }",
+                "",
+            ),
+            vec!["method.labels.0", "very bad", "2 tokens", "multi_token"],
+        ),
+        (
+            "a candidate list with duplicates",
+            format!(
+                "[task]\nkind = \"fact_probe\"\nfile = {:?}\nsplit_column = \"split\"\nvocab = {:?}\ntrain_size = 1\ndev_size = 1\nat_most = true\n[method]\nkind = \"manual\"\ntemplate = \"[CLS] {{sub_label}} was born in [P] . [SEP]\"\nmulti_token = {{}}\n",
+                facts.to_str().unwrap(),
+                vocab.to_str().unwrap()
+            ),
+            vec![
+                "task.vocab",
+                "objects.txt",
+                "line 3 repeats `Paris`",
+                "line 1",
+            ],
+        ),
+    ];
+    for (what, body, expected) in cases {
+        let file = common::experiment(dir.path(), "bad", &body);
+        let out = common::run_cmd(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+        common::assert_has(&stderr, &expected);
+        assert!(
+            !dir.path().join("results/bad/cells").exists()
+                || std::fs::read_dir(dir.path().join("results/bad/cells"))
+                    .unwrap()
+                    .next()
+                    .is_none(),
+            "{what}: a cell ran"
+        );
+    }
 }

@@ -77,6 +77,7 @@ pub fn run(run_args: RunArgs, bars: Option<indicatif::MultiProgress>) -> anyhow:
         print_plan(&experiment, &selected, &tables)?;
         return Ok(ExitCode::SUCCESS);
     }
+    run::label_words::check_label_words(&selected)?;
     let launch = run::resolve_launcher(
         &experiment,
         &options,

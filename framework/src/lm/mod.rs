@@ -97,11 +97,27 @@ impl<B: Backend> LoadedModel<B> {
     /// Longest token sequence: the position table's, capped by the tokenizer's
     /// `model_max_length` (`tokenizer_config.json`) when it is smaller.
     pub fn max_sequence_length(&self) -> usize {
-        let positions = self.config.max_sequence_length();
-        self.tokenizer
-            .model_max_length
-            .map_or(positions, |limit| limit.min(positions))
+        max_sequence_length(&self.config, &self.tokenizer)
     }
+}
+
+/// Longest token sequence of a model: its position table's, capped by the tokenizer's
+/// `model_max_length` when that is smaller.
+pub fn max_sequence_length(config: &MaskedLmConfig, tokenizer: &LmTokenizer) -> usize {
+    let positions = config.max_sequence_length();
+    tokenizer
+        .model_max_length
+        .map_or(positions, |limit| limit.min(positions))
+}
+
+/// A model's tokenizer and its longest sequence, without its weights (checks of label words
+/// before any cell runs).
+pub fn load_tokenizer(source: &str) -> Result<(LmTokenizer, usize), LmError> {
+    let resolved = source::resolve(source)?;
+    let config = MaskedLmConfig::from_file(&resolved.dir.join("config.json"))?;
+    let tokenizer = LmTokenizer::from_dir(&resolved.dir)?;
+    let max = max_sequence_length(&config, &tokenizer);
+    Ok((tokenizer, max))
 }
 
 /// Resolves `source` and loads model and tokenizer onto `device`, skipping unused

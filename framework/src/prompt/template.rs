@@ -50,7 +50,11 @@ pub enum TemplateError {
     #[error(
         "with [P] as {masks} masks (the longest answer's tokens) the template is {len} tokens without fields, more than the model's limit of {max}"
     )]
-    AnswerTooLong { masks: usize, len: usize, max: usize },
+    AnswerTooLong {
+        masks: usize,
+        len: usize,
+        max: usize,
+    },
 }
 
 /// A template filled with one example: what the model sees.

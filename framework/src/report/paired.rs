@@ -318,7 +318,10 @@ fn base_label(spec: &MethodSpec) -> String {
         .search_settings()
         .map(steps::changed_search_options)
         .unwrap_or_default();
-    options.extend(spec.multi_token().map(|m| format!("multi_token {}", m.describe())));
+    options.extend(
+        spec.multi_token()
+            .map(|m| format!("multi_token {}", m.describe())),
+    );
     let options = options.join(", ");
     if options.is_empty() {
         spec.name().to_string()

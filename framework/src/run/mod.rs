@@ -3,6 +3,7 @@
 //! record atomically. Failed cells get a `failed` record (and run again next time).
 
 mod execute;
+pub mod label_words;
 pub mod progress;
 pub mod prompting;
 pub mod provenance;

@@ -95,16 +95,15 @@ impl Answers {
                 .iter()
                 .position(|c| *c == example.label)
                 .map(|index| Gold { index, token: 0 }),
-            Answers::Tokens { map, .. } => {
-                map.get(&answer_key(&example.label, lm_tokenizer)).map(|&(index, token)| Gold { index, token })
-            }
-            Answers::Words { map, words } => {
-                map.get(&answer_key(&example.label, lm_tokenizer))
-                    .map(|&index| Gold {
-                        index,
-                        token: words[index][0],
-                    })
-            }
+            Answers::Tokens { map, .. } => map
+                .get(&answer_key(&example.label, lm_tokenizer))
+                .map(|&(index, token)| Gold { index, token }),
+            Answers::Words { map, words } => map
+                .get(&answer_key(&example.label, lm_tokenizer))
+                .map(|&index| Gold {
+                    index,
+                    token: words[index][0],
+                }),
         }
     }
 }

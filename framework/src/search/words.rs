@@ -318,8 +318,7 @@ fn advance(target: &WordTarget, cursor: &mut Cursor, needs: Vec<Need>, values: &
         }
         FillOrder::Confidence => {
             // The most confident open mask; the first on ties.
-            let best = (0..values.len())
-                .fold(0, |b, i| if values[i] > values[b] { i } else { b });
+            let best = (0..values.len()).fold(0, |b, i| if values[i] > values[b] { i } else { b });
             let need = needs.into_iter().nth(best).expect("an open mask");
             cursor.total += values[best];
             cursor.filled[need.key.read] = Some(need.token);
@@ -426,7 +425,12 @@ fn expanded_row(batch: &Batch, target: &WordTarget, key: &RowKey) -> Encoded {
     let masks = key.filled.iter().map(|t| t.unwrap_or(target.mask_id));
     let t = batch.num_triggers;
     Encoded {
-        ids: ids[..p].iter().copied().chain(masks).chain(ids[p + m..].iter().copied()).collect(),
+        ids: ids[..p]
+            .iter()
+            .copied()
+            .chain(masks)
+            .chain(ids[p + m..].iter().copied())
+            .collect(),
         segment_ids: segments[..p]
             .iter()
             .copied()
@@ -637,9 +641,15 @@ mod tests {
         // Words of lengths 1, 2, 2 and 3; two share their first token.
         let words = vec![vec![5], vec![6, 7], vec![6, 8], vec![9, 10, 11]];
         // Independent: one row per mask of each distinct length: 1 + 2 + 3.
-        assert_eq!(target(words.clone(), FillOrder::Independent).scoring_rows(), 6);
+        assert_eq!(
+            target(words.clone(), FillOrder::Independent).scoring_rows(),
+            6
+        );
         // Left to right: distinct (length, prefix): [5]; (2, -), (2, 6); (3, -), (3, 9), (3, 9 10).
-        assert_eq!(target(words.clone(), FillOrder::LeftToRight).scoring_rows(), 6);
+        assert_eq!(
+            target(words.clone(), FillOrder::LeftToRight).scoring_rows(),
+            6
+        );
         // Confidence: the independent rows plus n(n−1)/2 per word: 6 + 0 + 1 + 1 + 3.
         let t = target(words, FillOrder::Confidence);
         assert_eq!(t.scoring_rows(), 11);

@@ -569,10 +569,24 @@ fn classification(
 /// Reads a candidate vocabulary: one word per line.
 fn read_vocab(path: &Path) -> Result<Vec<String>, TaskError> {
     let text = read_text(path, "the candidate vocabulary named by task.vocab")?;
-    let words: Vec<String> = lines(&text)
-        .map(|(_, l)| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let mut first_line: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut words: Vec<String> = vec![];
+    for (line, word) in lines(&text).map(|(n, l)| (n, l.trim())) {
+        if word.is_empty() {
+            continue;
+        }
+        // A candidate listed twice would be ranked against itself.
+        if let Some(first) = first_line.insert(word, line) {
+            return Err(TaskError::Table {
+                path: path.to_owned(),
+                key: "task.vocab".into(),
+                message: format!(
+                    "line {line} repeats `{word}` (first on line {first}); list each candidate answer once"
+                ),
+            });
+        }
+        words.push(word.to_string());
+    }
     if words.is_empty() {
         return Err(TaskError::Table {
             path: path.to_owned(),
