@@ -40,7 +40,9 @@ pub enum BenchError {
 }
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
 use crate::search::trigger::{SearchContext, SearchInputs, SearchState, Split};
-use crate::search::{Engine, Gold, Scorer, SearchSettings, SelectBy, Target};
+use crate::search::{
+    Engine, Gold, MultiToken, Scorer, SearchSettings, SelectBy, Target, WordTarget,
+};
 use crate::tasks::{MalformedRows, sample};
 
 /// The search-iteration workload (the CLI's `autoprompt bench search` flags fill it).
@@ -70,6 +72,9 @@ pub struct SearchBench {
     pub prune: bool,
     /// The metric candidates are compared by (its bound decides what pruning can skip).
     pub select_by: SelectBy,
+    /// Label words of two tokens ("very bad" / "very good") scored this way; `None`: the
+    /// single tokens "terrible" / "great".
+    pub multi_token: Option<MultiToken>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,6 +98,10 @@ pub struct BenchResult {
     /// Candidate rows (current prompt excluded) pruning skipped, as a fraction of all
     /// candidate rows of the timed iterations.
     pub pruned_fraction: f64,
+    /// How the two-token label words were scored (`None`: single-token words).
+    pub multi_token: Option<String>,
+    /// Encoder rows (forward and backward) per timed iteration.
+    pub encoder_rows_per_iteration: f64,
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`), in MiB.
@@ -154,24 +163,46 @@ pub fn search_iteration<B: AutodiffBackend>(
         "[T] ".repeat(bench.triggers)
     ))
     .expect("valid template");
+    let (negative, positive) = match bench.multi_token {
+        None => ("terrible", "great"),
+        Some(_) => ("very bad", "very good"),
+    };
     let words = [
-        ("0".to_string(), vec!["terrible".to_string()]),
-        ("1".to_string(), vec!["great".to_string()]),
+        ("0".to_string(), vec![negative.to_string()]),
+        ("1".to_string(), vec![positive.to_string()]),
     ]
     .into();
     let classes = ["0".to_string(), "1".to_string()];
-    let verbalizer = Verbalizer::from_words(&classes, &words, &lm.tokenizer, false)?;
+    let verbalizer =
+        Verbalizer::from_words(&classes, &words, &lm.tokenizer, bench.multi_token.is_some())?;
     let mask = lm.tokenizer.special.mask.id;
+    let target = match bench.multi_token {
+        Some(scoring) if verbalizer.has_multi_token_words() => {
+            let (words, spans) = verbalizer.words();
+            Target::Words(WordTarget::new(
+                words,
+                Some(spans),
+                scoring,
+                mask,
+                lm.tokenizer.special.pad.id,
+            ))
+        }
+        _ => Target::Classes {
+            label_ids: verbalizer.all_token_ids(),
+            spans: verbalizer.class_spans(),
+        },
+    };
     let placeholder = vec![mask; bench.triggers];
     let encoded: Vec<Encoded> = rows
         .iter()
         .map(|e| {
-            template.encode(
+            template.encode_with_masks(
                 |f| e.field(f),
                 &lm.tokenizer,
                 &placeholder,
                 crate::prompt::LengthLimit::at_end(128),
                 false,
+                target.predict_masks(),
             )
         })
         .collect::<Result<_, _>>()?;
@@ -182,10 +213,6 @@ pub fn search_iteration<B: AutodiffBackend>(
             token: 0,
         })
         .collect();
-    let target = Target::Classes {
-        label_ids: verbalizer.all_token_ids(),
-        spans: verbalizer.class_spans(),
-    };
     let scorer = Scorer::with_engine(
         lm.model.clone(),
         target,
@@ -238,9 +265,13 @@ pub fn search_iteration<B: AutodiffBackend>(
     let mut state = SearchState::start(&inputs, &mut |_, _| {});
     let mut rng = sample::rng(0, "bench");
     let eval_batches = settings.eval_batches();
-    let batch_rows = (bench.batch_size.min(encoded.len()) * eval_batches) as u64;
-    let gradient_rows =
-        (bench.batch_size.min(encoded.len()) * settings.accumulation_steps.max(1)) as u64;
+    let rows_per_example = scorer.scoring_rows(1);
+    let batch_rows = (bench.batch_size.min(encoded.len()) * eval_batches) as u64 * rows_per_example;
+    // Both label words have the same length, so every example's gradient costs the same.
+    let gradient_rows = (bench.batch_size.min(encoded.len()) * settings.accumulation_steps.max(1))
+        as u64
+        * scorer.gradient_rows(&golds[..1]).0;
+    let mut encoder_rows = 0u64;
     let mut times = vec![];
     // CPU ticks over the timed iterations; `None` where they cannot be read.
     let mut cpu = Some(0u64);
@@ -259,6 +290,7 @@ pub fn search_iteration<B: AutodiffBackend>(
             cpu = cpu.zip(dc).map(|(a, b)| a + b);
             // Candidate rows: the forward rows past the gradients and the current prompt's.
             scored += state.rows().forward - before.forward - gradient_rows - batch_rows;
+            encoder_rows += state.rows().total() - before.total();
             pruned += state.rows().pruned - before.pruned;
         }
         tracing::info!(
@@ -275,7 +307,7 @@ pub fn search_iteration<B: AutodiffBackend>(
         median_seconds: median(times),
         cpu_s_per_iteration: cpu
             .map_or(f64::NAN, |t| t as f64 / CPU_TICKS_PER_SECOND / timed as f64),
-        candidate_examples_per_second: scored as f64 / total,
+        candidate_examples_per_second: scored as f64 / rows_per_example as f64 / total,
         peak_rss_mb: peak_rss_mb(),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         batch_size: bench.batch_size,
@@ -285,6 +317,8 @@ pub fn search_iteration<B: AutodiffBackend>(
         prune: bench.prune,
         select_by: bench.select_by,
         pruned_fraction: pruned as f64 / (scored + pruned).max(1) as f64,
+        multi_token: bench.multi_token.map(|m| m.describe()),
+        encoder_rows_per_iteration: encoder_rows as f64 / timed as f64,
     })
 }
 

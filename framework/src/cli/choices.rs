@@ -70,6 +70,17 @@ mirror!(
     }
 );
 mirror!(
+    /// How a label word of several tokens is scored.
+    FillOrder => autoprompt::search::FillOrder {
+        /// One pass, every mask open.
+        Independent,
+        /// One pass per token, left to right.
+        LeftToRight,
+        /// Most confident mask first.
+        Confidence,
+    }
+);
+mirror!(
     /// A split of a task.
     Split => autoprompt::run::prompting::SplitName { Train, Dev, Test }
 );
@@ -114,6 +125,10 @@ pub struct SearchBench {
     /// The metric candidates are compared by.
     #[arg(long, value_enum, default_value = "accuracy")]
     pub select_by: SelectBy,
+    /// Label words of two tokens ("very bad" / "very good") scored this way, instead of the
+    /// single tokens "terrible" / "great".
+    #[arg(long, value_enum)]
+    pub multi_token: Option<FillOrder>,
 }
 
 impl From<SearchBench> for autoprompt::bench::SearchBench {
@@ -132,6 +147,12 @@ impl From<SearchBench> for autoprompt::bench::SearchBench {
             engine: b.engine.into(),
             prune: !b.no_prune,
             select_by: b.select_by.into(),
+            multi_token: b
+                .multi_token
+                .map(|strategy| autoprompt::search::MultiToken {
+                    strategy: strategy.into(),
+                    normalize: Default::default(),
+                }),
         }
     }
 }
