@@ -38,7 +38,13 @@ fn verbalizer<BK: burn::tensor::backend::Backend>(lm: &LoadedModel<BK>) -> Verba
         ("1".to_string(), vec!["great".to_string()]),
     ]
     .into();
-    Verbalizer::from_words(&["0".to_string(), "1".to_string()], &words, &lm.tokenizer).unwrap()
+    Verbalizer::from_words(
+        &["0".to_string(), "1".to_string()],
+        &words,
+        &lm.tokenizer,
+        false,
+    )
+    .unwrap()
 }
 
 fn encode<BK: burn::tensor::backend::Backend>(
@@ -654,8 +660,13 @@ fn a_label_token_cannot_serve_two_classes() {
         ),
     ]
     .into();
-    let err = Verbalizer::from_words(&["0".to_string(), "1".to_string()], &words, &lm.tokenizer)
-        .unwrap_err();
+    let err = Verbalizer::from_words(
+        &["0".to_string(), "1".to_string()],
+        &words,
+        &lm.tokenizer,
+        false,
+    )
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("`good` is used by both `0` and `1`"),
