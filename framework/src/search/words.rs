@@ -16,7 +16,9 @@
 //!
 //! With `normalize = "mean"` a word's score is divided by its length. A class's score is the
 //! log-sum-exp of its words' scores, as with single tokens; a fact's candidates are ranked by
-//! their words' scores.
+//! their words' scores. These scores are normalised log-probabilities; the single-token path's
+//! class scores are log-sum-exps of logits (the normaliser is shared by every class there, so
+//! they rank the same), which is why stored prediction scores of the two paths differ in scale.
 //!
 //! **How batches are shaped.** The engines read one position per row, so an input read at
 //! several masks is several rows (same tokens, another read position). The rows one example
