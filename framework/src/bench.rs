@@ -149,6 +149,42 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// The workload's label words and what is scored at `[P]`: the single tokens "terrible" /
+/// "great", or, with `multi_token`, the two-token words "very bad" / "very good".
+fn label_words(
+    multi_token: Option<MultiToken>,
+    tokenizer: &crate::lm::LmTokenizer,
+) -> Result<(Verbalizer, Target), BenchError> {
+    let (negative, positive) = match multi_token {
+        None => ("terrible", "great"),
+        Some(_) => ("very bad", "very good"),
+    };
+    let words = [
+        ("0".to_string(), vec![negative.to_string()]),
+        ("1".to_string(), vec![positive.to_string()]),
+    ]
+    .into();
+    let classes = ["0".to_string(), "1".to_string()];
+    let verbalizer = Verbalizer::from_words(&classes, &words, tokenizer, multi_token.is_some())?;
+    let target = match multi_token {
+        Some(scoring) if verbalizer.has_multi_token_words() => {
+            let (words, spans) = verbalizer.words();
+            Target::Words(WordTarget::new(
+                words,
+                Some(spans),
+                scoring,
+                tokenizer.special.mask.id,
+                tokenizer.special.pad.id,
+            ))
+        }
+        _ => Target::Classes {
+            label_ids: verbalizer.all_token_ids(),
+            spans: verbalizer.class_spans(),
+        },
+    };
+    Ok((verbalizer, target))
+}
+
 /// Times `warmup + iters` search iterations; reports the median of the last `iters`.
 pub fn search_iteration<B: AutodiffBackend>(
     bench: &SearchBench,
@@ -163,35 +199,8 @@ pub fn search_iteration<B: AutodiffBackend>(
         "[T] ".repeat(bench.triggers)
     ))
     .expect("valid template");
-    let (negative, positive) = match bench.multi_token {
-        None => ("terrible", "great"),
-        Some(_) => ("very bad", "very good"),
-    };
-    let words = [
-        ("0".to_string(), vec![negative.to_string()]),
-        ("1".to_string(), vec![positive.to_string()]),
-    ]
-    .into();
-    let classes = ["0".to_string(), "1".to_string()];
-    let verbalizer =
-        Verbalizer::from_words(&classes, &words, &lm.tokenizer, bench.multi_token.is_some())?;
+    let (verbalizer, target) = label_words(bench.multi_token, &lm.tokenizer)?;
     let mask = lm.tokenizer.special.mask.id;
-    let target = match bench.multi_token {
-        Some(scoring) if verbalizer.has_multi_token_words() => {
-            let (words, spans) = verbalizer.words();
-            Target::Words(WordTarget::new(
-                words,
-                Some(spans),
-                scoring,
-                mask,
-                lm.tokenizer.special.pad.id,
-            ))
-        }
-        _ => Target::Classes {
-            label_ids: verbalizer.all_token_ids(),
-            spans: verbalizer.class_spans(),
-        },
-    };
     let placeholder = vec![mask; bench.triggers];
     let encoded: Vec<Encoded> = rows
         .iter()
@@ -209,7 +218,7 @@ pub fn search_iteration<B: AutodiffBackend>(
     let golds: Vec<Gold> = rows
         .iter()
         .map(|e| Gold {
-            index: classes.iter().position(|c| *c == e.label).unwrap_or(0),
+            index: usize::from(e.label == "1"),
             token: 0,
         })
         .collect();
