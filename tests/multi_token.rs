@@ -151,19 +151,35 @@ fn measure(name: &str, engine: Engine) -> [f32; 4] {
             let per_word = scorer((0..words.len()).map(|i| (i, 1)).collect(), scoring);
             let by_class = scorer(class_spans.clone(), scoring);
             let masks = words.iter().map(Vec::len).max().unwrap();
+            // This strategy's worst differences over the cases.
+            let mut this = [0.0f32; 4];
             for case in &fx.cases {
                 let b = batch(&lm, case, masks);
                 let gold = [Gold { index: 0, token: 0 }];
                 let row = &per_word.score_rows(&b, &gold, true)[0];
-                worst[0] = worst[0].max(max_abs_diff(&row.class_scores, &case.scores[&key]));
+                let words_diff = max_abs_diff(&row.class_scores, &case.scores[&key]);
                 let row = &by_class.score_rows(&b, &gold, true)[0];
-                worst[1] = worst[1].max(max_abs_diff(&row.class_scores, &case.class_scores[&key]));
+                let classes_diff = max_abs_diff(&row.class_scores, &case.class_scores[&key]);
                 assert_eq!(row.gold_log_likelihood, row.class_scores[0]);
                 let (loss, grads) = by_class.trigger_gradient(&b, &gold, None);
-                worst[2] = worst[2].max((loss - case.loss[&key]).abs());
                 let expected = &case.gradient[&key];
                 let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                worst[3] = worst[3].max(max_abs_diff(&grads[0], expected) / scale);
+                let diffs = [
+                    words_diff,
+                    classes_diff,
+                    (loss - case.loss[&key]).abs(),
+                    max_abs_diff(&grads[0], expected) / scale,
+                ];
+                for (t, d) in this.iter_mut().zip(diffs) {
+                    *t = t.max(d);
+                }
+            }
+            println!(
+                "{name} {engine:?} {key}: word {:.1e}, class {:.1e}, loss {:.1e}, gradient {:.1e}",
+                this[0], this[1], this[2], this[3]
+            );
+            for (w, t) in worst.iter_mut().zip(this) {
+                *w = w.max(t);
             }
         }
     }
