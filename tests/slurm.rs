@@ -122,6 +122,8 @@ fn array_records_match_an_in_process_run() {
     }
 }
 
+/// The manual cell fails when it runs: its label names are not the task's classes (label
+/// words themselves are checked before any cell runs, which would stop the submission).
 #[test]
 #[ignore = "needs a running Slurm: run `just test-slurm`"]
 fn failed_cell_is_recorded_and_resubmitted_alone() {
@@ -135,7 +137,7 @@ test_size = 20
 [grid]
 method = [
   { kind = "majority" },
-  { kind = "manual", template = "[CLS] {sentence} it was [P] . [SEP]", labels = { "0" = ["xqzvwy"], "1" = ["great"] } },
+  { kind = "manual", template = "[CLS] {sentence} it was [P] . [SEP]", labels = { "0" = ["terrible"], "xqzvwy" = ["great"] } },
 ]
 "#;
     let file = common::experiment(dir.path(), "slurm_fail", body);
