@@ -97,14 +97,6 @@ fn spans(classes: &[Vec<usize>]) -> Vec<(usize, usize)> {
         .collect()
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 /// Worst differences over every case, strategy and normalisation on one engine:
 /// (scores, class scores, loss, gradient relative to its largest entry).
 fn measure(name: &str, engine: Engine) -> [f32; 4] {
@@ -157,9 +149,10 @@ fn measure(name: &str, engine: Engine) -> [f32; 4] {
                 let b = batch(&lm, case, masks);
                 let gold = [Gold { index: 0, token: 0 }];
                 let row = &per_word.score_rows(&b, &gold, true)[0];
-                let words_diff = max_abs_diff(&row.class_scores, &case.scores[&key]);
+                let words_diff = common::max_abs_diff(&row.class_scores, &case.scores[&key]);
                 let row = &by_class.score_rows(&b, &gold, true)[0];
-                let classes_diff = max_abs_diff(&row.class_scores, &case.class_scores[&key]);
+                let classes_diff =
+                    common::max_abs_diff(&row.class_scores, &case.class_scores[&key]);
                 assert_eq!(row.gold_log_likelihood, row.class_scores[0]);
                 let (loss, grads) = by_class.trigger_gradient(&b, &gold, None);
                 let expected = &case.gradient[&key];
@@ -168,7 +161,7 @@ fn measure(name: &str, engine: Engine) -> [f32; 4] {
                     words_diff,
                     classes_diff,
                     (loss - case.loss[&key]).abs(),
-                    max_abs_diff(&grads[0], expected) / scale,
+                    common::max_abs_diff(&grads[0], expected) / scale,
                 ];
                 for (t, d) in this.iter_mut().zip(diffs) {
                     *t = t.max(d);

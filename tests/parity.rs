@@ -52,14 +52,6 @@ fn fixture(name: &str) -> Fixture {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn values<const D: usize, BK: burn::tensor::backend::Backend>(t: Tensor<BK, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().into_vec::<f32>().unwrap()
 }
@@ -117,14 +109,14 @@ fn measure(model: &MaskedLm<B>, fx: &Fixture) -> Measured {
         let scale = expected_grad.iter().fold(0f32, |m, v| m.max(v.abs()));
         worst.logits = worst
             .logits
-            .max(max_abs_diff(&values(logits), &case.subset_logits));
+            .max(common::max_abs_diff(&values(logits), &case.subset_logits));
         worst.features = worst
             .features
-            .max(max_abs_diff(&values(features), &case.mask_features));
+            .max(common::max_abs_diff(&values(features), &case.mask_features));
         worst.log_z = worst.log_z.max((values(log_z)[0] - case.log_z).abs());
         worst.grad_relative = worst
             .grad_relative
-            .max(max_abs_diff(&grad, &expected_grad) / scale);
+            .max(common::max_abs_diff(&grad, &expected_grad) / scale);
     }
     worst
 }
@@ -338,7 +330,7 @@ fn padded_batch_logit_diff(lm: &lm::LoadedModel<B>, fx: &Fixture) -> f32 {
                 &device,
             );
             let row_features = features.clone().narrow(0, row, 1);
-            max_abs_diff(
+            common::max_abs_diff(
                 &values(lm.model.score_tokens(row_features, subset)),
                 &case.subset_logits,
             )

@@ -40,9 +40,7 @@ pub enum BenchError {
 }
 use crate::search::candidates::{CandidateFilter, allowed_tokens};
 use crate::search::trigger::{SearchContext, SearchInputs, SearchState, Split};
-use crate::search::{
-    Engine, Gold, MultiToken, Scorer, SearchSettings, SelectBy, Target, WordTarget,
-};
+use crate::search::{Engine, Gold, MultiToken, Scorer, SearchSettings, SelectBy, Target};
 use crate::tasks::{MalformedRows, sample};
 
 /// The search-iteration workload (the CLI's `autoprompt bench search` flags fill it).
@@ -166,22 +164,12 @@ fn label_words(
     .into();
     let classes = ["0".to_string(), "1".to_string()];
     let verbalizer = Verbalizer::from_words(&classes, &words, tokenizer, multi_token.is_some())?;
-    let target = match multi_token {
-        Some(scoring) if verbalizer.has_multi_token_words() => {
-            let (words, spans) = verbalizer.words();
-            Target::Words(WordTarget::new(
-                words,
-                Some(spans),
-                scoring,
-                tokenizer.special.mask.id,
-                tokenizer.special.pad.id,
-            ))
-        }
-        _ => Target::Classes {
-            label_ids: verbalizer.all_token_ids(),
-            spans: verbalizer.class_spans(),
-        },
-    };
+    let target = Target::of_classes(
+        &verbalizer,
+        multi_token.unwrap_or_default(),
+        tokenizer.special.mask.id,
+        tokenizer.special.pad.id,
+    );
     Ok((verbalizer, target))
 }
 

@@ -264,3 +264,12 @@ pub fn wait_for_records(dir: &Path, name: &str, n: usize) {
         || record_files(&results, name).len() >= n,
     );
 }
+
+/// The largest absolute difference between two equally long vectors.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

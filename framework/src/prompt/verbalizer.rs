@@ -211,8 +211,9 @@ impl Verbalizer {
     }
 }
 
-/// A word's tokens: exactly one unless `multi_token`.
-fn word_tokens(
+/// A word's tokens: exactly one unless `multi_token` (also what the run checks before any cell
+/// starts, `run::label_words`).
+pub fn word_tokens(
     label: &str,
     word: &str,
     tokenizer: &LmTokenizer,
@@ -265,15 +266,17 @@ fn check_distinct(classes: &[ClassTokens], tokenizer: &LmTokenizer) -> Result<()
 pub fn class_scores(row: &[f32], spans: &[(usize, usize)]) -> Vec<f32> {
     spans
         .iter()
-        .map(|&(start, len)| {
-            let cols = &row[start..start + len];
-            let max = cols.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            if max == f32::NEG_INFINITY {
-                return max;
-            }
-            max + cols.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
-        })
+        .map(|&(start, len)| log_sum_exp(&row[start..start + len]))
         .collect()
+}
+
+/// `ln Σ exp(v)`, computed from the largest value (minus infinity when there is none).
+pub fn log_sum_exp(values: &[f32]) -> f32 {
+    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    max + values.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
 }
 
 #[cfg(test)]

@@ -56,23 +56,9 @@ pub fn check_label_words(cells: &[&Cell]) -> Result<(), LabelWordError> {
                     key: format!("method.labels.{label}"),
                     message,
                 };
-                let Some(ids) = tokenizer.word_token_ids(word) else {
-                    return Err(error(format!(
-                        "word `{word}` is not made of ordinary tokens of `{}`'s vocabulary",
-                        spec.model.source
-                    )));
-                };
-                if ids.len() > 1 && !multi_token {
-                    return Err(error(format!(
-                        "word `{word}` is {} tokens of `{}` ({}); set method.multi_token (e.g. {{ strategy = \"independent\" }}) to score words of several tokens",
-                        ids.len(),
-                        spec.model.source,
-                        ids.iter()
-                            .map(|&i| format!("`{}`", tokenizer.display_token(i)))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    )));
-                }
+                let ids =
+                    crate::prompt::verbalizer::word_tokens(label, word, tokenizer, multi_token)
+                        .map_err(|e| error(e.to_string()))?;
                 if let Some(fixed) = fixed
                     && fixed - 1 + ids.len() > limit
                 {

@@ -385,34 +385,26 @@ fn target_of(
     multi_token: Option<MultiToken>,
     tokenizer: &crate::lm::LmTokenizer,
 ) -> Result<Target, RunError> {
-    let words_target = |words, classes| {
-        Target::Words(WordTarget::new(
-            words,
-            classes,
-            multi_token.unwrap_or_default(),
-            tokenizer.special.mask.id,
-            tokenizer.special.pad.id,
-        ))
-    };
+    let scoring = multi_token.unwrap_or_default();
+    let (mask_id, pad_id) = (tokenizer.special.mask.id, tokenizer.special.pad.id);
     match answers {
         Answers::Classes(_) => {
             let v = verbalizer.ok_or(RunError::NoVerbalizer)?;
-            if v.has_multi_token_words() {
-                if multi_token.is_none() {
-                    return Err(RunError::MultiTokenOff);
-                }
-                let (words, spans) = v.words();
-                return Ok(words_target(words, Some(spans)));
+            if v.has_multi_token_words() && multi_token.is_none() {
+                return Err(RunError::MultiTokenOff);
             }
-            Ok(Target::Classes {
-                label_ids: v.all_token_ids(),
-                spans: v.class_spans(),
-            })
+            Ok(Target::of_classes(v, scoring, mask_id, pad_id))
         }
         Answers::Tokens { candidate_ids, .. } => Ok(Target::Vocabulary {
             candidate_ids: candidate_ids.clone(),
         }),
-        Answers::Words { words, .. } => Ok(words_target(words.clone(), None)),
+        Answers::Words { words, .. } => Ok(Target::Words(WordTarget::new(
+            words.clone(),
+            None,
+            scoring,
+            mask_id,
+            pad_id,
+        ))),
     }
 }
 
@@ -677,60 +669,58 @@ pub fn run<B: AutodiffBackend>(
 }
 
 /// How gold answers map to scored tokens: class indices (classification, label tokens to be
-/// filled in), or LAMA's candidate vocabulary restricted to single tokens of this model; with
-/// `multi_token`, candidates of any length ([`multi_token_answers`]).
+/// filled in), or the candidates (a `vocab` file, LAMA's common vocabulary, or the model's
+/// whole vocabulary) restricted to single tokens of this model; with `multi_token`, the
+/// candidate words (or, for a task ranking the whole vocabulary, every object of its facts:
+/// train, dev and evaluation) of any length.
 fn answers_of(data: &TaskData, tokenizer: &crate::lm::LmTokenizer, multi_token: bool) -> Answers {
     if !data.classes.is_empty() {
         return Answers::Classes(data.classes.clone());
     }
-    if multi_token {
-        return multi_token_answers(data, tokenizer);
-    }
+    let vocabulary = match &data.candidates {
+        Some(Candidates::Words(vocab)) if !multi_token => {
+            return answers_from(candidate_words(vocab, tokenizer, false));
+        }
+        Some(Candidates::ModelVocabulary) if !multi_token => {
+            return vocabulary_answers(data, tokenizer);
+        }
+        Some(Candidates::Words(vocab)) => vocab.clone(),
+        // Multi-token answers cannot be ranked among single tokens: the task's objects are the
+        // candidates.
+        Some(Candidates::ModelVocabulary) => data
+            .train
+            .iter()
+            .chain(&data.dev)
+            .chain(&data.test)
+            .map(|e| e.label.clone())
+            .collect(),
+        None => vec![],
+    };
+    answers_from(candidate_words(&vocabulary, tokenizer, true))
+}
+
+/// Every non-special token of the vocabulary ranked; gold answers map to theirs.
+fn vocabulary_answers(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> Answers {
     let mut map = HashMap::new();
     let mut ids = vec![];
-    let key_of = |word: &str| {
-        if tokenizer.lowercases {
-            word.to_lowercase()
-        } else {
-            word.to_string()
+    let mut index_of = vec![None; tokenizer.vocab_size()];
+    for id in 0..tokenizer.vocab_size() as u32 {
+        if !tokenizer.special_ids.contains(&id) {
+            index_of[id as usize] = Some(ids.len());
+            ids.push(id);
         }
-    };
-    match &data.candidates {
-        Some(Candidates::Words(vocab)) => {
-            for word in vocab {
-                let key = key_of(word);
-                if map.contains_key(&key) {
-                    continue;
-                }
-                if let Some(id) = tokenizer.single_token_id(word) {
-                    map.insert(key, (ids.len(), id));
-                    ids.push(id);
-                }
-            }
+    }
+    let golds = data.train.iter().chain(&data.dev).chain(&data.test);
+    for example in golds {
+        let key = answer_key(&example.label, tokenizer);
+        if map.contains_key(&key) {
+            continue;
         }
-        Some(Candidates::ModelVocabulary) => {
-            // Every token but the special ones is ranked; gold answers map to theirs.
-            let mut index_of = vec![None; tokenizer.vocab_size()];
-            for id in 0..tokenizer.vocab_size() as u32 {
-                if !tokenizer.special_ids.contains(&id) {
-                    index_of[id as usize] = Some(ids.len());
-                    ids.push(id);
-                }
-            }
-            let golds = data.train.iter().chain(&data.dev).chain(&data.test);
-            for example in golds {
-                let key = key_of(&example.label);
-                if map.contains_key(&key) {
-                    continue;
-                }
-                if let Some(id) = tokenizer.single_token_id(&example.label)
-                    && let Some(Some(index)) = index_of.get(id as usize)
-                {
-                    map.insert(key, (*index, id));
-                }
-            }
+        if let Some(id) = tokenizer.single_token_id(&example.label)
+            && let Some(Some(index)) = index_of.get(id as usize)
+        {
+            map.insert(key, (*index, id));
         }
-        None => {}
     }
     Answers::Tokens {
         map,
@@ -738,27 +728,13 @@ fn answers_of(data: &TaskData, tokenizer: &crate::lm::LmTokenizer, multi_token: 
     }
 }
 
-/// Fact candidates of any length: the candidate words (a `vocab` file, LAMA's common
-/// vocabulary) or, where the task ranks the model's whole vocabulary, every object of the
-/// task's facts (train, dev and evaluation); each answer once, in list order. A candidate
-/// list whose words are all single tokens gives the single-token answers, the same as
-/// without `multi_token` (for a `vocab`).
-fn multi_token_answers(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> Answers {
-    let objects: Vec<String>;
-    let candidates: &[String] = match &data.candidates {
-        Some(Candidates::Words(vocab)) => vocab,
-        Some(Candidates::ModelVocabulary) => {
-            objects = data
-                .train
-                .iter()
-                .chain(&data.dev)
-                .chain(&data.test)
-                .map(|e| e.label.clone())
-                .collect();
-            &objects
-        }
-        None => &[],
-    };
+/// Candidate words tokenised, each answer once, in list order: answer → its index, and each
+/// kept word's tokens. Words of several tokens are kept only when `multi_token`.
+fn candidate_words(
+    candidates: &[String],
+    tokenizer: &crate::lm::LmTokenizer,
+    multi_token: bool,
+) -> (HashMap<String, usize>, Vec<Vec<u32>>) {
     let mut map = HashMap::new();
     let mut words: Vec<Vec<u32>> = vec![];
     for word in candidates {
@@ -766,11 +742,20 @@ fn multi_token_answers(data: &TaskData, tokenizer: &crate::lm::LmTokenizer) -> A
         if map.contains_key(&key) {
             continue;
         }
-        if let Some(ids) = tokenizer.word_token_ids(word) {
+        if let Some(ids) = tokenizer
+            .word_token_ids(word)
+            .filter(|ids| multi_token || ids.len() == 1)
+        {
             map.insert(key, words.len());
             words.push(ids);
         }
     }
+    (map, words)
+}
+
+/// Tokenised candidates as answers: the single-token path when every word is one token (the
+/// same answers as without `multi_token`), else words of any length.
+fn answers_from((map, words): (HashMap<String, usize>, Vec<Vec<u32>>)) -> Answers {
     if words.iter().all(|w| w.len() == 1) {
         return Answers::Tokens {
             map: map

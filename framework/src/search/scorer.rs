@@ -217,7 +217,7 @@ impl Scorer {
 }
 
 /// `(start, end)` ranges of at most `size` rows (at least one) covering `0..rows`.
-fn row_chunks(rows: usize, size: usize) -> Vec<(usize, usize)> {
+pub(crate) fn row_chunks(rows: usize, size: usize) -> Vec<(usize, usize)> {
     let size = size.max(1);
     (0..rows)
         .step_by(size)

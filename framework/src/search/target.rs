@@ -2,7 +2,8 @@
 //! `[P]` ([`Target`]), an example's gold answer ([`Gold`]), and what an evaluation yields per
 //! row ([`RowScore`], from the scored tokens' logits by [`row_scores`]).
 
-use super::words::WordTarget;
+use super::words::{MultiToken, WordTarget};
+use crate::prompt::Verbalizer;
 use crate::prompt::verbalizer::class_scores;
 use crate::tasks::metrics::{pessimistic_rank, rank_in_order};
 
@@ -24,6 +25,31 @@ pub enum Target {
 }
 
 impl Target {
+    /// A verbalizer's classes as scored at `[P]`: their label tokens at one mask, or, when
+    /// some word is several tokens, their words at the masks `[P]` expands to, scored as
+    /// `scoring` says.
+    pub fn of_classes(
+        verbalizer: &Verbalizer,
+        scoring: MultiToken,
+        mask_id: u32,
+        pad_id: u32,
+    ) -> Self {
+        if verbalizer.has_multi_token_words() {
+            let (words, spans) = verbalizer.words();
+            return Target::Words(WordTarget::new(
+                words,
+                Some(spans),
+                scoring,
+                mask_id,
+                pad_id,
+            ));
+        }
+        Target::Classes {
+            label_ids: verbalizer.all_token_ids(),
+            spans: verbalizer.class_spans(),
+        }
+    }
+
     pub(crate) fn scored_ids(&self) -> &[u32] {
         match self {
             Target::Classes { label_ids, .. } => label_ids,

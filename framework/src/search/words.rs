@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::ScoringEngine;
 use super::target::{Gold, RowScore, Target};
-use crate::prompt::verbalizer::class_scores;
+use crate::prompt::verbalizer::{class_scores, log_sum_exp};
 use crate::prompt::{Batch, Encoded};
 use crate::tasks::metrics::{pessimistic_rank, rank_in_order};
 
@@ -385,10 +385,7 @@ fn log_probs<'a>(
         });
         lookups.push((row, target.column(need.token)));
     }
-    let ranges: Vec<(usize, usize)> = (0..rows.len())
-        .step_by(chunk.max(1))
-        .map(|s| (s, (s + chunk.max(1)).min(rows.len())))
-        .collect();
+    let ranges = super::scorer::row_chunks(rows.len(), chunk);
     let k = target.tokens.len();
     let run = |&(start, end): &(usize, usize)| {
         let encoded: Vec<Encoded> = rows[start..end]
@@ -611,14 +608,6 @@ fn group_by_example(cursors: &[Cursor]) -> Vec<std::ops::Range<usize>> {
         }
     }
     groups
-}
-
-fn log_sum_exp(values: &[f32]) -> f32 {
-    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return max;
-    }
-    max + values.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
 }
 
 #[cfg(test)]
