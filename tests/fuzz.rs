@@ -472,11 +472,11 @@ fn mutated_saved_prompts_are_read_or_refused_naming_the_file() {
             }
             let path = dir.path().join("mutated prompt.json");
             std::fs::write(&path, &bytes).unwrap();
-            match autoprompt::run::read_saved_prompt(&path) {
+            match autoprompt::methods::read_saved_prompt(&path) {
                 Ok(saved) => {
                     let prompt = match saved {
-                        autoprompt::run::SavedPrompt::Record { prompt, .. } => prompt,
-                        autoprompt::run::SavedPrompt::Bare(prompt) => prompt,
+                        autoprompt::methods::SavedPrompt::Record { prompt, .. } => prompt,
+                        autoprompt::methods::SavedPrompt::Bare(prompt) => prompt,
                     };
                     let _ = autoprompt::prompt::Template::parse(&prompt.template);
                     Ok(Outcome::Accepted)

@@ -71,3 +71,27 @@ fn the_library_prints_nothing() {
         .collect();
     assert!(offenders.is_empty(), "the library prints: {offenders:?}");
 }
+
+/// The runner schedules; methods run (ARCHITECTURE.md): nothing under `methods/` or
+/// `baselines/` names `crate::run`, so a method never reaches back into the runner.
+#[test]
+fn methods_and_baselines_never_reach_into_the_runner() {
+    let src = common::repo().join("framework/src");
+    let offenders: Vec<_> = library_sources()
+        .into_iter()
+        .filter(|(path, _)| {
+            path.starts_with(src.join("methods")) || path.starts_with(src.join("baselines"))
+        })
+        .filter(|(_, text)| text.contains("crate::run") || text.contains("super::super::run"))
+        .map(|(path, _)| path)
+        .collect();
+    let methods = library_sources()
+        .into_iter()
+        .filter(|(path, _)| path.starts_with(src.join("methods")))
+        .count();
+    assert!(methods > 0, "no sources under framework/src/methods");
+    assert!(
+        offenders.is_empty(),
+        "methods calling the runner: {offenders:?}"
+    );
+}

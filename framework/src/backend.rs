@@ -46,6 +46,22 @@ pub enum BackendKind {
     Cuda,
 }
 
+/// A backend this binary cannot run on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("backend `{}` is not available: {reason}", backend.name())]
+pub struct BackendUnavailable {
+    pub backend: BackendKind,
+    pub reason: &'static str,
+}
+
+/// The error for `backend = "cuda"` in a binary built without the `cuda` feature.
+pub fn no_cuda() -> BackendUnavailable {
+    BackendUnavailable {
+        backend: BackendKind::Cuda,
+        reason: "this binary was built without the `cuda` feature (cargo build --features cuda)",
+    }
+}
+
 impl BackendKind {
     /// Whether this backend computes on the host CPU (ndarray, flex), where the search's hot
     /// loop runs on the host engine by default ([`crate::search::Engine::resolve`]).

@@ -18,6 +18,7 @@ pub mod config;
 pub mod errors;
 pub mod interrupt;
 pub mod lm;
+pub mod methods;
 pub mod metric;
 pub mod plan;
 pub mod progress;

@@ -74,7 +74,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {}", error_text(&e));
             let invalid_input = e.downcast_ref::<ConfigError>().is_some()
-                || e.downcast_ref::<autoprompt::run::label_words::LabelWordError>()
+                || e.downcast_ref::<autoprompt::methods::label_words::LabelWordError>()
                     .is_some()
                 || e.downcast_ref::<autoprompt::report::paired::PairError>()
                     .is_some()

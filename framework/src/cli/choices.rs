@@ -82,7 +82,7 @@ mirror!(
 );
 mirror!(
     /// A split of a task.
-    Split => autoprompt::run::prompting::SplitName { Train, Dev, Test }
+    Split => autoprompt::methods::SplitName { Train, Dev, Test }
 );
 
 /// The flags of `autoprompt bench search`.

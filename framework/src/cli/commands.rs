@@ -22,7 +22,7 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<String> {
                 backend,
                 B,
                 device,
-                Err(anyhow::Error::from(autoprompt::run::no_cuda())),
+                Err(anyhow::Error::from(autoprompt::backend::no_cuda())),
                 bench::search_iteration::<B>(&b, &name, &device).map_err(anyhow::Error::from)
             )?;
             serde_json::to_string(&result)?
@@ -46,7 +46,7 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<String> {
                     backend,
                     B,
                     device,
-                    Err(anyhow::Error::from(autoprompt::run::no_cuda())),
+                    Err(anyhow::Error::from(autoprompt::backend::no_cuda())),
                     bench::encoder_forward::<
                         <B as burn::tensor::backend::AutodiffBackend>::InnerBackend,
                     >(&model, batch, seq, iters, &name, &device)
@@ -320,7 +320,7 @@ pub fn fill_mask(
         backend,
         B,
         device,
-        Err(autoprompt::run::no_cuda().into()),
+        Err(autoprompt::backend::no_cuda().into()),
         on::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>(
             model, text, k, unused, device
         )

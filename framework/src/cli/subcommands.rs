@@ -77,7 +77,7 @@ pub fn run(run_args: RunArgs, bars: Option<indicatif::MultiProgress>) -> anyhow:
         print_plan(&experiment, &selected, &tables)?;
         return Ok(ExitCode::SUCCESS);
     }
-    run::label_words::check_label_words(&selected)?;
+    autoprompt::methods::label_words::check_label_words(&selected)?;
     let launch = run::resolve_launcher(
         &experiment,
         &options,
@@ -164,8 +164,13 @@ pub fn eval(eval_args: EvalArgs) -> anyhow::Result<ExitCode> {
         predictions,
     } = eval_args;
     let (experiment, cells) = load(&args)?;
-    let (cell, evaluation) =
-        run::evaluate_saved(&experiment, &cells, &prompt, split.into(), cell.as_deref())?;
+    let (cell, evaluation) = autoprompt::methods::evaluate_saved(
+        &experiment,
+        &cells,
+        &prompt,
+        split.into(),
+        cell.as_deref(),
+    )?;
     if let Some(path) = &predictions {
         Store::write_predictions_to(path, &evaluation.predictions)?;
         eprintln!("wrote {}", path.display());

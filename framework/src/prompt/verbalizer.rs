@@ -212,7 +212,7 @@ impl Verbalizer {
 }
 
 /// A word's tokens: exactly one unless `multi_token` (also what the run checks before any cell
-/// starts, `run::label_words`).
+/// starts, `methods::label_words`).
 pub fn word_tokens(
     label: &str,
     word: &str,

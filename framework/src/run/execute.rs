@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 
-use super::{RunError, prompting, provenance};
+use super::{RunError, provenance};
 use crate::config::{Experiment, MethodSpec, ModelSpec};
 use crate::interrupt::StopSignal;
 use crate::lm::{LoadedModel, UnusedTensors};
@@ -128,9 +128,9 @@ fn fill<B: AutodiffBackend>(
     let CellContext {
         experiment,
         cell,
-        store,
         progress,
         stop,
+        ..
     } = *context;
     let spec = &cell.spec;
     let data = crate::tasks::load_columns(
@@ -172,80 +172,32 @@ fn fill<B: AutodiffBackend>(
     record.timings.load_seconds = started.elapsed().as_secs_f64();
     let method_start = Instant::now();
     let limit = spec.model.length_limit(lm.max_sequence_length());
-    // A killed attempt of this cell may have left its state (deleted with the record).
-    let mut checkpoints = FileCheckpoints::new(
-        store.checkpoint_path(&cell.id),
-        experiment.settings.checkpoint_every,
-    );
-    let splits = [
-        data.train.as_slice(),
-        data.dev.as_slice(),
-        data.test.as_slice(),
-    ];
-    let baseline_data = crate::baselines::BaselineData {
-        classes: &data.classes,
-        splits,
-        limit,
-        seed: spec.seed,
-    };
     match &spec.method {
         MethodSpec::LinearProbe { probe } => {
-            let outcome =
-                crate::baselines::linear_probe::run(&lm, baseline_data, probe, device, stop)?
-                    .ok_or(RunError::Interrupted)?;
-            record.counts.truncated = outcome.truncated;
-            record.metrics = outcome.metrics;
-            record.predictions = Some(outcome.predictions);
+            let outcome = crate::baselines::linear_probe::run(
+                &lm,
+                baseline_data(spec, &lm, &data),
+                probe,
+                device,
+                stop,
+            )?;
+            record_baseline(record, outcome)?;
         }
         MethodSpec::Finetune { finetune } => {
             if lm.config.family == crate::lm::Family::Albert {
-                return Err(RunError::SharedLayersNotFinetunable);
+                return Err(crate::methods::MethodError::SharedLayersNotFinetunable.into());
             }
             let outcome = crate::baselines::finetune::run(
                 &lm,
-                baseline_data,
+                baseline_data(spec, &lm, &data),
                 finetune,
                 device,
-                &mut checkpoints,
+                &mut checkpoints_of(context),
                 (progress, stop),
-            )?
-            .ok_or(RunError::Interrupted)?;
-            record.counts.truncated = outcome.truncated;
-            record.metrics = outcome.metrics;
-            record.predictions = Some(outcome.predictions);
-        }
-        _ => {
-            let best_path = store.prompt_path(&cell.id);
-            let mut keep_best = |artifact: &crate::record::PromptArtifact| {
-                let json = serde_json::to_vec_pretty(artifact).expect("prompts serialise");
-                if let Err(e) = write_atomic(&best_path, &json) {
-                    tracing::warn!(error = %crate::errors::Chain(&e), "could not save the best-so-far prompt");
-                }
-            };
-            let outcome = prompting::run(
-                spec,
-                &data,
-                &lm,
-                device,
-                experiment.settings.engine,
-                prompting::MethodHooks {
-                    on_best: &mut keep_best,
-                    checkpoints: &mut checkpoints,
-                    progress,
-                    stop,
-                },
             )?;
-            record.timings.seconds_per_iteration =
-                outcome.search.as_ref().map(|s| s.seconds_per_iteration);
-            record.provenance.engine = Some(outcome.engine);
-            record.metrics = outcome.metrics;
-            record.predictions = Some(outcome.predictions);
-            record.counts.unscorable = outcome.unscorable;
-            record.counts.truncated = outcome.truncated;
-            record.prompt = Some(outcome.prompt);
-            record.search = outcome.search;
-            record.label_search = outcome.label_search;
+            record_baseline(record, outcome)?;
         }
+        _ => run_prompt_method(record, context, &lm, &data, device)?,
     }
     if record.counts.truncated > 0 {
         tracing::info!(
@@ -257,5 +209,93 @@ fn fill<B: AutodiffBackend>(
     }
     record.timings.method_seconds = method_start.elapsed().as_secs_f64();
     record.provenance.files = provenance::file_hashes(&files);
+    Ok(())
+}
+
+/// The cell's checkpoints: a killed attempt of this cell may have left its state (deleted
+/// with the record).
+fn checkpoints_of(context: &CellContext) -> FileCheckpoints {
+    FileCheckpoints::new(
+        context.store.checkpoint_path(&context.cell.id),
+        context.experiment.settings.checkpoint_every,
+    )
+}
+
+/// What a baseline trains and is evaluated on: the cell's splits, length limit and seed.
+fn baseline_data<'a, B: AutodiffBackend>(
+    spec: &crate::config::CellSpec,
+    lm: &LoadedModel<B>,
+    data: &'a crate::tasks::TaskData,
+) -> crate::baselines::BaselineData<'a> {
+    crate::baselines::BaselineData {
+        classes: &data.classes,
+        splits: [
+            data.train.as_slice(),
+            data.dev.as_slice(),
+            data.test.as_slice(),
+        ],
+        limit: spec.model.length_limit(lm.max_sequence_length()),
+        seed: spec.seed,
+    }
+}
+
+/// A baseline's outcome into the cell's record (`None`: it was stopped).
+fn record_baseline(
+    record: &mut Record,
+    outcome: Option<crate::baselines::BaselineOutcome>,
+) -> Result<(), RunError> {
+    let outcome = outcome.ok_or(RunError::Interrupted)?;
+    record.counts.truncated = outcome.truncated;
+    record.metrics = outcome.metrics;
+    record.predictions = Some(outcome.predictions);
+    Ok(())
+}
+
+/// A prompt method ([`crate::methods`]) on the cell's data, into its record; every new best
+/// prompt is kept in the store as the search finds it.
+fn run_prompt_method<B: AutodiffBackend>(
+    record: &mut Record,
+    context: &CellContext,
+    lm: &LoadedModel<B>,
+    data: &crate::tasks::TaskData,
+    device: &B::Device,
+) -> Result<(), RunError> {
+    let CellContext {
+        experiment,
+        cell,
+        store,
+        progress,
+        stop,
+    } = *context;
+    let best_path = store.prompt_path(&cell.id);
+    let mut keep_best = |artifact: &crate::record::PromptArtifact| {
+        let json = serde_json::to_vec_pretty(artifact).expect("prompts serialise");
+        if let Err(e) = write_atomic(&best_path, &json) {
+            tracing::warn!(error = %crate::errors::Chain(&e), "could not save the best-so-far prompt");
+        }
+    };
+    let outcome = crate::methods::run(
+        &cell.spec,
+        data,
+        lm,
+        device,
+        experiment.settings.engine,
+        crate::methods::MethodHooks {
+            on_best: &mut keep_best,
+            checkpoints: &mut checkpoints_of(context),
+            progress,
+            stop,
+        },
+    )?
+    .ok_or(RunError::Interrupted)?;
+    record.timings.seconds_per_iteration = outcome.search.as_ref().map(|s| s.seconds_per_iteration);
+    record.provenance.engine = Some(outcome.engine);
+    record.metrics = outcome.metrics;
+    record.predictions = Some(outcome.predictions);
+    record.counts.unscorable = outcome.unscorable;
+    record.counts.truncated = outcome.truncated;
+    record.prompt = Some(outcome.prompt);
+    record.search = outcome.search;
+    record.label_search = outcome.label_search;
     Ok(())
 }

@@ -1,11 +1,11 @@
 //! Running cells: for each cell not finished in the store, take its lock, load what it needs
 //! (task data; the model, cached within the process), execute its method and write its
-//! record atomically. Failed cells get a `failed` record (and run again next time).
+//! record atomically. Failed cells get a `failed` record (and run again next time). What a
+//! cell's method does is [`crate::methods`]' and [`crate::baselines`]' business; the runner
+//! schedules.
 
 mod execute;
-pub mod label_words;
 pub mod progress;
-pub mod prompting;
 pub mod provenance;
 pub mod slurm;
 pub mod status;
@@ -16,8 +16,9 @@ use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::config::{BackendKind, Experiment};
+use crate::config::Experiment;
 use crate::lm::LmError;
+use crate::methods::MethodError;
 use crate::plan::Cell;
 use crate::record::Status;
 use crate::store::{CellState, Store, StoreError};
@@ -25,17 +26,6 @@ use crate::tasks::TaskError;
 
 pub use execute::{Models, execute_cell};
 pub use progress::ProgressDisplay;
-
-/// Why a saved prompt file cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum SavedPromptError {
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error("the record has no prompt (not a prompt method)")]
-    NoPrompt,
-    #[error("neither a record nor a prompt")]
-    Json(#[source] serde_json::Error),
-}
 
 /// Why a cell (or a run) failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,71 +36,13 @@ pub enum RunError {
     Model(#[from] LmError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("template")]
-    Template(#[from] crate::prompt::TemplateError),
-    #[error("label words")]
-    Verbalizer(#[from] crate::prompt::verbalizer::VerbalizerError),
-    #[error("no template: the method gives none and the task has no manual template")]
-    NoTemplate,
-    #[error(
-        "fine-tuning ALBERT is not supported: its layers share one set of weights, which this fine-tuning would update once per layer"
-    )]
-    SharedLayersNotFinetunable,
-    #[error("`{0}` is not a prompt method")]
-    NotAPromptMethod(&'static str),
-    #[error("initial_trigger `{0}` is not a single token of this model")]
-    InitialTrigger(String),
-    #[error(
-        "no train or dev example has an answer among the candidates this model can score (single tokens unless method.multi_token is set)"
-    )]
-    NothingToScore,
-    #[error(
-        "the prompt's label words include words of several tokens; set method.multi_token to score them"
-    )]
-    MultiTokenOff,
-    #[error("the prompt has {ids} trigger ids but its template {slots} slots")]
-    TriggerCount { ids: usize, slots: usize },
-    #[error("a classification prompt needs its label tokens (verbalizer)")]
-    NoVerbalizer,
-    #[error("{}", path.display())]
-    SavedPrompt {
-        path: std::path::PathBuf,
-        #[source]
-        problem: SavedPromptError,
-    },
-    #[error("no cell `{id}` in the plan of {} (`autoprompt plan` lists them)", file.display())]
-    NoSuchCell {
-        id: String,
-        file: std::path::PathBuf,
-    },
-    #[error("{}: the experiment {} has {cells} cells and the file is not named after one; choose one with --cell ID", path.display(), file.display())]
-    WhichCell {
-        path: std::path::PathBuf,
-        file: std::path::PathBuf,
-        cells: usize,
-    },
-    #[error("{what}")]
-    Scheduler {
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("sbatch failed: {0}")]
-    Sbatch(String),
-    #[error("backend `{}` is not available: {reason}", backend.name())]
-    Backend {
-        backend: BackendKind,
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    Method(#[from] MethodError),
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendUnavailable),
     /// A stop was requested ([`crate::interrupt`]) before the cell finished.
     #[error("interrupted before the cell finished")]
     Interrupted,
-    #[error("prompt {}", path.display())]
-    Prompt {
-        path: std::path::PathBuf,
-        #[source]
-        mismatch: prompting::PromptMismatch,
-    },
 }
 
 /// Options of `autoprompt run`.
@@ -231,17 +163,9 @@ pub fn run(
         experiment.settings.backend,
         B,
         device,
-        Err(no_cuda()),
+        Err(crate::backend::no_cuda().into()),
         run_on::<B>(experiment, cells, options, device)
     )
-}
-
-/// The error for `backend = "cuda"` in a binary built without the `cuda` feature.
-pub fn no_cuda() -> RunError {
-    RunError::Backend {
-        backend: BackendKind::Cuda,
-        reason: "this binary was built without the `cuda` feature (cargo build --features cuda)",
-    }
 }
 
 /// The bar over the run's cells (hidden unless the run shows bars).
@@ -418,151 +342,6 @@ enum CellOutcome {
     Failed,
     /// Stopped on request; no record.
     Interrupted,
-}
-
-/// Re-evaluates a saved prompt — a cell record (`cells/<id>.json`) or a best-so-far prompt
-/// (`prompts/<id>.best.json`, whose cell is found in the plan by id) — on one split.
-pub fn evaluate_saved(
-    experiment: &Experiment,
-    cells: &[Cell],
-    path: &std::path::Path,
-    split: prompting::SplitName,
-    cell_id: Option<&str>,
-) -> Result<(Cell, prompting::Evaluation), RunError> {
-    let planned = |id: &str| cells.iter().find(|c| c.id == id).cloned();
-    let (cell, prompt) = match read_saved_prompt(path)? {
-        SavedPrompt::Record { cell, prompt } => match cell_id {
-            Some(id) => (planned(id).ok_or_else(|| no_cell(experiment, id))?, prompt),
-            None => (*cell, prompt),
-        },
-        SavedPrompt::Bare(prompt) => (prompt_cell(experiment, cells, path, cell_id)?, prompt),
-    };
-    let evaluation = crate::with_backend!(
-        experiment.settings.backend,
-        B,
-        device,
-        Err(no_cuda()),
-        evaluate_on::<B>(experiment, &cell, path, &prompt, split, device)
-    )?;
-    Ok((cell, evaluation))
-}
-
-/// What a saved prompt file holds.
-#[derive(Debug, Clone)]
-pub enum SavedPrompt {
-    /// A cell record (`cells/<id>.json`): the prompt and the cell that made it.
-    Record {
-        cell: Box<Cell>,
-        prompt: crate::record::PromptArtifact,
-    },
-    /// A bare prompt (`prompts/<id>.best.json`, or a copy under any name).
-    Bare(crate::record::PromptArtifact),
-}
-
-/// Reads a saved prompt file; every error names the file.
-pub fn read_saved_prompt(path: &std::path::Path) -> Result<SavedPrompt, RunError> {
-    let bad = |problem: SavedPromptError| RunError::SavedPrompt {
-        path: path.to_owned(),
-        problem,
-    };
-    let bytes = std::fs::read(path).map_err(|e| bad(e.into()))?;
-    match serde_json::from_slice::<crate::record::Record>(&bytes) {
-        Ok(record) => {
-            let prompt = record
-                .prompt
-                .ok_or_else(|| bad(SavedPromptError::NoPrompt))?;
-            // A stored cell's template was checked when it was planned.
-            let template = record
-                .spec
-                .method
-                .template()
-                .and_then(|t| crate::prompt::Template::parse(t).ok());
-            let cell = Cell {
-                id: record.id,
-                index: record.index,
-                grid: record.grid,
-                spec: record.spec,
-                template,
-            };
-            Ok(SavedPrompt::Record {
-                cell: Box::new(cell),
-                prompt,
-            })
-        }
-        Err(_) => serde_json::from_slice(&bytes)
-            .map(SavedPrompt::Bare)
-            .map_err(|e| bad(SavedPromptError::Json(e))),
-    }
-}
-
-fn no_cell(experiment: &Experiment, id: &str) -> RunError {
-    RunError::NoSuchCell {
-        id: id.to_string(),
-        file: experiment.file.clone(),
-    }
-}
-
-/// The cell a bare prompt file is applied to: `--cell`, else the cell its file is named
-/// after (`prompts/<id>.best.json`), else the experiment's only cell.
-fn prompt_cell(
-    experiment: &Experiment,
-    cells: &[Cell],
-    path: &std::path::Path,
-    cell_id: Option<&str>,
-) -> Result<Cell, RunError> {
-    let planned = |id: &str| cells.iter().find(|c| c.id == id).cloned();
-    if let Some(id) = cell_id {
-        return planned(id).ok_or_else(|| no_cell(experiment, id));
-    }
-    let stem = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if let Some(cell) = stem.split('.').next().and_then(planned) {
-        return Ok(cell);
-    }
-    match cells {
-        [only] => Ok(only.clone()),
-        _ => Err(RunError::WhichCell {
-            path: path.to_owned(),
-            file: experiment.file.clone(),
-            cells: cells.len(),
-        }),
-    }
-}
-
-fn evaluate_on<B: AutodiffBackend>(
-    experiment: &Experiment,
-    cell: &Cell,
-    path: &std::path::Path,
-    prompt: &crate::record::PromptArtifact,
-    split: prompting::SplitName,
-    device: B::Device,
-) -> Result<prompting::Evaluation, RunError> {
-    let data = crate::tasks::load_columns(
-        &cell.spec.task,
-        &experiment.settings.data,
-        cell.spec.seed,
-        &cell.text_columns(),
-    )?;
-    let lm = crate::lm::load_with::<B>(
-        &cell.spec.model.source,
-        cell.spec.model.unused_tensors(),
-        &device,
-    )?;
-    prompting::check_prompt_vocabulary(prompt, &lm).map_err(|mismatch| RunError::Prompt {
-        path: path.to_owned(),
-        mismatch,
-    })?;
-    prompting::evaluate_prompt(
-        &cell.spec,
-        &data,
-        &lm,
-        prompt,
-        split,
-        &device,
-        experiment.settings.engine,
-    )
 }
 
 #[cfg(test)]

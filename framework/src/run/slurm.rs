@@ -7,7 +7,6 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use super::RunError;
 use crate::config::{Experiment, LauncherOptions};
 use crate::plan::Cell;
 use crate::store::{CellState, Store, write_atomic};
@@ -41,17 +40,32 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn command_error(what: &'static str, source: std::io::Error) -> RunError {
-    RunError::Scheduler { what, source }
+/// Why a Slurm submission failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("{what}")]
+    Scheduler {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sbatch failed: {0}")]
+    Sbatch(String),
 }
 
-fn run_sbatch(args: &[String]) -> Result<String, RunError> {
+fn command_error(what: &'static str, source: std::io::Error) -> LaunchError {
+    LaunchError::Scheduler { what, source }
+}
+
+fn run_sbatch(args: &[String]) -> Result<String, LaunchError> {
     let out = Command::new("sbatch")
         .args(args)
         .output()
         .map_err(|e| command_error("cannot run sbatch (is Slurm installed?)", e))?;
     if !out.status.success() {
-        return Err(RunError::Sbatch(
+        return Err(LaunchError::Sbatch(
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ));
     }
@@ -66,7 +80,7 @@ pub fn submit(
     cells: &[Cell],
     overrides: &[String],
     options: &LauncherOptions,
-) -> Result<Option<Submission>, RunError> {
+) -> Result<Option<Submission>, LaunchError> {
     let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
     let plan_json = serde_json::to_vec_pretty(cells).expect("cells serialise");
     write_atomic(&store.root.join("plan.json"), &plan_json)?;

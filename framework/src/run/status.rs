@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use super::RunError;
 use super::progress::{Heartbeat, unix_now};
 use super::slurm;
 use crate::config::Experiment;
@@ -119,7 +118,10 @@ fn last_progress(store: &Store, id: &str, running: bool, now: f64) -> Option<Las
 /// The state of every cell: its record, else its lock, else what the scheduler says of the
 /// last Slurm submission (when there was one and `squeue` answers); with the last heartbeat
 /// of a running cell, or of a killed attempt of a pending one.
-pub fn status(experiment: &Experiment, cells: &[Cell]) -> Result<Vec<CellRow>, RunError> {
+pub fn status(
+    experiment: &Experiment,
+    cells: &[Cell],
+) -> Result<Vec<CellRow>, crate::store::StoreError> {
     let store = Store::open(&experiment.settings.results_dir, &experiment.name)?;
     let queued: BTreeMap<usize, String> = slurm::last_submission(&store)
         .map(|s| slurm::queue_states(&s.array_job).into_iter().collect())
