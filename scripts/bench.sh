@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `just bench`: one search iteration in Rust (this project's code path) and in PyTorch (the
 # paper's reference loop, and this project's algorithm), interleaved on the same machine,
-# plus encoder-forward GFLOP/s against the best 2048² sgemm measured in the same run. Writes
+# plus encoder-forward and trigger-gradient GFLOP/s beside PyTorch's, against the best 2048² sgemm
+# measured in the same run. Writes
 # reports/bench.md and results/bench/*.jsonl.
 #
 # The iteration is the faithful one everywhere: the gradient over BENCH_ACCUMULATION batches
@@ -22,6 +23,13 @@
 #   BENCH_PRUNING_MODELS models for the exact-pruning comparison (default: BENCH_SEARCH_MODELS;
 #                  empty: none): the host engine's iteration with pruning on and off
 #                  (`--no-prune`), interleaved, under both selection metrics, 10 candidates
+#   BENCH_SEQS     sequence lengths of the forward and trigger-gradient rows (default "64 128"; batch 32)
+#   BENCH_GRADIENT 1 (default): also time the trigger-gradient pass (`bench forward --gradient`,
+#                  host engine) beside `benches/torch_forward.py --gradient`
+#   BENCH_TORCH_SEARCH 1 (default): time PyTorch's search iterations too; 0: the Rust rows only
+#                  (e.g. the full BERT-base-sized iteration, whose reference loop takes hours)
+#   BENCH_AVX2_BIN a binary built without gemm's `x86-v4` feature (the AVX2 kernels an AVX2-only
+#                  machine runs): its host forward rows are added as `rust-host-avx2`
 #   BENCH_APPEND   1: add to results/bench/*.jsonl instead of starting them afresh (so a
 #                  slow workload can be run on its own and still land in the same report)
 #   BENCH_CANDIDATES  default "10 100";  BENCH_ITERS default 5;  BENCH_ACCUMULATION default 10
@@ -80,8 +88,10 @@ merge='import sys,json; a,b=sys.stdin.read().split("} {",1); x=json.loads(a+"}")
 results="$out_dir/search.jsonl"
 forward="$out_dir/forward.jsonl"
 pruning="$out_dir/pruning.jsonl"
-if [ "${BENCH_APPEND:-0}" != 1 ]; then : > "$results"; : > "$forward"; : > "$pruning"; fi
-touch "$results" "$forward" "$pruning"
+gradient="$out_dir/gradient.jsonl"
+if [ "${BENCH_APPEND:-0}" != 1 ]; then : > "$results"; : > "$forward"; : > "$pruning"; : > "$gradient"; fi
+touch "$results" "$forward" "$pruning" "$gradient"
+seqs="${BENCH_SEQS:-64 128}"
 for model in ${BENCH_SEARCH_MODELS-$models}; do
   for k in $candidates; do
     common=(--batch-size 32 --accumulation "$accumulation" --eval-batches "$eval_batches" --candidates "$k" --triggers 3 --iters "$iters" --warmup 1)
@@ -92,6 +102,7 @@ for model in ${BENCH_SEARCH_MODELS-$models}; do
       r=$("$exe" -q bench search --model "$model" --backend "$backend" --engine "$engine" "${common[@]}")
       echo "$tag $r" | python3 -c "$merge" >> "$results"
     done
+    [ "${BENCH_TORCH_SEARCH:-1}" = 1 ] || continue
     for mode in reference same-algorithm; do
       r=$("$python" benches/torch_search.py --model "$model" --data data/sst2/train.tsv --mode "$mode" --threads "$threads" "${common[@]}")
       echo "$tag $r" | python3 -c "$merge" >> "$results"
@@ -114,18 +125,34 @@ for model in ${BENCH_PRUNING_MODELS-${BENCH_SEARCH_MODELS-$models}}; do
 done
 
 for model in ${BENCH_FORWARD_MODELS-$models}; do
-  for run in "${runs[@]}"; do
-    read -r exe backend engine <<< "$run"
-    if ! r=$("$exe" -q bench forward --model "$model" --backend "$backend" --engine "$engine" --batch 32 --seq 64); then
-      # The host engine covers BERT's post-norm layers only (the CLI said why above); such a
-      # model's rows are burn's.
-      [ "$engine" = host ] && continue
-      exit 1
+  for seq in $seqs; do
+    tag="{\"model\": \"$(basename "$model")\"}"
+    for run in "${runs[@]}"; do
+      read -r exe backend engine <<< "$run"
+      if ! r=$("$exe" -q bench forward --model "$model" --backend "$backend" --engine "$engine" --batch 32 --seq "$seq"); then
+        # The host engine covers BERT's post-norm layers only (the CLI said why above); such a
+        # model's rows are burn's.
+        [ "$engine" = host ] && continue
+        exit 1
+      fi
+      echo "$tag $r" | python3 -c "$merge" >> "$forward"
+    done
+    if [ -n "${BENCH_AVX2_BIN:-}" ]; then
+      r=$("$BENCH_AVX2_BIN" -q bench forward --model "$model" --engine host --batch 32 --seq "$seq" \
+        | python3 -c 'import sys,json; x=json.load(sys.stdin); x["implementation"]="rust-host-avx2"; print(json.dumps(x))')
+      echo "$tag $r" | python3 -c "$merge" >> "$forward"
     fi
-    echo "{\"model\": \"$(basename "$model")\"} $r" | python3 -c "$merge" >> "$forward"
+    r=$("$python" benches/torch_forward.py --model "$model" --batch 32 --seq "$seq" --threads "$threads")
+    echo "$tag $r" | python3 -c "$merge" >> "$forward"
+    if [ "${BENCH_GRADIENT:-1}" = 1 ]; then
+      # The trigger-gradient pass: the host engine and PyTorch, in turn.
+      if r=$("$bin" -q bench forward --model "$model" --engine host --gradient --batch 32 --seq "$seq"); then
+        echo "$tag $r" | python3 -c "$merge" >> "$gradient"
+      fi
+      r=$("$python" benches/torch_forward.py --model "$model" --batch 32 --seq "$seq" --threads "$threads" --gradient)
+      echo "$tag $r" | python3 -c "$merge" >> "$gradient"
+    fi
   done
-  r=$("$python" benches/torch_forward.py --model "$model" --batch 32 --seq 64 --threads "$threads")
-  echo "{\"model\": \"$(basename "$model")\"} $r" | python3 -c "$merge" >> "$forward"
 done
 # PyTorch's 2048² sgemm on its own; the report's peak is the best of it and every
 # implementation's own 2048² matmul in forward.jsonl.
@@ -134,5 +161,5 @@ for _ in range(5):
     s=time.perf_counter(); a@b; t.append(time.perf_counter()-s)
 t.sort(); print(2*2048**3/t[2]/1e9)')
 
-python3 scripts/bench_report.py "$results" "$forward" "$sgemm" "$pruning" > reports/bench.md
+python3 scripts/bench_report.py "$results" "$forward" "$sgemm" "$pruning" "$gradient" > reports/bench.md
 cat reports/bench.md

@@ -303,3 +303,44 @@ fn logs_written_to_a_file_carry_no_colour_escapes() {
     // Forced colour reaches the file: the check above can fail.
     assert!(stderr_in_a_file(&["--color", "always"], &[("NO_COLOR", "1")]).contains(&ESC));
 }
+
+/// `bench forward --gradient` times the trigger-gradient pass and says so: its record counts
+/// twice the forward's work and names what it counted; asked of burn's ops it refuses, naming
+/// the flag (the pass exists on the host engine only). Nothing here asserts a time.
+#[test]
+fn bench_forward_gradient_times_the_gradient_pass_on_the_host_engine_only() {
+    let model = common::splade_tiny();
+    let bench = |extra: &[&str]| {
+        Command::new(common::bin())
+            .args([
+                "-q", "bench", "forward", "--batch", "2", "--seq", "8", "--iters", "1",
+            ])
+            .arg("--model")
+            .arg(&model)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        common::assert_success(out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let forward = json(&bench(&[]));
+    let gradient = json(&bench(&["--gradient"]));
+    assert_eq!(gradient["implementation"], "rust-host");
+    let counted = gradient["flops_of"].as_str().unwrap();
+    assert!(counted.starts_with("trigger-gradient pass"), "{counted}");
+    assert_ne!(forward["flops_of"], gradient["flops_of"]);
+    let (f, g) = (
+        forward["gflop"].as_f64().unwrap(),
+        gradient["gflop"].as_f64().unwrap(),
+    );
+    assert!(f > 0.0 && (g - 2.0 * f).abs() < 1e-9 * g, "{f} {g}");
+    let refused = bench(&["--gradient", "--engine", "burn"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--gradient") && stderr.contains("host engine"),
+        "{stderr}"
+    );
+}

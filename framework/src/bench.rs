@@ -435,49 +435,47 @@ pub fn encoder_forward<B: Backend>(
     ))
 }
 
-/// Encoder forward throughput of the host engine ([`crate::lm::host`]) at `batch × seq`,
-/// run the way the search runs it: the rows split across one worker per core.
-pub fn host_encoder_forward(
-    model_source: &str,
-    batch: usize,
-    seq: usize,
-    iters: usize,
-    name: &str,
-) -> Result<ForwardResult, BenchError> {
-    use crate::lm::host::{HostModel, Packed, kernels};
-    use crate::search::parallel::{map_ordered, workers};
-    let lm = crate::lm::load::<burn::backend::NdArray>(model_source, &Default::default())?;
-    let Some(host) = HostModel::from_model(&lm.model) else {
-        return Err(BenchError::HostEngineDoesNotCover(model_source.to_string()));
-    };
+/// `batch × seq` random token ids from the vocabulary's upper part (no special tokens).
+fn random_ids(batch: usize, seq: usize, vocab: u32) -> Vec<u32> {
     let mut rng = sample::rng(0, "forward");
-    let vocab = host.vocab_size() as u32;
-    let ids: Vec<u32> = (0..batch * seq)
+    (0..batch * seq)
         .map(|_| rng.random_range(1000..vocab))
-        .collect();
-    let per_worker = batch.div_ceil(workers(batch));
-    let shards: Vec<Packed> = ids
-        .chunks(per_worker * seq)
+        .collect()
+}
+
+/// The host engine's model, or why `model_source` has none.
+fn host_model(
+    model_source: &str,
+) -> Result<
+    (
+        crate::lm::LoadedModel<burn::backend::NdArray>,
+        crate::lm::host::HostModel,
+    ),
+    BenchError,
+> {
+    let lm = crate::lm::load::<burn::backend::NdArray>(model_source, &Default::default())?;
+    let host = crate::lm::host::HostModel::from_model(&lm.model)
+        .ok_or_else(|| BenchError::HostEngineDoesNotCover(model_source.to_string()))?;
+    Ok((lm, host))
+}
+
+/// `ids` (`rows × seq`, no padding) packed into one shard per worker, as the search splits
+/// its rows across cores.
+fn host_shards(ids: &[u32], batch: usize, seq: usize) -> Vec<crate::lm::host::Packed> {
+    let per_worker = batch.div_ceil(crate::search::parallel::workers(batch));
+    ids.chunks(per_worker * seq)
         .map(|rows| {
             let n = rows.len();
-            Packed::from_padded(rows, &vec![0; n], &vec![1.0; n], seq)
+            crate::lm::host::Packed::from_padded(rows, &vec![0; n], &vec![1.0; n], seq)
         })
-        .collect();
-    let run = || {
-        let t0 = Instant::now();
-        let hidden = map_ordered(&shards, |p| host.encode(p));
-        assert_eq!(
-            hidden.iter().map(Vec::len).sum::<usize>(),
-            batch * seq * host.hidden_size()
-        );
-        t0.elapsed().as_secs_f64()
-    };
-    run();
-    let secs = median((0..iters).map(|_| run()).collect());
-    let c = &lm.config;
-    let gflop = encoder_flops(c, batch, seq) / 1e9;
-    // The engine's own 2048² product, split by rows across the same workers.
-    let n: usize = 2048;
+        .collect()
+}
+
+/// Median seconds of the host engine's own `n × n` product, split by rows across one worker
+/// per core (as the forward's rows are).
+fn host_square_matmul(n: usize) -> f64 {
+    use crate::lm::host::kernels;
+    use crate::search::parallel::{map_ordered, workers};
     let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
     let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.1).collect();
     let halves: Vec<(usize, usize)> = {
@@ -500,8 +498,97 @@ pub fn host_encoder_forward(
         t0.elapsed().as_secs_f64()
     };
     product();
-    let mm = median((0..3).map(|_| product()).collect());
-    Ok(ForwardResult::new(name, [batch, seq], secs, gflop, (n, mm)))
+    median((0..3).map(|_| product()).collect())
+}
+
+/// Encoder forward throughput of the host engine ([`crate::lm::host`]) at `batch × seq`,
+/// run the way the search runs it: the rows split across one worker per core.
+pub fn host_encoder_forward(
+    model_source: &str,
+    batch: usize,
+    seq: usize,
+    iters: usize,
+    name: &str,
+) -> Result<ForwardResult, BenchError> {
+    use crate::search::parallel::map_ordered;
+    let (lm, host) = host_model(model_source)?;
+    let shards = host_shards(
+        &random_ids(batch, seq, host.vocab_size() as u32),
+        batch,
+        seq,
+    );
+    let run = || {
+        let t0 = Instant::now();
+        let hidden = map_ordered(&shards, |p| host.encode(p));
+        assert_eq!(
+            hidden.iter().map(Vec::len).sum::<usize>(),
+            batch * seq * host.hidden_size()
+        );
+        t0.elapsed().as_secs_f64()
+    };
+    run();
+    let secs = median((0..iters).map(|_| run()).collect());
+    let gflop = encoder_flops(&lm.config, batch, seq) / 1e9;
+    let n = 2048;
+    Ok(ForwardResult::new(
+        name,
+        [batch, seq],
+        secs,
+        gflop,
+        (n, host_square_matmul(n)),
+    ))
+}
+
+/// What `bench forward --gradient` times ([`host_gradient_pass`]), word for word as
+/// `benches/torch_forward.py --gradient` says it.
+pub const GRADIENT_PASS: &str = "trigger-gradient pass: encoder forward, head at [P], backward to the input embeddings; counted as 2 x the full encoder";
+
+/// The trigger-gradient pass of the host engine at `batch × seq`: the encoder forward, the
+/// head transform at each row's last token (standing for its `[P]`), and the backward of the
+/// features' sum to every token's input embedding, with no weight gradients (HotFlip's
+/// gradient, [`crate::lm::host::HostModel::input_gradient`]). The host engine computes its
+/// last layer at `[P]` only, as the search does; GFLOP counts the full encoder twice (the
+/// forward, and the input backward of every product: [`GRADIENT_PASS`]) on every
+/// implementation, so the rows compare the same work.
+pub fn host_gradient_pass(
+    model_source: &str,
+    batch: usize,
+    seq: usize,
+    iters: usize,
+    name: &str,
+) -> Result<ForwardResult, BenchError> {
+    use crate::search::parallel::map_ordered;
+    let (lm, host) = host_model(model_source)?;
+    let shards = host_shards(
+        &random_ids(batch, seq, host.vocab_size() as u32),
+        batch,
+        seq,
+    );
+    let masks: Vec<Vec<usize>> = shards
+        .iter()
+        .map(|p| p.starts[1..].iter().map(|&end| end - 1).collect())
+        .collect();
+    let work: Vec<usize> = (0..shards.len()).collect();
+    let run = || {
+        let t0 = Instant::now();
+        let grads = map_ordered(&work, |&i| {
+            let (features, cache) = host.mask_features_for_gradient(&shards[i], &masks[i]);
+            host.input_gradient(&shards[i], &masks[i], &cache, &vec![1.0; features.len()])
+        });
+        assert_eq!(
+            grads.iter().map(Vec::len).sum::<usize>(),
+            batch * seq * host.hidden_size()
+        );
+        t0.elapsed().as_secs_f64()
+    };
+    run();
+    let secs = median((0..iters).map(|_| run()).collect());
+    let gflop = 2.0 * encoder_flops(&lm.config, batch, seq) / 1e9;
+    let n = 2048;
+    let mut result =
+        ForwardResult::new(name, [batch, seq], secs, gflop, (n, host_square_matmul(n)));
+    result.flops_of = GRADIENT_PASS;
+    Ok(result)
 }
 
 #[cfg(test)]

@@ -277,6 +277,10 @@ pub enum BenchCommand {
         /// `auto` and `host` time the host engine (CPU backends), `burn` the backend's ops.
         #[arg(long, value_enum, default_value = "auto")]
         engine: choices::Engine,
+        /// Time the trigger-gradient pass instead (forward, head at the last token, backward
+        /// to the input embeddings; host engine only).
+        #[arg(long)]
+        gradient: bool,
     },
 }
 

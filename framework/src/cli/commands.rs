@@ -34,11 +34,21 @@ pub fn bench(command: BenchCommand) -> anyhow::Result<String> {
             iters,
             backend,
             engine,
+            gradient,
         } => {
             let (backend, engine): (BackendKind, autoprompt::search::Engine) =
                 (backend.into(), engine.into());
             let name = implementation_name(backend, engine);
-            if engine.resolve(backend, true) == autoprompt::search::EngineKind::Host {
+            let on_host = engine.resolve(backend, true) == autoprompt::search::EngineKind::Host;
+            if gradient {
+                anyhow::ensure!(
+                    on_host,
+                    "--gradient times the host engine only (--engine auto or host on a CPU backend)"
+                );
+                let result = bench::host_gradient_pass(&model, batch, seq, iters, &name)?;
+                return Ok(serde_json::to_string(&result)?);
+            }
+            if on_host {
                 let result = bench::host_encoder_forward(&model, batch, seq, iters, &name)?;
                 return Ok(serde_json::to_string(&result)?);
             }
