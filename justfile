@@ -87,9 +87,9 @@ bench: setup build
     {{bin}} --version
     scripts/bench.sh
 
-# Every research-scale target with a verdict (reports/bench.md): SPLADE-tiny, and BASE / MODERN
-# from scripts/make_random_bert.py --size base / modernbert-base; AVX2_BIN: optional binary
-# built without gemm's x86-v4 feature (see scripts/bench_verdict.sh). About 30 min on 2 cores.
+# BASE / MODERN: models from scripts/make_random_bert.py --size base / modernbert-base; AVX2_BIN:
+# an optional binary built without gemm's x86-v4 feature (scripts/bench_verdict.sh; ~30 min on 2 cores).
+# Every research-scale speed target with its verdict (reports/bench.md).
 bench-verdict BASE MODERN AVX2_BIN="": setup build
     scripts/bench_verdict.sh {{BASE}} {{MODERN}} {{AVX2_BIN}}
 
